@@ -1,0 +1,221 @@
+"""ASGI applications: the platform and media origins (same /restapi tree, A1) and the admin API.
+
+``RcMiddleware`` does what RingCentral's gateway does around every call: request ids,
+method tunnelling (A6), rate-limit headers, fault injection, and the request log tests read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rcfs.emulator import (
+    admin,
+    routes_account,
+    routes_calllog,
+    routes_content,
+    routes_greetings,
+    routes_messages,
+    routes_oauth,
+    routes_reports,
+    routes_send,
+)
+from rcfs.emulator.core import Emulator, json_response
+from rcfs.emulator.errors import ApiError, agw_404, rc_error
+
+
+def _error_response(exc: ApiError) -> Response:
+    return json_response(exc.body, exc.status, headers=exc.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error_response(agw_404())
+    if exc.status_code == 405:
+        return _error_response(rc_error(405, "CMN-405", "Method not allowed"))
+    return _error_response(rc_error(exc.status_code, "CMN-104", str(exc.detail)))
+
+
+def _fault_response(params: dict[str, Any], rate_headers: dict[str, str]) -> ApiError:
+    status = int(params.get("status", 503))
+    headers: dict[str, str] = {}
+    if status == 429:
+        code = str(params.get("code", "CMN-301"))
+        message = str(params.get("message", "Request rate exceeded"))
+        if params.get("rate_headers", True) and code == "CMN-301":
+            headers.update(rate_headers)
+            headers["X-Rate-Limit-Remaining"] = "0"
+        if params.get("retry_after", 60) is not None and code == "CMN-301":
+            headers["Retry-After"] = str(params.get("retry_after", 60))
+        return rc_error(429, code, message, headers=headers)
+    if status == 503:
+        if params.get("retry_after") is not None:
+            headers["Retry-After"] = str(params["retry_after"])
+        return rc_error(503, str(params.get("code", "CMN-201")),
+                        str(params.get("message", "Service temporary unavailable")),
+                        headers=headers)
+    return rc_error(status, str(params.get("code", "CMN-203")),
+                    str(params.get("message", "Internal Server Error")), headers=headers)
+
+
+class RcMiddleware:
+    def __init__(self, app: ASGIApp, emu: Emulator, origin: str) -> None:
+        self.app = app
+        self.emu = emu
+        self.origin = origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        emu = self.emu
+        emu.tick()
+        scope["rc_origin"] = self.origin
+        request = Request(scope)
+        entry: dict[str, Any] = {
+            "seq": len(emu.request_log),
+            "time": emu.clock.now(),
+            "origin": self.origin,
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": request.url.query,
+            "range": request.headers.get("range"),
+            "status": None,
+            "group": None,
+            "bytes": 0,
+            "authorized": "authorization" in request.headers,
+        }
+        emu.request_log.append(entry)
+        try:
+            self._method_override(scope, request)
+        except ApiError as exc:
+            entry["status"] = exc.status
+            await _error_response(exc)(scope, receive, send)
+            return
+        entry["method"] = scope["method"]
+
+        fired = emu.faults.take(scope["method"], scope["path"], self.origin)
+        scope["rc_faults"] = fired
+        delay = 0.0
+        for rule in fired:
+            if rule.kind == "status":
+                guess = self._guess_headers(scope)
+                exc = _fault_response(rule.params, guess)
+                entry["status"] = exc.status
+                entry["fault"] = rule.kind
+                await _error_response(exc)(scope, receive, send)
+                return
+            if rule.kind == "revoke":
+                auth = request.headers.get("authorization", "")
+                emu.tokens.revoke(auth.partition(" ")[2].strip())
+            if rule.kind == "delay":
+                delay += float(rule.params.get("seconds", 1.0))
+        if fired:
+            entry["fault"] = ",".join(r.kind for r in fired)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if delay:
+                    await asyncio.sleep(delay)
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = {"RCRequestId": str(uuid.uuid4()), "RoutingKey": "SJC12P01",
+                         "Server": "nginx"}
+                if scope.get("rc_rate_headers"):
+                    extra.update(scope["rc_rate_headers"])
+                for k, v in extra.items():
+                    if k.lower().encode() not in names:
+                        headers.append((k.encode(), v.encode()))
+                message = {**message, "headers": headers}
+                entry["status"] = message["status"]
+                entry["group"] = scope.get("rc_group")
+            elif message["type"] == "http.response.body":
+                entry["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    @staticmethod
+    def _method_override(scope: Scope, request: Request) -> None:
+        header = request.headers.get("x-http-method-override")
+        param = request.query_params.get("_method")
+        if header and param and header.upper() != param.upper():
+            raise rc_error(400, "CMN-101", "Parameter [_method] value is invalid.",
+                           parameterName="_method")
+        wanted = header or param
+        if wanted and scope["method"] == "POST":
+            scope["method"] = wanted.upper()
+
+    def _guess_headers(self, scope: Scope) -> dict[str, str]:
+        limit = self.emu.config.limits.get("Light", 50)
+        return {"X-Rate-Limit-Group": "Light", "X-Rate-Limit-Limit": str(limit),
+                "X-Rate-Limit-Remaining": "0",
+                "X-Rate-Limit-Window": str(round(self.emu.config.window))}
+
+
+async def _version_root(request: Request) -> Response:
+    emu: Emulator = request.app.state.emu
+    return json_response({
+        "uri": f"{emu.platform_url}/restapi",
+        "apiVersions": [{"uri": f"{emu.platform_url}/restapi/v1.0", "versionString": "1.0.46",
+                         "releaseDate": "2020-10-01T00:00:00.000Z", "uriString": "v1.0"}],
+        "serverVersion": "rcfs-emulator", "serverRevision": "1",
+    })
+
+
+async def _version(request: Request) -> Response:
+    emu: Emulator = request.app.state.emu
+    if request.path_params["version"] not in ("v1.0", "v1"):
+        raise agw_404()
+    return json_response({"uri": f"{emu.platform_url}/restapi/v1.0", "versionString": "1.0.46",
+                          "releaseDate": "2020-10-01T00:00:00.000Z", "uriString": "v1.0"})
+
+
+def api_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/restapi", _version_root, methods=["GET"]),
+        Route("/restapi/", _version_root, methods=["GET"]),
+        Route("/restapi/{version}", _version, methods=["GET"]),
+    ]
+    for module in (routes_oauth, routes_account, routes_messages, routes_content,
+                   routes_calllog, routes_greetings, routes_send, routes_reports):
+        routes.extend(module.routes())
+    return routes
+
+
+def make_api_app(emu: Emulator, origin: str) -> ASGIApp:
+    app = Starlette(
+        routes=api_routes(),
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.state.emu = emu
+    app.state.origin = origin
+    return RcMiddleware(app, emu, origin)
+
+
+def make_admin_app(emu: Emulator) -> ASGIApp:
+    app = Starlette(
+        routes=admin.routes(),
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.state.emu = emu
+    return app
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1)

@@ -1,0 +1,99 @@
+"""Emulator settings. Defaults are RingCentral's documented values; tests scale them down."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_LIMITS = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
+DAY = 86400.0
+
+
+@dataclass
+class EmulatorConfig:
+    seed: int = 1
+    # Extra messages generated per extension ("scale mode"); their media is built on demand.
+    scale: int = 0
+    host: str = "127.0.0.1"
+    tls: bool = False
+
+    # Rate limiting (API_NOTES §3): per (app, user, group) sliding window plus renewed penalty.
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    window: float = 60.0
+    penalty: float = 60.0
+    group_header_case: str = "title"  # "title" -> "Light", "lower" -> "light"
+
+    # OAuth (API_NOTES §2).
+    access_ttl: int = 3600
+    refresh_ttl: int = 604800
+    max_refresh_ttl: int = 604800
+    code_ttl: float = 60.0
+    max_sessions: int = 5
+    refresh_grace_used: float = 10.0
+    refresh_grace_unused: float = 3600.0
+    corrupted_window: float = 10.0
+    access_token_query_on_platform: bool = True
+
+    # Content.
+    content_host: str = "media"  # "media" | "platform" | "media443": where attachment URIs point
+    recording_content_on_platform: bool = False  # False: platform host answers 404 (H7)
+    omit_size_types: tuple[str, ...] = ("AudioRecording", "RenderedDocument", "Text")
+
+    # Clocks of asynchronous behaviour.
+    fax_seconds_per_page: float = 60.0
+    sms_send_delay: float = 2.0
+    sms_deliver_delay: float = 5.0
+    call_log_lag: float = 0.0  # a call added at run time shows up this long after it ends
+    recording_processing: float = 0.0  # its recording content is 404 until then
+    deleted_to_purged: float = 5 * DAY
+    purged_to_gone: float = 5 * DAY
+    fsync_default_window: float = DAY  # 24 h per spec; 7 days per a docs page (CONFLICT F5)
+    sync_token_ttl: float = 7 * DAY
+    report_step: float = 5.0  # seconds per report task state step
+    max_report_tasks: int = 2
+    archive_max_bytes: int = 1 << 30
+
+    # Fault rules active from the start (same shape as POST /_emulator/faults).
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+    # Registered redirect URIs of the public (PKCE) app.
+    redirect_uris: list[str] = field(
+        default_factory=lambda: [
+            "http://127.0.0.1:53682/callback",
+            "http://localhost:53682/callback",
+        ]
+    )
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a JSON-like dict of settings, rejecting unknown keys by name."""
+        names = {f.name: f for f in dataclasses.fields(self)}
+        for key, value in values.items():
+            if key not in names:
+                raise KeyError(f"unknown emulator setting {key!r}")
+            current = getattr(self, key)
+            if isinstance(current, tuple) and isinstance(value, list):
+                value = tuple(value)
+            if isinstance(current, float) and isinstance(value, int):
+                value = float(value)
+            setattr(self, key, value)
+
+    @classmethod
+    def from_file(cls, path: Path) -> EmulatorConfig:
+        cfg = cls()
+        cfg.update(json.loads(path.read_text()))
+        return cfg
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    """Parse ``Light=50,Medium=40,Heavy=10,Auth=5`` (any subset)."""
+    limits = dict(DEFAULT_LIMITS)
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        limits[name.strip().title()] = int(value)
+    return limits

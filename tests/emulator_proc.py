@@ -1,0 +1,131 @@
+"""Start and control an emulator process for tests and benchmarks (never imported by rcfs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ssl
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verify_for(info: dict[str, Any]) -> ssl.SSLContext | bool:
+    """TLS verification against the emulator's generated CA (or default for plain http)."""
+    ca = info.get("ca_cert")
+    return ssl.create_default_context(cafile=ca) if ca else True
+
+
+class EmulatorProc:
+    """A running ``python -m rcfs.emulator``; ``info`` is its port file."""
+
+    def __init__(self, *args: str, workdir: Path | None = None, timeout: float = 30.0) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rcfs-emu-"))
+        self.port_file = self.workdir / "emulator.json"
+        self.log_path = self.workdir / "emulator.log"
+        self.args = list(args)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rcfs.emulator", "--port-file", str(self.port_file),
+             *self.args],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulator exited {self.proc.returncode}: {self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"emulator did not start: {self.log()}")
+            time.sleep(0.02)
+        self.info: dict[str, Any] = json.loads(self.port_file.read_text())
+        self.http = httpx.Client(base_url=self.info["admin_url"], timeout=30)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def user(self, admin: bool | None = None, index: int = 0) -> dict[str, Any]:
+        users = [u for u in self.info["users"] if admin is None or u["admin"] == admin]
+        return users[index]  # type: ignore[no-any-return]
+
+    def admin(self, method: str, path: str, json: Any = None) -> Any:
+        r = self.http.request(method, path, json=json)
+        r.raise_for_status()
+        return r.json() if r.content and r.headers.get("content-type", "").startswith(
+            "application/json") else r.content
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.admin("GET", f"/_emulator/requests?since={since}")  # type: ignore[no-any-return]
+
+    def clear_requests(self) -> None:
+        self.admin("DELETE", "/_emulator/requests")
+
+    def fault(self, **spec: Any) -> dict[str, Any]:
+        return self.admin("POST", "/_emulator/faults", spec)[0]  # type: ignore[no-any-return]
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "/_emulator/faults")
+
+    def advance(self, seconds: float) -> None:
+        self.admin("POST", "/_emulator/clock", {"advance": seconds})
+
+    def content(self, kind: str, ident: str) -> bytes:
+        r = self.http.get(f"/_emulator/content/{kind}/{ident}")
+        r.raise_for_status()
+        return r.content
+
+    def sent(self) -> list[dict[str, Any]]:
+        return self.admin("GET", "/_emulator/sent")  # type: ignore[no-any-return]
+
+    def token(self, user: dict[str, Any] | None = None) -> str:
+        """A fresh access token for ``user`` (JWT grant, confidential app)."""
+        user = user or self.user(admin=True)
+        r = httpx.post(
+            self.info["platform_url"] + "/restapi/oauth/token",
+            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                  "assertion": user["jwt"]},
+            auth=(self.info["client_id"], self.info["client_secret"]),
+            verify=verify_for(self.info),
+        )
+        r.raise_for_status()
+        return r.json()["access_token"]  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if hasattr(self, "http"):
+            self.http.close()
+        self._log.close()
+
+    def __enter__(self) -> EmulatorProc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def api_client(emu: EmulatorProc, user: dict[str, Any] | None = None) -> httpx.Client:
+    """A plain httpx client with a bearer token, for emulator contract tests."""
+    tok = emu.token(user)
+    return httpx.Client(base_url=emu.info["platform_url"],
+                        headers={"Authorization": f"Bearer {tok}"}, timeout=30,
+                        verify=verify_for(emu.info))
+
+
+if os.environ.get("RCFS_EMULATOR_DEBUG"):
+    print("emulator_proc loaded", file=sys.stderr)
