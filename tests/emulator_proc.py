@@ -16,6 +16,8 @@ import ssl
 
 import httpx
 
+from rcfs.proc import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,6 +40,7 @@ class EmulatorProc:
             [sys.executable, "-m", "rcfs.emulator", "--port-file", str(self.port_file),
              *self.args],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not self.port_file.exists():

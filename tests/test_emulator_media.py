@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from rcfs.emulator import media
 
@@ -52,7 +52,13 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def _ffprobe_duration(path: Path) -> float:
     res = _run(
-        _tool("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration",
+        "-of",
+        "csv=p=0",
         str(path),
     )
     assert res.returncode == 0, res.stderr
@@ -62,8 +68,19 @@ def _ffprobe_duration(path: Path) -> float:
 
 def _ffmpeg_decode_clean(path: Path, start: float, length: float = 2.0) -> None:
     res = _run(
-        _tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{start:.3f}", "-t", f"{length:.3f}",
-        "-i", str(path), "-f", "null", "-",
+        _tool("ffmpeg"),
+        "-v",
+        "error",
+        "-nostdin",
+        "-ss",
+        f"{start:.3f}",
+        "-t",
+        f"{length:.3f}",
+        "-i",
+        str(path),
+        "-f",
+        "null",
+        "-",
     )
     assert res.returncode == 0, res.stderr
     assert res.stderr == "", res.stderr
@@ -106,8 +123,12 @@ def test_bytes_identical_across_processes() -> None:
     expected = " ".join(
         hashlib.sha256(b).hexdigest()
         for b in (
-            media.wav(3.5, 11), media.mp3(5, 11), media.pdf(3, 11, title="T"),
-            media.tiff(2, 11), media.jpeg(64, 48, 11), media.png(64, 48, 11),
+            media.wav(3.5, 11),
+            media.mp3(5, 11),
+            media.pdf(3, 11, title="T"),
+            media.tiff(2, 11),
+            media.jpeg(64, 48, 11),
+            media.png(64, 48, 11),
             media.gif(64, 48, 11),
         )
     )
@@ -115,7 +136,11 @@ def test_bytes_identical_across_processes() -> None:
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
         res = subprocess.run(
             [sys.executable, "-c", _HASH_SCRIPT],
-            capture_output=True, text=True, env=env, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
         )
         assert res.stdout == expected
 
@@ -188,7 +213,9 @@ def test_mp3_full_decode_is_clean_and_not_silent(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.mp3", media.mp3(42, 8))
     res = subprocess.run(
         [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-f", "s16le", "-"],
-        capture_output=True, timeout=120, check=False,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     assert res.stderr == b""
@@ -249,6 +276,7 @@ def test_tiff_directories(tmp_path: Path, pages: int) -> None:
     assert res.stderr == ""
     assert res.stdout.count("TIFF Directory at offset") == pages
     with Image.open(path) as img:
+        assert isinstance(img, TiffImagePlugin.TiffImageFile)
         assert img.n_frames == pages
         for i in range(pages):
             img.seek(i)
@@ -264,6 +292,7 @@ def test_tiff_is_small() -> None:
 
 def test_tiff_custom_size() -> None:
     with Image.open(io.BytesIO(media.tiff(2, 1, width=100, height=30))) as img:
+        assert isinstance(img, TiffImagePlugin.TiffImageFile)
         assert img.size == (100, 30)
         assert img.n_frames == 2
 
@@ -291,9 +320,7 @@ def test_packbits_roundtrip(row: bytes) -> None:
 # --------------------------------------------------------------------- images
 
 
-@pytest.mark.parametrize(
-    ("kind", "fmt"), [("jpeg", "JPEG"), ("png", "PNG"), ("gif", "GIF")]
-)
+@pytest.mark.parametrize(("kind", "fmt"), [("jpeg", "JPEG"), ("png", "PNG"), ("gif", "GIF")])
 @pytest.mark.parametrize(("width", "height"), [(640, 480), (1, 1), (37, 1001)])
 def test_images_decode(tmp_path: Path, kind: str, fmt: str, width: int, height: int) -> None:
     gen: Callable[[int, int, int], bytes] = getattr(media, kind)
@@ -304,7 +331,13 @@ def test_images_decode(tmp_path: Path, kind: str, fmt: str, width: int, height: 
         img.load()
     path = _write(tmp_path, f"a.{kind}", data)
     res = _run(
-        _tool("ffprobe"), "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0",
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=width,height",
+        "-of",
+        "csv=p=0",
         str(path),
     )
     assert res.returncode == 0, res.stderr

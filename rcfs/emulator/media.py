@@ -43,10 +43,35 @@ __all__ = [
 ]
 
 _WORDS = (
-    "invoice quarterly report meeting schedule contract signature payment account "
-    "balance shipment delivery order confirm approve review pending urgent notice "
-    "policy renewal statement summary agenda minutes proposal estimate receipt"
-).split()
+    "invoice",
+    "quarterly",
+    "report",
+    "meeting",
+    "schedule",
+    "contract",
+    "signature",
+    "payment",
+    "account",
+    "balance",
+    "shipment",
+    "delivery",
+    "order",
+    "confirm",
+    "approve",
+    "review",
+    "pending",
+    "urgent",
+    "notice",
+    "policy",
+    "renewal",
+    "statement",
+    "summary",
+    "agenda",
+    "minutes",
+    "proposal",
+    "estimate",
+    "receipt",
+)
 
 
 def _check_non_negative(name: str, value: float) -> None:
@@ -283,9 +308,9 @@ def pdf(pages: int, seed: int, title: str = "Fax") -> bytes:
         2: b"<< /Type /Pages /Kids ["
         + b" ".join(b"%d 0 R" % pid for pid in page_ids)
         + b"] /Count %d >>" % pages,
-        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-        b"/Encoding /WinAnsiEncoding >>",
-        4: b"<< /Title <" + codecs.BOM_UTF16_BE.hex().encode()
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        4: b"<< /Title <"
+        + codecs.BOM_UTF16_BE.hex().encode()
         + title.encode("utf-16-be").hex().encode()
         + b"> /Producer (rcfs emulator) >>",
     }
@@ -295,9 +320,7 @@ def pdf(pages: int, seed: int, title: str = "Fax") -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (pid + 1)
         )
-        bodies[pid + 1] = (
-            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream"
-        )
+        bodies[pid + 1] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream"
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = [0] * (n_objects + 1)
     for num in range(1, n_objects + 1):
@@ -313,7 +336,7 @@ def pdf(pages: int, seed: int, title: str = "Fax") -> bytes:
 
 # -------------------------------------------------------------------------- TIFF
 
-_LITERAL_OR_RUN = re.compile(rb"(.)\1{2,}", re.DOTALL)
+_RUN_OF_3 = re.compile(rb"(.)\1{2,}", re.DOTALL)
 
 
 def _packbits_row(row: bytes) -> bytes:
@@ -327,7 +350,7 @@ def _packbits_row(row: bytes) -> bytes:
             out.extend(part)
 
     pos = 0
-    for m in _LITERAL_OR_RUN.finditer(row):
+    for m in _RUN_OF_3.finditer(row):
         literal(row[pos : m.start()])
         value = row[m.start()]
         remaining = m.end() - m.start()

@@ -1,0 +1,352 @@
+"""Client-side rate-limit scheduler: never send a request RingCentral would reject with 429.
+
+RingCentral counts requests per (user, app, group) in a sliding window and, once a group is
+exceeded, rejects *every* request in it and restarts the penalty with each one (API_NOTES §3).
+So the only safe client is one that keeps its own estimate of the window, corrects it from the
+``X-Rate-Limit-*`` headers, and goes silent for the whole penalty after a 429.
+
+Waiters are served strictly by (priority, arrival): a process blocked in ``read()`` is never
+behind a prefetch. PREFETCH/BACKGROUND only use *spare* budget, leaving a reserve of each
+window for interactive work. All times come from ``trio.current_time()`` so trio's MockClock
+drives minutes of rate-limit behaviour instantly in tests.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import itertools
+import math
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from rcfs.api.errors import BudgetExhaustedError
+
+DEFAULT_LIMITS: Mapping[str, int] = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
+DEFAULT_WINDOW = 60.0
+UNTHROTTLED_GROUPS = frozenset({"nothrottling"})
+
+
+class Priority(enum.IntEnum):
+    """Lower value = served first."""
+
+    INTERACTIVE = 0  # a process is blocked in read()/open()
+    LISTING = 1  # readdir of a directory someone is looking at
+    METADATA = 2  # getattr/refresh of a single object
+    PREFETCH = 3  # read-ahead; only spare budget
+    BACKGROUND = 4  # sync, warm-up; only spare budget
+
+
+@dataclass(eq=False)
+class _Waiter:
+    priority: int
+    seq: int
+    spare_only: bool
+    event: trio.Event = field(default_factory=trio.Event)
+    granted_at: float | None = None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.priority, self.seq)
+
+
+@dataclass(eq=False)
+class Slot:
+    """A granted send. The scheduler re-stamps it when the ``async with`` block exits (the
+    response has arrived, so the server has surely counted it by then)."""
+
+    group: str
+    sent_at: float
+
+
+@dataclass(eq=False)
+class _Group:
+    name: str
+    limit: int
+    window: float
+    sends: list[float] = field(default_factory=list)  # sorted send times still in the window
+    waiters: list[_Waiter] = field(default_factory=list)  # sorted by (priority, seq)
+    penalty_until: float = -math.inf
+    resume_at: float = -math.inf  # penalty_until + safety margin
+    sent: int = 0
+    throttled_429: int = 0
+    waits: int = 0
+    total_wait_s: float = 0.0
+    server_remaining: int | None = None
+    phantoms: int = 0
+
+    def active(self, now: float, margin: float) -> int:
+        """Sends still counted at ``now`` (dropping expired ones).
+
+        A send at ``s`` expires when ``s + span <= now``, computed exactly this way everywhere
+        so a wake-up scheduled at ``s + span`` always finds that send expired.
+        """
+        span = self.window + margin
+        cut = bisect.bisect_right(self.sends, now, key=lambda s: s + span)
+        if cut:
+            del self.sends[:cut]
+        return len(self.sends)
+
+
+class RequestScheduler:
+    """Per-group sliding-window budgets with priority queues.
+
+    ``limits``/``window`` seed the budgets; ``reserve_fraction``/``reserve_min`` size the part
+    of each window PREFETCH/BACKGROUND may not touch; ``window_margin`` pads each send's expiry
+    (latency/clock skew); ``penalty_margin`` is added after a penalty (capped at 10 % of it).
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, int] | None = None,
+        window: float = DEFAULT_WINDOW,
+        *,
+        reserve_fraction: float = 0.2,
+        reserve_min: int = 1,
+        spare_from: Priority = Priority.PREFETCH,
+        window_margin: float = 0.1,
+        penalty_margin: float = 1.0,
+        default_limit: int = DEFAULT_LIMITS["Medium"],
+    ) -> None:
+        self._defaults = {k.lower(): (k, v) for k, v in (limits or DEFAULT_LIMITS).items()}
+        self._window = float(window)
+        self.reserve_fraction = reserve_fraction
+        self.reserve_min = reserve_min
+        self.spare_from = spare_from
+        self.window_margin = window_margin
+        self.penalty_margin = penalty_margin
+        self.default_limit = default_limit
+        self._groups: dict[str, _Group] = {}
+        self._seq = itertools.count()
+
+    # -- group bookkeeping -------------------------------------------------------------
+
+    def _group(self, name: str) -> _Group:
+        key = name.lower()
+        g = self._groups.get(key)
+        if g is None:
+            canonical, limit = self._defaults.get(key, (name, self.default_limit))
+            g = _Group(canonical, max(1, limit), self._window)
+            self._groups[key] = g
+        return g
+
+    def reserve(self, group: str) -> int:
+        """Slots per window kept for INTERACTIVE..METADATA work."""
+        g = self._group(group)
+        want = max(self.reserve_min, math.ceil(g.limit * self.reserve_fraction))
+        return max(0, min(g.limit - 1, want))
+
+    def _cap(self, g: _Group, w: _Waiter) -> int:
+        return g.limit - self.reserve(g.name) if w.spare_only else g.limit
+
+    def remaining(self, group: str) -> int:
+        """Estimated requests left in the current window (ignores any penalty)."""
+        g = self._group(group)
+        return max(0, g.limit - g.active(trio.current_time(), self.window_margin))
+
+    def spare(self, group: str) -> int:
+        """Requests PREFETCH/BACKGROUND may still send right now (0 during a penalty)."""
+        g = self._group(group)
+        if trio.current_time() < g.resume_at:
+            return 0
+        return max(0, self.remaining(group) - self.reserve(group))
+
+    # -- the slot ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def slot(
+        self, group: str, priority: Priority = Priority.METADATA, deadline: float | None = None
+    ) -> AsyncIterator[Slot]:
+        """Wait for budget in ``group``, then let the caller send exactly one request.
+
+        Raises BudgetExhaustedError at once when the slot cannot be granted before
+        ``deadline`` (absolute trio time), or later if higher-priority work pushes it past.
+        """
+        if group.lower() in UNTHROTTLED_GROUPS:
+            g = self._group(group)
+            g.sent += 1
+            yield Slot(g.name.lower(), trio.current_time())
+            return
+        g = self._group(group)
+        w = await self._acquire(g, priority, deadline)
+        assert w.granted_at is not None
+        slot = Slot(g.name.lower(), w.granted_at)
+        try:
+            yield slot
+        finally:
+            self._restamp(slot, trio.current_time())
+
+    async def _acquire(self, g: _Group, priority: Priority, deadline: float | None) -> _Waiter:
+        start = trio.current_time()
+        w = _Waiter(int(priority), next(self._seq), priority >= self.spare_from)
+        bisect.insort(g.waiters, w, key=lambda x: x.order)
+        self._pump(g, start)
+        if w.granted_at is not None:
+            return w
+        g.waits += 1
+        try:
+            now = start
+            while True:
+                eta = self._eta(g, w, now)
+                if deadline is not None and eta > deadline:
+                    raise BudgetExhaustedError(g.name, eta - now)
+                # eta > now always holds after a pump; the floor only guards against a spin.
+                wake = max(eta, now + 1e-6) if deadline is None else min(max(eta, now + 1e-6), deadline)
+                with trio.move_on_at(wake):
+                    await w.event.wait()
+                if w.granted_at is None:
+                    now = trio.current_time()
+                    self._pump(g, now)
+                if w.granted_at is not None:
+                    break
+        except BaseException:
+            self._abandon(g, w)
+            raise
+        finally:
+            g.total_wait_s += trio.current_time() - start
+        return w
+
+    def _abandon(self, g: _Group, w: _Waiter) -> None:
+        """A waiter gave up (deadline, cancel): drop it, or give back a slot it never used."""
+        if w in g.waiters:
+            g.waiters.remove(w)
+        elif w.granted_at is not None:
+            self._unsend(g, w.granted_at)
+            g.sent -= 1
+        self._pump(g, trio.current_time())
+
+    def _pump(self, g: _Group, now: float) -> None:
+        """Grant slots to waiters at the head of the queue while budget allows.
+
+        Head-of-line blocking is deliberate: a lower-priority waiter never overtakes.
+        """
+        if now < g.resume_at:
+            return
+        while g.waiters:
+            head = g.waiters[0]
+            if g.active(now, self.window_margin) >= self._cap(g, head):
+                return
+            g.waiters.pop(0)
+            g.sends.append(now)  # now >= every recorded send
+            g.sent += 1
+            head.granted_at = now
+            head.event.set()
+
+    def _eta(self, g: _Group, w: _Waiter, now: float) -> float:
+        """Earliest time ``w`` could be granted, if the queue ahead of it stays as it is."""
+        span = g.window + self.window_margin
+        sends = list(g.sends)
+        t = max(now, g.resume_at)
+        for x in g.waiters:
+            cap = self._cap(g, x)
+            first = bisect.bisect_right(sends, t, key=lambda s: s + span)
+            active = len(sends) - first
+            if active >= cap:
+                t = max(t, sends[len(sends) - cap] + span)
+            if x is w:
+                return t
+            sends.append(t)
+        return t  # pragma: no cover - w is always queued when asked
+
+    def _unsend(self, g: _Group, at: float) -> None:
+        i = bisect.bisect_left(g.sends, at)
+        if i < len(g.sends) and g.sends[i] == at:
+            del g.sends[i]
+
+    def _restamp(self, slot: Slot, now: float) -> None:
+        g = self._groups[slot.group]
+        i = bisect.bisect_left(g.sends, slot.sent_at)
+        if i < len(g.sends) and g.sends[i] == slot.sent_at:
+            del g.sends[i]
+            bisect.insort(g.sends, now)
+        slot.sent_at = now
+
+    # -- feedback from responses -------------------------------------------------------
+
+    def rekey(self, slot: Slot, actual_group: str) -> None:
+        """The server charged the request to another group than we guessed: move it."""
+        if actual_group.lower() == slot.group:
+            return
+        old = self._groups[slot.group]
+        self._unsend(old, slot.sent_at)
+        old.sent -= 1
+        self._pump(old, trio.current_time())
+        new = self._group(actual_group)
+        bisect.insort(new.sends, slot.sent_at)
+        new.sent += 1
+        slot.group = actual_group.lower()
+
+    def observe(
+        self,
+        group: str,
+        limit: int | None = None,
+        remaining: int | None = None,
+        window: float | None = None,
+    ) -> None:
+        """Correct the estimate from ``X-Rate-Limit-Limit/-Remaining/-Window``.
+
+        If the server has less left than we think, someone else (another process of the same
+        user+app) is spending it: record phantom sends so our remaining equals the server's.
+        A higher server figure is ignored (our in-flight requests may not be counted yet).
+        """
+        g = self._group(group)
+        now = trio.current_time()
+        if window is not None and window > 0:
+            g.window = float(window)
+        if limit is not None and limit > 0:
+            g.limit = limit
+        if remaining is not None:
+            g.server_remaining = remaining
+            ours = g.limit - g.active(now, self.window_margin)
+            for _ in range(max(0, ours - max(0, remaining))):
+                g.sends.append(now)
+                g.phantoms += 1
+        self._pump(g, now)
+
+    def penalize(self, group: str, retry_after: float | None = None) -> float:
+        """A 429 arrived: send nothing in ``group`` until the penalty has fully passed.
+
+        Returns the absolute time sending resumes. Overlapping 429s extend, never shorten.
+        """
+        g = self._group(group)
+        now = trio.current_time()
+        seconds = 60.0 if retry_after is None else max(0.0, retry_after)
+        g.throttled_429 += 1
+        g.penalty_until = max(g.penalty_until, now + seconds)
+        margin = min(self.penalty_margin, 0.1 * seconds)
+        g.resume_at = max(g.resume_at, g.penalty_until + margin)
+        return g.resume_at
+
+    def resume_at(self, group: str) -> float:
+        """Absolute time the group's penalty (plus margin) ends; -inf when none."""
+        return self._group(group).resume_at
+
+    # -- status ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """JSON-able counters per group for a status view."""
+        now = trio.current_time()
+        out: dict[str, dict[str, Any]] = {}
+        for g in self._groups.values():
+            penalty_left = max(0.0, g.resume_at - now) if g.resume_at > now else 0.0
+            out[g.name] = {
+                "sent": g.sent,
+                "throttled_429": g.throttled_429,
+                "waits": g.waits,
+                "total_wait_s": round(g.total_wait_s, 3),
+                "remaining": self.remaining(g.name),
+                "spare": self.spare(g.name),
+                "reserve": self.reserve(g.name),
+                "limit": g.limit,
+                "window": g.window,
+                "queued": len(g.waiters),
+                "server_remaining": g.server_remaining,
+                "phantoms": g.phantoms,
+                "penalty_until": g.penalty_until if math.isfinite(g.penalty_until) else None,
+                "penalty_remaining_s": round(penalty_left, 3),
+            }
+        return out
