@@ -24,8 +24,15 @@ def start_emulator() -> Iterator[Callable[..., EmulatorProc]]:
         return proc
 
     yield start
+    # Stop every process before reporting spec problems (stop() raises them).
+    problems = []
     for p in procs:
-        p.stop()
+        try:
+            p.stop()
+        except AssertionError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise AssertionError("\n".join(problems))
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import ssl
 
 import httpx
 
@@ -28,13 +27,26 @@ def verify_for(info: dict[str, Any]) -> ssl.SSLContext | bool:
 
 
 class EmulatorProc:
-    """A running ``python -m rcfs.emulator``; ``info`` is its port file."""
+    """A running ``python -m rcfs.emulator``; ``info`` is its port file.
 
-    def __init__(self, *args: str, workdir: Path | None = None, timeout: float = 30.0) -> None:
+    Every exchange is recorded (``record_exchanges``) and, at ``stop()``, validated against
+    RingCentral's OpenAPI spec and the API notes (tests/openapi_check.py): a non-conforming
+    response raises ``AssertionError`` from ``stop()``, failing the test that owned the
+    emulator. ``check_openapi=False`` turns both off (benchmarks, scale mode).
+    """
+
+    def __init__(self, *args: str, workdir: Path | None = None, timeout: float = 30.0,
+                 check_openapi: bool = True) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rcfs-emu-"))
         self.port_file = self.workdir / "emulator.json"
         self.log_path = self.workdir / "emulator.log"
+        self.exchanges_path: Path | None = None
+        self.check_openapi = check_openapi
+        self._checked = False
         self.args = list(args)
+        if check_openapi:
+            self.exchanges_path = self.workdir / "exchanges.jsonl"
+            self.args += ["--set", f"record_exchanges={self.exchanges_path}"]
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rcfs.emulator", "--port-file", str(self.port_file),
@@ -47,7 +59,7 @@ class EmulatorProc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"emulator exited {self.proc.returncode}: {self.log()}")
             if time.monotonic() > deadline:
-                self.stop()
+                self.stop(check=False)
                 raise RuntimeError(f"emulator did not start: {self.log()}")
             time.sleep(0.02)
         self.info: dict[str, Any] = json.loads(self.port_file.read_text())
@@ -103,7 +115,17 @@ class EmulatorProc:
         r.raise_for_status()
         return r.json()["access_token"]  # type: ignore[no-any-return]
 
-    def stop(self) -> None:
+    def openapi_problems(self, checker: Any = None) -> list[Any]:
+        """Spec/contract problems in the exchanges recorded so far (see openapi_check)."""
+        from tests import openapi_check
+
+        if self.exchanges_path is None:
+            return []
+        return openapi_check.check_file(self.exchanges_path, checker)
+
+    def stop(self, check: bool = True) -> None:
+        """Stop the process; then (once) validate its recorded exchanges, raising
+        ``AssertionError`` with a readable list when a response does not conform."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -114,6 +136,14 @@ class EmulatorProc:
         if hasattr(self, "http"):
             self.http.close()
         self._log.close()
+        if check and self.check_openapi and not self._checked:
+            self._checked = True
+            from tests import openapi_check
+
+            problems = self.openapi_problems()
+            if problems:
+                raise AssertionError(
+                    openapi_check.format_problems(problems, str(self.exchanges_path)))
 
     def __enter__(self) -> EmulatorProc:
         return self

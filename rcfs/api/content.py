@@ -232,7 +232,7 @@ class RangeReader:
                 await self._response_ended(clean=False)
                 continue
             piece = self._accept(chunk)
-            if self._rend is not None and self._rpos > self._rend:
+            if self._rend is not None and self._rpos > self._rend + 1:
                 # The body runs past what it announced: stop reading it, never yield the extra.
                 await self._response_ended(clean=True)
             if piece is not None:
@@ -252,6 +252,9 @@ class RangeReader:
         return bytes(buf)
 
     async def aclose(self) -> None:
+        limit = self._limit()
+        if self._body is not None and limit is not None and self.position >= limit:
+            await self._finish()
         self._closed = True
         await self._close_response()
 
@@ -271,6 +274,18 @@ class RangeReader:
 
     async def _finish(self) -> None:
         self.complete = True
+        if self._body is not None and self._rend is not None and self._rpos == self._rend + 1:
+            # Everything the response announced has arrived: one more read ends the body
+            # cleanly (see _close_response). Extra bytes, if the server sends more than it
+            # announced, are discarded.
+            try:
+                extra = await self._body.__anext__()
+            except StopAsyncIteration:
+                pass
+            except (httpx.TransportError, TransportError):
+                pass
+            else:
+                self.discarded += len(extra)
         await self._close_response()
 
     # -- requests ------------------------------------------------------------------------
@@ -446,7 +461,18 @@ class RangeReader:
         # Short 206, 206 to a plain GET, early EOF, reset: continue from `position`.
 
     async def _close_response(self) -> None:
-        self._body = None
+        """Close the open response (if any).
+
+        Closing a body before its end (a range that ends inside a 200, a consumer that stops)
+        leaves httpx's nested body generators to the garbage collector; under trio that emits
+        a ResourceWarning per generator (httpx issue #3686; trio still finalizes them). It is
+        harmless, and ``_finish`` avoids it in the common case by reading the body to its end
+        when everything announced has arrived.
+        """
+        body, self._body = self._body, None
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
         stack, self._stack = self._stack, None
         if stack is not None:
             with trio.move_on_after(_CLOSE_TIMEOUT) as scope:

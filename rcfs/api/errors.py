@@ -58,7 +58,8 @@ class ApiError(RcError):
         code = f" {self.error_code}" if self.error_code else ""
         msg = self.message[:_MAX_MESSAGE]
         where = f" ({self.url})" if self.url else ""
-        return f"HTTP {self.status}{code}: {msg}{where}" if msg else f"HTTP {self.status}{code}{where}"
+        sep = ": " if msg else ""
+        return f"HTTP {self.status}{code}{sep}{msg}{where}"
 
     @property
     def codes(self) -> frozenset[str]:
@@ -156,6 +157,10 @@ class ForeignHostError(RcError):
 
 class TransportError(RcError):
     """Connection-level failure (connect/read/protocol error) after the allowed retries."""
+
+
+class LoginError(RcError):
+    """Interactive login failed: the browser flow returned an error or a forged ``state``."""
 
 
 def error_codes(body: Any) -> list[str]:

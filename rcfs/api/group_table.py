@@ -5,6 +5,8 @@ spec's OAuth and content endpoints (API_NOTES.md §3.4). Do not edit by hand.
 Rows are (METHOD, path template with ``*`` for each path parameter, group).
 """
 
+# ruff: noqa: E501
+
 TABLE: tuple[tuple[str, str, str], ...] = (
     ("GET", "/restapi", "NoThrottling"),
     ("GET", "/restapi/*", "NoThrottling"),

@@ -46,12 +46,19 @@ class _Waiter:
     priority: int
     seq: int
     spare_only: bool
+    deadline: float | None
     event: trio.Event = field(default_factory=trio.Event)
     granted_at: float | None = None
+    eta: float = -math.inf
+    scope: trio.CancelScope | None = None
 
     @property
     def order(self) -> tuple[int, int]:
         return (self.priority, self.seq)
+
+    def granted(self) -> bool:
+        # A method, not an attribute test: it changes across awaits (mypy narrows fields).
+        return self.granted_at is not None
 
 
 @dataclass(eq=False)
@@ -181,76 +188,84 @@ class RequestScheduler:
             self._restamp(slot, trio.current_time())
 
     async def _acquire(self, g: _Group, priority: Priority, deadline: float | None) -> _Waiter:
-        start = trio.current_time()
-        w = _Waiter(int(priority), next(self._seq), priority >= self.spare_from)
+        start = now = trio.current_time()
+        w = _Waiter(int(priority), next(self._seq), priority >= self.spare_from, deadline)
         bisect.insort(g.waiters, w, key=lambda x: x.order)
-        self._pump(g, start)
-        if w.granted_at is not None:
+        self._pump(g, now)
+        if w.granted():
             return w
         g.waits += 1
         try:
-            now = start
-            while True:
-                eta = self._eta(g, w, now)
-                if deadline is not None and eta > deadline:
-                    raise BudgetExhaustedError(g.name, eta - now)
-                # eta > now always holds after a pump; the floor only guards against a spin.
-                wake = max(eta, now + 1e-6) if deadline is None else min(max(eta, now + 1e-6), deadline)
-                with trio.move_on_at(wake):
+            while not w.granted():
+                if deadline is not None and w.eta > deadline:
+                    raise BudgetExhaustedError(g.name, w.eta - now)
+                # Other tasks move this deadline when the queue or the budget changes.
+                with trio.CancelScope(deadline=self._wake(w, now)) as w.scope:
                     await w.event.wait()
-                if w.granted_at is None:
+                w.scope = None
+                if not w.granted():
                     now = trio.current_time()
                     self._pump(g, now)
-                if w.granted_at is not None:
-                    break
         except BaseException:
             self._abandon(g, w)
             raise
         finally:
+            w.scope = None
             g.total_wait_s += trio.current_time() - start
         return w
+
+    @staticmethod
+    def _wake(w: _Waiter, now: float) -> float:
+        """When a sleeping waiter should look again: at its eta, or now if it must give up."""
+        if w.deadline is not None and w.eta > w.deadline:
+            return now
+        return max(w.eta, now + 1e-6)  # the floor only guards against a spin
 
     def _abandon(self, g: _Group, w: _Waiter) -> None:
         """A waiter gave up (deadline, cancel): drop it, or give back a slot it never used."""
         if w in g.waiters:
             g.waiters.remove(w)
-        elif w.granted_at is not None:
+        elif w.granted_at is not None:  # granted, then cancelled before sending
             self._unsend(g, w.granted_at)
             g.sent -= 1
         self._pump(g, trio.current_time())
 
     def _pump(self, g: _Group, now: float) -> None:
-        """Grant slots to waiters at the head of the queue while budget allows.
+        """Grant slots to waiters at the head of the queue while budget allows, then
+        re-time everyone still waiting.
 
         Head-of-line blocking is deliberate: a lower-priority waiter never overtakes.
         """
-        if now < g.resume_at:
-            return
-        while g.waiters:
-            head = g.waiters[0]
-            if g.active(now, self.window_margin) >= self._cap(g, head):
-                return
-            g.waiters.pop(0)
-            g.sends.append(now)  # now >= every recorded send
-            g.sent += 1
-            head.granted_at = now
-            head.event.set()
+        if now >= g.resume_at:
+            while g.waiters:
+                head = g.waiters[0]
+                if g.active(now, self.window_margin) >= self._cap(g, head):
+                    break
+                g.waiters.pop(0)
+                g.sends.append(now)  # now >= every recorded send
+                g.sent += 1
+                head.granted_at = now
+                head.event.set()
+        self._schedule(g, now)
 
-    def _eta(self, g: _Group, w: _Waiter, now: float) -> float:
-        """Earliest time ``w`` could be granted, if the queue ahead of it stays as it is."""
+    def _schedule(self, g: _Group, now: float) -> None:
+        """Set each waiter's eta (earliest grant if the queue stays as it is) and move its
+        wake-up there, so a freed slot is taken on time and a hopeless deadline fails fast."""
+        if not g.waiters:
+            return
+        g.active(now, self.window_margin)
         span = g.window + self.window_margin
         sends = list(g.sends)
         t = max(now, g.resume_at)
         for x in g.waiters:
             cap = self._cap(g, x)
             first = bisect.bisect_right(sends, t, key=lambda s: s + span)
-            active = len(sends) - first
-            if active >= cap:
+            if len(sends) - first >= cap:
                 t = max(t, sends[len(sends) - cap] + span)
-            if x is w:
-                return t
+            x.eta = t
+            if x.scope is not None:
+                x.scope.deadline = self._wake(x, now)
             sends.append(t)
-        return t  # pragma: no cover - w is always queued when asked
 
     def _unsend(self, g: _Group, at: float) -> None:
         i = bisect.bisect_left(g.sends, at)
@@ -319,6 +334,7 @@ class RequestScheduler:
         g.penalty_until = max(g.penalty_until, now + seconds)
         margin = min(self.penalty_margin, 0.1 * seconds)
         g.resume_at = max(g.resume_at, g.penalty_until + margin)
+        self._schedule(g, now)
         return g.resume_at
 
     def resume_at(self, group: str) -> float:

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,6 +74,90 @@ def _fault_response(params: dict[str, Any], rate_headers: dict[str, str]) -> Api
                     str(params.get("message", "Internal Server Error")), headers=headers)
 
 
+def _textual(content_type: str) -> bool:
+    ctype = content_type.split(";")[0].strip().lower()
+    return ctype == "application/x-www-form-urlencoded" or ctype.endswith(
+        ("/json", "+json"))
+
+
+class _Recorder:
+    """Tees one exchange into a JSON line of ``config.record_exchanges``, which the test
+    harness validates against RingCentral's OpenAPI spec (tests/openapi_check.py). Bodies are
+    kept only when they are JSON or form data; binary content is recorded as status and
+    headers."""
+
+    MAX_REQUEST = 4096
+    MAX_RESPONSE = 8 << 20
+
+    def __init__(self, path: str, origin: str, scope: Scope) -> None:
+        self.path = path
+        self.origin = origin
+        self.scope = scope
+        headers = Headers(scope=scope)
+        auth = headers.get("authorization")
+        self.record: dict[str, Any] = {
+            "origin": origin,
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "request_content_type": headers.get("content-type"),
+            "request_range": headers.get("range"),
+            "request_auth": auth.partition(" ")[0] if auth else None,
+        }
+        self.keep_request = _textual(headers.get("content-type", ""))
+        self.request_body = bytearray()
+        self.response_body = bytearray()
+        self.keep_response = False
+        self.truncated = False
+
+    def receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if (message["type"] == "http.request" and self.keep_request
+                    and len(self.request_body) < self.MAX_REQUEST):
+                room = self.MAX_REQUEST - len(self.request_body)
+                self.request_body += message.get("body", b"")[:room]
+            return message
+        return wrapped
+
+    def send(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: dict[str, str] = {}
+                for k, v in message.get("headers", []):
+                    name = k.decode("latin-1").lower()
+                    value = v.decode("latin-1")
+                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
+                self.record["status"] = message["status"]
+                self.record["response_content_type"] = headers.get("content-type")
+                self.record["response_headers"] = headers
+                self.keep_response = _textual(headers.get("content-type", ""))
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if self.keep_response and not self.truncated:
+                    if len(self.response_body) + len(body) > self.MAX_RESPONSE:
+                        self.truncated = True
+                        self.response_body.clear()
+                    else:
+                        self.response_body += body
+                if not message.get("more_body", False):
+                    self._write()
+            await send(message)
+        return wrapped
+
+    def _write(self) -> None:
+        rec = self.record
+        rec["method"] = self.scope["method"]  # after method tunnelling (A6)
+        rec["request_body"] = (self.request_body.decode("utf-8", "replace")
+                               if self.keep_request else None)
+        rec["response_body"] = (self.response_body.decode("utf-8", "replace")
+                                if self.keep_response and not self.truncated else None)
+        rec["response_truncated"] = self.truncated
+        faults = self.scope.get("rc_faults") or []
+        rec["faults"] = [rule.kind for rule in faults]
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
 class RcMiddleware:
     def __init__(self, app: ASGIApp, emu: Emulator, origin: str) -> None:
         self.app = app
@@ -101,32 +186,11 @@ class RcMiddleware:
             "authorized": "authorization" in request.headers,
         }
         emu.request_log.append(entry)
-        try:
-            self._method_override(scope, request)
-        except ApiError as exc:
-            entry["status"] = exc.status
-            await _error_response(exc)(scope, receive, send)
-            return
-        entry["method"] = scope["method"]
-
-        fired = emu.faults.take(scope["method"], scope["path"], self.origin)
-        scope["rc_faults"] = fired
+        if emu.config.record_exchanges:
+            recorder = _Recorder(emu.config.record_exchanges, self.origin, scope)
+            receive = recorder.receive(receive)
+            send = recorder.send(send)
         delay = 0.0
-        for rule in fired:
-            if rule.kind == "status":
-                guess = self._guess_headers(scope)
-                exc = _fault_response(rule.params, guess)
-                entry["status"] = exc.status
-                entry["fault"] = rule.kind
-                await _error_response(exc)(scope, receive, send)
-                return
-            if rule.kind == "revoke":
-                auth = request.headers.get("authorization", "")
-                emu.tokens.revoke(auth.partition(" ")[2].strip())
-            if rule.kind == "delay":
-                delay += float(rule.params.get("seconds", 1.0))
-        if fired:
-            entry["fault"] = ",".join(r.kind for r in fired)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -147,6 +211,32 @@ class RcMiddleware:
             elif message["type"] == "http.response.body":
                 entry["bytes"] += len(message.get("body", b""))
             await send(message)
+
+        try:
+            self._method_override(scope, request)
+        except ApiError as exc:
+            entry["status"] = exc.status
+            await _error_response(exc)(scope, receive, send_wrapper)
+            return
+        entry["method"] = scope["method"]
+
+        fired = emu.faults.take(scope["method"], scope["path"], self.origin)
+        scope["rc_faults"] = fired
+        for rule in fired:
+            if rule.kind == "status":
+                guess = self._guess_headers(scope)
+                fault_exc = _fault_response(rule.params, guess)
+                entry["status"] = fault_exc.status
+                entry["fault"] = rule.kind
+                await _error_response(fault_exc)(scope, receive, send_wrapper)
+                return
+            if rule.kind == "revoke":
+                auth = request.headers.get("authorization", "")
+                emu.tokens.revoke(auth.partition(" ")[2].strip())
+            if rule.kind == "delay":
+                delay += float(rule.params.get("seconds", 1.0))
+        if fired:
+            entry["fault"] = ",".join(r.kind for r in fired)
 
         await self.app(scope, receive, send_wrapper)
 

@@ -56,6 +56,10 @@ class EmulatorConfig:
     max_report_tasks: int = 2
     archive_max_bytes: int = 1 << 30
 
+    # When set, a file path: one JSON line per request/response exchange, which the test
+    # harness validates against the OpenAPI spec (tests/openapi_check.py).
+    record_exchanges: str = ""
+
     # Fault rules active from the start (same shape as POST /_emulator/faults).
     faults: list[dict[str, Any]] = field(default_factory=list)
 

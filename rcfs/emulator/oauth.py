@@ -144,12 +144,12 @@ class TokenService:
             if app is None or app.secret is None or not hmac.compare_digest(app.secret, secret):
                 raise oauth_error(401, "invalid_client", "Invalid client", "OAU-153")
             return app
-        cid = form.get("client_id")
-        if not cid:
+        body_cid = form.get("client_id")
+        if not body_cid:
             raise oauth_error(
                 400, "invalid_client", "Client authentication is required", "OAU-123"
             )
-        app = self.apps.get(cid)
+        app = self.apps.get(body_cid)
         if app is None:
             raise oauth_error(400, "invalid_client", "Invalid client", "OAU-153")
         if app.secret is not None:

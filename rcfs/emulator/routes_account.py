@@ -76,7 +76,6 @@ async def get_account(request: Request) -> Response:
         "setupWizardState": "Completed",
         "signupInfo": {"tosAccepted": True},
         "regionalSettings": {"homeCountry": {"id": "1", "isoCode": "US"}},
-        "companyName": store.company,
     }
     if operator is not None:
         data["operator"] = {"uri": emu.ext_uri(operator.id), "id": operator.id,

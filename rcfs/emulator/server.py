@@ -173,8 +173,8 @@ async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
         "config": {"limits": cfg.limits, "window": cfg.window, "penalty": cfg.penalty},
     }
     for app in apps.values():
-        inner = getattr(app, "app", app)
-        inner.state.info = info  # type: ignore[attr-defined]
+        inner: Any = getattr(app, "app", app)
+        inner.state.info = info
 
     loop = asyncio.get_running_loop()
 

@@ -1,0 +1,617 @@
+"""On-disk block store over ``diskcache`` with a hard byte budget (design: ``rcfs.content``).
+
+Everything lives in one diskcache ``Cache`` (one SQLite database plus one file per large
+value) under ``<root>/v1``, so a block, its file's record, the LRU queue entry and the usage
+counter change in one SQLite transaction. Keys:
+
+``b:<bs>:<key>:<index>``  a block: 36-byte header (magic, block size, index, length, CRC32,
+                          digest of the key) + payload; verified on every read.
+``f:<key>``               the file's record: block size, size, content type, bitmap of
+                          present blocks, pinned flag, LRU queue key, charges.
+``lru-NNN`` / ``meta-NNN`` diskcache prefix queues (ordered by key) holding a file key: the
+                          LRU order of files with blocks, and of size-only records.
+``s:used``                bytes charged, the sum of every stored item's charge.
+
+The trio side keeps the budget: ``used + reserved + need <= capacity`` is checked before a
+block is written (admission), and eviction (whole files, least recently used first, skipping
+held and pinned files) runs synchronously before the write when needed. Every diskcache call
+runs in a worker thread behind one ``CapacityLimiter``; thread functions touch only diskcache
+and their arguments, never this object's counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import logging
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import diskcache
+import trio
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_BUDGET",
+    "BlockCache",
+    "CacheBusyError",
+    "FileInfo",
+    "parse_size",
+]
+
+FORMAT = "v1"
+MAGIC = b"RCB1"
+HEADER = struct.Struct("<4sIIII16s")  # magic, block size, index, payload length, crc32, key digest
+
+DEFAULT_BLOCK_SIZE = 1 << 20
+"""1 MiB: the knee of the measured curve (see the rcfs.content docstring)."""
+
+DEFAULT_BUDGET = 2 << 30
+MIN_BLOCK_SIZE = 4096
+MAX_BLOCK_SIZE = 64 << 20
+
+# -- on-disk accounting ---------------------------------------------------------------------
+# Charges are deliberately pessimistic so the real footprint (``du``) stays under the budget:
+# a value file costs whole 4 KiB filesystem blocks, every row costs its SQLite record and
+# index entries plus a directory entry, and a fixed reserve covers the database's base size,
+# the WAL (bounded by the pragmas below) and the 256 value directories.
+PAGE = 4096
+ENTRY_OVERHEAD = 512
+RECORD_CHARGE = 2048
+FIXED_OVERHEAD = 2 << 20
+MIN_BUDGET = FIXED_OVERHEAD + (4 << 20)
+
+_SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",  # we evict ourselves (pins, held files, a hard budget)
+    "size_limit": 1 << 62,
+    "cull_limit": 0,
+    "statistics": 0,
+    "sqlite_wal_autocheckpoint": 128,  # pages: the WAL stays ~0.5 MiB
+    "sqlite_journal_size_limit": 1 << 20,  # truncate the WAL back after checkpoints
+}
+
+_MIN_FILE_SIZE = 1 << 15  # diskcache's disk_min_file_size: smaller values live in SQLite
+_SETTINGS["disk_min_file_size"] = _MIN_FILE_SIZE
+
+_Q_BLOCKS = "lru"
+_Q_META = "meta"
+_USED = "s:used"
+
+T = TypeVar("T")
+
+
+class CacheBusyError(OSError):
+    """Another process has this cache directory open (one owner keeps the budget exact)."""
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int) -> int:
+    """``"2 GiB"``, ``"500M"``, ``"1.5GB"``, ``1048576`` -> bytes (K/M/G = binary, KB/MB = too:
+    a cache budget is about disk blocks, and users write "2G" meaning GiB)."""
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"size must be >= 0, got {value}")
+        return value
+    m = _SIZE_RE.match(value)
+    if m is None:
+        raise ValueError(f"not a size: {value!r} (try '2 GiB' or '500M')")
+    number, unit = float(m.group(1)), m.group(2).lower()
+    power = " kmgtp".index(unit) if unit else 0
+    return int(number * (1024**power))
+
+
+def _round_up(n: int, unit: int) -> int:
+    return -(-n // unit) * unit
+
+
+def block_charge(stored_len: int) -> int:
+    """Bytes a stored value of ``stored_len`` bytes is charged against the budget."""
+    return _round_up(max(stored_len, 1), PAGE) + ENTRY_OVERHEAD
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def _bkey(block_size: int, key: str, index: int) -> str:
+    return f"b:{block_size}:{key}:{index}"
+
+
+def _fkey(key: str) -> str:
+    return f"f:{key}"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the cache knows about one content object."""
+
+    key: str
+    block_size: int
+    size: int | None
+    content_type: str | None
+    present: frozenset[int]
+    pinned: bool
+
+    @property
+    def nblocks(self) -> int | None:
+        return None if self.size is None else -(-self.size // self.block_size)
+
+    @property
+    def complete(self) -> bool:
+        n = self.nblocks
+        return n is not None and all(i in self.present for i in range(n))
+
+
+def _bits_to_set(bits: int) -> frozenset[int]:
+    out = []
+    i = 0
+    while bits:
+        if bits & 1:
+            out.append(i)
+        bits >>= 1
+        i += 1
+    return frozenset(out)
+
+
+def _charge_of(rec: dict[str, Any], index: int) -> int:
+    """The charge of a stored block: every block is full but the short ones listed."""
+    return block_charge(HEADER.size + rec["short"].get(index, rec["bs"]))
+
+
+def _record_charge(bits: int) -> int:
+    return RECORD_CHARGE + _round_up(bits.bit_length() // 8 + 1, 64)
+
+
+class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
+    """Value files in 256 directories (diskcache's default makes up to 65,536, each a 4 KiB
+    inode that nobody charges), named ``ab/<hex>.val``."""
+
+    def filename(self, key: Any = diskcache.UNKNOWN, value: Any = diskcache.UNKNOWN
+                 ) -> tuple[str, str]:
+        name = os.urandom(16).hex()
+        filename = os.path.join(name[:2], name[2:] + ".val")
+        return filename, os.path.join(self._directory, filename)
+
+    def remove(self, file_path: str) -> None:
+        # Keep the directories (the default removes empty ones, then recreates them).
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(self._directory, file_path))
+
+
+class BlockCache:
+    """A persistent, budgeted, checksummed block store keyed by content key.
+
+    Create with ``await BlockCache.open(directory, budget=..., block_size=...)``. ``hold``/
+    ``release`` mark files in use (never evicted while held); ``pin`` exempts a file for good.
+    """
+
+    def __init__(self, cache: diskcache.Cache, root: Path, lock_fd: int, *, budget: int,
+                 block_size: int, limiter: trio.CapacityLimiter, used: int) -> None:
+        self._cache = cache
+        self.root = root
+        self._lock_fd: int | None = lock_fd
+        self.budget = budget
+        self.block_size = block_size
+        self._limiter = limiter
+        self._used = used
+        self._reserved = 0
+        self._held: dict[str, int] = {}
+        self._evict_lock = trio.Lock()
+        self.evicted_files = 0
+        self.corrupt_blocks = 0
+        self.rejected_blocks = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, directory: str | os.PathLike[str], *, budget: int | str = DEFAULT_BUDGET,
+                   block_size: int = DEFAULT_BLOCK_SIZE,
+                   limiter: trio.CapacityLimiter | None = None) -> BlockCache:
+        """Open (or create) the cache; O(1) in the number of blocks: nothing is scanned."""
+        budget = parse_size(budget)
+        if budget < MIN_BUDGET:
+            raise ValueError(f"cache budget must be at least {MIN_BUDGET} bytes, got {budget}")
+        if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
+            raise ValueError(f"block size must be in [{MIN_BLOCK_SIZE}, {MAX_BLOCK_SIZE}]")
+        limiter = limiter or trio.CapacityLimiter(4)
+        root = Path(directory) / FORMAT
+
+        def _open() -> tuple[diskcache.Cache, int, int]:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise CacheBusyError(exc.errno, f"cache {root} is in use by another process"
+                                         ) from None
+                raise
+            try:
+                cache = diskcache.Cache(str(root / "db"), disk=_FlatDisk, **_SETTINGS)
+                used = int(cache.get(_USED, 0))
+            except BaseException:
+                os.close(fd)
+                raise
+            return cache, fd, used
+
+        cache, fd, used = await trio.to_thread.run_sync(_open, limiter=limiter)
+        self = cls(cache, root, fd, budget=budget, block_size=block_size, limiter=limiter,
+                   used=used)
+        log.debug("block cache %s opened: %d of %d bytes used", root, used, budget)
+        return self
+
+    async def aclose(self) -> None:
+        if self._lock_fd is None:
+            return
+        fd, self._lock_fd = self._lock_fd, None
+        cache = self._cache
+
+        def _close() -> None:
+            cache.close()
+            os.close(fd)
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_close, limiter=self._limiter)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._lock_fd is None:
+            raise RuntimeError("block cache is closed")
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    # -- accounting -----------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """Bytes available to charged items (the budget minus the fixed reserve)."""
+        return self.budget - FIXED_OVERHEAD
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def stats(self) -> dict[str, int]:
+        return {"budget": self.budget, "used": self._used, "reserved": self._reserved,
+                "held_files": len(self._held), "evicted_files": self.evicted_files,
+                "corrupt_blocks": self.corrupt_blocks, "rejected_blocks": self.rejected_blocks}
+
+    def hold(self, key: str) -> None:
+        """Mark ``key`` in use: eviction skips it until every hold is released."""
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def release(self, key: str) -> None:
+        n = self._held.get(key, 0) - 1
+        if n > 0:
+            self._held[key] = n
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: str) -> bool:
+        return key in self._held
+
+    async def _reserve(self, need: int) -> bool:
+        """Reserve ``need`` bytes, evicting first if the budget requires it."""
+        if self._used + self._reserved + need <= self.capacity:
+            self._reserved += need
+            return True
+        async with self._evict_lock:
+            excess = self._used + self._reserved + need - self.capacity
+            if excess > 0:
+                freed, files = await self._run(self._sync_evict, excess, frozenset(self._held))
+                self._used -= freed
+                self.evicted_files += files
+            if self._used + self._reserved + need <= self.capacity:
+                self._reserved += need
+                return True
+        return False
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def info(self, key: str) -> FileInfo | None:
+        rec = await self._run(self._cache.get, _fkey(key))
+        if rec is None:
+            return None
+        return FileInfo(key, rec["bs"], rec["size"], rec["ct"], _bits_to_set(rec["bits"]),
+                        rec["pin"])
+
+    async def get_block(self, key: str, index: int, block_size: int) -> bytes | None:
+        """The verified payload of a block, or None when absent. A block failing any check
+        (header, length, CRC, key) is deleted and reported as absent: never served."""
+        data, freed, corrupt = await self._run(self._sync_get, key, index, block_size)
+        self._used -= freed
+        if corrupt:
+            self.corrupt_blocks += 1
+            log.warning("cache block %s#%d failed verification; dropped", key, index)
+        return data
+
+    def _sync_get(self, key: str, index: int, block_size: int) -> tuple[bytes | None, int, bool]:
+        value = self._cache.get(_bkey(block_size, key, index))
+        if value is None:
+            # Absent although asked for: clear the bit if the record still claims it.
+            return None, self._sync_drop_block(key, index, block_size), False
+        if isinstance(value, bytes) and len(value) >= HEADER.size:
+            magic, bs, idx, length, crc, digest = HEADER.unpack_from(value)
+            payload = memoryview(value)[HEADER.size:]
+            if (magic == MAGIC and bs == block_size and idx == index
+                    and length == len(payload) and 0 < length <= block_size
+                    and digest == _digest(key) and zlib.crc32(payload) == crc):
+                return bytes(payload), 0, False
+        return None, self._sync_drop_block(key, index, block_size), True
+
+    def _sync_drop_block(self, key: str, index: int, block_size: int) -> int:
+        """Delete one block and clear its bit; returns the bytes uncharged."""
+        c = self._cache
+        with c.transact(retry=True):
+            c.delete(_bkey(block_size, key, index), retry=True)
+            rec = c.get(_fkey(key))
+            if rec is None or rec["bs"] != block_size or not rec["bits"] >> index & 1:
+                return 0
+            freed = _charge_of(rec, index)
+            rec["bits"] &= ~(1 << index)
+            rec["short"].pop(index, None)
+            rec["bc"] -= freed
+            c.set(_fkey(key), rec, retry=True)
+            c.incr(_USED, -freed, default=0, retry=True)
+        return freed
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def put_block(self, key: str, index: int, data: bytes, *, block_size: int,
+                        size: int | None = None, content_type: str | None = None) -> bool:
+        """Store a block (admission first). False when the budget cannot make room; the
+        caller then serves the bytes from memory only."""
+        if not 0 < len(data) <= block_size:
+            raise ValueError(f"block of {len(data)} bytes for block size {block_size}")
+        need = block_charge(HEADER.size + len(data)) + _record_charge(1 << index)
+        if not await self._reserve(need):
+            self.rejected_blocks += 1
+            return False
+        try:
+            delta = await self._run(self._sync_put, key, index, data, block_size, size,
+                                    content_type)
+            self._used += delta
+        finally:
+            self._reserved -= need
+        return True
+
+    def _new_record(self, block_size: int) -> dict[str, Any]:
+        return {"bs": block_size, "size": None, "ct": None, "bits": 0, "pin": False,
+                "q": None, "bc": 0, "rc": _record_charge(0), "short": {}}
+
+    def _requeue(self, rec: dict[str, Any], key: str) -> None:
+        """Move the file to the back (most recent end) of its queue; pinned files have none."""
+        c = self._cache
+        if rec["q"] is not None:
+            c.delete(rec["q"], retry=True)
+            rec["q"] = None
+        if not rec["pin"]:
+            rec["q"] = c.push(key, prefix=_Q_BLOCKS if rec["bits"] else _Q_META, retry=True)
+
+    def _sync_put(self, key: str, index: int, data: bytes, block_size: int,
+                  size: int | None, content_type: str | None) -> int:
+        c = self._cache
+        header = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data), _digest(key))
+        with c.transact(retry=True):
+            rec = c.get(_fkey(key))
+            delta: int = 0
+            if rec is None or rec["bs"] != block_size:
+                if rec is not None:
+                    delta -= self._sync_drop_file(key, rec)
+                rec = self._new_record(block_size)
+                delta += rec["rc"]
+            if rec["bits"] >> index & 1:
+                return delta  # already stored
+            value = header + data
+            if len(value) < _MIN_FILE_SIZE:
+                c.set(_bkey(block_size, key, index), value, retry=True)  # inline in SQLite
+            else:
+                # As a file-like: diskcache copies it in 4 MiB chunks, while a large bytes
+                # value is iterated line by line (hundreds of writes per block of binary).
+                c.set(_bkey(block_size, key, index), io.BytesIO(value), read=True, retry=True)
+            was_meta = rec["bits"] == 0
+            rec["bits"] |= 1 << index
+            if len(data) < block_size:
+                rec["short"][index] = len(data)
+            charge = _charge_of(rec, index)
+            rec["bc"] += charge
+            rc = _record_charge(rec["bits"])
+            delta += charge + rc - rec["rc"]
+            rec["rc"] = rc
+            if size is not None:
+                rec["size"] = size
+            if content_type is not None:
+                rec["ct"] = content_type
+            if was_meta or rec["q"] is None:
+                self._requeue(rec, key)
+            c.set(_fkey(key), rec, retry=True)
+            c.incr(_USED, delta, default=0, retry=True)
+        return delta
+
+    async def set_meta(self, key: str, *, block_size: int, size: int | None,
+                       content_type: str | None) -> None:
+        """Remember a file's size and type (learned from a response) even with no block."""
+        need = _record_charge(0)
+        if not await self._reserve(need):
+            return
+        try:
+            self._used += await self._run(self._sync_meta, key, block_size, size, content_type)
+        finally:
+            self._reserved -= need
+
+    def _sync_meta(self, key: str, block_size: int, size: int | None,
+                   content_type: str | None) -> int:
+        c = self._cache
+        with c.transact(retry=True):
+            rec = c.get(_fkey(key))
+            delta = 0
+            if rec is None:
+                rec = self._new_record(block_size)
+                delta = rec["rc"]
+                self._requeue(rec, key)
+            elif (rec["size"], rec["ct"]) == (size, content_type) or (
+                    size is None and content_type is None):
+                return 0
+            if size is not None:
+                rec["size"] = size
+            if content_type is not None:
+                rec["ct"] = content_type
+            c.set(_fkey(key), rec, retry=True)
+            if delta:
+                c.incr(_USED, delta, default=0, retry=True)
+        return delta
+
+    async def touch(self, key: str) -> None:
+        """Mark ``key`` most recently used."""
+        await self._run(self._sync_touch, key)
+
+    def _sync_touch(self, key: str) -> None:
+        c = self._cache
+        with c.transact(retry=True):
+            rec = c.get(_fkey(key))
+            if rec is None or rec["pin"]:
+                return
+            self._requeue(rec, key)
+            c.set(_fkey(key), rec, retry=True)
+
+    async def pin(self, key: str, pinned: bool = True, *, block_size: int | None = None) -> None:
+        """Exempt ``key`` from eviction ("keep offline"), or make it evictable again."""
+        bs = block_size or self.block_size
+        if pinned and await self.info(key) is None:
+            await self.set_meta(key, block_size=bs, size=None, content_type=None)
+        await self._run(self._sync_pin, key, pinned)
+
+    def _sync_pin(self, key: str, pinned: bool) -> None:
+        c = self._cache
+        with c.transact(retry=True):
+            rec = c.get(_fkey(key))
+            if rec is None or rec["pin"] == pinned:
+                return
+            rec["pin"] = pinned
+            self._requeue(rec, key)
+            c.set(_fkey(key), rec, retry=True)
+
+    async def pinned_keys(self) -> list[str]:
+        def _scan() -> list[str]:
+            out = []
+            for k in self._cache.iterkeys():
+                if isinstance(k, str) and k.startswith("f:"):
+                    rec = self._cache.get(k)
+                    if rec is not None and rec["pin"]:
+                        out.append(k[2:])
+            return out
+        return await self._run(_scan)
+
+    async def drop(self, key: str) -> None:
+        """Forget a file entirely (its content was deleted upstream)."""
+        def _drop() -> int:
+            with self._cache.transact(retry=True):
+                rec = self._cache.get(_fkey(key))
+                return 0 if rec is None else self._sync_drop_file(key, rec)
+        self._used -= await self._run(_drop)
+
+    # -- eviction -------------------------------------------------------------------------
+
+    def _sync_drop_file(self, key: str, rec: dict[str, Any], *, keep_meta: bool = False) -> int:
+        """Delete a file's blocks (and its record unless ``keep_meta``); inside a transaction.
+        Returns the bytes uncharged."""
+        c = self._cache
+        for index in _bits_to_set(rec["bits"]):
+            c.delete(_bkey(rec["bs"], key, index), retry=True)
+        freed: int = rec["bc"]
+        if rec["q"] is not None:
+            c.delete(rec["q"], retry=True)
+            rec["q"] = None
+        if keep_meta:
+            rec["bits"], rec["short"], rec["bc"] = 0, {}, 0
+            rc = _record_charge(0)
+            freed += rec["rc"] - rc
+            rec["rc"] = rc
+            self._requeue(rec, key)
+            c.set(_fkey(key), rec, retry=True)
+        else:
+            freed += rec["rc"]
+            c.delete(_fkey(key), retry=True)
+        c.incr(_USED, -freed, default=0, retry=True)
+        return freed
+
+    def _sync_evict(self, excess: int, held: frozenset[str]) -> tuple[int, int]:
+        """Free at least ``excess`` bytes: whole files from the front of the LRU queue (their
+        size/type record survives in the meta queue), then size-only records. Held files are
+        moved to the back (they are in use, so recently used)."""
+        c = self._cache
+        freed = files = 0
+        for prefix, keep_meta in ((_Q_BLOCKS, True), (_Q_META, False)):
+            seen: set[str] = set()
+            while freed < excess:
+                with c.transact(retry=True):
+                    qkey, key = c.peek(prefix=prefix, side="front", retry=True)
+                    if qkey is None:
+                        break
+                    rec = c.get(_fkey(key))
+                    if rec is None or rec["q"] != qkey:
+                        c.delete(qkey, retry=True)  # stale queue entry
+                        continue
+                    if key in held:
+                        if key in seen:
+                            break  # every remaining file is held
+                        seen.add(key)
+                        self._requeue(rec, key)
+                        c.set(_fkey(key), rec, retry=True)
+                        continue
+                    freed += self._sync_drop_file(key, rec, keep_meta=keep_meta)
+                    files += prefix == _Q_BLOCKS
+        return freed, files
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    async def disk_usage(self) -> int:
+        """Bytes the cache occupies on disk (allocated blocks, like ``du``)."""
+        return await self._run(disk_usage, self.root)
+
+    async def check(self) -> int:
+        """Repair after a crash: remove value files no row refers to and recompute the usage
+        counter from the records. Slow (scans everything); run from a background task."""
+        def _check() -> int:
+            c = self._cache
+            with contextlib.suppress(Exception):
+                c.check(fix=True, retry=True)
+            total = 0
+            with c.transact(retry=True):
+                for k in list(c.iterkeys()):
+                    if isinstance(k, str) and k.startswith("f:"):
+                        rec = c.get(k)
+                        if rec is not None:
+                            total += rec["bc"] + rec["rc"]
+                c.set(_USED, total, retry=True)
+            return total
+        self._used = await self._run(_check)
+        return self._used
+
+
+def disk_usage(path: Path) -> int:
+    """Allocated bytes under ``path`` (st_blocks, so sparse and rounded like ``du``)."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in [*names, "."]:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def iter_value_files(path: Path) -> Iterable[Path]:
+    """The block value files under a cache root (tests corrupt them)."""
+    return sorted(path.rglob("*.val"))
+

@@ -1,0 +1,706 @@
+"""Reads of immutable content at one download per file (design: the ``rcfs.content`` docstring).
+
+State per file (``_File``): what the block cache holds (``present``), the downloads running
+for it (``_Stream``, each one open-ended GET filling consecutive blocks), blocks between the
+network and the disk (``pending``), and an event that is set and replaced whenever any of
+that changes, which every waiting reader watches. A read walks its blocks: memory, then
+disk, then the partial block of a stream that is filling it, and otherwise decides
+(``_plan``) between waiting for a stream that will get there and opening a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from rcfs.api.errors import ApiError, BudgetExhaustedError, RcError
+from rcfs.api.scheduler import Priority
+from rcfs.content.blockcache import BlockCache, FileInfo
+from rcfs.content.errors import (
+    ContentNotFoundError,
+    ContentTimeoutError,
+    ContentUnavailableError,
+)
+from rcfs.content.source import ContentBody, ContentRef, ContentSource
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ContentHandle", "ContentReader", "ReaderConfig", "open_reader"]
+
+
+@dataclass
+class ReaderConfig:
+    """Tuning knobs; the defaults are what the tests and the benchmark justify."""
+
+    read_deadline_s: float = 30.0
+    """Deadline of a read when the caller gives none: a read never hangs."""
+    wait_ahead_s: float = 2.0
+    """A read ahead of a running download waits for it when it should arrive within this."""
+    max_streams_per_file: int = 2
+    """Downloads a file may start by choice (a seek ahead) per session; a read that nothing
+    else will ever serve, or one that would otherwise miss its deadline, may still open one."""
+    initial_rate: float = 1 << 20
+    """Bytes/s assumed for a download before its rate is measured."""
+    connect_guess_s: float = 0.5
+    """Added to the ETA of a download whose first response has not arrived."""
+    stall_s: float = 2.0
+    """No byte for this long: the download's ETA counts as unknown (a seek may open another)."""
+    stall_timeout_s: float = 60.0
+    """No byte for this long: the download is abandoned (a later read reopens)."""
+    memory_bytes: int = 64 << 20
+    """Verified blocks kept in RAM (sequential small reads hit one block many times)."""
+    touch_interval_s: float = 60.0
+    """How often an open file is marked recently used in the cache's LRU."""
+    gone_ttl_s: float = 60.0
+    """A 404/410 is remembered this long: reads fail without a request."""
+    extra_backoff_s: float = 5.0
+    """After an optional download failed to start (no budget), don't try another this long."""
+    max_prefetch_streams: int = 1
+    prefetch_deadline_s: float = 10.0
+    idle_states: int = 512
+    """Idle per-file states kept (their cached-block maps) before pruning."""
+
+
+class _Action(enum.Enum):
+    WAIT = 1
+    OPEN = 2
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One running download: bytes ``start..`` of the file into consecutive blocks."""
+
+    id: int
+    start: int
+    priority: Priority
+    block_size: int
+    pos: int = 0
+    buf: bytearray = field(default_factory=bytearray)
+    optional: bool = False
+    opened: bool = False
+    done: bool = False
+    stop: bool = False
+    error: BaseException | None = None
+    rate: float | None = None
+    opened_at: float = 0.0
+    last_byte_at: float = 0.0
+    _mark_t: float = 0.0
+    _mark_pos: int = 0
+
+    def __post_init__(self) -> None:
+        self.pos = self._mark_pos = self.start
+
+    @property
+    def buf_start(self) -> int:
+        """Offset of ``buf[0]``; always a block boundary."""
+        return self.pos - len(self.buf)
+
+    @property
+    def block(self) -> int:
+        """The next block this stream will complete."""
+        return self.buf_start // self.block_size
+
+    def on_open(self, now: float) -> None:
+        self.opened = True
+        self.opened_at = self.last_byte_at = self._mark_t = now
+
+    def measure(self, now: float) -> None:
+        """Update the EWMA of the byte rate, one sample per 0.2 s at most."""
+        self.last_byte_at = now
+        dt = now - self._mark_t
+        if dt >= 0.2:
+            sample = (self.pos - self._mark_pos) / dt
+            self.rate = sample if self.rate is None else 0.5 * self.rate + 0.5 * sample
+            self._mark_t, self._mark_pos = now, self.pos
+
+    def current_rate(self, now: float) -> float | None:
+        """The measured rate, or the average since the first response while too young for
+        an EWMA sample (on a fast link a whole file arrives before the first one)."""
+        if self.rate is not None:
+            return self.rate
+        elapsed = now - self.opened_at
+        if self.opened and elapsed > 0.02 and self.pos > self.start:
+            return (self.pos - self.start) / elapsed
+        return None
+
+
+@dataclass(eq=False)
+class _File:
+    ref: ContentRef
+    block_size: int
+    size: int | None
+    content_type: str | None
+    present: set[int] = field(default_factory=set)
+    pending: dict[int, bytes] = field(default_factory=dict)
+    loads: dict[int, trio.Event] = field(default_factory=dict)
+    streams: list[_Stream] = field(default_factory=list)
+    changed: trio.Event = field(default_factory=trio.Event)
+    loaded: trio.Event = field(default_factory=trio.Event)
+    load_error: BaseException | None = None
+    streams_opened: int = 0
+    requests: int = 0
+    readers: int = 0
+    handles: int = 0
+    touched_at: float = -math.inf
+    gone_until: float = -math.inf
+    gone_error: BaseException | None = None
+    no_extra_until: float = -math.inf
+    last_error: BaseException | None = None
+    saved_meta: tuple[int | None, str | None] = (None, None)
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+    @property
+    def nblocks(self) -> int | None:
+        return None if self.size is None else -(-self.size // self.block_size)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def busy(self) -> bool:
+        return bool(self.readers or self.handles or self.streams or self.pending or self.loads)
+
+
+class _BlockLRU:
+    """Verified blocks in RAM, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._d: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        data = self._d.get(key)
+        if data is not None:
+            self._d.move_to_end(key)
+        return data
+
+    def put(self, key: tuple[str, int], data: bytes) -> None:
+        old = self._d.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old)
+        if len(data) > self.max_bytes:
+            return
+        self._d[key] = data
+        self.bytes += len(data)
+        while self.bytes > self.max_bytes:
+            _, victim = self._d.popitem(last=False)
+            self.bytes -= len(victim)
+
+    def drop(self, key: tuple[str, int]) -> None:
+        old = self._d.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old)
+
+
+class ContentReader:
+    """Serves ``read(ref, offset, size)`` from the block cache, spending at most one
+    download per file in the common case (module and package docstrings).
+
+    Downloads run in ``nursery`` so they outlive the read (and the handle) that started
+    them: a paid-for stream always finishes into the cache.
+    """
+
+    def __init__(self, cache: BlockCache, source: ContentSource, nursery: trio.Nursery,
+                 config: ReaderConfig | None = None) -> None:
+        self.cache = cache
+        self.source = source
+        self.config = config or ReaderConfig()
+        self._nursery = nursery
+        self._files: dict[str, _File] = {}
+        self._mem = _BlockLRU(self.config.memory_bytes)
+        self._ids = itertools.count(1)
+        self._prefetching = 0
+        self._interactive_waiting = 0
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("reads", "bytes_read", "bytes_network", "blocks_from_memory", "blocks_from_disk",
+             "streams_opened", "streams_failed", "requests", "waits", "timeouts",
+             "prefetches"), 0)
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def read(self, ref: ContentRef, offset: int, size: int, *,
+                   deadline: float | None = None,
+                   priority: Priority = Priority.INTERACTIVE) -> bytes:
+        """Exactly ``content[offset:offset + size]`` (shorter only at EOF).
+
+        ``deadline`` is absolute trio time (default: ``read_deadline_s`` from now). Cached
+        bytes never touch the network; otherwise the read joins or starts a download and
+        raises ``ContentUnavailableError`` (or its subclasses) rather than wait past the
+        deadline.
+        """
+        if offset < 0 or size < 0:
+            raise ValueError(f"bad read: offset={offset} size={size}")
+        if deadline is None:
+            deadline = trio.current_time() + self.config.read_deadline_s
+        self.counters["reads"] += 1
+        f = await self._file(ref)
+        f.readers += 1
+        self.cache.hold(f.key)
+        try:
+            self._touch(f)
+            with trio.move_on_at(deadline):
+                data = await self._read(f, offset, size, deadline, priority)
+                self.counters["bytes_read"] += len(data)
+                return data
+            self.counters["timeouts"] += 1
+            raise ContentTimeoutError(f.key, offset, self._why_slow(f))
+        finally:
+            f.readers -= 1
+            self.cache.release(f.key)
+
+    def open(self, ref: ContentRef) -> ContentHandle:
+        """A handle for repeated reads of one file; while any is open the file's blocks are
+        not evicted. Closing does not stop a running download."""
+        return ContentHandle(self, ref)
+
+    async def size(self, ref: ContentRef, *, deadline: float | None = None) -> int | None:
+        """The file's size: known metadata, else learned from the first response of the
+        download this starts (never a HEAD request). None if it can't be known in time."""
+        f = await self._file(ref)
+        if deadline is None:
+            deadline = trio.current_time() + self.config.read_deadline_s
+        with trio.move_on_at(deadline):
+            while f.size is None:
+                if not any(not s.done for s in f.streams):
+                    first = 0
+                    while first in f.present:
+                        first += 1
+                    s = self._start_stream(f, first * f.block_size, Priority.INTERACTIVE,
+                                           deadline)
+                    while f.size is None and not s.done:
+                        await f.changed.wait()
+                    if f.size is None and s.error is not None:
+                        raise self._unavailable(f, s.start, s.error)
+                    continue
+                await f.changed.wait()
+        return f.size
+
+    async def cached_info(self, ref: ContentRef) -> FileInfo | None:
+        """What the cache holds for ``ref`` (size and type survive block eviction)."""
+        return await self.cache.info(ref.key)
+
+    def prefetch(self, ref: ContentRef) -> bool:
+        """Download ``ref`` into the cache in the background, only with spare budget and at
+        PREFETCH priority; returns False when nothing was started."""
+        if (self._prefetching >= self.config.max_prefetch_streams
+                or self._interactive_waiting
+                or self.source.spare(ref.group) <= 0):
+            return False
+        self._prefetching += 1
+        self.counters["prefetches"] += 1
+        self._nursery.start_soon(self._prefetch, ref)
+        return True
+
+    async def pin(self, ref: ContentRef, pinned: bool = True) -> None:
+        """Keep ``ref`` offline (exempt from eviction) and fetch it when budget is spare."""
+        f = await self._file(ref)
+        await self.cache.pin(ref.key, pinned, block_size=f.block_size)
+        if pinned:
+            self.prefetch(ref)
+
+    def stats(self) -> dict[str, Any]:
+        streams = [s for f in self._files.values() for s in f.streams]
+        return {**self.counters, "active_streams": len(streams),
+                "memory_bytes": self._mem.bytes, "files": len(self._files),
+                "cache": self.cache.stats()}
+
+    def file_requests(self, ref: ContentRef) -> int:
+        """Content requests this reader made for ``ref`` in this session (tests, status)."""
+        f = self._files.get(ref.key)
+        return 0 if f is None else f.requests
+
+    # -- per-file state -------------------------------------------------------------------
+
+    async def _file(self, ref: ContentRef) -> _File:
+        f = self._files.get(ref.key)
+        if f is None:
+            if len(self._files) >= self.config.idle_states:
+                self._prune()
+            f = _File(ref, self.cache.block_size, ref.size, ref.content_type)
+            self._files[ref.key] = f
+            try:
+                info = await self.cache.info(ref.key)
+            except BaseException as exc:
+                f.load_error = exc
+                self._files.pop(ref.key, None)
+                f.loaded.set()
+                raise
+            if info is not None:
+                f.block_size = info.block_size
+                f.present = set(info.present)
+                f.size = info.size if info.size is not None else f.size
+                f.content_type = info.content_type or f.content_type
+                f.saved_meta = (info.size, info.content_type)
+            f.loaded.set()
+        elif not f.loaded.is_set():
+            await f.loaded.wait()
+            if f.load_error is not None:
+                return await self._file(ref)
+        if f.ref.uri != ref.uri and ref.uri:
+            f.ref = ref  # a refreshed URI (same content) is used for the next download
+        return f
+
+    def _prune(self) -> None:
+        for key, f in list(self._files.items()):
+            if not f.busy() and f.loaded.is_set():
+                del self._files[key]
+
+    def _touch(self, f: _File) -> None:
+        now = trio.current_time()
+        if now - f.touched_at >= self.config.touch_interval_s and f.present:
+            f.touched_at = now
+            self._nursery.start_soon(self._touch_task, f.key)
+
+    async def _touch_task(self, key: str) -> None:
+        try:
+            await self.cache.touch(key)
+        except Exception:  # the LRU order is an optimisation; never fail a read for it
+            log.exception("cache touch of %s failed", key)
+
+    # -- the read loop --------------------------------------------------------------------
+
+    async def _read(self, f: _File, offset: int, size: int, deadline: float,
+                    priority: Priority) -> bytes:
+        out = bytearray()
+        pos, end = offset, offset + size
+        mine: list[_Stream] = []
+        while pos < end:
+            if f.size is not None:
+                end = min(end, f.size)
+                if pos >= end:
+                    break
+            piece = await self._piece(f, pos, end - pos, deadline, priority, mine)
+            if not piece:
+                break
+            out += piece
+            pos += len(piece)
+        return bytes(out)
+
+    async def _piece(self, f: _File, pos: int, n: int, deadline: float, priority: Priority,
+                     mine: list[_Stream]) -> bytes:
+        """Bytes from ``pos`` (at most ``n``, within one block); b"" at EOF."""
+        bs = f.block_size
+        bi, within = divmod(pos, bs)
+        while True:
+            data = await self._cached_block(f, bi)
+            if data is not None:
+                if within >= len(data):
+                    return b""  # only the last block is short: pos is past EOF
+                return data[within:within + n]
+            for s in f.streams:
+                if not s.done and s.buf_start <= pos < s.pos:
+                    # Copy early from the block being filled (HTTPDirFS's trick).
+                    at = pos - s.buf_start
+                    return bytes(s.buf[at:at + min(n, s.pos - pos, bs - within)])
+            if f.size is not None and pos >= f.size:
+                return b""
+            for s in mine:
+                if s.done and s.error is not None and not s.optional:
+                    raise self._unavailable(f, pos, s.error)
+            if trio.current_time() < f.gone_until and f.gone_error is not None:
+                raise self._unavailable(f, pos, f.gone_error)
+            action, optional = self._plan(f, pos, deadline)
+            if action is _Action.OPEN:
+                mine.append(self._start_stream(f, bi * bs, priority, deadline,
+                                               optional=optional))
+                continue
+            await self._wait(f, priority)
+
+    async def _cached_block(self, f: _File, bi: int) -> bytes | None:
+        """Block ``bi`` from memory, the pending writes or disk (single-flight per block)."""
+        while True:
+            data = self._mem.get((f.key, bi)) or f.pending.get(bi)
+            if data is not None:
+                self.counters["blocks_from_memory"] += 1
+                return data
+            if bi not in f.present:
+                return None
+            ev = f.loads.get(bi)
+            if ev is not None:
+                await ev.wait()
+                continue
+            ev = f.loads[bi] = trio.Event()
+            try:
+                data = await self.cache.get_block(f.key, bi, f.block_size)
+            finally:
+                del f.loads[bi]
+                ev.set()
+            if data is None:
+                f.present.discard(bi)  # evicted meanwhile, or corrupt (dropped by the cache)
+                f.notify()
+                return None
+            self.counters["blocks_from_disk"] += 1
+            self._mem.put((f.key, bi), data)
+            return data
+
+    async def _wait(self, f: _File, priority: Priority) -> None:
+        """Wait for any change to the file's state, re-planning at least every 0.25 s so a
+        stalled or slowed download is noticed."""
+        self.counters["waits"] += 1
+        interactive = priority <= Priority.METADATA
+        self._interactive_waiting += interactive
+        try:
+            with trio.move_on_after(0.25):
+                await f.changed.wait()
+        finally:
+            self._interactive_waiting -= interactive
+
+    def _eta(self, s: _Stream, pos: int, now: float) -> float:
+        """Seconds until stream ``s`` delivers byte ``pos``."""
+        remaining = pos + 1 - s.pos
+        if remaining <= 0:
+            return 0.0
+        if not s.opened:
+            return self.config.connect_guess_s + remaining / self.config.initial_rate
+        if now - s.last_byte_at > self.config.stall_s:
+            return math.inf
+        return remaining / (s.current_rate(now) or self.config.initial_rate)
+
+    def _plan(self, f: _File, pos: int, deadline: float) -> tuple[_Action, bool]:
+        """Wait for a download that will reach ``pos``, or open one at its block; the flag
+        says whether that download is optional (another one would get there eventually)."""
+        cfg = self.config
+        bi = pos // f.block_size
+        now = trio.current_time()
+        coming = [s for s in f.streams if not s.done and not s.stop and s.block <= bi]
+        if not coming:
+            return _Action.OPEN, False  # nothing else will ever serve this read
+        eta = min(self._eta(s, pos, now) for s in coming)
+        if eta <= cfg.wait_ahead_s or now < f.no_extra_until:
+            return _Action.WAIT, False
+        if f.streams_opened < cfg.max_streams_per_file and self.source.spare(f.ref.group) > 0:
+            return _Action.OPEN, True  # a seek far ahead, and the budget has room to spare
+        if eta > deadline - now:
+            return _Action.OPEN, True  # waiting would miss the deadline: better a request
+        return _Action.WAIT, False
+
+    def _unavailable(self, f: _File, pos: int, exc: BaseException) -> ContentUnavailableError:
+        if isinstance(exc, ContentUnavailableError):
+            return exc
+        err: ContentUnavailableError
+        if isinstance(exc, ApiError) and exc.status in (404, 410):
+            err = ContentNotFoundError(f.key, pos, f"not found upstream ({exc})")
+        elif isinstance(exc, BudgetExhaustedError):
+            err = ContentUnavailableError(
+                f.key, pos, f"not cached and the {exc.group} request budget is empty for "
+                            f"{exc.wait_s:.0f} s")
+        else:
+            err = ContentUnavailableError(f.key, pos, f"download failed: {exc}")
+        err.__cause__ = exc
+        return err
+
+    def _why_slow(self, f: _File) -> str:
+        live = [s for s in f.streams if not s.done]
+        if f.last_error is not None:
+            return f"timed out; last download error: {f.last_error}"
+        if not live:
+            return "timed out with no download running"
+        s = live[0]
+        if not s.opened:
+            return f"timed out waiting for the {f.ref.group} request to be answered"
+        return f"timed out; download at byte {s.pos} ({(s.rate or 0) / 1e6:.2f} MB/s)"
+
+    # -- downloads ------------------------------------------------------------------------
+
+    def _start_stream(self, f: _File, start: int, priority: Priority,
+                      deadline: float | None, *, optional: bool = False) -> _Stream:
+        s = _Stream(next(self._ids), start, priority, f.block_size, optional=optional)
+        s._mark_t = s.last_byte_at = trio.current_time()
+        f.streams.append(s)
+        f.streams_opened += 1
+        self.counters["streams_opened"] += 1
+        self.cache.hold(f.key)
+        log.debug("%s: download from byte %d (stream %d, %s)", f.key, start, s.id,
+                  priority.name)
+        self._nursery.start_soon(self._run_stream, f, s, deadline)
+        return s
+
+    async def _run_stream(self, f: _File, s: _Stream, deadline: float | None) -> None:
+        body: ContentBody | None = None
+        try:
+            async with self.source.open(f.ref, s.start, priority=s.priority,
+                                        deadline=deadline) as body:
+                s.on_open(trio.current_time())
+                self._learn(f, body.total_size, body.content_type)
+                f.notify()
+                complete = await self._pump(f, s, body)
+                self._learn(f, body.total_size, body.content_type)
+                if complete:
+                    if f.size is None:
+                        f.size = s.pos
+                    if s.buf:
+                        await self._commit(f, s.block, bytes(s.buf))
+                        s.buf.clear()
+                    await self._save_meta(f)
+        except Exception as exc:
+            s.error = f.last_error = exc
+            self.counters["streams_failed"] += 1
+            if body is None and isinstance(exc, ApiError):
+                self._count_requests(f, 1)  # the server answered the first request
+            if isinstance(exc, ApiError) and exc.status in (404, 410):
+                f.gone_until = trio.current_time() + self.config.gone_ttl_s
+                f.gone_error = exc
+            if s.optional:
+                f.no_extra_until = trio.current_time() + self.config.extra_backoff_s
+            if isinstance(exc, RcError):
+                log.info("%s: download from byte %d failed: %s", f.key, s.start, exc)
+            else:
+                log.warning("%s: download from byte %d failed", f.key, s.start, exc_info=True)
+        finally:
+            if body is not None:
+                self._count_requests(f, body.requests)
+            s.done = True
+            f.streams.remove(s)
+            self.cache.release(f.key)
+            f.notify()
+
+    def _count_requests(self, f: _File, n: int) -> None:
+        f.requests += n
+        self.counters["requests"] += n
+
+    async def _pump(self, f: _File, s: _Stream, body: ContentBody) -> bool:
+        """Move pieces into blocks until EOF (True) or the stream became redundant (False)."""
+        it: AsyncIterator[tuple[int, bytes]] = body.__aiter__()
+        bs = f.block_size
+        while True:
+            with trio.move_on_after(self.config.stall_timeout_s) as stall:
+                try:
+                    offset, chunk = await it.__anext__()
+                except StopAsyncIteration:
+                    return True
+            if stall.cancelled_caught:
+                raise TimeoutError(f"no byte for {self.config.stall_timeout_s:.0f} s")
+            if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
+                raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
+            s.buf += chunk
+            s.pos += len(chunk)
+            self.counters["bytes_network"] += len(chunk)
+            s.measure(trio.current_time())
+            while len(s.buf) >= bs:
+                bi = (s.pos - len(s.buf)) // bs
+                data = bytes(s.buf[:bs])
+                del s.buf[:bs]
+                await self._commit(f, bi, data)
+                if self._redundant(f, s):
+                    s.stop = True
+                    log.debug("%s: stream %d stops at block %d (rest covered)", f.key, s.id,
+                              s.block)
+                    return False
+            f.notify()
+
+    async def _commit(self, f: _File, bi: int, data: bytes) -> None:
+        """Block ``bi`` is complete: into RAM at once, into the cache if admitted. Readers
+        find it in ``pending`` while it is being written."""
+        f.pending[bi] = data
+        f.notify()
+        try:
+            self._mem.put((f.key, bi), data)
+            if bi not in f.present:
+                ok = await self.cache.put_block(f.key, bi, data, block_size=f.block_size,
+                                                size=f.size, content_type=f.content_type)
+                if ok:
+                    f.present.add(bi)
+                    f.saved_meta = (f.size, f.content_type)
+        finally:
+            f.pending.pop(bi, None)
+            f.notify()
+
+    def _redundant(self, f: _File, s: _Stream) -> bool:
+        """True when everything from ``s``'s next block on is cached or will be written by
+        another download already at or ahead of it (whose data ``s`` would only repeat)."""
+        j = s.block
+        n = f.nblocks
+        while True:
+            if n is not None and j >= n:
+                return True
+            if j in f.present or j in f.pending:
+                j += 1
+                continue
+            return any(o is not s and not o.done and not o.stop and o.block == j
+                       and (j > s.block or o.id < s.id) for o in f.streams)
+
+    def _learn(self, f: _File, total: int | None, content_type: str | None) -> None:
+        if total is not None and total != f.size:
+            if f.size is not None:
+                log.info("%s: size %d (metadata said %d)", f.key, total, f.size)
+            f.size = total
+        if content_type and not f.content_type:
+            f.content_type = content_type
+
+    async def _save_meta(self, f: _File) -> None:
+        meta = (f.size, f.content_type)
+        if meta != f.saved_meta:
+            await self.cache.set_meta(f.key, block_size=f.block_size, size=f.size,
+                                      content_type=f.content_type)
+            f.saved_meta = meta
+
+    # -- prefetch -------------------------------------------------------------------------
+
+    async def _prefetch(self, ref: ContentRef) -> None:
+        try:
+            f = await self._file(ref)
+            if any(not s.done for s in f.streams):
+                return
+            n = f.nblocks
+            first = 0
+            while first in f.present and (n is None or first < n):
+                first += 1
+            if n is not None and first >= n:
+                return
+            deadline = trio.current_time() + self.config.prefetch_deadline_s
+            s = self._start_stream(f, first * f.block_size, Priority.PREFETCH, deadline)
+            while not s.done:
+                await f.changed.wait()
+        finally:
+            self._prefetching -= 1
+
+
+class ContentHandle:
+    """An open file: reads through the reader, holding the file against eviction."""
+
+    def __init__(self, reader: ContentReader, ref: ContentRef) -> None:
+        self.reader = reader
+        self.ref = ref
+        self._closed = False
+        reader.cache.hold(ref.key)
+
+    async def read(self, offset: int, size: int, *, deadline: float | None = None) -> bytes:
+        if self._closed:
+            raise ValueError("read from a closed content handle")
+        return await self.reader.read(self.ref, offset, size, deadline=deadline)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.reader.cache.release(self.ref.key)
+
+    def __enter__(self) -> ContentHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.asynccontextmanager
+async def open_reader(cache: BlockCache, source: ContentSource,
+                      config: ReaderConfig | None = None) -> AsyncIterator[ContentReader]:
+    """A reader with its own nursery; leaving the block cancels running downloads."""
+    async with trio.open_nursery() as nursery:
+        reader = ContentReader(cache, source, nursery, config)
+        try:
+            yield reader
+        finally:
+            nursery.cancel_scope.cancel()

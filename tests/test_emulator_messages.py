@@ -1,0 +1,651 @@
+"""Message store and message sync of the emulator, over real HTTP (contract E1-E13, F1-F6,
+A7, D2, D3, D5, K1-K3).
+
+Read-only and self-contained tests share one emulator per module and isolate themselves by
+creating their own messages in a private time window (``_window``); tests that move the
+clock or count rate-limit budget start their own emulator.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.emulator_proc import EmulatorProc, api_client
+
+BASE = "/restapi/v1.0/account/~/extension/~"
+STORE = BASE + "/message-store"
+SYNC = BASE + "/message-sync"
+DAY = 86400.0
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+MSG_333 = "Invalid message synchronisation request: full synchronization is required"
+
+
+def _iso(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _now(emu: EmulatorProc) -> float:
+    return float(emu.admin("GET", "/_emulator/clock")["epoch"])
+
+
+def _admin_ext(emu: EmulatorProc) -> str:
+    return str(emu.user(admin=True)["extension_id"])
+
+
+def _add(emu: EmulatorProc, when: float, *, ext: str | None = None, type: str = "SMS",
+         direction: str = "Inbound", text: str = "hi", frm: str = "+12125550101",
+         to: tuple[str, ...] = ("+16505551000",),
+         attachments: list[dict[str, Any]] | None = None) -> int:
+    spec: dict[str, Any] = {
+        "extension_id": ext or _admin_ext(emu), "type": type, "direction": direction,
+        "from": frm, "to": list(to), "creation_time": _iso(when),
+    }
+    if type == "SMS":
+        spec["text"] = text
+    if attachments is not None:
+        spec["attachments"] = attachments
+    elif type == "VoiceMail":
+        spec["attachments"] = [{"content_type": "audio/mpeg", "kind": "mp3"}]
+    elif type == "Fax":
+        spec["attachments"] = [{"content_type": "application/pdf", "kind": "pdf"}]
+    return int(emu.admin("POST", "/_emulator/messages", spec)["id"])
+
+
+_counter = iter(range(1, 10_000))
+
+
+def _window() -> tuple[float, float]:
+    """A private day in 2015 for one test's messages (disjoint from every other test)."""
+    start = datetime(2015, 1, 1, tzinfo=UTC).timestamp() + next(_counter) * DAY
+    return start, start + DAY
+
+
+def _between(start: float, end: float) -> dict[str, str]:
+    return {"dateFrom": _iso(start), "dateTo": _iso(end)}
+
+
+def _ids(body: dict[str, Any]) -> list[int]:
+    return [r["id"] for r in body["records"]]
+
+
+def _error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert body["errorCode"] == code, body
+    assert body["errors"][0]["errorCode"] == code
+    assert body["message"] == body["errors"][0]["message"]
+    return body
+
+
+@pytest.fixture
+def user_rc(shared_emulator: EmulatorProc) -> Iterator[httpx.Client]:
+    """A non-admin user's client on the shared emulator."""
+    with api_client(shared_emulator, shared_emulator.user(admin=False)) as client:
+        yield client
+
+
+# -- E1, E2: default window and availability --------------------------------------------------
+
+
+def test_default_window_is_last_24_hours(shared_emulator: EmulatorProc,
+                                         rc: httpx.Client) -> None:
+    now = _now(shared_emulator)
+    inside = _add(shared_emulator, now - 23 * 3600)
+    outside = _add(shared_emulator, now - 25 * 3600)
+    r = rc.get(STORE, params={"perPage": 1000})
+    assert r.status_code == 200
+    body = r.json()
+    ids = _ids(body)
+    assert inside in ids and outside not in ids
+    # dateFrom defaults to (now - 24 h) truncated to the minute, and is echoed that way.
+    m = re.search(r"dateFrom=(\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A00\.000Z)", body["uri"])
+    assert m, body["uri"]
+    echoed = _ts(m.group(1).replace("%3A", ":"))
+    assert now - DAY - 61 <= echoed <= now - DAY + 1
+    assert echoed % 60 == 0
+    assert "availability=Alive" in body["uri"]
+    for rec in body["records"]:
+        assert echoed < _ts(rec["creationTime"]) <= now + 1
+
+
+def test_availability_filter(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, end = _window()
+    alive = _add(shared_emulator, start + 100)
+    gone = _add(shared_emulator, start + 200)
+    assert rc.delete(f"{STORE}/{gone}").status_code == 204
+    q = _between(start, end)
+    assert _ids(rc.get(STORE, params=q).json()) == [alive]
+    body = rc.get(STORE, params={**q, "availability": "Deleted"}).json()
+    assert _ids(body) == [gone]
+    assert body["records"][0]["availability"] == "Deleted"
+    assert "availability=Deleted" in body["uri"] and "availability=Alive" not in body["uri"]
+    both = rc.get(STORE, params=[*q.items(), ("availability", "Alive"),
+                                 ("availability", "Deleted")]).json()
+    assert _ids(both) == [gone, alive]
+
+
+# -- E3-E6: paging and order -----------------------------------------------------------------
+
+
+def test_per_page_is_capped_at_1000(rc: httpx.Client) -> None:
+    body = rc.get(STORE, params={"perPage": 5000, "dateFrom": "2000-01-01"}).json()
+    assert body["paging"]["perPage"] == 1000
+    assert "perPage=1000" in body["uri"]
+
+
+def test_paging_and_navigation(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, end = _window()
+    ids = [_add(shared_emulator, start + 1 + 60 * i) for i in range(5)]
+    newest_first = list(reversed(ids))
+    q = {**_between(start, end), "perPage": 2}
+    p1 = rc.get(STORE, params=q).json()
+    assert _ids(p1) == newest_first[:2]
+    assert p1["paging"] == {"page": 1, "perPage": 2, "pageStart": 0, "pageEnd": 1,
+                            "totalPages": 3, "totalElements": 5}
+    nav = p1["navigation"]
+    assert set(nav) == {"firstPage", "nextPage", "lastPage"}
+    for link in nav.values():
+        assert link["uri"].startswith(shared_emulator.info["platform_url"] + "/restapi/v1.0/")
+    p2 = rc.get(nav["nextPage"]["uri"]).json()
+    assert _ids(p2) == newest_first[2:4]
+    assert p2["paging"]["pageStart"] == 2 and p2["paging"]["pageEnd"] == 3
+    assert set(p2["navigation"]) == {"firstPage", "nextPage", "previousPage", "lastPage"}
+    p3 = rc.get(p2["navigation"]["nextPage"]["uri"]).json()
+    assert _ids(p3) == newest_first[4:]
+    assert "nextPage" not in p3["navigation"] and "previousPage" in p3["navigation"]
+    assert p3["navigation"]["lastPage"]["uri"] == p1["navigation"]["lastPage"]["uri"]
+    past = rc.get(STORE, params={**q, "page": 9}).json()
+    assert past["records"] == []
+    assert past["paging"] == {"perPage": 2, "totalPages": 3, "totalElements": 5}
+
+
+def test_newest_first_and_timestamps(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, end = _window()
+    times = [start + 3600, start + 10, start + 7200.25, start + 50]
+    ids = {_add(shared_emulator, t): t for t in times}
+    body = rc.get(STORE, params=_between(start, end)).json()
+    got = [(_ts(r["creationTime"]), r["id"]) for r in body["records"]]
+    assert got == sorted(((round(t, 3), i) for i, t in ids.items()), reverse=True)
+    for rec in body["records"]:  # K1
+        assert ISO_MS.match(rec["creationTime"]) and ISO_MS.match(rec["lastModifiedTime"])
+    assert body["records"][0]["creationTime"].endswith("T02:00:00.250Z")
+
+
+# -- E7-E9: message shapes ---------------------------------------------------------------------
+
+
+def _one(rc: httpx.Client, mid: int) -> dict[str, Any]:
+    r = rc.get(f"{STORE}/{mid}")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_message_fields(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    info = shared_emulator.info
+    acc, ext = info["account_id"], _admin_ext(shared_emulator)
+    sms = _one(rc, _add(shared_emulator, start + 1, text="hello there"))
+    assert sms["uri"] == f"{info['platform_url']}/restapi/v1.0/account/{acc}/extension/{ext}" \
+                         f"/message-store/{sms['id']}"
+    assert sms["extensionId"] == ext
+    assert sms["type"] == "SMS" and sms["direction"] == "Inbound"
+    assert sms["availability"] == "Alive" and sms["readStatus"] == "Unread"
+    assert sms["messageStatus"] == "Received" and sms["priority"] == "Normal"
+    assert sms["from"]["phoneNumber"] == "+12125550101"
+    assert sms["to"][0]["phoneNumber"] == "+16505551000"
+    text = [a for a in sms["attachments"] if a["type"] == "Text"]
+    assert len(text) == 1 and text[0]["contentType"].startswith("text/plain")
+    for att in sms["attachments"]:
+        assert att["uri"] == f"{info['media_url']}/restapi/v1.0/account/{acc}/extension/{ext}" \
+                             f"/message-store/{sms['id']}/content/{att['id']}"
+    assert None not in sms.values()
+
+    vm = _one(rc, _add(shared_emulator, start + 2, type="VoiceMail"))
+    audio = vm["attachments"][0]
+    assert audio["type"] == "AudioRecording"
+    assert audio["contentType"] in ("audio/mpeg", "audio/x-wav")
+    assert isinstance(audio["vmDuration"], int) and audio["vmDuration"] > 0
+    assert "size" not in audio  # E8 default: omitted for voicemail
+
+    fax = _one(rc, _add(shared_emulator, start + 3, type="Fax"))
+    doc = fax["attachments"][0]
+    assert doc["type"] == "RenderedDocument" and doc["contentType"] == "application/pdf"
+    assert "size" not in doc
+    assert fax["faxPageCount"] >= 1 and fax["faxResolution"] in ("High", "Low")
+
+
+def test_mms_attachment_has_size_and_dimensions(shared_emulator: EmulatorProc,
+                                                rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 1, text="pic",
+               attachments=[{"content_type": "image/jpeg", "kind": "jpeg"}])
+    msg = _one(rc, mid)
+    mms = [a for a in msg["attachments"] if a["type"] == "MmsAttachment"]
+    assert len(mms) == 1
+    att = mms[0]
+    raw = shared_emulator.content("message", f"{mid}/{att['id']}")
+    assert att["size"] == len(raw)  # E8: present for MMS, and exact
+    assert att["contentType"] == "image/jpeg" and att["fileName"]
+    assert att["width"] > 0 and att["height"] > 0
+
+
+def test_conversation_id_is_a_big_json_integer(shared_emulator: EmulatorProc,
+                                               rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 1)
+    r = rc.get(f"{STORE}/{mid}")
+    body = r.json()
+    conv = body["conversationId"]
+    assert isinstance(conv, int) and conv > 2**53
+    assert body["conversation"]["id"] == str(conv)
+    assert body["conversation"]["uri"].endswith(f"/conversation/{conv}")
+    assert re.search(rf'"conversationId":\s*{conv}\b', r.text)  # a number, not a string
+
+
+# -- E10: batch --------------------------------------------------------------------------------
+
+
+def _multipart(r: httpx.Response) -> list[Any]:
+    msg = email.parser.BytesParser().parsebytes(
+        b"Content-Type: " + r.headers["content-type"].encode() + b"\r\n\r\n" + r.content)
+    assert msg.is_multipart()
+    parts = []
+    for part in msg.get_payload():
+        assert part.get_content_type() == "application/json"
+        parts.append(json.loads(part.get_payload(decode=True)))
+    return parts
+
+
+def test_batch_get_multipart_mixed(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    a, b = _add(shared_emulator, start + 1), _add(shared_emulator, start + 2)
+    shared_emulator.clear_requests()
+    r = rc.get(f"{STORE}/{a},999,{b}")
+    assert r.status_code == 207
+    assert r.headers["content-type"].startswith("multipart/mixed; boundary=")
+    summary, *bodies = _multipart(r)
+    assert [s["status"] for s in summary["response"]] == [200, 404, 200]
+    assert summary["response"][1]["href"].endswith("/message-store/999")
+    assert [body.get("id") for body in bodies] == [a, None, b]
+    assert bodies[1]["errorCode"] == "CMN-102"
+    log = [e for e in shared_emulator.requests() if "/message-store/" in e["path"]]
+    assert len(log) == 1 and log[0]["group"] == "Light"  # C8: one Light request
+    assert r.headers["x-rate-limit-group"] == "Light"
+
+
+def test_batch_get_multipart_json(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    a = _add(shared_emulator, start + 1)
+    r = rc.get(f"{STORE}/{a},111",
+               headers={"Accept": "application/vnd.ringcentral.multipart+json"})
+    assert r.status_code == 207
+    assert r.headers["content-type"].startswith("application/vnd.ringcentral.multipart+json")
+    items = r.json()
+    assert [(i["resourceId"], i["status"]) for i in items] == [(str(a), 200), ("111", 404)]
+    assert items[0]["body"]["id"] == a
+    assert items[1]["body"]["errors"][0] == {
+        "errorCode": "CMN-102", "message": "Resource for parameter [messageId] is not found",
+        "parameterName": "messageId"}
+
+
+def test_batch_limit_is_50(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 1)
+    ok = rc.get(f"{STORE}/" + ",".join([str(mid)] * 50))
+    assert ok.status_code == 207
+    body = _error(rc.get(f"{STORE}/" + ",".join([str(mid)] * 51)), 400, "CMN-101")
+    assert body["errors"][0]["parameterName"] == "messageId"
+
+
+# -- E11, E12: update and delete --------------------------------------------------------------
+
+
+def test_put_read_status(emulator: EmulatorProc) -> None:
+    with api_client(emulator) as rc:
+        start, end = _window()
+        mid = _add(emulator, start + 60)
+        q = _between(start, end)
+        before = _one(rc, mid)
+        emulator.advance(30)
+        r = rc.put(f"{STORE}/{mid}", json={"readStatus": "Read", "priority": "High"})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-rate-limit-group"] == "Medium"
+        after = r.json()
+        assert after["readStatus"] == "Read"
+        assert after["priority"] == before["priority"]  # other fields are ignored
+        assert _ts(after["lastModifiedTime"]) - _ts(before["lastModifiedTime"]) >= 30
+        assert _one(rc, mid)["readStatus"] == "Read"
+        assert rc.get(STORE, params={**q, "readStatus": "Unread"}).json()["records"] == []
+        assert _ids(rc.get(STORE, params={**q, "readStatus": "Read"}).json()) == [mid]
+        body = _error(rc.put(f"{STORE}/{mid}", json={"readStatus": "Skimmed"}), 400, "CMN-101")
+        assert body["parameterName"] == "readStatus"
+        _error(rc.put(f"{STORE}/12345", json={"readStatus": "Read"}), 404, "CMN-102")
+
+
+def test_delete_then_purge(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 1, type="VoiceMail")
+    att = _one(rc, mid)["attachments"][0]
+    r = rc.delete(f"{STORE}/{mid}")
+    assert r.status_code == 204 and r.content == b""
+    assert r.headers["x-rate-limit-group"] == "Medium"
+    deleted = _one(rc, mid)
+    assert deleted["availability"] == "Deleted"
+    assert rc.get(att["uri"]).status_code == 200  # deleted messages keep their content
+    assert rc.delete(f"{STORE}/{mid}").status_code == 204
+    purged = _one(rc, mid)
+    assert purged["availability"] == "Purged"
+    assert purged["attachments"][0]["id"] == att["id"]  # metadata kept
+    body = _error(rc.get(att["uri"]), 404, "CMN-102")
+    assert body["parameterName"] == "attachmentId"
+
+
+def test_delete_with_purge_flag(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 1)
+    assert rc.delete(f"{STORE}/{mid}", params={"purge": "true"}).status_code == 204
+    assert _one(rc, mid)["availability"] == "Purged"
+    _error(rc.delete(f"{STORE}/{mid}", params={"purge": "maybe"}), 400, "CMN-101")
+    _error(rc.delete(f"{STORE}/424242"), 404, "CMN-102")
+
+
+def test_bulk_delete(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    a, b = _add(shared_emulator, start + 1), _add(shared_emulator, start + 2)
+    assert rc.delete(f"{STORE}/{a},{b}").status_code == 204  # all OK -> 204
+    assert {_one(rc, a)["availability"], _one(rc, b)["availability"]} == {"Deleted"}
+    r = rc.delete(f"{STORE}/{a},77",
+                  headers={"Accept": "application/vnd.ringcentral.multipart+json"})
+    assert r.status_code == 207
+    assert [(i["resourceId"], i["status"]) for i in r.json()] == [(str(a), 204), ("77", 404)]
+
+
+def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
+    """E13: Deleted -> Purged after 5 days -> gone after 5 more (defaults)."""
+    mid = _add(emulator, _now(emulator) - 3600, type="VoiceMail")
+    with api_client(emulator) as rc:
+        att_uri = _one(rc, mid)["attachments"][0]["uri"]
+        assert rc.delete(f"{STORE}/{mid}").status_code == 204
+        deleted_at = _ts(_one(rc, mid)["lastModifiedTime"])
+    emulator.advance(5 * DAY - 120)
+    with api_client(emulator) as rc:
+        assert _one(rc, mid)["availability"] == "Deleted"
+    emulator.advance(240)
+    with api_client(emulator) as rc:
+        msg = _one(rc, mid)
+        assert msg["availability"] == "Purged"
+        assert abs(_ts(msg["lastModifiedTime"]) - (deleted_at + 5 * DAY)) < 1
+        assert rc.get(att_uri).status_code == 404
+        listed = rc.get(STORE, params={"availability": "Purged", "dateFrom": "2000-01-01"})
+        assert mid in _ids(listed.json())
+    emulator.advance(5 * DAY)
+    with api_client(emulator) as rc:
+        _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
+        listed = rc.get(STORE, params=[("availability", "Purged"), ("availability", "Deleted"),
+                                       ("dateFrom", "2000-01-01")])
+        assert mid not in _ids(listed.json())
+
+
+def test_lifecycle_knobs(start_emulator: Callable[..., EmulatorProc]) -> None:
+    emu = start_emulator("--set", "deleted_to_purged=60", "--set", "purged_to_gone=60")
+    mid = _add(emu, _now(emu) - 10)
+    with api_client(emu) as rc:
+        assert rc.delete(f"{STORE}/{mid}").status_code == 204
+        emu.advance(61)
+        assert _one(rc, mid)["availability"] == "Purged"
+        emu.advance(60)
+        _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
+
+
+# -- filters, errors, permissions --------------------------------------------------------------
+
+
+def test_repeated_keys_are_ored(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, end = _window()
+    sms = _add(shared_emulator, start + 1)
+    fax = _add(shared_emulator, start + 2, type="Fax")
+    vm = _add(shared_emulator, start + 3, type="VoiceMail")
+    q = list(_between(start, end).items())
+    got = rc.get(STORE, params=[*q, ("messageType", "SMS"), ("messageType", "Fax")]).json()
+    assert _ids(got) == [fax, sms]
+    got = rc.get(STORE, params=[*q, ("messageType", "VoiceMail")]).json()
+    assert _ids(got) == [vm]
+
+
+def test_direction_conversation_and_phone_filters(shared_emulator: EmulatorProc,
+                                                   rc: httpx.Client) -> None:
+    start, end = _window()
+    q = _between(start, end)
+    inbound = _add(shared_emulator, start + 1, frm="+14155550123")
+    outbound = _add(shared_emulator, start + 2, direction="Outbound", frm="+16505551000",
+                    to=("+13125550199",))
+    assert _ids(rc.get(STORE, params={**q, "direction": "Outbound"}).json()) == [outbound]
+    assert _ids(rc.get(STORE, params={**q, "direction": "Inbound"}).json()) == [inbound]
+    assert _ids(rc.get(STORE, params={**q, "phoneNumber": "+14155550123"}).json()) == [inbound]
+    assert _ids(rc.get(STORE, params={**q, "phoneNumber": "13125550199"}).json()) == [outbound]
+    conv = _one(rc, inbound)["conversationId"]
+    got = rc.get(STORE, params={**q, "conversationId": str(conv)}).json()
+    assert _ids(got) == [inbound]
+    _error(rc.get(STORE, params={**q, "conversationId": "x"}), 400, "CMN-101")
+
+
+def test_invalid_enum_is_cmn_101(rc: httpx.Client) -> None:
+    for name, value in (("direction", "Sideways"), ("messageType", "Telegram"),
+                        ("availability", "Maybe"), ("readStatus", "Skimmed")):
+        body = _error(rc.get(STORE, params={name: value}), 400, "CMN-101")
+        assert body["message"] == f"Parameter [{name}] value is invalid."
+        assert body["errors"][0]["parameterName"] == name
+
+
+def test_date_formats(rc: httpx.Client) -> None:
+    for value in ("2012-07-16", "2012-07-16T23:12", "2012-07-16T23:12:30Z",
+                  "2012-07-16T23:12:30+04:00", "2012-07-16T23:12:30.45Z"):
+        assert rc.get(STORE, params={"dateFrom": value}).status_code == 200, value
+    for name in ("dateFrom", "dateTo"):
+        body = _error(rc.get(STORE, params={name: "yesterday"}), 400, "CMN-101")
+        assert body["errors"][0]["parameterName"] == name
+
+
+def test_date_with_offset_is_converted(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+    start, _ = _window()
+    mid = _add(shared_emulator, start + 3 * 3600)  # 03:00Z
+    local = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
+    # 02:30+00:00 .. 03:30+00:00 expressed as 06:30+04:00 .. 07:30+04:00
+    got = rc.get(STORE, params={"dateFrom": f"{local}T06:30:00+04:00",
+                                "dateTo": f"{local}T07:30:00+04:00"}).json()
+    assert _ids(got) == [mid]
+
+
+def test_unknown_message_is_404(rc: httpx.Client) -> None:
+    body = _error(rc.get(f"{STORE}/1"), 404, "CMN-102")
+    assert body["message"] == "Resource for parameter [messageId] is not found"
+    assert body["parameterName"] == "messageId"
+
+
+def test_other_extension_needs_admin(shared_emulator: EmulatorProc, rc: httpx.Client,
+                                     user_rc: httpx.Client) -> None:
+    admin_ext = _admin_ext(shared_emulator)
+    other = str(shared_emulator.user(admin=False)["extension_id"])
+    _error(user_rc.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-store"),
+           403, "CMN-419")
+    _error(user_rc.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-sync",
+                       params={"syncType": "FSync"}), 403, "CMN-419")
+    start, end = _window()
+    mid = _add(shared_emulator, start + 1, ext=other)
+    r = rc.get(f"/restapi/v1.0/account/~/extension/{other}/message-store",
+               params=_between(start, end))
+    assert r.status_code == 200 and _ids(r.json()) == [mid]
+    assert r.json()["records"][0]["extensionId"] == other
+    assert f"/extension/{other}/message-store" in r.json()["uri"]
+    # A message of another extension is not found through one's own mailbox.
+    _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
+
+
+def test_listing_counts_light(start_emulator: Callable[..., EmulatorProc]) -> None:
+    emu = start_emulator("--limits", "Light=3")
+    with api_client(emu) as rc:
+        remaining = [rc.get(STORE).headers["x-rate-limit-remaining"] for _ in range(3)]
+        assert remaining == ["2", "1", "0"]
+        r = rc.get(SYNC, params={"syncType": "FSync"})
+        _error(r, 429, "CMN-301")
+        assert r.headers["x-rate-limit-group"] == "Light"
+
+
+# -- F1-F6: message sync -----------------------------------------------------------------------
+
+
+def test_fsync_shape_and_default_window(emulator: EmulatorProc) -> None:
+    now = _now(emulator)
+    inside = _add(emulator, now - 23 * 3600)
+    outside = _add(emulator, now - 25 * 3600)
+    with api_client(emulator) as rc:
+        r = rc.get(SYNC, params={"syncType": "FSync"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"uri", "records", "syncInfo"}  # no paging (F1)
+        info = body["syncInfo"]
+        assert info["syncType"] == "FSync" and info["olderRecordsExist"] is False
+        assert isinstance(info["syncToken"], str) and info["syncToken"]
+        assert ISO_MS.match(info["syncTime"]) and abs(_ts(info["syncTime"]) - now) < 5
+        assert inside in _ids(body) and outside not in _ids(body)
+        assert "/message-sync?syncType=FSync" in body["uri"]
+
+
+def test_fsync_window_knob(start_emulator: Callable[..., EmulatorProc]) -> None:
+    emu = start_emulator("--set", f"fsync_default_window={7 * DAY}")
+    now = _now(emu)
+    six_days = _add(emu, now - 6 * DAY)
+    eight_days = _add(emu, now - 8 * DAY)
+    with api_client(emu) as rc:
+        ids = _ids(rc.get(SYNC, params={"syncType": "FSync"}).json())
+        assert six_days in ids and eight_days not in ids
+
+
+def test_fsync_filters_and_record_count(emulator: EmulatorProc) -> None:
+    start, end = _window()
+    ids = [_add(emulator, start + 1 + 60 * i) for i in range(5)]
+    fax = _add(emulator, start + 1000, type="Fax")
+    with api_client(emulator) as rc:
+        q = {"syncType": "FSync", **_between(start, end)}
+        body = rc.get(SYNC, params={**q, "messageType": "SMS", "recordCount": 3}).json()
+        assert _ids(body) == list(reversed(ids))[:3]
+        assert body["syncInfo"]["olderRecordsExist"] is True
+        body = rc.get(SYNC, params={**q, "messageType": "Fax"}).json()
+        assert _ids(body) == [fax] and body["syncInfo"]["olderRecordsExist"] is False
+        _error(rc.get(SYNC, params={**q, "recordCount": "lots"}), 400, "CMN-101")
+        _error(rc.get(SYNC, params={"syncType": "Whatever"}), 400, "CMN-101")
+
+
+def _mine(body: dict[str, Any], mine: set[int]) -> list[dict[str, Any]]:
+    """The records of the messages a test created (the seed may change others meanwhile)."""
+    return [r for r in body["records"] if r["id"] in mine]
+
+
+def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
+    now = _now(emulator)
+    old = _add(emulator, now - 7200)
+    recent = _add(emulator, now - 3600)
+    with api_client(emulator) as rc:
+        q = {"dateFrom": _iso(now - 7300), "dateTo": _iso(now - 3500)}
+        # `old` is modified 20 s before the FSync, `recent` 3 s before.
+        rc.put(f"{STORE}/{old}", json={"readStatus": "Read"})
+        emulator.advance(17)
+        rc.put(f"{STORE}/{recent}", json={"readStatus": "Read"})
+        emulator.advance(3)
+        fsync = rc.get(SYNC, params={"syncType": "FSync", **q}).json()
+        assert [r["id"] for r in _mine(fsync, {old, recent})] == [recent, old]
+        token = fsync["syncInfo"]["syncToken"]
+
+        emulator.advance(60)
+        new = _add(emulator, _now(emulator) - 10)
+        isync = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token})
+        assert isync.status_code == 200, isync.text
+        body = isync.json()
+        assert set(body) == {"uri", "records", "syncInfo"}
+        assert body["syncInfo"]["syncType"] == "ISync"
+        # new message + the 5 s overlap re-sends `recent` (a duplicate); `old` is not sent.
+        mine = _mine(body, {old, recent, new})
+        assert [r["id"] for r in mine] == [new, recent]
+        assert mine[0]["type"] == "SMS" and mine[0]["availability"] == "Alive"
+
+        emulator.advance(60)
+        assert rc.delete(f"{STORE}/{old}").status_code == 204
+        token2 = body["syncInfo"]["syncToken"]
+        emulator.advance(60)
+        body = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token2}).json()
+        assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Deleted"}]
+
+        # The purge (by the lifecycle clock) is reported as well.
+        token3 = body["syncInfo"]["syncToken"]
+        emulator.advance(5 * DAY)
+    with api_client(emulator) as rc:
+        body = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token3}).json()
+        assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Purged"}]
+
+
+def test_isync_invalid_tokens(start_emulator: Callable[..., EmulatorProc]) -> None:
+    emu = start_emulator("--set", "sync_token_ttl=3600")
+    with api_client(emu) as rc:
+        def isync(token: str) -> httpx.Response:
+            return rc.get(SYNC, params={"syncType": "ISync", "syncToken": token})
+
+        body = _error(isync("not-a-token"), 400, "MSG-333")
+        assert body["message"] == MSG_333
+        token = rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+        assert isync(token).status_code == 200
+        emu.admin("POST", "/_emulator/sync/invalidate")  # server demands a full sync
+        _error(isync(token), 400, "MSG-333")
+        token = rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+        emu.advance(3601)
+    with api_client(emu) as rc:
+        _error(rc.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
+        _error(rc.get(SYNC, params={"syncType": "ISync"}), 400, "CMN-100")
+
+
+def test_isync_token_is_per_extension(shared_emulator: EmulatorProc, rc: httpx.Client,
+                                      user_rc: httpx.Client) -> None:
+    token = user_rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+    _error(rc.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
+
+
+# -- scale -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_scale_mode_page_of_1000_is_fast(start_emulator: Callable[..., EmulatorProc]) -> None:
+    emu = start_emulator("--scale", "100000", "--limits", "Light=1000")
+    summary = emu.admin("GET", "/_emulator/summary")
+    admin = next(e for e in summary["extensions"] if e["admin"])
+    assert sum(admin["messages"].values()) >= 100_000
+    with api_client(emu) as rc:
+        q = {"dateFrom": "1990-01-01", "perPage": 1000}
+        first = rc.get(STORE, params=q)  # warm-up (imports, caches)
+        assert first.status_code == 200
+        total = first.json()["paging"]["totalElements"]
+        assert total >= 100_000
+        for page in (1, 50, total // 1000):
+            t0 = time.perf_counter()
+            r = rc.get(STORE, params={**q, "page": page})
+            elapsed = time.perf_counter() - t0
+            assert r.status_code == 200 and len(r.json()["records"]) == 1000
+            assert elapsed < 1.0, f"page {page} took {elapsed:.2f}s"
+        t0 = time.perf_counter()
+        r = rc.get(SYNC, params={"syncType": "FSync", "dateFrom": "1990-01-01",
+                                 "recordCount": 1000})
+        assert r.status_code == 200 and len(r.json()["records"]) == 1000
+        assert time.perf_counter() - t0 < 1.0
