@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -11,89 +12,376 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rcfs import __version__
+from rcfs.config import FIELDS, Config, ConfigError, load
 from rcfs.proc import die_with_parent
 
+log = logging.getLogger("rcfs")
 
-def _emulator(argv: list[str]) -> int:
+# Flags that map 1:1 onto config keys (every option is also a flag).
+CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_file",
+                "redirect_uri", "ca_cert", "cache_dir", "state_dir", "cache_size",
+                "refresh_interval", "read_timeout", "uid", "gid", "umask", "timezone",
+                "log_level")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    # httpx logs every URL at INFO; ours are logged (without queries) by rcfs.api.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="config file (default ~/.config/rcfs/config.toml)")
+    for key in CONFIG_FLAGS:
+        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None,
+                       help=f"config key {key} (type {FIELDS[key].type})")
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Config:
+    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    overrides.update(extra)
+    return load(args.config, overrides)
+
+
+# -- mount ----------------------------------------------------------------------------------
+
+
+def _run_mount(cfg: Config, mountpoint: Path, notify_fd: int | None = None,
+               tour: str | None = None) -> int:
+    import trio
+
+    from rcfs.mount import Mount, MountError, check_mountpoint
+
+    try:
+        check_mountpoint(mountpoint)
+    except MountError as exc:
+        print(f"rcfs: {exc}", file=sys.stderr)
+        _notify_parent(notify_fd, f"error: {exc}")
+        return 2
+
+    mount = Mount(cfg, mountpoint)
+
+    async def main() -> None:
+        ready = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async def tell() -> None:
+                await ready.wait()
+                _notify_parent(notify_fd, "ok")
+                if tour:
+                    print(tour, flush=True)
+            nursery.start_soon(tell)
+            await mount.run(ready)
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except MountError as exc:
+        print(f"rcfs: {exc}", file=sys.stderr)
+        _notify_parent(notify_fd, f"error: {exc}")
+        return 1
+    except RuntimeError as exc:  # pyfuse3.init failures (no /dev/fuse, permission)
+        print(f"rcfs: cannot mount {mountpoint}: {exc}", file=sys.stderr)
+        _notify_parent(notify_fd, f"error: {exc}")
+        return 1
+    return 0
+
+
+def _notify_parent(fd: int | None, message: str) -> None:
+    if fd is None:
+        return
+    try:
+        os.write(fd, (message + "\n").encode())
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _mount(args: argparse.Namespace) -> int:
+    extra = {"allow_other": args.allow_other or None, "allow_delete": args.allow_delete or None}
+    try:
+        cfg = _config(args, **extra)
+    except ConfigError as exc:
+        print(f"rcfs: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(cfg.log_level)
+    mountpoint = Path(args.mountpoint).absolute()
+    if not args.daemon:
+        return _run_mount(cfg, mountpoint, args.notify_fd)
+    # --daemon: a detached child mounts; we return once it says the mount answers.
+    read_fd, write_fd = os.pipe()
+    argv = [a for a in sys.argv[1:] if a != "--daemon"]
+    log_path = Path(cfg.state_dir).expanduser() / "rcfs.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(log_path, "ab") as logf:
+        subprocess.Popen([sys.executable, "-m", "rcfs.cli", *argv, "--notify-fd", str(write_fd)],
+                         pass_fds=(write_fd,), start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=logf, stderr=logf)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        answer = pipe.readline().strip()
+    if answer == "ok":
+        print(f"rcfs: mounted {mountpoint} (log: {log_path})")
+        return 0
+    print(f"rcfs: mount failed: {answer or 'the mount process died'} (log: {log_path})",
+          file=sys.stderr)
+    return 1
+
+
+def _unmount(args: argparse.Namespace) -> int:
+    path = Path(args.mountpoint).absolute()
+    for tool in ("fusermount3", "fusermount"):
+        try:
+            res = subprocess.run([tool, "-u", *(["-z"] if args.lazy else []), str(path)],
+                                 capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            continue
+        if res.returncode != 0:
+            print(f"rcfs: {res.stderr.strip()}", file=sys.stderr)
+        return res.returncode
+    print("rcfs: fusermount3 not found (install fuse3)", file=sys.stderr)
+    return 1
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def _find_mounts() -> list[Path]:
+    found = []
+    with open("/proc/mounts") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "fuse.rcfs":
+                found.append(Path(parts[1].replace("\\040", " ")))
+    return found
+
+
+def _status(args: argparse.Namespace) -> int:
+    mounts = [Path(args.mountpoint)] if args.mountpoint else _find_mounts()
+    if not mounts:
+        print("rcfs: no rcfs mount found", file=sys.stderr)
+        return 1
+    for mp in mounts:
+        try:
+            data = json.loads((mp / ".rcfs" / "status.json").read_text())
+        except (OSError, ValueError) as exc:
+            print(f"rcfs: {mp}: no status ({exc})", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(data, indent=2))
+            continue
+        print(f"{mp}: rcfs {data.get('version')} pid {data.get('pid')}")
+        groups = data.get("requests", {}).get("groups", data.get("requests", {}))
+        for name, g in sorted(groups.items()):
+            if isinstance(g, dict):
+                print(f"  {name:<7} sent {g.get('sent', 0):>5}  429s {g.get('throttled_429', 0)}"
+                      f"  remaining {g.get('remaining')}/{g.get('limit')}"
+                      f"  penalty {max(0.0, float(g.get('penalty_remaining_s', 0) or 0)):.0f}s")
+        content = data.get("content", {})
+        cache = content.get("cache", {})
+        print(f"  content: {content.get('reads', 0)} reads, {content.get('requests', 0)} "
+              f"downloads, {content.get('active_streams', 0)} in progress; cache "
+              f"{cache.get('used', 0)} of {cache.get('budget', 0)} bytes")
+        for ext in data.get("extensions", {}).values():
+            error = f"  (error: {ext['last_error']})" if ext.get("last_error") else ""
+            print(f"  {ext['folder']}: {ext['messages']} messages, {ext['recordings']} "
+                  f"recordings{error}")
+        print(f"  outbox: {len(data.get('outbox', []))} queued")
+    return 0
+
+
+# -- login / logout ------------------------------------------------------------------------
+
+
+def _login(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    import trio
+
+    from rcfs.api import Credentials, RcError, login_with_browser
+    from rcfs.mount import make_client, token_store
+
+    try:
+        cfg = _config(args)
+    except ConfigError as exc:
+        print(f"rcfs: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(cfg.log_level)
+    store = token_store(cfg)
+
+    async def main() -> None:
+        if cfg.jwt_value():
+            async with make_client(cfg, store) as client:
+                await client.tokens.login_jwt(client.deadline_in(60))
+            return
+        creds = Credentials(platform_url=cfg.server, client_id=cfg.client_id,
+                            client_secret=cfg.client_secret or None,
+                            redirect_uri=cfg.redirect_uri)
+        opener = None if args.no_browser else webbrowser.open
+        await login_with_browser(creds, opener, timeout=args.timeout, store=store)
+
+    try:
+        trio.run(main)
+    except (RcError, ValueError) as exc:
+        print(f"rcfs: login failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"rcfs: logged in; session stored in {store.path}")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    import trio
+
+    from rcfs.mount import make_client, token_store
+
+    try:
+        cfg = _config(args)
+    except ConfigError as exc:
+        print(f"rcfs: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    store = token_store(cfg)
+
+    async def main() -> None:
+        async with make_client(cfg, store) as client:
+            await client.tokens.revoke(client.deadline_in(30))
+
+    trio.run(main)
+    print("rcfs: logged out")
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def _start_emulator(port_file: Path, seed: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     # A separate process by design: the product never imports the emulator.
-    return subprocess.call([sys.executable, "-m", "rcfs.emulator", *argv])
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """Start the emulator with its demo account and show how to reach it."""
-    workdir = Path(tempfile.mkdtemp(prefix="rcfs-demo-"))
-    port_file = Path(args.port_file) if args.port_file else workdir / "emulator.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rcfs.emulator", "--data-seed", str(args.seed),
+        [sys.executable, "-m", "rcfs.emulator", "--data-seed", str(seed),
          "--port-file", str(port_file)],
         preexec_fn=die_with_parent,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            print("rcfs demo: the emulator did not start", file=sys.stderr)
             proc.kill()
-            return 1
+            raise RuntimeError("the emulator did not start")
         time.sleep(0.05)
-    info = json.loads(port_file.read_text())
-    admin = next(u for u in info["users"] if u["admin"])
-    print(f"""
-rcfs demo: a RingCentral emulator is running with a demo account.
+    return proc, json.loads(port_file.read_text())
 
-  platform API : {info['platform_url']}/restapi/v1.0
-  media        : {info['media_url']}
-  emulator admin API: {info['admin_url']}/_emulator/summary
-  port file (URLs + credentials): {port_file}
 
-Log in as the admin ({admin['extension_number']} {admin['name']}) with the JWT grant:
-
-  curl -s -u '{info['client_id']}:{info['client_secret']}' \\
-    -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
-    -d assertion=$(python3 -c "import json;print(json.load(open('{port_file}'))['users'][0]['jwt'])") \\
-    {info['platform_url']}/restapi/oauth/token
-
-then list voicemails and faxes of the last two years:
-
-  curl -s -H "Authorization: Bearer $TOKEN" \\
-    '{info['platform_url']}/restapi/v1.0/account/~/extension/~/message-store?dateFrom=2000-01-01'
-
-Press Ctrl-C to stop.
-""", flush=True)
+def _demo(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="rcfs-demo-"))
+    port_file = Path(args.port_file).absolute() if args.port_file else workdir / "emulator.json"
+    if port_file.exists():
+        port_file.unlink()
+    _setup_logging(args.log_level)
     try:
-        proc.wait()
+        proc, info = _start_emulator(port_file, args.seed)
+    except RuntimeError as exc:
+        print(f"rcfs demo: {exc}", file=sys.stderr)
+        return 1
+    admin = next(u for u in info["users"] if u["admin"])
+    cfg = Config(server=info["platform_url"], media_server=info["media_url"],
+                 client_id=info["client_id"], client_secret=info["client_secret"],
+                 jwt=admin["jwt"], cache_dir=str(workdir / "cache"),
+                 state_dir=str(workdir / "state"), ca_cert=info.get("ca_cert") or "",
+                 log_level=args.log_level)
+    mountpoint = Path(args.mountpoint).absolute()
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    folder = f"{admin['extension_number']} {admin['name']}"
+    tour = f"""
+rcfs demo: the demo account is mounted at {mountpoint}
+(a local RingCentral emulator at {info['platform_url']}; its URLs and credentials: {port_file})
+
+Try, in another terminal:
+  ls "{mountpoint}"                                   # one folder per mailbox
+  ls -l "{mountpoint}/{folder}/Voicemail"/*            # voicemails by month
+  ffprobe "$(ls -d "{mountpoint}/{folder}/Recordings"/*/* | head -1)"
+  pdfinfo "$(ls -d "{mountpoint}/{folder}/Fax"/*/*.pdf | head -1)"
+  getfattr -d "$(ls -d "{mountpoint}/{folder}/Texts"/*/* | head -1)"
+  rcfs status {mountpoint}
+
+Press Ctrl-C to unmount and stop the emulator.
+"""
+    try:
+        code = _run_mount(cfg, mountpoint, tour=tour)
     except KeyboardInterrupt:
-        pass
+        code = 0
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-    return 0
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if code != 0:
+        print(f"rcfs demo: the mount did not come up at {mountpoint}", file=sys.stderr)
+    return code
+
+
+# -- parser ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rcfs", description="Mount a RingCentral account.")
     p.add_argument("--version", action="version", version=f"rcfs {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("emulator", help="run the local RingCentral emulator (see --help)",
+
+    m = sub.add_parser("mount", help="mount the account (foreground; --daemon to detach)")
+    m.add_argument("mountpoint")
+    _add_config_flags(m)
+    m.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    m.add_argument("--allow-delete", action="store_true",
+                   help="rm of a message moves it to RingCentral's Deleted state")
+    m.add_argument("--daemon", action="store_true", help="detach once the mount answers")
+    m.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
+    m.set_defaults(func=_mount)
+
+    u = sub.add_parser("unmount", help="unmount a mountpoint")
+    u.add_argument("mountpoint")
+    u.add_argument("--lazy", action="store_true", help="detach even if busy")
+    u.set_defaults(func=_unmount)
+
+    s = sub.add_parser("status", help="requests, budgets, cache and outbox of a mount")
+    s.add_argument("mountpoint", nargs="?")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_status)
+
+    li = sub.add_parser("login", help="log in (browser, PKCE) or with the configured JWT")
+    _add_config_flags(li)
+    li.add_argument("--no-browser", action="store_true", help="print the URL instead")
+    li.add_argument("--timeout", type=float, default=300.0)
+    li.set_defaults(func=_login)
+
+    lo = sub.add_parser("logout", help="revoke and forget the stored session")
+    _add_config_flags(lo)
+    lo.set_defaults(func=_logout)
+
+    d = sub.add_parser("demo", help="mount a demo account served by a local emulator")
+    d.add_argument("mountpoint", nargs="?", default="RingCentral-demo")
+    d.add_argument("--port-file", help="write the emulator's URLs and credentials here")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--log-level", default="warning")
+    d.set_defaults(func=_demo)
+
+    sub.add_parser("emulator", help="run the local RingCentral emulator (see its --help)",
                    add_help=False)
-    demo = sub.add_parser("demo", help="start the emulator with the demo account")
-    demo.add_argument("--port-file", help="write the emulator's URLs and credentials here")
-    demo.add_argument("--seed", type=int, default=1)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
-        return _emulator(argv[1:])
+        return subprocess.call([sys.executable, "-m", "rcfs.emulator", *argv[1:]])
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return _demo(args)
-    return 2
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     raise SystemExit(main())

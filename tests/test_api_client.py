@@ -175,6 +175,7 @@ async def test_stream_error_status_raises_parsed_api_error() -> None:
             async with c.stream("GET", f"{MEDIA}{CONTENT}", headers={"Range": "bytes=9999-"}):
                 pass
     assert (ei.value.status, ei.value.error_code) == (416, "CMN-107")
+    assert ei.value.headers["content-type"] == "application/json"
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -218,7 +219,8 @@ async def test_non_json_error_body() -> None:
 def test_errors_pickle() -> None:
     errs: list[Exception] = [
         ApiError(404, "CMN-102", "not found", "messageId", {"a": 1}, None, "https://x/y"),
-        RateLimitedError(429, "CMN-301", "rate", None, None, None, None, 60.0, "Heavy"),
+        RateLimitedError(429, "CMN-301", "rate", None, None, None, None, {"retry-after": "60"},
+                         60.0, "Heavy"),
         BudgetExhaustedError("Heavy", 42.0),
         DeadlineExceededError("slow"),
         AuthRequiredError("session expired"),
@@ -232,6 +234,7 @@ def test_errors_pickle() -> None:
     assert "rcfs login" in str(AuthRequiredError())
     rl = pickle.loads(pickle.dumps(errs[1]))
     assert isinstance(rl, RateLimitedError) and rl.retry_after == 60.0 and rl.group == "Heavy"
+    assert rl.headers == {"retry-after": "60"}
 
 
 def test_parse_retry_after() -> None:

@@ -31,6 +31,9 @@ async def test_defaults_are_the_documented_limits(autojump_clock: MockClock) -> 
     assert dict(DEFAULT_LIMITS) == {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
     s = make()
     assert [s.remaining(g) for g in ("Light", "Medium", "Heavy", "Auth")] == [50, 40, 10, 5]
+    s = make(limits={"heavy": 3, "Glip": 7})
+    assert [s.remaining(g) for g in ("Light", "Heavy", "glip", "Other")] == [50, 3, 7, 40]
+    assert set(s.stats()) == {"Light", "Heavy", "Glip", "Other"}
 
 
 async def test_window_full_waits_for_oldest_send_to_expire(autojump_clock: MockClock) -> None:

@@ -642,8 +642,8 @@ def test_fax_resend() -> None:
 # -- the recorded exchanges conform to the spec ------------------------------------------------
 
 def test_zz_exchanges_conform_to_spec(emu: EmulatorProc) -> None:
-    """Every exchange of this module so far validates against spec46 (each one, not a
-    sample; the harness re-checks a sample at teardown)."""
+    """This module's exchanges validate against spec46: up to 25 per operation and status,
+    a denser sample than the harness's teardown check (every error code shape is seen)."""
     problems = emu.openapi_problems(ExchangeChecker(per_status=25, max_shapes=50))
     assert not problems, format_problems(problems, "send tests")
 

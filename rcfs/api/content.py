@@ -133,14 +133,9 @@ def _content_length(headers: httpx.Headers) -> int | None:
 
 
 def _headers_of(exc: ApiError) -> httpx.Headers:
-    """Headers of an error response, if the client attached them (``headers`` or
-    ``response``); a 416's ``Content-Range: bytes */N`` tells the object's size."""
-    headers = getattr(exc, "headers", None)
-    if headers is None:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
+    """Headers of an error response: a 416's ``Content-Range: bytes */N`` tells the size."""
     try:
-        return httpx.Headers(headers) if headers is not None else httpx.Headers()
+        return httpx.Headers(exc.headers or {})
     except (TypeError, ValueError):
         return httpx.Headers()
 

@@ -37,6 +37,7 @@ class ApiError(RcError):
         body: Any = None,
         oauth_error: str | None = None,
         url: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status, error_code, message)
         self.status = status
@@ -46,12 +47,15 @@ class ApiError(RcError):
         self.body = body
         self.oauth_error = oauth_error
         self.url = url
+        # Response headers (lower-case names, no Set-Cookie): a 416's Content-Range, a 503's
+        # Retry-After, RCRequestId for support tickets.
+        self.headers = headers or {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             type(self),
             (self.status, self.error_code, self.message, self.parameter_name, self.body,
-             self.oauth_error, self.url),
+             self.oauth_error, self.url, self.headers),
         )
 
     def __str__(self) -> str:
@@ -77,7 +81,8 @@ class ApiError(RcError):
         if not message:
             message = response.reason_phrase or ""
         url = str(response.request.url.copy_with(query=None)) if _has_request(response) else None
-        return cls(response.status_code, code, message, param, body, oauth, url)
+        headers = {k.lower(): v for k, v in response.headers.items() if k.lower() != "set-cookie"}
+        return cls(response.status_code, code, message, param, body, oauth, url, headers)
 
 
 class RateLimitedError(ApiError):
@@ -93,10 +98,12 @@ class RateLimitedError(ApiError):
         body: Any = None,
         oauth_error: str | None = None,
         url: str | None = None,
+        headers: dict[str, str] | None = None,
         retry_after: float | None = None,
         group: str | None = None,
     ) -> None:
-        super().__init__(status, error_code, message, parameter_name, body, oauth_error, url)
+        super().__init__(status, error_code, message, parameter_name, body, oauth_error, url,
+                         headers)
         self.retry_after = retry_after
         self.group = group
 
@@ -104,7 +111,7 @@ class RateLimitedError(ApiError):
         return (
             type(self),
             (self.status, self.error_code, self.message, self.parameter_name, self.body,
-             self.oauth_error, self.url, self.retry_after, self.group),
+             self.oauth_error, self.url, self.headers, self.retry_after, self.group),
         )
 
     @classmethod
@@ -112,7 +119,7 @@ class RateLimitedError(ApiError):
                  group: str | None) -> RateLimitedError:
         base = ApiError.from_response(response)
         return cls(base.status, base.error_code, base.message, base.parameter_name, base.body,
-                   base.oauth_error, base.url, retry_after, group)
+                   base.oauth_error, base.url, base.headers, retry_after, group)
 
 
 class BudgetExhaustedError(RcError):

@@ -102,7 +102,8 @@ class _Group:
 class RequestScheduler:
     """Per-group sliding-window budgets with priority queues.
 
-    ``limits``/``window`` seed the budgets; ``reserve_fraction``/``reserve_min`` size the part
+    ``limits`` (merged over DEFAULT_LIMITS) and ``window`` seed the budgets, which response
+    headers then correct; ``reserve_fraction``/``reserve_min`` size the part
     of each window PREFETCH/BACKGROUND may not touch; ``window_margin`` pads each send's expiry
     (latency/clock skew); ``penalty_margin`` is added after a penalty (capped at 10 % of it).
     """
@@ -119,7 +120,11 @@ class RequestScheduler:
         penalty_margin: float = 1.0,
         default_limit: int = DEFAULT_LIMITS["Medium"],
     ) -> None:
-        self._defaults = {k.lower(): (k, v) for k, v in (limits or DEFAULT_LIMITS).items()}
+        # Given limits override the documented defaults per group (case-insensitively).
+        self._defaults = {k.lower(): (k, v) for k, v in DEFAULT_LIMITS.items()}
+        for name, limit in (limits or {}).items():
+            canonical = self._defaults.get(name.lower(), (name, 0))[0]
+            self._defaults[name.lower()] = (canonical, limit)
         self._window = float(window)
         self.reserve_fraction = reserve_fraction
         self.reserve_min = reserve_min

@@ -8,6 +8,7 @@ headers the emulator must validate (each part's own ``Content-Type``, a missing
 
 from __future__ import annotations
 
+import itertools
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -195,30 +196,29 @@ def parse_multipart(content_type: str, body: bytes, *, keep_preamble: bool = Fal
     positions = _delimiter_positions(body, delim)
     if not positions:
         raise MultipartError("no boundary delimiter in the body")
-    parts: list[Part] = []
-    preamble = _strip_line_break(body[:positions[0]])
-    if keep_preamble and preamble.strip():
-        parts.append(Part({}, preamble.strip(), preamble=True))
-    closed = False
-    for n, pos in enumerate(positions):
+    # A real delimiter line is "--boundary" then "--" (the close) or optional transport
+    # padding and a line break; the boundary string elsewhere at a line start is data.
+    real: list[tuple[int, int, bool]] = []  # (delimiter offset, content offset, closing)
+    for pos in positions:
         after = pos + len(delim)
         if body[after:after + 2] == b"--":
-            closed = True
+            real.append((pos, after + 2, True))
             break
-        # Transport padding (spaces/tabs) may follow the delimiter before the line break.
         while body[after:after + 1] in (b" ", b"\t"):
             after += 1
         if body[after:after + 2] == b"\r\n":
-            after += 2
+            real.append((pos, after + 2, False))
         elif body[after:after + 1] == b"\n":
-            after += 1
-        else:
-            # The boundary string occurred at a line start inside a part: not a delimiter.
-            continue
-        if n + 1 >= len(positions):
-            break
-        nxt = positions[n + 1]
-        parts.append(_parse_part(_strip_line_break(body[after:nxt])))
+            real.append((pos, after + 1, False))
+    if not real:
+        raise MultipartError("no boundary delimiter in the body")
+    parts: list[Part] = []
+    preamble = _strip_line_break(body[:real[0][0]])
+    if keep_preamble and preamble.strip():
+        parts.append(Part({}, preamble.strip(), preamble=True))
+    closed = real[-1][2]
+    for (_, content, _), (nxt, _, _) in itertools.pairwise(real):
+        parts.append(_parse_part(_strip_line_break(body[content:nxt])))
     if not closed:
         raise MultipartError("multipart body has no closing delimiter")
     return parts

@@ -276,7 +276,7 @@ async def report_archive(request: Request) -> Response:
     emu.account(caller, p["accountId"])
     if not caller.is_admin:
         raise rc_error(403, "CMN-408", "In order to call this API endpoint, user needs to have "
-                       "[Users] permission.", permissionName="Users")
+                       "[Users] permission granted", permissionName="Users")
     task = emu.store.reports.get(p["taskId"])
     if task is None:
         raise not_found("taskId")

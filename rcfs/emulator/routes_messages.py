@@ -150,8 +150,13 @@ def render_attachment(emu: Emulator, msg: Message, att: Attachment) -> dict[str,
     return data
 
 
-def _party(party: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in party.items() if v is not None}
+_FROM_KEYS = ("phoneNumber", "extensionNumber", "extensionId", "name", "location")
+_TO_KEYS = _FROM_KEYS + ("target", "messageStatus", "faxErrorCode")
+
+
+def _party(party: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A from/to object with only the documented keys; ``extensionId`` is a string."""
+    out = {k: party[k] for k in keys if party.get(k) is not None}
     if "extensionId" in out:
         out["extensionId"] = str(out["extensionId"])
     return out
@@ -163,8 +168,8 @@ def render_message(emu: Emulator, msg: Message) -> dict[str, Any]:
         "uri": emu.ext_uri(msg.extension_id, f"/message-store/{msg.id}"),
         "id": msg.id,
         "extensionId": str(msg.extension_id),
-        "to": [_party(p) for p in msg.to],
-        "from": _party(msg.from_),
+        "to": [_party(p, _TO_KEYS) for p in msg.to],
+        "from": _party(msg.from_, _FROM_KEYS),
         "type": msg.type,
         "creationTime": iso(msg.creation_time),
         "readStatus": msg.read_status,

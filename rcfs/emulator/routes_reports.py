@@ -15,9 +15,10 @@ Choices not settled by any source, marked (I):
 * Each ``message-store.json`` is ``{"records": [...]}`` with the message-store rendering of
   the extension's messages in the range (Alive and Deleted; purged messages lost their
   content), newest first; extensions without such messages get no file.
-* Attachment files are named ``<fileName>`` when the attachment has one, else
-  ``<attachmentId>.<ext>``. A single file larger than ``archive_max_bytes`` gets an archive
-  of its own (it cannot be split).
+* Attachment files are named ``<fileName>`` (``/`` and ``\\`` replaced by ``_``; a name
+  repeated within one message gets an ``<attachmentId>_`` prefix) when the attachment has
+  one, else ``<attachmentId>.<ext>``. A single file larger than ``archive_max_bytes`` gets
+  an archive of its own (it cannot be split).
 """
 
 from __future__ import annotations
@@ -136,8 +137,13 @@ def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
         for msg in msgs:
             if msg.availability == "Purged":
                 continue
+            used: set[str] = set()
             for att in msg.attachments:
-                name = f"{prefix}/message-store/content/{msg.id}/{_file_name(att)}"
+                leaf = _file_name(att)
+                if leaf in used:
+                    leaf = f"{att.id}_{leaf}"
+                used.add(leaf)
+                name = f"{prefix}/message-store/content/{msg.id}/{leaf}"
                 files.append((name, att.blob.bytes()))
     archives = [Blob("application/zip", data=_zip(json_entries, compress=True))]
     limit = emu.config.archive_max_bytes

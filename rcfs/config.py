@@ -1,0 +1,144 @@
+"""Configuration: ``~/.config/rcfs/config.toml`` (XDG), every option also a flag.
+
+An invalid file names the bad key and value and the command exits non-zero before mounting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rcfs.content.blockcache import parse_size
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user."""
+
+
+def _xdg(var: str, default: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / default)
+
+
+def default_config_path() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "rcfs" / "config.toml"
+
+
+@dataclass
+class Config:
+    server: str = "https://platform.ringcentral.com"
+    media_server: str = ""  # default: derived from server (platform. -> media.)
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    jwt: str = field(default="", repr=False)
+    jwt_file: str = ""
+    redirect_uri: str = "http://127.0.0.1:53682/callback"
+    ca_cert: str = ""
+    cache_dir: str = field(default_factory=lambda: str(_xdg("XDG_CACHE_HOME", ".cache") / "rcfs"))
+    state_dir: str = field(
+        default_factory=lambda: str(_xdg("XDG_STATE_HOME", ".local/state") / "rcfs"))
+    cache_size: str = "2 GiB"
+    refresh_interval: float = 60.0
+    read_timeout: float = 25.0
+    allow_other: bool = False
+    allow_delete: bool = False
+    uid: int = -1
+    gid: int = -1
+    umask: int = 0o022
+    timezone: str = "local"
+    log_level: str = "info"
+
+    def validate(self) -> None:
+        if not self.server.startswith(("https://", "http://")):
+            raise ConfigError(f"server = {self.server!r}: must be an https:// URL")
+        if not self.client_id:
+            raise ConfigError("client_id is not set (config file or --client-id)")
+        try:
+            parse_size(self.cache_size)
+        except ValueError as exc:
+            raise ConfigError(f"cache_size = {self.cache_size!r}: {exc}") from None
+        if self.refresh_interval <= 0:
+            raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
+        if self.read_timeout <= 0:
+            raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
+        if not 0 <= self.umask <= 0o777:
+            raise ConfigError(f"umask = {self.umask!r}: must be between 0 and 0o777")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level = {self.log_level!r}: debug, info, warning or error")
+        if self.timezone not in ("local", "UTC"):
+            try:
+                from zoneinfo import ZoneInfo
+
+                ZoneInfo(self.timezone)
+            except (KeyError, ValueError, OSError):
+                raise ConfigError(f"timezone = {self.timezone!r}: unknown time zone") from None
+
+    def jwt_value(self) -> str | None:
+        if self.jwt:
+            return self.jwt
+        if self.jwt_file:
+            try:
+                return Path(self.jwt_file).expanduser().read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"jwt_file = {self.jwt_file!r}: {exc.strerror}") from None
+        return None
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = FIELDS[key].type
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str):
+                return int(value, 8) if key == "umask" else int(value, 0)
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if not isinstance(value, str | int | float):
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {value!r}: expected a {kind}") from None
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read the config file (if any) and apply flag overrides; validate the result."""
+    cfg = Config()
+    explicit = path is not None
+    path = path or default_config_path()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from None
+        for key, value in data.items():
+            norm = key.replace("-", "_")
+            if norm not in FIELDS:
+                raise ConfigError(f"{path}: unknown key {key!r} (value {value!r})")
+            setattr(cfg, norm, _coerce(norm, value))
+    elif explicit:
+        raise ConfigError(f"{path}: no such config file")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            setattr(cfg, key, _coerce(key, value))
+    cfg.validate()
+    return cfg

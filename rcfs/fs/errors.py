@@ -1,0 +1,59 @@
+"""One table from domain errors to errno values. Nothing else in rcfs raises FUSEError."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pyfuse3
+
+from rcfs.api.errors import (
+    ApiError,
+    AuthRequiredError,
+    BudgetExhaustedError,
+    DeadlineExceededError,
+    ForeignHostError,
+    RateLimitedError,
+    RcError,
+    TransportError,
+)
+from rcfs.content.errors import (
+    ContentNotFoundError,
+    ContentTimeoutError,
+    ContentUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first isinstance match wins.
+ERRNO_TABLE: tuple[tuple[type[BaseException], int], ...] = (
+    (ContentNotFoundError, errno.EIO),  # listed but the server has no bytes (purged)
+    (ContentTimeoutError, errno.EAGAIN),  # slow or throttled: try again later
+    (BudgetExhaustedError, errno.EAGAIN),
+    (RateLimitedError, errno.EAGAIN),
+    (DeadlineExceededError, errno.ETIMEDOUT),
+    (AuthRequiredError, errno.EACCES),
+    (ForeignHostError, errno.EACCES),
+    (TransportError, errno.EIO),
+    (ContentUnavailableError, errno.EIO),
+    (ApiError, errno.EIO),
+    (RcError, errno.EIO),
+)
+
+
+def to_errno(exc: BaseException) -> int:
+    for kind, code in ERRNO_TABLE:
+        if isinstance(exc, kind):
+            if isinstance(exc, ApiError) and exc.status == 403:
+                return errno.EACCES
+            if isinstance(exc, ApiError) and exc.status == 404:
+                return errno.ENOENT
+            return code
+    return errno.EIO
+
+
+def fuse_error(exc: BaseException, what: str) -> pyfuse3.FUSEError:
+    """Log once, naming the operation, and return the FUSEError to raise."""
+    code = to_errno(exc)
+    log.warning("%s failed: %s (%s)", what, exc, errno.errorcode.get(code, code))
+    return pyfuse3.FUSEError(code)

@@ -1,0 +1,53 @@
+"""Inode numbers for tree paths: stable while the mount lives, never reused.
+
+pyfuse3 requires lookup counts: every entry returned by lookup/readdirplus/create
+increments a count that ``forget`` decrements. A path's inode stays valid while its count is
+positive even when the path left the tree (a deleted message), so open files keep working.
+"""
+
+from __future__ import annotations
+
+import pyfuse3
+
+Path = tuple[str, ...]
+ROOT = pyfuse3.ROOT_INODE
+
+
+class InodeTable:
+    def __init__(self) -> None:
+        self._by_path: dict[Path, int] = {(): ROOT}
+        self._by_inode: dict[int, Path] = {ROOT: ()}
+        self._lookups: dict[int, int] = {}
+        self._next = ROOT + 1
+
+    def inode(self, path: Path) -> int:
+        """The inode of ``path``, allocating one on first sight."""
+        ino = self._by_path.get(path)
+        if ino is None:
+            ino = self._next
+            self._next += 1
+            self._by_path[path] = ino
+            self._by_inode[ino] = path
+        return ino
+
+    def known(self, path: Path) -> int | None:
+        return self._by_path.get(path)
+
+    def path(self, inode: int) -> Path | None:
+        return self._by_inode.get(inode)
+
+    def looked_up(self, inode: int) -> None:
+        self._lookups[inode] = self._lookups.get(inode, 0) + 1
+
+    def forget(self, inode: int, n: int) -> None:
+        left = self._lookups.get(inode, 0) - n
+        if left > 0:
+            self._lookups[inode] = left
+        else:
+            self._lookups.pop(inode, None)
+
+    def referenced(self, inode: int) -> bool:
+        return inode == ROOT or self._lookups.get(inode, 0) > 0
+
+    def __len__(self) -> int:
+        return len(self._by_inode)

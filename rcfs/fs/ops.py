@@ -1,0 +1,495 @@
+"""pyfuse3 ``Operations`` for rcfs (read side; the outbox is issue #6).
+
+Every handler answers from memory when the namespace index knows the answer; the only
+waits are a bounded first load of an extension never seen before and content reads, which
+carry a deadline. No exception escapes a handler: ``_guard`` maps domain errors through
+``errors.ERRNO_TABLE`` and turns anything unexpected into EIO with a logged traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import os
+import stat
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+import trio
+
+from rcfs.api.errors import RcError
+from rcfs.content.reader import ContentReader
+from rcfs.fs.errors import fuse_error
+from rcfs.fs.inodes import ROOT, InodeTable, Path
+from rcfs.namespace.entries import Entry
+from rcfs.namespace.index import MetadataIndex
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FILE_TIMEOUT = 3600.0  # content files are immutable
+DIR_TIMEOUT = 5.0  # listings change: keep the kernel's view short-lived
+UNKNOWN_SIZE_TIMEOUT = 1.0
+NEGATIVE_TIMEOUT = 600.0
+CONTROL_DIR = ".rcfs"
+STATUS_FILE = "status.json"
+
+# Names desktops and tools probe in every folder; answered locally with a negative entry.
+PROBE_NAMES = frozenset({
+    ".hidden", ".directory", "desktop.ini", "Desktop.ini", "Thumbs.db", "thumbs.db",
+    ".DS_Store", "autorun.inf", "AUTORUN.INF", ".xdg-volume-info", ".localized",
+    "folder.jpg", "Folder.jpg", "folder.png", "cover.jpg", "Cover.jpg", ".git", ".svn",
+    ".hg", "@eaDir", ".Trash", ".comment", ".metadata_never_index", "lost+found",
+    ".Spotlight-V100", ".fseventsd", ".TemporaryItems", "AlbumArtSmall.jpg",
+})
+PROBE_PREFIXES = (".Trash-", "._", ".goutputstream-")
+
+
+def _guard(
+    what: str,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    def wrap(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        @functools.wraps(fn)
+        async def handler(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except pyfuse3.FUSEError:
+                raise
+            except RcError as exc:
+                raise fuse_error(exc, what) from None
+            except Exception:
+                log.exception("unexpected error in %s", what)
+                raise pyfuse3.FUSEError(errno.EIO) from None
+        return handler
+    return wrap
+
+
+@dataclass
+class MountOptions:
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    umask: int = 0o022
+    allow_delete: bool = False
+    read_timeout: float = 25.0
+
+
+@dataclass
+class _Handle:
+    entry: Entry
+    inode: int
+    data: bytes | None  # inline snapshot (texts, status.json)
+
+
+class RcfsOperations(pyfuse3.Operations):
+    # No writeback cache: there is nothing to write outside the outbox.
+    enable_writeback_cache = False
+
+    def __init__(self, index: MetadataIndex, reader: ContentReader,
+                 options: MountOptions | None = None,
+                 status: Callable[[], dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.index = index
+        self.reader = reader
+        self.options = options or MountOptions()
+        self.status = status or (dict)
+        self.inodes = InodeTable()
+        self._handles: dict[int, _Handle] = {}
+        self._dirs: dict[int, list[tuple[str, Path]]] = {}
+        self._next_fh = 1
+        self._learned: dict[str, int] = {}  # content key -> size learned from a download
+        self._seen_trees: dict[str, Entry] = {}
+        self._nursery: trio.Nursery | None = None
+        self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
+                                       "read_bytes", "probe_misses"), 0)
+
+    def bind(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    # -- the tree -----------------------------------------------------------------------------
+
+    def _folders(self) -> dict[str, str]:
+        return {self.index.folder_name(e): e for e in self.index.states}
+
+    def _root(self) -> Entry:
+        root = Entry.directory("", 0.0)
+        for name, ext_id in self._folders().items():
+            tree = self.index.trees.get(ext_id)
+            root.add(tree if tree is not None else Entry.directory(name))
+        control = Entry.directory(CONTROL_DIR)
+        control.add(Entry(STATUS_FILE, 0.0, data=b""))
+        root.add(control)
+        return root
+
+    def _resolve(self, path: Path) -> Entry | None:
+        if not path:
+            return self._root()
+        if path[0] == CONTROL_DIR:
+            return self._root().walk(path)
+        ext_id = self._folders().get(path[0])
+        if ext_id is None:
+            return None
+        tree = self.index.trees.get(ext_id)
+        if tree is None:
+            return Entry.directory(path[0]) if len(path) == 1 else None
+        return tree.walk(path[1:])
+
+    def _ext_of(self, path: Path) -> str | None:
+        return self._folders().get(path[0]) if path else None
+
+    async def _ensure(self, path: Path) -> None:
+        """First visit of an extension: wait (bounded) for its first load; else refresh in
+        the background when stale."""
+        ext_id = self._ext_of(path)
+        if ext_id is None:
+            return
+        await self.index.ensure_loaded(ext_id)
+        self.index.touch(ext_id)
+
+    def _size(self, entry: Entry) -> int | None:
+        if entry.data is not None or entry.is_dir:
+            return entry.size
+        if entry.content is None:
+            return 0
+        if entry.content.size is not None:
+            return entry.content.size
+        return self._learned.get(entry.content.key)
+
+    def _attr(self, inode: int, entry: Entry, path: Path) -> pyfuse3.EntryAttributes:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = inode
+        attr.generation = 0
+        mtime_ns = int(entry.mtime * 1e9)
+        attr.st_mtime_ns = attr.st_ctime_ns = attr.st_atime_ns = mtime_ns
+        attr.st_uid = self.options.uid
+        attr.st_gid = self.options.gid
+        attr.st_blksize = 128 * 1024
+        if entry.is_dir:
+            perm = 0o755 if entry.writable else 0o555
+            attr.st_mode = stat.S_IFDIR | (perm & ~self.options.umask)
+            subdirs = sum(1 for c in (entry.children or {}).values() if c.is_dir)
+            attr.st_nlink = 2 + subdirs
+            attr.st_size = 0
+            attr.entry_timeout = attr.attr_timeout = DIR_TIMEOUT
+        else:
+            perm = 0o644 if entry.writable else 0o444
+            attr.st_mode = stat.S_IFREG | (perm & ~self.options.umask)
+            attr.st_nlink = 1
+            size = self._size(entry)
+            if path == (CONTROL_DIR, STATUS_FILE):
+                size = len(self._status_bytes())
+            attr.st_size = size or 0
+            attr.st_blocks = (attr.st_size + 511) // 512
+            known = size is not None and path[:1] != (CONTROL_DIR,)
+            attr.entry_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
+            attr.attr_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
+        return attr
+
+    def _path_of(self, inode: int) -> Path:
+        path = self.inodes.path(inode)
+        if path is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return path
+
+    def _entry_of(self, inode: int) -> tuple[Path, Entry]:
+        path = self._path_of(inode)
+        entry = self._resolve(path)
+        if entry is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return path, entry
+
+    def _status_bytes(self) -> bytes:
+        return (json.dumps(self.status(), indent=2, sort_keys=True, default=str) + "\n").encode()
+
+    # -- lookups and attributes ---------------------------------------------------------------
+
+    @_guard("lookup")
+    async def lookup(self, parent_inode: int, name: bytes,
+                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        self.counters["lookups"] += 1
+        text = os.fsdecode(name)
+        if text in PROBE_NAMES or text.startswith(PROBE_PREFIXES):
+            self.counters["probe_misses"] += 1
+            neg = pyfuse3.EntryAttributes()
+            neg.st_ino = 0
+            neg.entry_timeout = NEGATIVE_TIMEOUT
+            return neg
+        parent = self._path_of(parent_inode)
+        if text == ".":
+            path = parent
+        elif text == "..":
+            path = parent[:-1]
+        else:
+            path = (*parent, text)
+        if len(path) >= 1:
+            await self._ensure(path)
+        entry = self._resolve(path)
+        if entry is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        inode = self.inodes.inode(path)
+        self.inodes.looked_up(inode)
+        return self._attr(inode, entry, path)
+
+    @_guard("getattr")
+    async def getattr(self, inode: int,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        self.counters["getattrs"] += 1
+        path, entry = self._entry_of(inode)
+        if not entry.is_dir and entry.content is not None and self._size(entry) is None:
+            info = await self.reader.cached_info(entry.content)
+            if info is not None and info.size is not None:
+                self._learned[entry.content.key] = info.size
+        return self._attr(inode, entry, path)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for inode, n in inode_list:
+            self.inodes.forget(inode, n)
+
+    # -- directories --------------------------------------------------------------------------
+
+    @_guard("opendir")
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        path = self._path_of(inode)
+        await self._ensure(path)
+        entry = self._resolve(path)
+        if entry is None or not entry.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR if entry else errno.ENOENT)
+        names = sorted((entry.children or {}).keys())
+        fh = self._new_fh()
+        self._dirs[fh] = [(n, (*path, n)) for n in names]
+        return fh
+
+    @_guard("readdir")
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        self.counters["readdirs"] += 1
+        listing = self._dirs.get(fh)
+        if listing is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        for i in range(start_id, len(listing)):
+            name, path = listing[i]
+            entry = self._resolve(path)
+            if entry is None:
+                continue  # vanished since opendir
+            inode = self.inodes.inode(path)
+            if not pyfuse3.readdir_reply(token, os.fsencode(name),
+                                         self._attr(inode, entry, path), i + 1):
+                return
+            self.inodes.looked_up(inode)
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    @_guard("open")
+    async def open(self, inode: int, flags: int,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        path, entry = self._entry_of(inode)
+        if entry.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            log.info("refused write open of %s: read-only outside the outbox", "/".join(path))
+            raise pyfuse3.FUSEError(errno.EROFS)
+        data = entry.data
+        if path == (CONTROL_DIR, STATUS_FILE):
+            data = self._status_bytes()
+        learned = False
+        if entry.content is not None and self._size(entry) is None:
+            learned = await self._learn_size(inode, entry)
+        fh = self._new_fh()
+        self._handles[fh] = _Handle(entry, inode, data)
+        if entry.content is not None:
+            self.reader.cache.hold(entry.content.key)
+        size_known = data is not None or self._size(entry) is not None
+        info = pyfuse3.FileInfo(fh=fh)
+        # Immutable content keeps the page cache across opens; an unknown size (or a live
+        # status file) needs direct I/O so reads run to the real EOF.
+        # A size learned just now may still be stale in the kernel's attribute cache, which
+        # would clamp page-cache reads: this one open uses direct I/O, later ones the cache.
+        info.keep_cache = size_known and not learned and path[:1] != (CONTROL_DIR,)
+        info.direct_io = not size_known or learned or path[:1] == (CONTROL_DIR,)
+        return info
+
+    @_guard("read")
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        self.counters["reads"] += 1
+        if handle.data is not None:
+            return handle.data[off:off + size]
+        ref = handle.entry.content
+        if ref is None:
+            return b""
+        deadline = trio.current_time() + self.options.read_timeout
+        data = await self.reader.read(ref, off, size, deadline=deadline)
+        self.counters["read_bytes"] += len(data)
+        if len(data) < size and self._size(handle.entry) is None:
+            self._learned[ref.key] = off + len(data)
+            self._invalidate_attr(handle.inode)
+        return data
+
+    async def _learn_size(self, inode: int, entry: Entry) -> bool:
+        """Readers such as pdfinfo seek to the end first, so an unknown size must be known
+        before open returns. The first response of the download that the open starts
+        anyway tells it (no extra request, no HEAD); on failure the file opens with direct
+        I/O so reads still run to the real EOF."""
+        assert entry.content is not None
+        ref = entry.content
+        info = await self.reader.cached_info(ref)
+        size = info.size if info is not None else None
+        if size is None:
+            deadline = trio.current_time() + self.options.read_timeout
+            try:
+                size = await self.reader.size(ref, deadline=deadline)
+            except RcError as exc:
+                log.info("size of %s unknown at open: %s", ref.key, exc)
+                return False
+        if size is None:
+            return False
+        self._learned[ref.key] = size
+        # Attributes only (no page locks): safe to wait for from open, in a thread.
+        with trio.move_on_after(2):
+            await self._invalidate_inode(inode)
+        return True
+
+    def _invalidate_attr(self, inode: int) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._invalidate_inode, inode)
+
+    @staticmethod
+    async def _invalidate_inode(inode: int) -> None:
+        try:
+            await trio.to_thread.run_sync(pyfuse3.invalidate_inode, inode, True,
+                                          abandon_on_cancel=True)
+        except OSError as exc:
+            log.debug("invalidate_inode(%d): %s", inode, exc)
+
+    async def release(self, fh: int) -> None:
+        handle = self._handles.pop(fh, None)
+        if handle is not None and handle.entry.content is not None:
+            self.reader.cache.release(handle.entry.content.key)
+
+    # -- extended attributes ------------------------------------------------------------------
+
+    @_guard("getxattr")
+    async def getxattr(self, inode: int, name: bytes,
+                       ctx: pyfuse3.RequestContext) -> bytes:
+        text = os.fsdecode(name)
+        if not text.startswith("user."):
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        _, entry = self._entry_of(inode)
+        value = entry.xattrs.get(text)
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value.encode()
+
+    @_guard("listxattr")
+    async def listxattr(self, inode: int,
+                        ctx: pyfuse3.RequestContext) -> list[bytes]:
+        _, entry = self._entry_of(inode)
+        return [k.encode() for k in sorted(entry.xattrs)]
+
+    @_guard("setxattr")
+    async def setxattr(self, inode: int, name: bytes, value: bytes,
+                       ctx: pyfuse3.RequestContext) -> None:
+        path, entry = self._entry_of(inode)
+        text = os.fsdecode(name)
+        if text != "user.rc.read_status" or entry.message_id is None:
+            raise pyfuse3.FUSEError(errno.ENOTSUP if text.startswith("user.") else errno.EPERM)
+        wanted = value.decode(errors="replace").strip()
+        if wanted not in ("Read", "Unread"):
+            log.info("setxattr user.rc.read_status on %s: %r is not Read or Unread",
+                     "/".join(path), wanted)
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        assert entry.extension_id is not None
+        await self.index.set_read_status(entry.extension_id, entry.message_id, wanted)
+
+    @_guard("removexattr")
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- writes (read-only outside the outbox) ------------------------------------------------
+
+    @_guard("unlink")
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        path = (*self._path_of(parent_inode), os.fsdecode(name))
+        entry = self._resolve(path)
+        if entry is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if not self.options.allow_delete or entry.message_id is None:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        assert entry.extension_id is not None
+        await self.index.delete_message(entry.extension_id, entry.message_id)
+        parent_ino = self.inodes.known(path[:-1])
+        if parent_ino is not None:
+            self._forget_entry(parent_ino, path[-1])
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    mkdir = rmdir = rename = create = symlink = link = mknod = _refuse
+
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+                      fields: pyfuse3.SetattrFields, fh: int | None,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- filesystem ---------------------------------------------------------------------------
+
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        st = pyfuse3.StatvfsData()
+        st.f_bsize = st.f_frsize = 4096
+        used = self.reader.cache.used
+        st.f_blocks = max(1, used // 4096)
+        st.f_bfree = st.f_bavail = 0
+        st.f_files = len(self.inodes)
+        st.f_ffree = st.f_favail = 0
+        st.f_namemax = 255
+        return st
+
+    # -- freshness ----------------------------------------------------------------------------
+
+    def tree_changed(self, ext_id: str) -> None:
+        """Index callback: tell the kernel about entries that disappeared."""
+        new = self.index.trees.get(ext_id)
+        old = self._seen_trees.get(ext_id)
+        if new is not None:
+            self._seen_trees[ext_id] = new
+        if old is None or new is None:
+            return
+        self._diff((old.name,), old, new)
+
+    def _diff(self, path: Path, old: Entry, new: Entry) -> None:
+        parent_ino = self.inodes.known(path)
+        if parent_ino is None or old.children is None:
+            return
+        new_children = new.children or {}
+        for name, child in old.children.items():
+            other = new_children.get(name)
+            if other is None:
+                self._forget_entry(parent_ino, name)
+            elif child.is_dir and other.is_dir:
+                self._diff((*path, name), child, other)
+
+    def _forget_entry(self, parent_ino: int, name: str) -> None:
+        try:
+            pyfuse3.invalidate_entry_async(parent_ino, os.fsencode(name), ignore_enoent=True)
+        except (OSError, RuntimeError) as exc:  # not mounted (fs-API tests)
+            log.debug("invalidate_entry(%d, %s): %s", parent_ino, name, exc)
+
+
+__all__ = ["ROOT", "MountOptions", "RcfsOperations"]

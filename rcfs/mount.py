@@ -1,0 +1,247 @@
+"""The composition root of a mount: build every layer, mount, serve, unmount cleanly.
+
+Order of construction follows the layers bottom-up (API client -> content engine ->
+namespace index -> FUSE operations). The index snapshot is opened before any network
+call, so a remount while RingCentral is unreachable still shows everything known.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyfuse3
+import trio
+
+from rcfs import __version__, sdnotify
+from rcfs.api import Credentials, RcClient, RcError, TokenStore
+from rcfs.api.scheduler import Priority
+from rcfs.config import Config
+from rcfs.content.blockcache import BlockCache
+from rcfs.content.reader import ContentReader, ReaderConfig
+from rcfs.content.source import ApiContentSource
+from rcfs.fs.ops import MountOptions, RcfsOperations
+from rcfs.namespace.index import MetadataIndex
+
+log = logging.getLogger(__name__)
+
+
+class MountError(Exception):
+    """A reason the mount cannot come up, phrased for the user."""
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def check_mountpoint(path: Path) -> None:
+    """Refuse a missing, non-directory, non-empty or already-mounted mountpoint; clean up a
+    dead FUSE mount ("Transport endpoint is not connected") first."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            log.warning("%s is a dead FUSE mount; unmounting it first", path)
+            lazy_unmount(path)
+        elif exc.errno == errno.ENOENT:
+            raise MountError(f"mountpoint {path} does not exist") from None
+        else:
+            raise MountError(f"mountpoint {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise MountError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise MountError(f"{path} is already a mount point (unmount it first: "
+                         f"rcfs unmount {path})")
+    if any(os.scandir(path)):
+        raise MountError(f"mountpoint {path} is not empty")
+
+
+def lazy_unmount(path: Path) -> None:
+    for tool in ("fusermount3", "fusermount"):
+        try:
+            subprocess.run([tool, "-u", "-z", str(path)], check=False, timeout=30,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return
+        except FileNotFoundError:
+            continue
+
+
+def _tz(name: str) -> tzinfo | None:
+    if name == "local":
+        return None  # astimezone(None) = the system's local zone
+    if name == "UTC":
+        return ZoneInfo("UTC")
+    return ZoneInfo(name)
+
+
+@dataclass
+class Layers:
+    client: RcClient
+    cache: BlockCache
+    reader: ContentReader
+    index: MetadataIndex
+    ops: RcfsOperations
+
+
+def make_client(cfg: Config, store: TokenStore) -> RcClient:
+    creds = Credentials(platform_url=cfg.server.rstrip("/"), client_id=cfg.client_id,
+                        client_secret=cfg.client_secret or None, jwt=cfg.jwt_value(),
+                        redirect_uri=cfg.redirect_uri)
+    verify: ssl.SSLContext | bool = True
+    if cfg.ca_cert:
+        verify = ssl.create_default_context(cafile=os.path.expanduser(cfg.ca_cert))
+    return RcClient(creds, media_url=cfg.media_server or None, store=store, verify=verify)
+
+
+def token_store(cfg: Config) -> TokenStore:
+    state = Path(cfg.state_dir).expanduser()
+    return TokenStore(state / "tokens" / f"{_digest(cfg.server, cfg.client_id)}.json")
+
+
+class Mount:
+    def __init__(self, cfg: Config, mountpoint: Path) -> None:
+        self.cfg = cfg
+        self.mountpoint = mountpoint
+        self.started = time.time()
+        self.layers: Layers | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What ``.rcfs/status.json`` and ``rcfs status`` show."""
+        out: dict[str, Any] = {"version": __version__, "mountpoint": str(self.mountpoint),
+                               "pid": os.getpid(), "started": self.started}
+        if self.layers is not None:
+            layers = self.layers
+            out["requests"] = layers.client.scheduler.stats()
+            out["token_requests"] = layers.client.tokens.token_requests
+            out["content"] = layers.reader.stats()
+            out["extensions"] = layers.index.status()
+            out["filesystem"] = dict(layers.ops.counters)
+            out["outbox"] = []
+        return out
+
+    async def run(self, ready: trio.Event | None = None) -> None:
+        cfg = self.cfg
+        store = token_store(cfg)
+        tokens = store.load()
+        client = make_client(cfg, store)
+        state_root = Path(os.path.expanduser(cfg.state_dir))
+        cache_root = Path(os.path.expanduser(cfg.cache_dir)) / _digest(cfg.server)
+        async with client, trio.open_nursery() as nursery:
+            if tokens is None or tokens.owner_id is None:
+                try:
+                    await client.tokens.access_token(client.deadline_in(30))
+                except RcError as exc:
+                    raise MountError(f"cannot log in to {cfg.server}: {exc}") from None
+                tokens = client.tokens.current
+            owner = tokens.owner_id if tokens is not None else "unknown"
+            cache = await BlockCache.open(cache_root, budget=cfg.cache_size)
+            reader = ContentReader(cache, ApiContentSource(client, client.scheduler), nursery,
+                                   ReaderConfig(read_deadline_s=cfg.read_timeout))
+            index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
+                                  owner or ""), refresh_interval=cfg.refresh_interval,
+                                  tz=_tz(cfg.timezone))
+            await index.open()
+            try:
+                await index.load_extensions()
+            except RcError as exc:
+                if not index.states:
+                    raise MountError(f"cannot reach {cfg.server} and nothing is cached: "
+                                     f"{exc}") from None
+                log.warning("RingCentral unreachable (%s); serving the cached listing", exc)
+            options = MountOptions(
+                uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
+                gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
+                umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout)
+            ops = RcfsOperations(index, reader, options, status=self.status)
+            index.on_change = ops.tree_changed
+            index.bind(nursery)
+            ops.bind(nursery)
+            self.layers = Layers(client, cache, reader, index, ops)
+            fuse_options = set(pyfuse3.default_options)
+            fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
+            if cfg.allow_other:
+                fuse_options.add("allow_other")
+            pyfuse3.init(ops, str(self.mountpoint), fuse_options)
+            try:
+                nursery.start_soon(self._signals, nursery)
+                nursery.start_soon(self._announce, ready)
+                nursery.start_soon(self._refresh_loop)
+                await pyfuse3.main()
+            finally:
+                # Always unmount: a dead mount freezes whoever touches the folder next.
+                pyfuse3.close(unmount=True)
+                sdnotify.notify("STOPPING=1")
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await index.close()
+                    await cache.aclose()
+
+    async def _signals(self, nursery: trio.Nursery) -> None:
+        # Stays subscribed after the first signal, so a second Ctrl-C during the unmount
+        # cannot interrupt the cleanup half-way.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            first = True
+            async for signum in signals:
+                if first:
+                    log.info("signal %d: unmounting %s", signum, self.mountpoint)
+                    pyfuse3.terminate()
+                    first = False
+                else:
+                    log.info("signal %d: already unmounting", signum)
+
+    async def _announce(self, ready: trio.Event | None) -> None:
+        """READY once the mount answers (a stat of the root goes through FUSE)."""
+        def _probe() -> bool:
+            try:
+                return os.path.ismount(self.mountpoint) and os.stat(self.mountpoint) is not None
+            except OSError:
+                return False
+
+        for _ in range(600):
+            if await trio.to_thread.run_sync(_probe):
+                break
+            await trio.sleep(0.05)
+        log.info("rcfs %s mounted at %s", __version__, self.mountpoint)
+        sdnotify.notify("READY=1")
+        if ready is not None:
+            ready.set()
+        while True:
+            await trio.sleep(30)
+            sdnotify.notify("STATUS=" + self.status_line())
+
+    def status_line(self) -> str:
+        if self.layers is None:
+            return "starting"
+        stats = self.layers.client.scheduler.stats()
+        sent = sum(int(g.get("sent", 0)) for g in stats.get("groups", stats).values()
+                   if isinstance(g, dict))
+        content = self.layers.reader.stats()
+        return (f"{len(self.layers.index.states)} mailboxes, {sent} requests, "
+                f"{content.get('bytes_read', 0)} bytes read")
+
+    async def _refresh_loop(self) -> None:
+        """Load every mailbox once in the background, then keep the ones in use fresh."""
+        assert self.layers is not None
+        index = self.layers.index
+        for ext_id in list(index.states):
+            try:
+                await index.refresh(ext_id, Priority.METADATA)
+            except RcError:
+                pass  # logged by the index; stale-if-error
+        while True:
+            await trio.sleep(self.cfg.refresh_interval)
+            recent = time.time() - 5 * self.cfg.refresh_interval
+            for ext_id in list(index.states):
+                if index.used_at.get(ext_id, 0.0) >= recent:
+                    index.touch(ext_id)

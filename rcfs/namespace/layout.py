@@ -1,0 +1,204 @@
+"""Where each RingCentral object goes in the tree and what it is called (README "Naming").
+
+    <ext number> <name>/
+      Voicemail/YYYY-MM/<time> from <party> (<duration>) [<id>].mp3 (+ .transcript.txt)
+      Fax/YYYY-MM/<time> in|out <party> (<n> pages) [<id>].pdf
+      Texts/<party>/<time> in|out [<id>].txt   (+ [<id>]-<n>.<ext> for MMS attachments)
+      Recordings/YYYY-MM/<time> in|out <party> to|from <party> (<duration>) [<rec id>].mp3
+      Greetings/<Type> [<id>].wav
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import tzinfo
+
+from rcfs.api.models import Attachment, CallLogRecord, Greeting, Message, Party
+from rcfs.namespace import naming
+from rcfs.namespace.entries import ContentRef, Entry
+
+VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS = (
+    "Voicemail", "Fax", "Texts", "Recordings", "Greetings")
+TEXT_TYPES = {"SMS", "Pager", "Text"}
+
+
+def _party_of(p: Party | None) -> str:
+    if p is None:
+        return "unknown"
+    return naming.party(p.phone_number, p.name, p.extension_number)
+
+
+def _message_xattrs(msg: Message) -> dict[str, str]:
+    x = {
+        "user.rc.id": msg.id,
+        "user.rc.type": msg.type or "",
+        "user.rc.direction": msg.direction or "",
+        "user.rc.read_status": msg.read_status or "",
+        "user.rc.from": _party_of(msg.from_) if msg.from_ else "",
+        "user.rc.to": ", ".join(_party_of(p) for p in msg.to),
+        "user.rc.status": msg.message_status or "",
+        "user.rc.created": msg.creation_time.isoformat(),
+    }
+    if msg.subject and msg.type in TEXT_TYPES:
+        x["user.rc.subject"] = msg.subject
+    return {k: v for k, v in x.items() if v}
+
+
+def _content(att: Attachment, msg: Message) -> ContentRef:
+    """Message attachments cost a Medium request each."""
+    return ContentRef("msg", (msg.id, att.id), att.uri, "Medium", att.size, att.content_type)
+
+
+def _file(name: str, mtime: float, xattrs: dict[str, str], *, content: ContentRef | None = None,
+          data: bytes | None = None, msg: Message | None = None, ext_id: str = "") -> Entry:
+    mime = content.content_type if content else "text/plain"
+    attrs = dict(xattrs)
+    if mime:
+        attrs["user.mime_type"] = mime.split(";")[0]
+    return Entry(name, mtime, content=content, data=data, xattrs=attrs,
+                 message_id=msg.id if msg else None, extension_id=ext_id or None)
+
+
+def _conversation_party(msg: Message, own: set[str]) -> str:
+    """Folder of a text conversation: the other side(s), numbers only so a changed display
+    name never splits a conversation; the name of the first message is added once."""
+    parties = [msg.from_] if msg.from_ else []
+    parties += list(msg.to)
+    others = [p for p in parties if p is not None and (p.phone_number or p.extension_number)
+              and (p.phone_number or p.extension_number) not in own]
+    if not others:
+        others = [p for p in parties if p is not None]
+    keys = sorted({(p.phone_number or p.extension_number or "unknown") for p in others})
+    if len(keys) == 1:
+        p = others[0]
+        return naming.fit(naming.party(keys[0], p.name), "")
+    return naming.fit("Group " + ", ".join(naming.clean(k) for k in keys), "")
+
+
+def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
+                ext_id: str) -> None:
+    """Place one message (and its attachments) under the extension folder ``root``."""
+    if msg.availability != "Alive":
+        return
+    when = msg.creation_time
+    mtime = when.timestamp()
+    stamp = naming.stamp(when, tz)
+    xattrs = _message_xattrs(msg)
+    direction = "in" if msg.direction != "Outbound" else "out"
+
+    if msg.type == "VoiceMail":
+        audio = [a for a in msg.attachments if a.type == "AudioRecording"]
+        transcripts = [a for a in msg.attachments if a.type == "AudioTranscription"]
+        folder = root.subdir(VOICEMAIL).subdir(naming.month(when, tz))
+        duration = audio[0].vm_duration if audio else None
+        if duration is not None:
+            xattrs["user.rc.duration"] = str(duration)
+        stem = naming.join(stamp, "from", _party_of(msg.from_),
+                           f"({naming.duration(duration)})" if duration is not None else "")
+        for i, att in enumerate(audio):
+            suffix = f"-{i + 1}" if i else ""
+            ext = naming.extension_for(att.content_type, att.file_name)
+            name = naming.fit(stem, naming.id_tail(msg.id, ext, suffix))
+            folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
+                             ext_id=ext_id))
+        for i, att in enumerate(transcripts):
+            suffix = f"-{i + 1}" if i else ""
+            name = naming.fit(stem, naming.id_tail(msg.id, ".transcript.txt", suffix))
+            folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
+                             ext_id=ext_id))
+        return
+
+    if msg.type == "Fax":
+        docs = [a for a in msg.attachments if a.type in ("RenderedDocument", None)] or \
+            list(msg.attachments)
+        folder = root.subdir(FAX).subdir(naming.month(when, tz))
+        other = msg.from_ if direction == "in" else (msg.to[0] if msg.to else None)
+        pages = msg.fax_page_count
+        if pages is not None:
+            xattrs["user.rc.pages"] = str(pages)
+        page_text = f"({pages} page{'s' if pages != 1 else ''})" if pages else ""
+        stem = naming.join(stamp, direction, _party_of(other), page_text)
+        for i, att in enumerate(docs):
+            suffix = f"-{i + 1}" if i else ""
+            ext = naming.extension_for(att.content_type, att.file_name)
+            name = naming.fit(stem, naming.id_tail(msg.id, ext, suffix))
+            folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
+                             ext_id=ext_id))
+        return
+
+    if msg.type in TEXT_TYPES:
+        folder = root.subdir(TEXTS).subdir(_conversation_party(msg, own))
+        stem = naming.join(stamp, direction)
+        text = (msg.subject or "").encode("utf-8")
+        name = naming.fit(stem, naming.id_tail(msg.id, ".txt"))
+        folder.add(_file(name, mtime, xattrs, data=text, msg=msg, ext_id=ext_id))
+        media = [a for a in msg.attachments if a.type == "MmsAttachment"]
+        for i, att in enumerate(media):
+            ext = naming.extension_for(att.content_type, att.file_name)
+            name = naming.fit(stem, naming.id_tail(msg.id, ext, f"-{i + 1}"))
+            folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
+                             ext_id=ext_id))
+
+
+def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -> None:
+    """Place each recording of a call under Recordings/YYYY-MM/."""
+    if call.deleted:
+        return
+    for rec in call.recordings:
+        if not rec.content_uri:
+            continue
+        when = call.start_time
+        direction = "in" if call.direction == "Inbound" else "out"
+        other, me = (call.from_, call.to) if direction == "in" else (call.to, call.from_)
+        duration = rec.duration if rec.duration is not None else call.duration
+        stem = naming.join(naming.stamp(when, tz), direction, _party_of(other),
+                           "to" if direction == "in" else "from", _party_of(me),
+                           f"({naming.duration(duration)})" if duration is not None else "")
+        ext = naming.extension_for(rec.content_type or "audio/mpeg")
+        name = naming.fit(stem, naming.id_tail(rec.id, ext))
+        xattrs = {
+            "user.rc.id": rec.id,
+            "user.rc.type": "CallRecording",
+            "user.rc.call_id": call.id,
+            "user.rc.direction": call.direction or "",
+            "user.rc.from": _party_of(call.from_),
+            "user.rc.to": _party_of(call.to),
+            "user.rc.duration": str(duration) if duration is not None else "",
+            "user.rc.recording_type": rec.type or "",
+        }
+        ref = ContentRef("rec", (rec.id,), rec.content_uri, "Heavy", None, rec.content_type)
+        folder = root.subdir(RECORDINGS).subdir(naming.month(when, tz))
+        folder.add(_file(name, when.timestamp(), {k: v for k, v in xattrs.items() if v},
+                         content=ref, ext_id=ext_id))
+
+
+def add_greeting(root: Entry, greeting: Greeting, mtime: float, ext_id: str) -> None:
+    if not greeting.content_uri:
+        return
+    ext = naming.extension_for(greeting.content_type or "audio/wav")
+    name = naming.fit(naming.clean(greeting.type or "Greeting"), naming.id_tail(greeting.id, ext))
+    ref = ContentRef("greeting", (greeting.id,), greeting.content_uri, "Heavy", None,
+                     greeting.content_type)
+    xattrs = {"user.rc.id": greeting.id, "user.rc.type": "Greeting",
+              "user.rc.greeting_type": greeting.type or ""}
+    root.subdir(GREETINGS).add(_file(name, mtime, xattrs, content=ref, ext_id=ext_id))
+
+
+def extension_folder_name(number: str | None, name: str | None, ext_id: str) -> str:
+    stem = naming.join(naming.clean(number or ""), naming.clean(name or ""))
+    return naming.fit(stem or f"Extension {ext_id}", "")
+
+
+def build_extension(name: str, messages: Iterable[Message], calls: Iterable[CallLogRecord],
+                    greetings: Iterable[Greeting], own_numbers: set[str], tz: tzinfo | None,
+                    ext_id: str, greeting_mtime: float = 0.0) -> Entry:
+    root = Entry.directory(name)
+    for folder in (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS):
+        root.subdir(folder)
+    for msg in messages:
+        add_message(root, msg, tz, own_numbers, ext_id)
+    for call in calls:
+        add_call(root, call, tz, ext_id)
+    for greeting in greetings:
+        add_greeting(root, greeting, greeting_mtime, ext_id)
+    return root
