@@ -14,8 +14,9 @@ The emulator, started with ``--set record_exchanges=FILE``, appends one JSON lin
   ``X-Rate-Limit-*`` sets (C1), UTC ``Z`` timestamps (K1), no ``~`` in returned ``uri``s (A2).
 
 The 4 MB spec is loaded once per process. Each (operation, status) is schema-validated for its
-first ``per_status`` exchanges plus each new response shape, up to ``max_shapes``, so a suite
-of thousands of calls stays fast while every operation/status seen is validated at least once.
+first ``per_status`` exchanges plus each new response shape (key paths, JSON types and the
+values at the schema's enum paths), up to ``max_shapes``, so a suite of thousands of calls
+stays fast while every operation/status seen is validated at least once.
 Known spec46 defects are listed in ``ALLOW`` with the reason.
 """
 
@@ -227,6 +228,7 @@ class _Spec:
                                item))
         self.index.sort(key=lambda row: -row[1])
         self.non_spec = [(_template_re(n.template), n) for n in NON_SPEC_PATHS]
+        self._enums: dict[tuple[str, int], frozenset[str]] = {}
 
     def find(self, method: str, path: str) -> tuple[str, str, dict[str, Any]] | None:
         """(template, operationId, operation) of the most specific matching spec path."""
@@ -237,8 +239,19 @@ class _Spec:
                 return template, str(op.get("operationId", f"{m} {template}")), op
         return None
 
-    def has_path(self, path: str) -> bool:
-        return any(regex.match(path) for regex, _, _, _ in self.index)
+    def enums(self, found: tuple[str, str, dict[str, Any]] | None,
+              status: int) -> frozenset[str]:
+        """Enum-constrained paths of an operation's response schema for ``status``."""
+        if found is None:
+            return frozenset()
+        key = (found[1], status)
+        if key not in self._enums:
+            responses = found[2].get("responses", {})
+            response = responses.get(str(status)) or responses.get("default") or {}
+            content = response.get("content") or {}
+            media = content.get("application/json") or next(iter(content.values()), {})
+            self._enums[key] = enum_paths(media.get("schema", {}), self.raw)
+        return self._enums[key]
 
     def find_non_spec(self, method: str, path: str) -> NonSpecPath | None:
         for regex, entry in self.non_spec:
@@ -421,21 +434,55 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, str | None]]:
             yield from _walk(v, sub)
 
 
-def shape_signature(value: Any) -> str:
-    """A digest of the body's structure (key paths and JSON types, list indices folded)."""
+def shape_signature(value: Any, enum_paths: frozenset[str] = frozenset()) -> str:
+    """A digest of the body's structure (key paths and JSON types, list indices folded) plus
+    the values found at the schema's enum-constrained paths, so a new enum value counts as a
+    new shape and gets validated."""
     shapes: set[str] = set()
 
     def visit(v: Any, path: str) -> None:
         shapes.add(f"{path}:{type(v).__name__}")
+        if path in enum_paths and isinstance(v, (str, int, bool)):
+            shapes.add(f"{path}={v!r}")
         if isinstance(v, dict):
             for k, sub in v.items():
-                visit(sub, f"{path}.{k}")
+                visit(sub, f"{path}.{k}" if path else str(k))
         elif isinstance(v, list):
             for sub in v:
                 visit(sub, f"{path}[]")
 
     visit(value, "")
     return hashlib.sha1("\n".join(sorted(shapes)).encode()).hexdigest()[:16]
+
+
+def enum_paths(schema: Any, root: dict[str, Any]) -> frozenset[str]:
+    """Normalised JSON paths (``records[].legs[].legType``) whose schema has an ``enum``."""
+    out: set[str] = set()
+
+    def visit(node: Any, path: str, depth: int) -> None:
+        if not isinstance(node, dict) or depth > 40:
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target.get(part, {}) if isinstance(target, dict) else {}
+            visit(target, path, depth + 1)
+            return
+        if "enum" in node:
+            out.add(path)
+        for key in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(key) or []:
+                visit(sub, path, depth + 1)
+        for name, sub in (node.get("properties") or {}).items():
+            visit(sub, f"{path}.{name}" if path else name, depth + 1)
+        if isinstance(node.get("items"), dict):
+            visit(node["items"], f"{path}[]", depth + 1)
+        if isinstance(node.get("additionalProperties"), dict):
+            visit(node["additionalProperties"], f"{path}.*", depth + 1)
+
+    visit(schema, "", 0)
+    return frozenset(out)
 
 
 def _body_checks(body: Any) -> list[tuple[str, str]]:
@@ -456,7 +503,7 @@ class ExchangeChecker:
     """Validates recorded exchanges; sampling counters live on the instance (the module-level
     ``DEFAULT`` is shared by every emulator of a pytest process)."""
 
-    def __init__(self, per_status: int = 3, max_shapes: int = 12) -> None:
+    def __init__(self, per_status: int = 3, max_shapes: int = 24) -> None:
         self.per_status = per_status
         self.max_shapes = max_shapes
         self.validated: Counter[tuple[str, int]] = Counter()
@@ -538,7 +585,8 @@ class ExchangeChecker:
 
         key = (op, status)
         self.seen[key] += 1
-        sig = shape_signature(body) if parsed else f"ctype:{ctype}"
+        sig = (shape_signature(body, sp.enums(found, status)) if parsed
+               else f"ctype:{ctype}")
         sample = (self.validated[key] < self.per_status
                   or (sig not in self.shapes[key] and len(self.shapes[key]) < self.max_shapes))
         if sample:

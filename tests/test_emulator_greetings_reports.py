@@ -418,7 +418,7 @@ def test_report_errors(emu: EmulatorProc, admin: httpx.Client) -> None:
 def test_multipart_parser_form_data_and_mixed() -> None:
     from rcfs.emulator.multipart import parse_multipart
 
-    data = b"RIFF\r\n--b-not-a-delimiter\r\n--bx\r\nmore"  # boundary-like lines inside data
+    data = b"RIFF\r\n--bxtail\r\n--b\r\nmore"  # boundary-like lines inside the data
     body = _multipart("bx", [
         ({"Content-Disposition": 'form-data; name="type"'}, b"Voicemail"),
         ({"Content-Disposition": "form-data; name=\"binary\"; filename*=UTF-8''gr%C3%BC%C3%9F.wav",
@@ -453,3 +453,14 @@ def test_upload_malformed_multipart(admin: httpx.Client) -> None:
     r = admin.post(EXT + "/greeting", content=b"--x\r\nbroken",
                    headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert r.status_code == 400 and r.json()["errorCode"] == "CMN-104"
+
+
+def test_preset_uris_resolve_in_the_dictionary(admin: httpx.Client) -> None:
+    rule = get(admin, EXT + "/answering-rule/business-hours-rule", "Light")
+    presets = [g["preset"] for g in rule["greetings"] if "preset" in g]
+    assert presets
+    for preset in presets:
+        entry = get(admin, preset["uri"], "Medium")
+        assert entry["id"] == preset["id"] and entry["name"] == preset["name"]
+    listed = get(admin, "/restapi/v1.0/dictionary/greeting", "Medium", type="HoldMusic")
+    assert [r["type"] for r in listed["records"]] == ["HoldMusic"]

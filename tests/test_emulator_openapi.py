@@ -254,9 +254,15 @@ def test_sampling_bounds_work_but_covers_every_status() -> None:
         checker.check(_record("/restapi/v1.0/account/~", 200, ACCOUNT))
     assert checker.validated[("readAccountInfo", 200)] == 3
     assert checker.seen[("readAccountInfo", 200)] == 10
-    # A new shape is validated again (and its problem found) even after the first three.
+    # A new shape is validated again (and its problem found) even after the first three ...
     problems = checker.check(_record("/restapi/v1.0/account/~", 200, {**ACCOUNT, "bsid": 7}))
     assert [p.where for p in problems] == ["bsid"]
+    # ... and so is a new value at an enum-constrained path.
+    problems = checker.check(_record("/restapi/v1.0/account/~", 200,
+                                     {**ACCOUNT, "status": "Sleeping"}))
+    assert [p.where for p in problems] == ["status"]
+    assert checker.check(_record("/restapi/v1.0/account/~", 200, ACCOUNT)) == []
+    assert checker.validated[("readAccountInfo", 200)] == 5
     # A status never seen before is always validated.
     err = {"errorCode": "CMN-102", "message": "m",
            "errors": [{"errorCode": "CMN-102", "message": "m"}]}

@@ -373,16 +373,25 @@ class BlockCache:
                         size: int | None = None, content_type: str | None = None) -> bool:
         """Store a block (admission first). False when the budget cannot make room; the
         caller then serves the bytes from memory only."""
-        if not 0 < len(data) <= block_size:
-            raise ValueError(f"block of {len(data)} bytes for block size {block_size}")
-        need = block_charge(HEADER.size + len(data)) + _record_charge(1 << index)
+        return await self.put_blocks(key, {index: data}, block_size=block_size, size=size,
+                                     content_type=content_type)
+
+    async def put_blocks(self, key: str, blocks: dict[int, bytes], *, block_size: int,
+                         size: int | None = None, content_type: str | None = None) -> bool:
+        """Store several blocks of one file in one transaction (all or nothing)."""
+        for data in blocks.values():
+            if not 0 < len(data) <= block_size:
+                raise ValueError(f"block of {len(data)} bytes for block size {block_size}")
+        if not blocks:
+            return True
+        need = sum(block_charge(HEADER.size + len(d)) for d in blocks.values()) + \
+            _record_charge(1 << max(blocks))
         if not await self._reserve(need):
-            self.rejected_blocks += 1
+            self.rejected_blocks += len(blocks)
             return False
         try:
-            delta = await self._run(self._sync_put, key, index, data, block_size, size,
-                                    content_type)
-            self._used += delta
+            self._used += await self._run(self._sync_put, key, blocks, block_size, size,
+                                          content_type)
         finally:
             self._reserved -= need
         return True
@@ -400,45 +409,55 @@ class BlockCache:
         if not rec["pin"]:
             rec["q"] = c.push(key, prefix=_Q_BLOCKS if rec["bits"] else _Q_META, retry=True)
 
-    def _sync_put(self, key: str, index: int, data: bytes, block_size: int,
+    def _sync_put(self, key: str, blocks: dict[int, bytes], block_size: int,
                   size: int | None, content_type: str | None) -> int:
+        """Returns the change in charged bytes (already applied to ``s:used``)."""
         c = self._cache
-        header = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data), _digest(key))
+        digest = _digest(key)
         with c.transact(retry=True):
             rec = c.get(_fkey(key))
+            dropped = 0
+            pinned = False
+            if rec is not None and rec["bs"] != block_size:
+                pinned = rec["pin"]
+                dropped = self._sync_drop_file(key, rec)  # stored with another block size
+                rec = None
             delta: int = 0
-            if rec is None or rec["bs"] != block_size:
-                if rec is not None:
-                    delta -= self._sync_drop_file(key, rec)
+            if rec is None:
                 rec = self._new_record(block_size)
+                rec["pin"] = pinned
                 delta += rec["rc"]
-            if rec["bits"] >> index & 1:
-                return delta  # already stored
-            value = header + data
-            if len(value) < _MIN_FILE_SIZE:
-                c.set(_bkey(block_size, key, index), value, retry=True)  # inline in SQLite
-            else:
-                # As a file-like: diskcache copies it in 4 MiB chunks, while a large bytes
-                # value is iterated line by line (hundreds of writes per block of binary).
-                c.set(_bkey(block_size, key, index), io.BytesIO(value), read=True, retry=True)
             was_meta = rec["bits"] == 0
-            rec["bits"] |= 1 << index
-            if len(data) < block_size:
-                rec["short"][index] = len(data)
-            charge = _charge_of(rec, index)
-            rec["bc"] += charge
+            for index, data in blocks.items():
+                if rec["bits"] >> index & 1:
+                    continue  # already stored
+                value = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data),
+                                    digest) + data
+                if len(value) < _MIN_FILE_SIZE:
+                    c.set(_bkey(block_size, key, index), value, retry=True)  # inline in SQLite
+                else:
+                    # As a file-like: diskcache copies it in 4 MiB chunks, while a large bytes
+                    # value is iterated line by line (hundreds of writes per binary block).
+                    c.set(_bkey(block_size, key, index), io.BytesIO(value), read=True,
+                          retry=True)
+                rec["bits"] |= 1 << index
+                if len(data) < block_size:
+                    rec["short"][index] = len(data)
+                charge = _charge_of(rec, index)
+                rec["bc"] += charge
+                delta += charge
             rc = _record_charge(rec["bits"])
-            delta += charge + rc - rec["rc"]
+            delta += rc - rec["rc"]
             rec["rc"] = rc
             if size is not None:
                 rec["size"] = size
             if content_type is not None:
                 rec["ct"] = content_type
-            if was_meta or rec["q"] is None:
+            if rec["q"] is None or (was_meta and rec["bits"]):
                 self._requeue(rec, key)
             c.set(_fkey(key), rec, retry=True)
             c.incr(_USED, delta, default=0, retry=True)
-        return delta
+        return delta - dropped
 
     async def set_meta(self, key: str, *, block_size: int, size: int | None,
                        content_type: str | None) -> None:

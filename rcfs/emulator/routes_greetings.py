@@ -337,8 +337,14 @@ async def dictionary_greetings(request: Request) -> Response:
     """GET /restapi/v1.0/dictionary/greeting (Medium): the presets rule entries point at."""
     emu = emulator_of(request)
     emu.api_call(request, "Medium")
-    records = [_dictionary_record(emu, gtype, pid, name)
-               for gtype, (pid, name) in sorted(PRESETS.items(), key=lambda kv: kv[1][0])]
+    wanted_type = request.query_params.get("type")
+    usage = request.query_params.get("usageType")
+    if usage not in (None, "", "UserExtensionAnsweringRule"):
+        records: list[dict[str, Any]] = []
+    else:
+        records = [_dictionary_record(emu, gtype, pid, name)
+                   for gtype, (pid, name) in sorted(PRESETS.items(), key=lambda kv: kv[1][0])
+                   if not wanted_type or gtype == wanted_type]
     page = int_param(request, "page", 1)
     per_page = int_param(request, "perPage", 100, hi=1000, clamp=True)
     base = f"{emu.platform_url}/restapi/v1.0/dictionary/greeting"
@@ -356,11 +362,19 @@ async def dictionary_greeting(request: Request) -> Response:
 
 
 def _dictionary_record(emu: Emulator, gtype: str, pid: str, name: str) -> dict[str, Any]:
-    return {
-        "uri": _preset_uri(emu, pid), "id": pid, "name": name, "type": gtype,
-        "usageType": "UserExtensionAnsweringRule", "contentType": "audio/wav",
-        "contentUri": f"{emu.media_url}/greetings/en_US/1210/{name.lower()}.wav",
+    """A standard greeting; its ``contentUri`` is a static file on the media host that the
+    emulator does not serve (I: rcfs never downloads presets)."""
+    data: dict[str, Any] = {
+        "uri": _preset_uri(emu, pid), "id": pid, "name": name,
+        "usageType": "UserExtensionAnsweringRule", "type": gtype,
     }
+    if name == "None":
+        data["category"] = "None"
+    else:
+        data["contentUri"] = (f"{emu.media_url}/greetings/en_US/1210/"
+                              f"{name.lower().replace(' ', '-')}.wav")
+        data["category"] = "Music" if gtype in ("ConnectingAudio", "HoldMusic") else "Message"
+    return data
 
 
 def routes() -> list[BaseRoute]:

@@ -130,7 +130,7 @@ SMS_SENDING_FAILURE = "9999"
 
 @dataclass
 class Upload:
-    """One file part of a send request, after structural checks."""
+    """One file part of a send request (``index`` counts from 1, as error messages do)."""
 
     index: int
     filename: str
@@ -222,7 +222,7 @@ def normalize_number(raw: str) -> str | None:
 
 
 def _short_digits(raw: str) -> str | None:
-    """The digits of an extension/short-code style number (3-6 digits, no ``+``)."""
+    """The digits of an extension or short-code style number (2-6 digits, no ``+``)."""
     text = _PHONE_JUNK.sub("", raw.strip())
     if text.isdigit() and 2 <= len(text) <= 6:
         return text
@@ -811,7 +811,7 @@ def _sms_recipients(fields: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _mms_parts(emu: Emulator, uploads: list[Upload]) -> list[tuple[Upload, str]]:
+def _mms_parts(uploads: list[Upload]) -> list[tuple[Upload, str]]:
     """Validate MMS attachments (count, empties, types, size); their stored media types."""
     _check_files(uploads)
     if len(uploads) > MMS_MAX_ATTACHMENTS:
@@ -872,7 +872,7 @@ async def _send_sms(request: Request, emu: Emulator, attempt: SendAttempt,
     if "to" in fields and isinstance(fields["to"], (list, str, dict)):
         fields["to"] = _recipients(fields["to"], "sms")
     to = _sms_recipients(fields)
-    country = _iso_code(fields)
+    _iso_code(fields)  # validated (MSG-365, CMN-101); no international routing is emulated
     text = fields.get("text")
     if text is None:
         if not mms:
@@ -885,7 +885,7 @@ async def _send_sms(request: Request, emu: Emulator, attempt: SendAttempt,
     if utf16_units(text) > SMS_TEXT_MAX:
         raise invalid_param("text")
     sender = _sms_sender(ext, fields, mms)
-    typed = _mms_parts(emu, env.uploads) if mms else []
+    typed = _mms_parts(env.uploads) if mms else []
 
     now = emu.clock.now()
     mid = emu.store.new_id()
@@ -906,10 +906,9 @@ async def _send_sms(request: Request, emu: Emulator, attempt: SendAttempt,
     msg = Message(
         mid, ext.id, "SMS", "Outbound", now,
         {"phoneNumber": sender, "name": ext.name}, to, attachments,
-        subject=text, message_status="Queued", read_status="Unread",
+        subject=text or None, message_status="Queued", read_status="Unread",
         conversation_id=conv, sms_sending_attempts=1,
     )
-    del country  # accepted and validated; the emulator does not route internationally
     emu.store.add_message(msg)
     schedule_sms(emu, mid, now)
     attempt.result_id = str(mid)

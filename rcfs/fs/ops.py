@@ -25,6 +25,7 @@ from rcfs.api.errors import RcError
 from rcfs.content.reader import ContentReader
 from rcfs.fs.errors import fuse_error
 from rcfs.fs.inodes import ROOT, InodeTable, Path
+from rcfs.fs.outbox_hooks import OutboxError, OutboxFs, Rel
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 
@@ -38,6 +39,7 @@ DIR_TIMEOUT = 5.0  # listings change: keep the kernel's view short-lived
 UNKNOWN_SIZE_TIMEOUT = 1.0
 NEGATIVE_TIMEOUT = 600.0
 CONTROL_DIR = ".rcfs"
+OUTBOX = "Outbox"
 STATUS_FILE = "status.json"
 
 # Names desktops and tools probe in every folder; answered locally with a negative entry.
@@ -61,6 +63,9 @@ def _guard(
                 return await fn(*args, **kwargs)
             except pyfuse3.FUSEError:
                 raise
+            except OutboxError as exc:
+                log.warning("%s: %s", what, exc)
+                raise pyfuse3.FUSEError(exc.errno) from None
             except RcError as exc:
                 raise fuse_error(exc, what) from None
             except Exception:
@@ -84,6 +89,7 @@ class _Handle:
     entry: Entry
     inode: int
     data: bytes | None  # inline snapshot (texts, status.json)
+    outbox: int | None = None  # the outbox's handle of a file opened for writing
 
 
 class RcfsOperations(pyfuse3.Operations):
@@ -92,8 +98,10 @@ class RcfsOperations(pyfuse3.Operations):
 
     def __init__(self, index: MetadataIndex, reader: ContentReader,
                  options: MountOptions | None = None,
-                 status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 status: Callable[[], dict[str, Any]] | None = None,
+                 outbox: OutboxFs | None = None) -> None:
         super().__init__()
+        self.outbox = outbox
         self.index = index
         self.reader = reader
         self.options = options or MountOptions()
@@ -134,10 +142,25 @@ class RcfsOperations(pyfuse3.Operations):
         ext_id = self._folders().get(path[0])
         if ext_id is None:
             return None
+        if len(path) >= 2 and path[1] == OUTBOX and self.outbox is not None:
+            return self.outbox.root(ext_id).walk(path[2:])
         tree = self.index.trees.get(ext_id)
         if tree is None:
-            return Entry.directory(path[0]) if len(path) == 1 else None
+            tree = Entry.directory(path[0])
+        if len(path) == 1 and self.outbox is not None:
+            shown = Entry.directory(tree.name, tree.mtime)
+            shown.children = {**(tree.children or {}), OUTBOX: self.outbox.root(ext_id)}
+            return shown
         return tree.walk(path[1:])
+
+    def _outbox_target(self, path: Path) -> tuple[OutboxFs, str, Rel] | None:
+        """(outbox, extension id, path below Outbox) when ``path`` is inside an Outbox."""
+        if len(path) < 3 or path[1] != OUTBOX or self.outbox is None:
+            return None
+        ext_id = self._folders().get(path[0])
+        if ext_id is None:
+            return None
+        return self.outbox, ext_id, path[2:]
 
     def _ext_of(self, path: Path) -> str | None:
         return self._folders().get(path[0]) if path else None
@@ -152,7 +175,7 @@ class RcfsOperations(pyfuse3.Operations):
         self.index.touch(ext_id)
 
     def _size(self, entry: Entry) -> int | None:
-        if entry.data is not None or entry.is_dir:
+        if entry.data is not None or entry.is_dir or entry.local_path is not None:
             return entry.size
         if entry.content is None:
             return 0
@@ -298,8 +321,18 @@ class RcfsOperations(pyfuse3.Operations):
         if entry.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
-            log.info("refused write open of %s: read-only outside the outbox", "/".join(path))
-            raise pyfuse3.FUSEError(errno.EROFS)
+            target = self._outbox_target(path)
+            if target is None or not entry.writable:
+                log.info("refused write open of %s: read-only outside the outbox",
+                         "/".join(path))
+                raise pyfuse3.FUSEError(errno.EROFS)
+            outbox, ext_id, rel = target
+            oh = await outbox.open_write(ext_id, rel, bool(flags & os.O_TRUNC))
+            fh = self._new_fh()
+            self._handles[fh] = _Handle(entry, inode, None, outbox=oh)
+            info = pyfuse3.FileInfo(fh=fh)
+            info.direct_io = True
+            return info
         data = entry.data
         if path == (CONTROL_DIR, STATUS_FILE):
             data = self._status_bytes()
@@ -328,6 +361,8 @@ class RcfsOperations(pyfuse3.Operations):
         self.counters["reads"] += 1
         if handle.data is not None:
             return handle.data[off:off + size]
+        if handle.entry.local_path is not None:
+            return await trio.to_thread.run_sync(_read_local, handle.entry.local_path, off, size)
         ref = handle.entry.content
         if ref is None:
             return b""
@@ -375,9 +410,24 @@ class RcfsOperations(pyfuse3.Operations):
         except OSError as exc:
             log.debug("invalidate_inode(%d): %s", inode, exc)
 
+    @_guard("flush")
+    async def flush(self, fh: int) -> None:
+        handle = self._handles.get(fh)
+        if handle is not None and handle.outbox is not None and self.outbox is not None:
+            await self.outbox.flush(handle.outbox)
+
+    @_guard("fsync")
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.flush(fh)
+
+    @_guard("release")
     async def release(self, fh: int) -> None:
         handle = self._handles.pop(fh, None)
-        if handle is not None and handle.entry.content is not None:
+        if handle is None:
+            return
+        if handle.outbox is not None and self.outbox is not None:
+            await self.outbox.release(handle.outbox)
+        elif handle.entry.content is not None:
             self.reader.cache.release(handle.entry.content.key)
 
     # -- extended attributes ------------------------------------------------------------------
@@ -405,6 +455,11 @@ class RcfsOperations(pyfuse3.Operations):
                        ctx: pyfuse3.RequestContext) -> None:
         path, entry = self._entry_of(inode)
         text = os.fsdecode(name)
+        target = self._outbox_target(path)
+        if target is not None:
+            outbox, ext_id, rel = target
+            await outbox.setxattr(ext_id, rel, text, value)
+            return
         if text != "user.rc.read_status" or entry.message_id is None:
             raise pyfuse3.FUSEError(errno.ENOTSUP if text.startswith("user.") else errno.EPERM)
         wanted = value.decode(errors="replace").strip()
@@ -424,6 +479,11 @@ class RcfsOperations(pyfuse3.Operations):
     @_guard("unlink")
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         path = (*self._path_of(parent_inode), os.fsdecode(name))
+        target = self._outbox_target(path)
+        if target is not None:
+            outbox, ext_id, rel = target
+            await outbox.unlink(ext_id, rel)
+            return
         entry = self._resolve(path)
         if entry is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
@@ -435,18 +495,88 @@ class RcfsOperations(pyfuse3.Operations):
         if parent_ino is not None:
             self._forget_entry(parent_ino, path[-1])
 
-    async def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EROFS)
+    def _require_outbox(self, path: Path) -> tuple[OutboxFs, str, Rel]:
+        target = self._outbox_target(path)
+        if target is None:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        return target
 
-    mkdir = rmdir = rename = create = symlink = link = mknod = _refuse
+    def _new_entry_attr(self, path: Path) -> pyfuse3.EntryAttributes:
+        entry = self._resolve(path)
+        if entry is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        inode = self.inodes.inode(path)
+        self.inodes.looked_up(inode)
+        return self._attr(inode, entry, path)
 
+    @_guard("mkdir")
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        path = (*self._path_of(parent_inode), os.fsdecode(name))
+        outbox, ext_id, rel = self._require_outbox(path)
+        await outbox.mkdir(ext_id, rel)
+        return self._new_entry_attr(path)
+
+    @_guard("rmdir")
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        path = (*self._path_of(parent_inode), os.fsdecode(name))
+        outbox, ext_id, rel = self._require_outbox(path)
+        await outbox.rmdir(ext_id, rel)
+
+    @_guard("create")
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext
+                     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        path = (*self._path_of(parent_inode), os.fsdecode(name))
+        outbox, ext_id, rel = self._require_outbox(path)
+        oh = await outbox.create(ext_id, rel)
+        attr = self._new_entry_attr(path)
+        entry = self._resolve(path)
+        assert entry is not None
+        fh = self._new_fh()
+        self._handles[fh] = _Handle(entry, attr.st_ino, None, outbox=oh)
+        info = pyfuse3.FileInfo(fh=fh)
+        info.direct_io = True
+        return info, attr
+
+    @_guard("write")
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self._handles.get(fh)
+        if handle is None or handle.outbox is None or self.outbox is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return await self.outbox.write(handle.outbox, off, buf)
+
+    @_guard("rename")
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
+        old = (*self._path_of(parent_inode_old), os.fsdecode(name_old))
+        new = (*self._path_of(parent_inode_new), os.fsdecode(name_new))
+        outbox, ext_id, rel_old = self._require_outbox(old)
+        target = self._outbox_target(new)
+        if target is None or target[1] != ext_id:
+            raise pyfuse3.FUSEError(errno.EXDEV)
+        await outbox.rename(ext_id, rel_old, target[2])
+
+    @_guard("setattr")
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
                       fields: pyfuse3.SetattrFields, fh: int | None,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        path, entry = self._entry_of(inode)
+        target = self._outbox_target(path)
+        if target is None or not entry.writable:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if fields.update_size:
+            outbox, ext_id, rel = target
+            handle = self._handles.get(fh) if fh is not None else None
+            await outbox.truncate(handle.outbox if handle else None, ext_id, rel, attr.st_size)
+        # mode/owner/times of outbox files are accepted and ignored (cp -p, rsync -a).
+        _, entry = self._entry_of(inode)
+        return self._attr(inode, entry, path)
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        raise pyfuse3.FUSEError(errno.EROFS)
+    symlink = link = mknod = _refuse
 
     # -- filesystem ---------------------------------------------------------------------------
 
@@ -490,6 +620,12 @@ class RcfsOperations(pyfuse3.Operations):
             pyfuse3.invalidate_entry_async(parent_ino, os.fsencode(name), ignore_enoent=True)
         except (OSError, RuntimeError) as exc:  # not mounted (fs-API tests)
             log.debug("invalidate_entry(%d, %s): %s", parent_ino, name, exc)
+
+
+def _read_local(path: str, off: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(off)
+        return fh.read(size)
 
 
 __all__ = ["ROOT", "MountOptions", "RcfsOperations"]

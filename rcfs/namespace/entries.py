@@ -25,6 +25,8 @@ class Entry:
     data: bytes | None = None
     xattrs: dict[str, str] = field(default_factory=dict)
     writable: bool = False
+    local_path: str | None = None  # bytes in a local file (the outbox spool)
+    local_size: int | None = None
     message_id: str | None = None  # for setxattr read_status / unlink
     extension_id: str | None = None
 
@@ -38,6 +40,8 @@ class Entry:
             return 0
         if self.data is not None:
             return len(self.data)
+        if self.local_path is not None:
+            return self.local_size
         return self.content.size if self.content is not None else 0
 
     def add(self, child: Entry) -> Entry:
