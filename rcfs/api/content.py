@@ -201,6 +201,7 @@ class RangeReader:
         self._rfinite = False  # the open response's extent is known (rend or total)
         self._closed = False
         self._last_error: BaseException | None = None
+        self._total_authoritative = False
 
     # -- public --------------------------------------------------------------------------
 
@@ -357,7 +358,7 @@ class RangeReader:
             if total > self.position:
                 raise ContentError(
                     f"416 for bytes from {self.position} but the object has {total} bytes")
-            self._learn_total(total)
+            self._learn_total(total, authoritative=True)
         self.complete = True
 
     def _validate(self, response: httpx.Response) -> None:
@@ -405,15 +406,24 @@ class RangeReader:
                 self._rend = first_byte + length - 1
             self._rfinite = True
             if total is not None:
-                self._learn_total(total)
+                self._learn_total(total, authoritative=True)
         else:
             raise ContentError(f"unexpected status {status} for a content GET")
 
-    def _learn_total(self, total: int) -> None:
+    def _learn_total(self, total: int, *, authoritative: bool = False) -> None:
+        """Record the object's size. ``authoritative`` sizes (a Content-Range total, a 416's
+        ``*/N``, a clean EOF) may correct a 200's Content-Length (which can lie) but must
+        agree with each other: two different ones mean the object changed mid-download."""
         if total < self.position and self.position > self.start:
             raise ContentChangedError(
                 f"object now has {total} bytes but {self.position} were already delivered")
-        self.total_size = total
+        if (authoritative and self._total_authoritative and self.total_size is not None
+                and total != self.total_size):
+            raise ContentChangedError(
+                f"object size changed from {self.total_size} to {total} mid-download")
+        if authoritative or not self._total_authoritative:
+            self.total_size = total
+            self._total_authoritative = authoritative
 
     # -- bodies --------------------------------------------------------------------------
 
@@ -450,7 +460,7 @@ class RangeReader:
         if clean and not self._rfinite:
             # Chunked body with no announced size: a clean end is the object's end (a dropped
             # chunked connection raises instead). A body shorter than `start` is EOF too.
-            self._learn_total(self._rpos)
+            self._learn_total(self._rpos, authoritative=True)
             self.complete = True
             return
         # Short 206, 206 to a plain GET, early EOF, reset: continue from `position`.

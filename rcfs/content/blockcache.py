@@ -118,8 +118,11 @@ def _round_up(n: int, unit: int) -> int:
 
 
 def block_charge(stored_len: int) -> int:
-    """Bytes a stored value of ``stored_len`` bytes is charged against the budget."""
-    return _round_up(max(stored_len, 1), PAGE) + ENTRY_OVERHEAD
+    """Bytes a stored value of ``stored_len`` bytes is charged against the budget: whole
+    filesystem blocks for a value file, the blob plus 1/8 page slack inside SQLite."""
+    if stored_len >= _MIN_FILE_SIZE:
+        return _round_up(stored_len, PAGE) + ENTRY_OVERHEAD
+    return _round_up(stored_len + stored_len // 8 + ENTRY_OVERHEAD, 64)
 
 
 def _digest(key: str) -> bytes:

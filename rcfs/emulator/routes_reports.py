@@ -122,11 +122,12 @@ def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
     render, settle = _renderers(emu)
     store = emu.store
     acc = task.account_id
+    now = emu.clock.now()  # seeded "future" messages do not exist yet
     json_entries: list[tuple[str, bytes]] = []
     files: list[tuple[str, bytes]] = []
     for ext in sorted(store.extensions.values(), key=lambda e: e.id):
         msgs = [m for m in store.messages_of(ext.id, task.date_from - 1e-6, task.date_to)
-                if m.creation_time >= task.date_from and settle(emu, m)
+                if task.date_from <= m.creation_time <= now and settle(emu, m)
                 and (not task.message_types or m.type in task.message_types)]
         if not msgs:
             continue
