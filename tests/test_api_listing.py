@@ -884,3 +884,27 @@ async def test_emulator_message_store_report() -> None:
             assert archives and all(a.size for a in archives)
             data = await download(client, archives[0].uri)
             assert data[:2] == b"PK" and len(data) == archives[0].size
+
+
+async def test_pager_retries_the_same_page_after_an_error() -> None:
+    calls: list[httpx.Request] = []
+    inner = paged_messages(list(range(20, 0, -1)), 10, calls)
+    failures = {1: True, 2: True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(query(request).get("page", ["1"])[0])
+        if failures.pop(page, False):
+            return error(400, "CMN-999", "try again")
+        return inner(request)
+
+    pager = list_messages(client_for(handler))
+    got: list[str] = []
+    errors = 0
+    while True:
+        try:
+            got.append((await pager.__anext__()).id)
+        except StopAsyncIteration:
+            break
+        except ApiError:
+            errors += 1
+    assert errors == 2 and got == [str(i) for i in range(20, 0, -1)]

@@ -214,10 +214,12 @@ class Pager(Generic[T]):
         return [item async for item in self]
 
     async def _fetch(self) -> None:
+        # State changes only after a page arrived: after an error (budget, deadline) the
+        # same page is asked again by the next __anext__.
         if not self._started:
-            self._started = True
             data = await self._client.get_json(self._path, params=self._params,
                                                priority=self._priority, deadline=self._deadline)
+            self._started = True
         else:
             assert self._next is not None
             data = await self._client.get_json(self._next, priority=self._priority,

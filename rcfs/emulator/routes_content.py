@@ -41,6 +41,7 @@ _EXTENSIONS = {
     "audio/amr": "amr", "application/rtf": "rtf", "application/gzip": "gz",
 }
 _TOKEN = re.compile(r"^[A-Za-z0-9._+\-()~!]+$")
+_RANGE = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 
 
 class ConnectionDropped(Exception):
@@ -85,24 +86,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or not spec.strip():
         return None
-    first = spec.split(",", 1)[0].strip()
-    lo, dash, hi = first.partition("-")
-    lo, hi = lo.strip(), hi.strip()
-    if not dash or not (lo.isdigit() or hi.isdigit()):
+    m = _RANGE.match(spec.split(",", 1)[0])
+    if m is None or not (m.group(1) or m.group(2)):
         return None
+    lo, hi = m.group(1), m.group(2)
     if not lo:
         n = int(hi)
         if n == 0 or size == 0:
             raise _Unsatisfiable
         return max(0, size - n), size - 1
-    if hi and not hi.isdigit():
-        return None
     start = int(lo)
-    end = int(hi) if hi else size - 1
-    if end < start:
-        return None
+    if hi and int(hi) < start:
+        return None  # syntactically invalid (RFC 7233 §2.1): ignored
     if start >= size:
         raise _Unsatisfiable
+    end = int(hi) if hi else size - 1
     return start, min(end, size - 1)
 
 

@@ -33,6 +33,7 @@ from rcfs.emulator.core import (
     parse_date,
 )
 from rcfs.emulator.errors import ApiError, invalid_param, missing_param, not_found, rc_error
+from rcfs.emulator.multipart import MultipartError, parse_multipart
 from rcfs.emulator.paging import page_of
 from rcfs.emulator.store import Attachment, Blob, Extension, Message
 
@@ -428,6 +429,32 @@ async def _json_body(request: Request) -> Any:
         raise rc_error(400, "CMN-103", "JSON can't be parsed") from None
 
 
+async def _update_bodies(request: Request, count: int) -> list[Any]:
+    """One update body per id (docs batch-requests.md): a JSON object (applied to every id),
+    a ``vnd.ringcentral.multipart+json`` list of ``{"body": ...}``, or ``multipart/mixed``
+    with one JSON part per id."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.lower().startswith("multipart/"):
+        try:
+            parts = parse_multipart(ctype, await request.body())
+        except MultipartError:
+            raise rc_error(400, "CMN-104", "Cannot parse request") from None
+        bodies: list[Any] = []
+        for part in parts:
+            try:
+                bodies.append(json.loads(part.data))
+            except ValueError:
+                raise rc_error(400, "CMN-103", "JSON can't be parsed") from None
+    else:
+        body = await _json_body(request)
+        if not isinstance(body, list):
+            return [body] * count
+        bodies = [b.get("body", b) if isinstance(b, dict) else b for b in body]
+    if len(bodies) != count:
+        raise invalid_param("messageId", "One body per resource is required.")
+    return bodies
+
+
 def _apply_update(emu: Emulator, msg: Message, body: Any) -> None:
     """Only ``readStatus`` is mutable (E11); other fields are ignored."""
     if not isinstance(body, dict):
@@ -447,21 +474,13 @@ async def put_message(request: Request) -> Response:
     p = request.path_params
     ext = emu.extension(caller, p["accountId"], p["extensionId"])
     ids = _ids(p["messageId"])
-    body = await _json_body(request)
+    bodies = await _update_bodies(request, len(ids))
     if len(ids) == 1 and "," not in p["messageId"]:
         msg = find_message(emu, ext, ids[0])
         if msg is None:
             raise not_found("messageId")
-        _apply_update(emu, msg, body)
+        _apply_update(emu, msg, bodies[0])
         return json_response(render_message(emu, msg))
-    # Batch update, multipart+json form: one {"body": {...}} per id in the path (or a single
-    # object applied to all of them).
-    if isinstance(body, list):
-        if len(body) != len(ids):
-            raise invalid_param("messageId", "One body per resource is required.")
-        bodies = [b.get("body", b) if isinstance(b, dict) else b for b in body]
-    else:
-        bodies = [body] * len(ids)
     parts: list[tuple[str, int, dict[str, Any] | None]] = []
     for rid, item in zip(ids, bodies, strict=True):
         msg = find_message(emu, ext, rid)

@@ -103,8 +103,10 @@ class Contact:
 LONG_NAME = (
     "Pinnacle Worldwide Logistics & Freight Forwarding Holdings — Accounts Payable / "
     "Receivable Reconciliation Department, Building 7, Suite 1200 — "
-    "株式会社ピナクル・ワールドワイド・ロジスティクス国際貨物部門 📦🚚"
+    "株式会社ピナクル・ワールドワイド・ロジスティクス国際貨物部門 📦🚚 "
+    "Ελληνικό Γραφείο Εκτελωνισμού"
 )
+assert len(LONG_NAME.encode()) > 300  # over NAME_MAX (255 bytes) with room to spare
 CONTROL_NAME = "Robo\x07Caller\x1b[31m WIN\x1b[0m\r\n\tPRIZE\x7f\x01"
 
 # Hostile parties, by role; each appears in the admin's and the first user's mailboxes.
@@ -1156,6 +1158,7 @@ def build_store(config: EmulatorConfig, now: float) -> Store:
             seeder.greetings(ext)
         if config.scale > 0:
             seeder.scale(exts, config.scale)
+        if len(seeder.store.messages) >= 10_000:
             # Move the (long-lived, acyclic) seeded objects out of the collector's reach:
             # otherwise the first collections after this traverse millions of them (7 s
             # each at 500,000 messages).
