@@ -191,7 +191,12 @@ def _status(args: argparse.Namespace) -> int:
             error = f"  (error: {ext['last_error']})" if ext.get("last_error") else ""
             print(f"  {ext['folder']}: {ext['messages']} messages, {ext['recordings']} "
                   f"recordings{error}")
-        print(f"  outbox: {len(data.get('outbox', []))} queued")
+        queue = data.get("outbox", [])
+        print(f"  outbox: {len(queue)} queued")
+        for job in queue:
+            error = f"  ({job['error']})" if job.get("error") else ""
+            print(f"    {job.get('state', '?'):<8} {job.get('kind', '?'):<8} "
+                  f"{job.get('to') or '':<16} {job.get('path', '')}{error}")
     return 0
 
 

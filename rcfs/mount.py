@@ -33,6 +33,7 @@ from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.namespace.index import MetadataIndex
+from rcfs.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Layers:
     reader: ContentReader
     index: MetadataIndex
     ops: RcfsOperations
+    outbox: Outbox | None = None
 
 
 def make_client(cfg: Config, store: TokenStore) -> RcClient:
@@ -107,6 +109,12 @@ def make_client(cfg: Config, store: TokenStore) -> RcClient:
 def token_store(cfg: Config) -> TokenStore:
     state = Path(cfg.state_dir).expanduser()
     return TokenStore(state / "tokens" / f"{_digest(cfg.server, cfg.client_id)}.json")
+
+
+def _local_dirs(cfg: Config) -> tuple[Path, Path]:
+    """(state root, content cache root of this server)."""
+    return (Path(cfg.state_dir).expanduser(),
+            Path(cfg.cache_dir).expanduser() / _digest(cfg.server))
 
 
 class Mount:
@@ -127,7 +135,7 @@ class Mount:
             out["content"] = layers.reader.stats()
             out["extensions"] = layers.index.status()
             out["filesystem"] = dict(layers.ops.counters)
-            out["outbox"] = []
+            out["outbox"] = layers.outbox.queue() if layers.outbox is not None else []
         return out
 
     async def run(self, ready: trio.Event | None = None) -> None:
@@ -135,8 +143,7 @@ class Mount:
         store = token_store(cfg)
         tokens = store.load()
         client = make_client(cfg, store)
-        state_root = Path(os.path.expanduser(cfg.state_dir))
-        cache_root = Path(os.path.expanduser(cfg.cache_dir)) / _digest(cfg.server)
+        state_root, cache_root = _local_dirs(cfg)
         async with client, trio.open_nursery() as nursery:
             if tokens is None or tokens.owner_id is None:
                 try:
@@ -163,11 +170,16 @@ class Mount:
                 uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
                 gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
                 umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout)
-            ops = RcfsOperations(index, reader, options, status=self.status)
+            # The outbox spool and journal live beside the index of the same account.
+            outbox = Outbox(client, index.state_dir / "outbox")
+            await trio.to_thread.run_sync(outbox.open)
+            ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox)
+            outbox.on_gone = lambda ext, rel: ops.forget_path(
+                (index.folder_name(ext), "Outbox", *rel))
             index.on_change = ops.tree_changed
             index.bind(nursery)
             ops.bind(nursery)
-            self.layers = Layers(client, cache, reader, index, ops)
+            self.layers = Layers(client, cache, reader, index, ops, outbox)
             fuse_options = set(pyfuse3.default_options)
             fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
             if cfg.allow_other:
@@ -177,6 +189,7 @@ class Mount:
                 nursery.start_soon(self._signals, nursery)
                 nursery.start_soon(self._announce, ready)
                 nursery.start_soon(self._refresh_loop)
+                nursery.start_soon(outbox.run)
                 await pyfuse3.main()
             finally:
                 # Always unmount: a dead mount freezes whoever touches the folder next.
@@ -186,6 +199,7 @@ class Mount:
                 with trio.CancelScope(shield=True):
                     await index.close()
                     await cache.aclose()
+                    outbox.close()
 
     async def _signals(self, nursery: trio.Nursery) -> None:
         # Stays subscribed after the first signal, so a second Ctrl-C during the unmount

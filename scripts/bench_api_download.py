@@ -18,6 +18,7 @@ floor without ever provoking a 429 (a 429 costs a whole 60 s penalty for the gro
 
 Usage: .venv/bin/python scripts/bench_api_download.py [--seed 1] [--ext NUMBER|ID]
        [--workers 4] [--limits Light=50,Medium=40,Heavy=10,Auth=5] [--port-file FILE]
+       [--fault '{"kind":"reset","path":"/content/","probability":0.3}']
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ from rcfs.api.models import Attachment  # noqa: E402
 DEFAULT_MEDIUM = 40
 
 
-def start_emulator(seed: int, limits: str | None, workdir: Path) -> tuple[subprocess.Popen[bytes],
-                                                                          Path]:
+def start_emulator(seed: int, limits: str | None, faults: list[str],
+                   workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     port_file = workdir / "emulator.json"
     args = [sys.executable, "-m", "rcfs.emulator", "--data-seed", str(seed),
             "--port-file", str(port_file)]
     if limits:
         args += ["--limits", limits]
+    for fault in faults:
+        args += ["--fault", fault]
     log = open(workdir / "emulator.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -125,6 +128,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--limits", help="emulator limits (default: RingCentral's defaults)")
     parser.add_argument("--port-file", type=Path, help="use an already running emulator")
+    parser.add_argument("--fault", action="append", default=[],
+                        help='emulator fault rule (repeatable), e.g. '
+                             '\'{"kind":"reset","path":"/content/","probability":0.3}\'')
     args = parser.parse_args()
 
     proc = None
@@ -132,7 +138,7 @@ def main() -> None:
         port_file = args.port_file
     else:
         workdir = Path(tempfile.mkdtemp(prefix="rcfs-bench-"))
-        proc, port_file = start_emulator(args.seed, args.limits, workdir)
+        proc, port_file = start_emulator(args.seed, args.limits, args.fault, workdir)
     try:
         info = json.loads(port_file.read_text())
         admin = httpx.Client(base_url=info["admin_url"], timeout=30)

@@ -39,11 +39,13 @@ from urllib.parse import parse_qsl
 SPEC_FILE = Path(os.environ.get("RCFS_OPENAPI_SPEC", "/work/shared/ringcentral/openapi3.json"))
 SPEC_HOST = "https://platform.ringcentral.com"
 
-# Media types whose bodies the recorder keeps (mirrors app._textual).
+# application/json and application/*+json (the batch multipart+json).
 _JSON_RE = re.compile(r"^application/([\w.+-]*\+)?json$")
 _TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 _TS_OK = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# Legacy symbolic top-level codes (API_NOTES §4.1); TokenExpired (around OAU-128) is the
+# emulator's choice, by analogy with TokenInvalid.
 LEGACY_TOP_CODES = {"InsufficientPermissions", "TokenInvalid", "TokenExpired"}
 RATE_HEADERS = ("x-rate-limit-group", "x-rate-limit-limit", "x-rate-limit-remaining",
                 "x-rate-limit-window")
@@ -249,7 +251,8 @@ class _Spec:
             responses = found[2].get("responses", {})
             response = responses.get(str(status)) or responses.get("default") or {}
             content = response.get("content") or {}
-            media = content.get("application/json") or next(iter(content.values()), {})
+            media: dict[str, Any] = (content.get("application/json")
+                                     or next(iter(content.values()), {}))
             self._enums[key] = enum_paths(media.get("schema", {}), self.raw)
         return self._enums[key]
 
@@ -368,7 +371,10 @@ def _allowed(op: str, where: str, message: str) -> bool:
                and a.message in message for a in ALLOW)
 
 
-def _schema_errors(exc: BaseException) -> list[tuple[str, str]]:
+Kept = dict[tuple[Any, ...], list[int]]
+
+
+def _schema_errors(exc: BaseException, kept: Kept | None = None) -> list[tuple[str, str]]:
     """(JSON path, message) for each jsonschema error under an openapi-core exception; one
     entry per unexpected property, so the allowlist can name single fields."""
     out: list[tuple[str, str]] = []
@@ -377,12 +383,12 @@ def _schema_errors(exc: BaseException) -> list[tuple[str, str]]:
     if not errors:
         return [("", f"{type(exc).__name__}: {exc}")]
     for err in errors:
-        out.extend(_explain(err))
+        out.extend(_explain(err, kept))
     return out
 
 
-def _explain(err: Any) -> list[tuple[str, str]]:
-    path = list(getattr(err, "absolute_path", []) or [])
+def _explain(err: Any, kept: Kept | None = None) -> list[tuple[str, str]]:
+    path = _remap(list(getattr(err, "absolute_path", []) or []), kept or {})
     message = str(getattr(err, "message", err))
     if message.startswith("Additional properties are not allowed") and isinstance(
             err.instance, dict) and isinstance(err.schema, dict):
@@ -399,7 +405,7 @@ def _explain(err: Any) -> list[tuple[str, str]]:
 
         best = best_match(err.context)
         if best is not None:
-            return _explain(best)
+            return _explain(best, kept)
     return [(_json_path(path), message)]
 
 
@@ -434,25 +440,71 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, str | None]]:
             yield from _walk(v, sub)
 
 
+def _shapes(value: Any, path: str, enums: frozenset[str], out: set[str]) -> set[str]:
+    out.add(f"{path}:{type(value).__name__}")
+    if path in enums and isinstance(value, (str, int, bool)):
+        out.add(f"{path}={value!r}")
+    if isinstance(value, dict):
+        for k, sub in value.items():
+            _shapes(sub, f"{path}.{k}" if path else str(k), enums, out)
+    elif isinstance(value, list):
+        for sub in value:
+            _shapes(sub, f"{path}[]", enums, out)
+    return out
+
+
 def shape_signature(value: Any, enum_paths: frozenset[str] = frozenset()) -> str:
     """A digest of the body's structure (key paths and JSON types, list indices folded) plus
     the values found at the schema's enum-constrained paths, so a new enum value counts as a
     new shape and gets validated."""
-    shapes: set[str] = set()
-
-    def visit(v: Any, path: str) -> None:
-        shapes.add(f"{path}:{type(v).__name__}")
-        if path in enum_paths and isinstance(v, (str, int, bool)):
-            shapes.add(f"{path}={v!r}")
-        if isinstance(v, dict):
-            for k, sub in v.items():
-                visit(sub, f"{path}.{k}" if path else str(k))
-        elif isinstance(v, list):
-            for sub in v:
-                visit(sub, f"{path}[]")
-
-    visit(value, "")
+    shapes = _shapes(value, "", enum_paths, set())
     return hashlib.sha1("\n".join(sorted(shapes)).encode()).hexdigest()[:16]
+
+
+LIST_KEEP = 10  # lists longer than this are validated on representatives ...
+LIST_MAX = 40  # ... at most this many: the first items, then one per new item shape.
+
+
+def trim_lists(value: Any, enums: frozenset[str]) -> tuple[Any, dict[tuple[Any, ...],
+                                                                     list[int]]]:
+    """A copy of ``value`` whose long lists keep only representative items (schema validation
+    of a 1000-record page costs seconds), and, per trimmed list (by its path in the copy),
+    the original indices of the kept items."""
+    kept: dict[tuple[Any, ...], list[int]] = {}
+
+    def visit(v: Any, norm: str, parts: tuple[Any, ...]) -> Any:
+        if isinstance(v, dict):
+            return {k: visit(sub, f"{norm}.{k}" if norm else str(k), (*parts, k))
+                    for k, sub in v.items()}
+        if not isinstance(v, list):
+            return v
+        indices = list(range(len(v)))
+        if len(v) > LIST_KEEP:
+            seen: set[str] = set()
+            indices = []
+            for i, item in enumerate(v):
+                sig = "\n".join(sorted(_shapes(item, f"{norm}[]", enums, set())))
+                if i < LIST_KEEP // 2 or sig not in seen:
+                    indices.append(i)
+                seen.add(sig)
+                if len(indices) >= LIST_MAX:
+                    break
+            kept[parts] = indices
+        return [visit(v[i], f"{norm}[]", (*parts, n)) for n, i in enumerate(indices)]
+
+    return visit(value, "", ()), kept
+
+
+def _remap(path: list[Any], kept: dict[tuple[Any, ...], list[int]]) -> list[Any]:
+    """Error path in a trimmed copy -> path in the original body."""
+    out: list[Any] = []
+    for n, part in enumerate(path):
+        prefix = tuple(path[:n])
+        if isinstance(part, int) and prefix in kept and part < len(kept[prefix]):
+            out.append(kept[prefix][part])
+        else:
+            out.append(part)
+    return out
 
 
 def enum_paths(schema: Any, root: dict[str, Any]) -> frozenset[str]:
@@ -663,10 +715,11 @@ class ExchangeChecker:
         if status == 207 and isinstance(body, list):
             return out + self._batch(rec, body, op_id)
         sp = spec()
-        response = _Response(status, rec.get("response_body"), ctype,
-                             rec.get("response_headers") or {})
+        trimmed, kept = trim_lists(body, sp.enums(found, status))
+        text = json.dumps(trimmed) if kept else rec.get("response_body")
+        response = _Response(status, text, ctype, rec.get("response_headers") or {})
         for exc in sp.response.iter_errors(_Request(rec), response):
-            out += _schema_errors(exc)
+            out += _schema_errors(exc, kept)
         return out
 
     def _request_checks(self, rec: dict[str, Any], op_id: str) -> list[tuple[str, str]]:

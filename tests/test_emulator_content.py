@@ -390,7 +390,8 @@ def test_report_archive(shared_emulator: EmulatorProc, rc: httpx.Client) -> None
 # -- content faults -------------------------------------------------------------------------------
 
 
-def _stream(rc: httpx.Client, uri: str, **kw: Any) -> tuple[httpx.Response, bytes, Exception | None]:
+def _stream(rc: httpx.Client, uri: str,
+            **kw: Any) -> tuple[httpx.Response, bytes, Exception | None]:
     got = bytearray()
     error: Exception | None = None
     with rc.stream("GET", uri, **kw) as r:

@@ -461,7 +461,7 @@ def _attachment_path(emu: EmulatorProc, token: str) -> str:
     assert r.status_code == 200, r.text
     for msg in r.json()["records"]:
         for att in msg.get("attachments", []):
-            return urlsplit(att["uri"]).path
+            return str(urlsplit(att["uri"]).path)
     pytest.fail("no message attachment in the seeded mailbox")
 
 

@@ -289,3 +289,18 @@ def test_a_problem_fails_the_owning_emulator(tmp_path: Any) -> None:
     text = str(info.value)
     assert "GET /restapi/v1.0/account/~ [readAccountInfo] -> 200: at id:" in text
     assert proc.proc.poll() is not None
+
+
+def test_long_lists_are_validated_on_representatives_with_true_indices() -> None:
+    def msg(i: int, direction: str = "Inbound") -> dict[str, Any]:
+        return {"id": i, "uri": f"https://x/m/{i}", "type": "SMS", "direction": direction,
+                "creationTime": "2024-01-01T00:00:00.000Z"}
+
+    records = [msg(i) for i in range(300)]
+    records[150] = msg(150, "Sideways")  # a new enum value: its own representative
+    records[220]["type"] = 7  # a new JSON type: likewise
+    body = {"uri": "https://x", "records": records, "paging": {"perPage": 300},
+            "navigation": {}}
+    problems = _problems(_record(EXT + "/message-store", 200, body))
+    assert {p.where for p in problems} == {"records[150].direction",
+                                           "records[220].type"}, problems

@@ -50,6 +50,7 @@ __all__ = [
     "download",
     "fetch_range",
     "parse_content_range",
+    "probe_size",
 ]
 
 DEFAULT_MAX_CONTINUATIONS = 8
@@ -530,3 +531,22 @@ async def download(
     async with fetch_range(client, uri, 0, None, priority=priority, deadline=deadline,
                            group=group, max_continuations=max_continuations) as reader:
         return await reader.read_all(max_bytes)
+
+
+async def probe_size(
+    client: StreamingClient,
+    uri: str,
+    *,
+    priority: Priority = Priority.METADATA,
+    deadline: float | None = None,
+    group: str | None = None,
+) -> int | None:
+    """The object's size for one request of the group's budget (API_NOTES §6.5 b): a GET of
+    ``bytes=0-0`` whose Content-Range tells the total (a server that ignores Range answers
+    with Content-Length; the body is not read past the first byte). ``None`` if unknown."""
+    async with fetch_range(client, uri, 0, 0, priority=priority, deadline=deadline,
+                           group=group, max_continuations=0) as reader:
+        async for _piece in reader:
+            pass
+    return reader.total_size
+

@@ -534,6 +534,7 @@ class ContentReader:
             async with self.source.open(f.ref, s.start, priority=s.priority,
                                         deadline=deadline) as body:
                 s.on_open(trio.current_time())
+                self._count_requests(f, 1)
                 self._learn(f, body.total_size, body.content_type)
                 f.notify()
                 complete = await self._pump(f, s, body)
@@ -561,7 +562,7 @@ class ContentReader:
                 log.warning("%s: download from byte %d failed", f.key, s.start, exc_info=True)
         finally:
             if body is not None:
-                self._count_requests(f, body.requests)
+                self._count_requests(f, body.requests - 1)  # continuations
             s.done = True
             f.streams.remove(s)
             self.cache.release(f.key)
@@ -574,6 +575,16 @@ class ContentReader:
     async def _pump(self, f: _File, s: _Stream, body: ContentBody) -> bool:
         """Move pieces into blocks until EOF (True) or the stream became redundant (False)."""
         it: AsyncIterator[tuple[int, bytes]] = body.__aiter__()
+        try:
+            return await self._pump_pieces(f, s, it)
+        finally:
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None and it is not body:  # an async generator: close it now
+                with trio.CancelScope(shield=True):
+                    await aclose()
+
+    async def _pump_pieces(self, f: _File, s: _Stream,
+                           it: AsyncIterator[tuple[int, bytes]]) -> bool:
         bs = f.block_size
         while True:
             with trio.move_on_after(self.config.stall_timeout_s) as stall:

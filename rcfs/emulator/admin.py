@@ -30,7 +30,7 @@ async def _json(request: Request) -> Any:
 
 
 async def info(request: Request) -> Response:
-    emu = emulator_of(request)
+    emulator_of(request)
     return json_response(request.app.state.info)
 
 

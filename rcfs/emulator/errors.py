@@ -45,7 +45,8 @@ def invalid_param(name: str, detail: str = "") -> ApiError:
 
 
 def missing_param(name: str) -> ApiError:
-    return rc_error(400, "CMN-100", f"Mandatory parameter [{name}] is not specified", parameterName=name)
+    return rc_error(400, "CMN-100", f"Mandatory parameter [{name}] is not specified",
+                    parameterName=name)
 
 
 def not_found(param: str, status: int = 404) -> ApiError:

@@ -51,7 +51,8 @@ class RateLimiter:
         return Decision(True, group, limit, limit - len(bucket.sent), win)
 
     def headers(self, decision: Decision) -> dict[str, str]:
-        name = decision.group.lower() if self.config.group_header_case == "lower" else decision.group
+        lower = self.config.group_header_case == "lower"
+        name = decision.group.lower() if lower else decision.group
         return {
             "X-Rate-Limit-Group": name,
             "X-Rate-Limit-Limit": str(decision.limit),

@@ -91,10 +91,16 @@ def _transport(call: CallRecord) -> str:
 
 
 def _leg_type(call: CallRecord) -> str:
+    """A ``legType`` from spec46's enum that fits the call."""
+    internal = not call.from_.get("phoneNumber") or not call.to.get("phoneNumber")
     if call.type == "Fax":
-        return "FaxReceiving" if call.direction == "Inbound" else "FaxSending"
+        return "FaxSent" if call.direction == "Outbound" else "Accept"
+    if internal:
+        return "ExtensionToExtension"
     if call.direction == "Inbound":
-        return "Accept" if call.result != "Voicemail" else "Voicemail"
+        return "Accept"
+    if call.action == "RingOut Web":
+        return "RingOutWebToCaller"
     return "SipToPstnMetered" if _transport(call) == "VoIP" else "PstnToSip"
 
 

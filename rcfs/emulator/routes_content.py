@@ -9,12 +9,21 @@ bytes through a memoryview; nothing copies the whole body per chunk.
 
 Undocumented choices (I): a request with several ranges gets a 206 for the first one; a
 syntactically invalid Range is ignored (200, full body); ``Accept-Ranges: bytes`` is sent;
-HEAD returns the GET headers without a body and counts like a GET.
+HEAD returns the GET headers without a body and counts like a GET; a ``filename`` that is not
+a plain token is quoted (plus ``filename*`` when not ASCII); recording and greeting content on
+the platform host is a gateway 404 (``AGW-404``) unless ``recording_content_on_platform``;
+the company greeting path serves any greeting id of the account; recording content needs
+only the ``ReadCallRecording`` app scope (no per-extension check).
+
+Faults (faults.py): ``short206`` applies to ranged requests only, ``partial_200`` to plain
+ones; ``reset``/``lie_length`` end the body by raising ``ConnectionDropped`` inside the
+streaming iterator, which makes uvicorn close the socket mid-body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import mimetypes
 import re
 from collections.abc import AsyncIterator
@@ -40,12 +49,25 @@ _EXTENSIONS = {
     "application/zip": "zip", "text/vcard": "vcf", "video/mp4": "mp4", "audio/mp4": "m4a",
     "audio/amr": "amr", "application/rtf": "rtf", "application/gzip": "gz",
 }
-_TOKEN = re.compile(r"^[A-Za-z0-9._+\-()~!]+$")
-_RANGE = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
+_TOKEN = re.compile(r"[A-Za-z0-9._+\-()~!]+")
+_RANGE = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")
 
 
 class ConnectionDropped(Exception):
     """Raised inside a body iterator so uvicorn closes the socket mid-body (faults)."""
+
+
+class _QuietDrops(logging.Filter):
+    """An injected drop is not a server bug: log one line instead of a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ConnectionDropped):
+            record.msg, record.args, record.exc_info, record.exc_text = str(exc), (), None, None
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 def extension_for(content_type: str) -> str:
@@ -63,9 +85,10 @@ def _disposition(request: Request, filename: str) -> str:
     if kind.lower() not in ("inline", "attachment"):
         raise invalid_param("contentDisposition")
     name = q.get("contentDispositionFilename") or filename
-    if _TOKEN.match(name):
+    if _TOKEN.fullmatch(name):
         return f"{kind.lower()};filename={name}"
     # Not a plain token: quote it, and add the RFC 6266 UTF-8 form for non-ASCII names.
+    name = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in name)
     ascii_name = name.encode("ascii", "replace").decode().replace("\\", "_").replace('"', "_")
     value = f'{kind.lower()};filename="{ascii_name}"'
     if not name.isascii():
@@ -86,7 +109,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or not spec.strip():
         return None
-    m = _RANGE.match(spec.split(",", 1)[0])
+    m = _RANGE.fullmatch(spec.split(",", 1)[0])
     if m is None or not (m.group(1) or m.group(2)):
         return None
     lo, hi = m.group(1), m.group(2)

@@ -7,6 +7,19 @@ messages lists a page of 1000 in a few tens of milliseconds.
 The Deleted -> Purged -> gone lifecycle (E13) is applied lazily by ``settle``: every route
 that looks at a message first settles it against the emulator clock, using ``deleted_at`` /
 ``purged_at``, so no timer is needed and the outcome does not depend on when it is observed.
+
+Choices not settled by any source, marked (I):
+* The creation-time window is ``(dateFrom, dateTo]``; a defaulted dateFrom is truncated to the
+  minute both in the echoed ``uri`` and in the filter, so navigation links list the same set.
+* Messages whose ``creationTime`` is after the emulator clock do not exist yet.
+* More than 50 ids in a batch -> 400 ``CMN-101`` on ``messageId``; a bulk DELETE with a
+  failure -> 207 whose successful parts have status 204 and no body.
+* FSync has no server-side cap; ``olderRecordsExist`` is true only when ``recordCount``
+  truncated the answer. ISync ``recordCount`` adds that many records older than the frame,
+  ISync ``dateFrom`` extends the frame back (records already sent are not repeated).
+* A sync token is valid for ``config.sync_token_ttl`` after it was issued, only for the
+  extension it was issued for; any other token -> 400 ``MSG-333``.
+* A message past ``purged_to_gone`` is removed from the store (404, absent from ISync).
 """
 
 from __future__ import annotations
@@ -620,11 +633,13 @@ async def message_sync(request: Request) -> Response:
             date_from = parse_date(q["dateFrom"], "dateFrom")
             if date_from < frame_start:
                 extra += [m for m in emu.store.messages_of(ext.id, date_from, frame_start)
-                          if m.availability == "Alive" and _matches(m, f)]
+                          if m.creation_time < frame_start and m.availability == "Alive"
+                          and _matches(m, f)]
                 frame_start = date_from
         if record_count is not None:
             before = [m for m in emu.store.messages_of(ext.id, _FAR_PAST, frame_start)
-                      if m.availability == "Alive" and _matches(m, f)][:record_count]
+                      if m.creation_time < frame_start and m.availability == "Alive"
+                      and _matches(m, f)][:record_count]
             if before:
                 extra += before
                 frame_start = min(frame_start, before[-1].creation_time)

@@ -30,6 +30,18 @@ class InodeTable:
             self._by_inode[ino] = path
         return ino
 
+    def rename(self, old: Path, new: Path) -> None:
+        """``old`` (and everything below it) is now ``new``: the kernel keeps the moved
+        inodes, so they must resolve to the new paths. A replaced target loses its path."""
+        for p in [p for p in self._by_path if p[:len(new)] == new]:
+            self._by_inode.pop(self._by_path.pop(p), None)
+        moved = [(p, i) for p, i in self._by_path.items() if p[:len(old)] == old]
+        for p, _ in moved:
+            del self._by_path[p]
+        for p, i in moved:
+            self._by_path[new + p[len(old):]] = i
+            self._by_inode[i] = new + p[len(old):]
+
     def known(self, path: Path) -> int | None:
         return self._by_path.get(path)
 

@@ -111,6 +111,7 @@ class RcfsOperations(pyfuse3.Operations):
         self._dirs: dict[int, list[tuple[str, Path]]] = {}
         self._next_fh = 1
         self._learned: dict[str, int] = {}  # content key -> size learned from a download
+        self._probed: set[str] = set()  # content keys whose cached size was looked up
         self._seen_trees: dict[str, Entry] = {}
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
@@ -183,6 +184,19 @@ class RcfsOperations(pyfuse3.Operations):
             return entry.content.size
         return self._learned.get(entry.content.key)
 
+    async def _size_from_cache(self, entry: Entry) -> None:
+        """A size learned by a download of an earlier session survives in the content cache:
+        look it up once (no request), so listings after a remount show the exact size (rsync
+        compares sizes) instead of 0."""
+        ref = entry.content
+        if (entry.is_dir or ref is None or ref.key in self._probed
+                or self._size(entry) is not None):
+            return
+        self._probed.add(ref.key)
+        info = await self.reader.cached_info(ref)
+        if info is not None and info.size is not None:
+            self._learned[ref.key] = info.size
+
     def _attr(self, inode: int, entry: Entry, path: Path) -> pyfuse3.EntryAttributes:
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
@@ -254,6 +268,7 @@ class RcfsOperations(pyfuse3.Operations):
         entry = self._resolve(path)
         if entry is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
+        await self._size_from_cache(entry)
         inode = self.inodes.inode(path)
         self.inodes.looked_up(inode)
         return self._attr(inode, entry, path)
@@ -282,6 +297,8 @@ class RcfsOperations(pyfuse3.Operations):
         entry = self._resolve(path)
         if entry is None or not entry.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR if entry else errno.ENOENT)
+        for child in (entry.children or {}).values():
+            await self._size_from_cache(child)
         names = sorted((entry.children or {}).keys())
         fh = self._new_fh()
         self._dirs[fh] = [(n, (*path, n)) for n in names]
@@ -556,6 +573,7 @@ class RcfsOperations(pyfuse3.Operations):
         if target is None or target[1] != ext_id:
             raise pyfuse3.FUSEError(errno.EXDEV)
         await outbox.rename(ext_id, rel_old, target[2])
+        self.inodes.rename(old, new)
 
     @_guard("setattr")
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
@@ -614,6 +632,12 @@ class RcfsOperations(pyfuse3.Operations):
                 self._forget_entry(parent_ino, name)
             elif child.is_dir and other.is_dir:
                 self._diff((*path, name), child, other)
+
+    def forget_path(self, path: Path) -> None:
+        """A path that vanished outside a FUSE request (an outbox job moved to Sent/)."""
+        parent_ino = self.inodes.known(path[:-1])
+        if parent_ino is not None:
+            self._forget_entry(parent_ino, path[-1])
 
     def _forget_entry(self, parent_ino: int, name: str) -> None:
         try:

@@ -103,6 +103,7 @@ class MetadataIndex:
         self._refreshing: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
         self._limiter = trio.CapacityLimiter(1)
+        self._account_calls_lock = trio.Lock()  # one account call-log sync at a time
         self._account_calls: CallLogSync | None = None
         self._account_call_time = 0.0
         self.extensions_at = 0.0
@@ -317,25 +318,31 @@ class MetadataIndex:
             raise
 
     async def _sync_account_calls(self, priority: Priority) -> bool:
-        if time.time() - self._account_call_time < self.refresh_interval:
-            return False
-        if self._account_calls is None:
-            self._account_calls = self._make_account_sync(None, None)
-        self._account_calls.priority = priority
-        result = await self._account_calls.sync()
-        self._account_call_time = time.time()
-        by_ext: dict[str, list[CallLogRecord]] = {}
-        for rec in result.records:
-            if rec.extension_id:
-                by_ext.setdefault(rec.extension_id, []).append(rec)
-        changed = False
-        for ext_id, state in self.states.items():
-            if self._apply_calls(state, by_ext.get(ext_id, []), result.removed_ids,
-                                 result.full):
-                changed = True
-                if ext_id in self.trees:
-                    self._rebuild(ext_id)
-        return changed
+        # Refreshes of several extensions run concurrently and all land here: one sync
+        # serves them all (concurrent syncs would spend Heavy budget on the same token).
+        async with self._account_calls_lock:
+            if time.time() - self._account_call_time < self.refresh_interval:
+                return False
+            if self._account_calls is None:
+                self._account_calls = self._make_account_sync(None, None)
+            self._account_calls.priority = priority
+            result = await self._account_calls.sync()
+            self._account_call_time = time.time()
+            by_ext: dict[str, list[CallLogRecord]] = {}
+            for rec in result.records:
+                if rec.extension_id:
+                    by_ext.setdefault(rec.extension_id, []).append(rec)
+            changed = False
+            for ext_id, state in self.states.items():
+                if self._apply_calls(state, by_ext.get(ext_id, []), result.removed_ids,
+                                     result.full):
+                    changed = True
+                    if ext_id in self.trees:
+                        self._rebuild(ext_id)
+                        # The persisted account token now points past these calls: persist
+                        # the extension too, or a remount would never show them.
+                        await self._persist(ext_id)
+            return changed
 
     @staticmethod
     def _apply_calls(state: ExtensionState, records: Any, removed: Any, full: bool) -> bool:

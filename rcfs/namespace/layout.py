@@ -93,17 +93,19 @@ def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
         duration = audio[0].vm_duration if audio else None
         if duration is not None:
             xattrs["user.rc.duration"] = str(duration)
-        stem = naming.join(stamp, "from", _party_of(msg.from_),
-                           f"({naming.duration(duration)})" if duration is not None else "")
+        # The duration goes with the id into the part ``fit`` never cuts: a caller name too
+        # long for NAME_MAX is shortened, not what the file is.
+        stem = naming.join(stamp, "from", _party_of(msg.from_))
+        tag = f" ({naming.duration(duration)})" if duration is not None else ""
         for i, att in enumerate(audio):
             suffix = f"-{i + 1}" if i else ""
             ext = naming.extension_for(att.content_type, att.file_name)
-            name = naming.fit(stem, naming.id_tail(msg.id, ext, suffix))
+            name = naming.fit(stem, tag + naming.id_tail(msg.id, ext, suffix))
             folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
                              ext_id=ext_id))
         for i, att in enumerate(transcripts):
             suffix = f"-{i + 1}" if i else ""
-            name = naming.fit(stem, naming.id_tail(msg.id, ".transcript.txt", suffix))
+            name = naming.fit(stem, tag + naming.id_tail(msg.id, ".transcript.txt", suffix))
             folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
                              ext_id=ext_id))
         return
@@ -116,12 +118,12 @@ def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
         pages = msg.fax_page_count
         if pages is not None:
             xattrs["user.rc.pages"] = str(pages)
-        page_text = f"({pages} page{'s' if pages != 1 else ''})" if pages else ""
-        stem = naming.join(stamp, direction, _party_of(other), page_text)
+        tag = f" ({pages} page{'s' if pages != 1 else ''})" if pages else ""
+        stem = naming.join(stamp, direction, _party_of(other))
         for i, att in enumerate(docs):
             suffix = f"-{i + 1}" if i else ""
             ext = naming.extension_for(att.content_type, att.file_name)
-            name = naming.fit(stem, naming.id_tail(msg.id, ext, suffix))
+            name = naming.fit(stem, tag + naming.id_tail(msg.id, ext, suffix))
             folder.add(_file(name, mtime, xattrs, content=_content(att, msg), msg=msg,
                              ext_id=ext_id))
         return
@@ -152,10 +154,11 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -
         other, me = (call.from_, call.to) if direction == "in" else (call.to, call.from_)
         duration = rec.duration if rec.duration is not None else call.duration
         stem = naming.join(naming.stamp(when, tz), direction, _party_of(other),
-                           "to" if direction == "in" else "from", _party_of(me),
-                           f"({naming.duration(duration)})" if duration is not None else "")
-        ext = naming.extension_for(rec.content_type or "audio/mpeg")
-        name = naming.fit(stem, naming.id_tail(rec.id, ext))
+                           "to" if direction == "in" else "from", _party_of(me))
+        tag = f" ({naming.duration(duration)})" if duration is not None else ""
+        mime = rec.content_type or "audio/mpeg"  # the call log does not say; recordings are
+        ext = naming.extension_for(mime)
+        name = naming.fit(stem, tag + naming.id_tail(rec.id, ext))
         xattrs = {
             "user.rc.id": rec.id,
             "user.rc.type": "CallRecording",
@@ -165,6 +168,7 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -
             "user.rc.to": _party_of(call.to),
             "user.rc.duration": str(duration) if duration is not None else "",
             "user.rc.recording_type": rec.type or "",
+            "user.mime_type": mime.split(";")[0],
         }
         ref = ContentRef("rec", (rec.id,), rec.content_uri, "Heavy", None, rec.content_type)
         folder = root.subdir(RECORDINGS).subdir(naming.month(when, tz))
@@ -175,12 +179,13 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -
 def add_greeting(root: Entry, greeting: Greeting, mtime: float, ext_id: str) -> None:
     if not greeting.content_uri:
         return
-    ext = naming.extension_for(greeting.content_type or "audio/wav")
+    mime = greeting.content_type or "audio/wav"
+    ext = naming.extension_for(mime)
     name = naming.fit(naming.clean(greeting.type or "Greeting"), naming.id_tail(greeting.id, ext))
     ref = ContentRef("greeting", (greeting.id,), greeting.content_uri, "Heavy", None,
                      greeting.content_type)
     xattrs = {"user.rc.id": greeting.id, "user.rc.type": "Greeting",
-              "user.rc.greeting_type": greeting.type or ""}
+              "user.rc.greeting_type": greeting.type or "", "user.mime_type": mime.split(";")[0]}
     root.subdir(GREETINGS).add(_file(name, mtime, xattrs, content=ref, ext_id=ext_id))
 
 
@@ -201,4 +206,16 @@ def build_extension(name: str, messages: Iterable[Message], calls: Iterable[Call
         add_call(root, call, tz, ext_id)
     for greeting in greetings:
         add_greeting(root, greeting, greeting_mtime, ext_id)
+    _settle_mtimes(root)
     return root
+
+
+def _settle_mtimes(folder: Entry) -> float:
+    """A folder's mtime is that of its newest entry. ``Entry.add`` only sees a child's mtime
+    at the moment it is added, and the area and month folders are added before their
+    files, so fix them up bottom-up once the tree is complete."""
+    for child in (folder.children or {}).values():
+        if child.is_dir:
+            _settle_mtimes(child)
+        folder.mtime = max(folder.mtime, child.mtime)
+    return folder.mtime

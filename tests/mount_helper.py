@@ -1,0 +1,396 @@
+"""Mount rcfs for real against an emulator process, for the mount tests.
+
+One mount is one ``python -m rcfs.cli mount MP --config CFG`` subprocess (never inside the
+pytest process: a FUSE server must not share a process with its own clients). ``Mounted``
+writes the config, starts the process, waits (bounded) until the mountpoint answers and
+``.rcfs/status.json`` reads, and always unmounts: ``fusermount3 -u``, then ``-u -z``, then
+the process is killed by its PID. The process also gets SIGTERM if pytest dies
+(``die_with_parent``), and rcfs unmounts itself on SIGTERM.
+
+Request accounting reads the emulator's request log: ``content_requests`` picks the
+downloads (``.../content`` paths on either host) out of a slice taken with ``RequestLog``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator_proc import ROOT, EmulatorProc, api_client
+
+GENEROUS_LIMITS = ("--limits", "Light=100000,Medium=100000,Heavy=100000,Auth=100000")
+MOUNT_TIMEOUT = 45.0
+UNMOUNT_TIMEOUT = 20.0
+
+
+def fuse_problem() -> str | None:
+    """Why FUSE mounts cannot run here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed (fuse3)"
+    setuid = os.stat(shutil.which("fusermount3") or "/").st_mode & 0o4000
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK) and os.geteuid() != 0 and not setuid:
+        return "/dev/fuse is not accessible and fusermount3 is not setuid"
+    return None
+
+
+def require_fuse() -> None:
+    """Skip when FUSE is unavailable (conftest turns that skip into a failure in CI)."""
+    problem = fuse_problem()
+    if problem:
+        pytest.skip(f"cannot mount FUSE here: {problem}")
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"missing programs: {', '.join(missing)}")
+
+
+def mounted_paths() -> list[str]:
+    with open("/proc/mounts") as fh:
+        return [line.split()[1].replace("\\040", " ") for line in fh]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def write_config(path: Path, emu: EmulatorProc, *, user: dict[str, Any] | None = None,
+                 cache_dir: Path, state_dir: Path, refresh_interval: float = 1.0,
+                 **extra: Any) -> Path:
+    info = emu.info
+    user = user or emu.user(admin=True)
+    values: dict[str, Any] = {
+        "server": info["platform_url"],
+        "media_server": info["media_url"],
+        "client_id": info["client_id"],
+        "client_secret": info["client_secret"],
+        "jwt": user["jwt"],
+        "cache_dir": str(cache_dir),
+        "state_dir": str(state_dir),
+        "refresh_interval": float(refresh_interval),
+        "log_level": "info",
+    }
+    if info.get("ca_cert"):
+        values["ca_cert"] = info["ca_cert"]
+    values.update(extra)
+    path.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in values.items()))
+    return path
+
+
+def folder_name(user: dict[str, Any]) -> str:
+    """The folder rcfs shows for an emulator user (names are NFC in the tree)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", f"{user['extension_number']} {user['name']}")
+
+
+class Mounted:
+    """One rcfs mount process. Use as a context manager or call ``start``/``unmount``."""
+
+    def __init__(self, emu: EmulatorProc, workdir: Path, *, user: dict[str, Any] | None = None,
+                 refresh_interval: float = 1.0, args: Iterable[str] = (),
+                 cache_dir: Path | None = None, state_dir: Path | None = None,
+                 mountpoint: Path | None = None, name: str = "mnt",
+                 **config: Any) -> None:
+        self.emu = emu
+        self.user = user or emu.user(admin=True)
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.mountpoint = mountpoint or workdir / name
+        self.cache_dir = cache_dir or workdir / "cache"
+        self.state_dir = state_dir or workdir / "state"
+        self.config_path = workdir / f"{name}.toml"
+        self.log_path = workdir / f"{name}.log"
+        self.args = list(args)
+        self.refresh_interval = refresh_interval
+        self.extra = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._logf: Any = None
+        self.starts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = MOUNT_TIMEOUT) -> Mounted:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        write_config(self.config_path, self.emu, user=self.user, cache_dir=self.cache_dir,
+                     state_dir=self.state_dir, refresh_interval=self.refresh_interval,
+                     **self.extra)
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        self._logf = open(self.log_path, "ab")  # noqa: SIM115
+        self.starts += 1
+        self._logf.write(f"--- start {self.starts} ---\n".encode())
+        self._logf.flush()
+        from rcfs.proc import die_with_parent
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rcfs.cli", "mount", str(self.mountpoint),
+             "--config", str(self.config_path), *self.args],
+            cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self._close_log()
+                raise RuntimeError(f"rcfs mount exited {code} before answering:\n{self.log()}")
+            if self._answers():
+                return self
+            if time.monotonic() > deadline:
+                self.unmount()
+                raise RuntimeError(f"rcfs did not mount within {timeout:.0f}s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            if not os.path.ismount(self.mountpoint):
+                return False
+            json.loads((self.mountpoint / ".rcfs" / "status.json").read_text())
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def unmount(self) -> int | None:
+        """Unmount and wait for the process; returns its exit code (None if it had to be
+        killed). Safe to call twice and on a mount that never came up."""
+        mp = str(self.mountpoint)
+        if mp in mounted_paths():
+            res = subprocess.run(["fusermount3", "-u", mp], capture_output=True, timeout=30,
+                                 check=False)
+            if res.returncode != 0:
+                subprocess.run(["fusermount3", "-u", "-z", mp], capture_output=True,
+                               timeout=30, check=False)
+        code: int | None = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(UNMOUNT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+                code = None
+        if mp in mounted_paths():  # the process died and left a dead mount
+            subprocess.run(["fusermount3", "-u", "-z", mp], capture_output=True, timeout=30,
+                           check=False)
+        self._close_log()
+        return code
+
+    def restart(self, **changes: Any) -> Mounted:
+        """Unmount, apply ``changes`` (attributes such as ``emu`` or ``args``), mount again
+        with the same cache and state directories."""
+        self.unmount()
+        for key, value in changes.items():
+            setattr(self, key, value)
+        return self.start()
+
+    def _close_log(self) -> None:
+        if self._logf is not None:
+            self._logf.close()
+            self._logf = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self._answers()
+
+    def log(self) -> str:
+        if self._logf is not None:
+            self._logf.flush()
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Mounted:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.unmount()
+
+    # -- the tree ----------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.mountpoint
+
+    def folder(self, user: dict[str, Any] | None = None) -> Path:
+        return self.mountpoint / folder_name(user or self.user)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads((self.mountpoint / ".rcfs" / "status.json").read_text())  # type: ignore[no-any-return]
+
+    def wait_loaded(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until every extension has been loaded once (the background first load)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            exts = st.get("extensions", {})
+            if exts and all(e.get("loaded") for e in exts.values()):
+                return st
+            if time.monotonic() > deadline:
+                raise AssertionError(f"extensions not loaded within {timeout}s: {exts}")
+            time.sleep(0.1)
+
+
+# -- request accounting ---------------------------------------------------------------------
+
+
+def is_content(entry: dict[str, Any]) -> bool:
+    """A content download: message attachments, recordings, greetings (either host)."""
+    path = entry["path"]
+    return "/content" in path and "/message-store-report/" not in path
+
+
+class RequestLog:
+    """A slice of the emulator's request log: ``mark()`` then ``since()``."""
+
+    def __init__(self, emu: EmulatorProc) -> None:
+        self.emu = emu
+        self.start = 0
+
+    def mark(self) -> RequestLog:
+        entries = self.emu.requests()
+        self.start = (entries[-1]["seq"] + 1) if entries else 0
+        return self
+
+    def since(self) -> list[dict[str, Any]]:
+        return self.emu.requests(self.start)
+
+    def content(self) -> list[dict[str, Any]]:
+        return [e for e in self.since() if is_content(e)]
+
+
+def content_requests(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if is_content(e)]
+
+
+# -- what the emulator serves ---------------------------------------------------------------
+
+
+def messages_of(emu: EmulatorProc, ext_id: str) -> list[dict[str, Any]]:
+    """Every Alive message of an extension, through the REST API as the admin."""
+    out: list[dict[str, Any]] = []
+    with api_client(emu) as rc:
+        page = 1
+        while True:
+            r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/message-store",
+                       params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000,
+                               "page": page})
+            r.raise_for_status()
+            body = r.json()
+            out += body["records"]
+            if not body.get("navigation", {}).get("nextPage"):
+                return out
+            page += 1
+
+
+def recordings_of(emu: EmulatorProc, ext_id: str) -> dict[str, dict[str, Any]]:
+    """Recording id -> its call-log record's recording (with the call's duration)."""
+    out: dict[str, dict[str, Any]] = {}
+    with api_client(emu) as rc:
+        r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/call-log",
+                   params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000,
+                           "view": "Simple", "recordingType": "All"})
+        r.raise_for_status()
+        for call in r.json()["records"]:
+            rec = call.get("recording")
+            if rec:
+                out[str(rec["id"])] = {**rec, "call": call}
+    return out
+
+
+def expected_bytes(emu: EmulatorProc, path: Path, messages: dict[str, dict[str, Any]]
+                   ) -> bytes:
+    """The bytes the emulator serves for the file at ``path`` of the tree (admin API, no
+    rate budget): message attachments by position, recordings and greetings by id."""
+    import re
+
+    parts = path.parts
+    area = next(p for p in parts if p in ("Voicemail", "Fax", "Texts", "Recordings",
+                                         "Greetings"))
+    m = re.search(r"\[(\d+)\](?:-(\d+))?(\.[A-Za-z0-9.]+)$", path.name)
+    assert m is not None, f"no [id] in {path.name!r}"
+    ident, nth, ext = m.group(1), m.group(2), m.group(3)
+    if area == "Recordings":
+        return emu.content("recording", ident)
+    if area == "Greetings":
+        return emu.content("greeting", ident)
+    msg = messages[ident]
+    atts = msg.get("attachments", [])
+    if area == "Texts":
+        if nth is None:
+            return (msg.get("subject") or "").encode()
+        media = [a for a in atts if a["type"] == "MmsAttachment"]
+        att = media[int(nth) - 1]
+    elif area == "Voicemail":
+        kind = "AudioTranscription" if ext == ".transcript.txt" else "AudioRecording"
+        same = [a for a in atts if a["type"] == kind]
+        att = same[int(nth) - 1 if nth else 0]
+    else:  # Fax
+        docs = [a for a in atts if a["type"] in ("RenderedDocument",)] or atts
+        att = docs[int(nth) - 1 if nth else 0]
+    return emu.content("message", f"{ident}/{att['id']}")
+
+
+OUTBOX = "Outbox"  # issue 6's writable folder: another suite's business
+
+
+def files_under(top: Path, *, outbox: bool = False) -> Iterator[Path]:
+    """Every file below ``top`` (sorted per folder), leaving out Outbox folders."""
+    for dirpath, dirs, files in os.walk(top):
+        if not outbox and OUTBOX in dirs:
+            dirs.remove(OUTBOX)
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(dirpath) / name
+
+
+def walk(top: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` without Outbox folders."""
+    for dirpath, dirs, files in os.walk(top):
+        if OUTBOX in dirs:
+            dirs.remove(OUTBOX)
+        yield dirpath, dirs, files
+
+
+def run(cmd: list[str], *, timeout: float = 120.0, check: bool = True,
+        **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a real program with a bound on its time; a failure shows its output."""
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                         **kwargs)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{cmd[0]} exited {res.returncode}\nstdout: {res.stdout[-3000:]}"
+                             f"\nstderr: {res.stderr[-3000:]}")
+    return res
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

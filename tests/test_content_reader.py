@@ -1,0 +1,571 @@
+"""ContentReader against an in-memory source: exact bytes, one download per file, seeks,
+deadlines, corruption, restarts, prefetch; property tests with random concurrent reads, with
+the real ``fetch_range`` over a faulty fake media host.
+
+The emulator versions of the headline scenarios live in ``test_content_emulator.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rcfs.api.errors import ApiError, BudgetExhaustedError
+from rcfs.api.scheduler import Priority
+from rcfs.content.blockcache import HEADER, MIN_BUDGET, BlockCache, iter_value_files
+from rcfs.content.errors import (
+    ContentNotFoundError,
+    ContentTimeoutError,
+    ContentUnavailableError,
+)
+from rcfs.content.reader import ContentReader, ReaderConfig, open_reader
+from rcfs.content.source import ApiContentSource, ContentRef
+
+BS = 64 * 1024
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+@dataclass
+class FakeBody:
+    data: bytes
+    start: int
+    chunk: int
+    delay: float
+    announce: bool
+    content_type: str | None = "audio/wav"
+    requests: int = 1
+    fail_at: int | None = None
+    total_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.announce:
+            self.total_size = len(self.data)
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[tuple[int, bytes]]:
+        pos = self.start
+        while pos < len(self.data):
+            if self.fail_at is not None and pos >= self.fail_at:
+                raise ApiError(500, "CMN-101", "boom")
+            if self.delay:
+                await trio.sleep(self.delay)
+            else:
+                await trio.lowlevel.checkpoint()
+            piece = self.data[pos:pos + self.chunk]
+            yield pos, piece
+            pos += len(piece)
+        self.total_size = len(self.data)
+
+
+@dataclass
+class FakeSource:
+    """Serves ``files[ref.key]`` from any start; ``opens`` logs (key, start, priority)."""
+
+    files: dict[str, bytes]
+    chunk: int = 16 * 1024
+    delay: float = 0.0
+    announce: bool = True
+    spare_budget: int = 0
+    fail: BaseException | None = None
+    hang: bool = False
+    fail_at: int | None = None
+    opens: list[tuple[str, int, Priority]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def open(self, ref: ContentRef, start: int, *, priority: Priority,
+                   deadline: float | None) -> AsyncIterator[FakeBody]:
+        self.opens.append((ref.key, start, priority))
+        if self.hang:
+            await trio.sleep_forever()
+        if self.fail is not None:
+            raise self.fail
+        yield FakeBody(self.files[ref.key], start, self.chunk, self.delay, self.announce,
+                       fail_at=self.fail_at)
+
+    def spare(self, group: str) -> int:
+        return self.spare_budget
+
+
+def ref_for(key: str, *, size: int | None = None, group: str = "Heavy") -> ContentRef:
+    kind, *ids = key.split("/")
+    return ContentRef(kind, tuple(ids), f"https://media.example.com/{key}/content", group,
+                      size, None)
+
+
+@asynccontextmanager
+async def reader_on(path: Path, source: Any, config: ReaderConfig | None = None,
+                    budget: int | str = "256 MiB") -> AsyncIterator[ContentReader]:
+    cache = await BlockCache.open(path, budget=budget, block_size=BS)
+    try:
+        async with open_reader(cache, source, config) as reader:
+            yield reader
+    finally:
+        await cache.aclose()
+
+
+async def read_all(reader: ContentReader, ref: ContentRef, step: int = 128 * 1024) -> bytes:
+    out = bytearray()
+    while True:
+        piece = await reader.read(ref, len(out), step)
+        out += piece
+        if len(piece) < step:
+            return bytes(out)
+
+
+# -- exact bytes, one request ------------------------------------------------------------
+
+
+async def test_reads_return_exact_bytes_with_one_request(tmp_path: Path) -> None:
+    data = payload(5 * BS + 1234)
+    src = FakeSource({"rec/1": data})
+    ref = ref_for("rec/1")
+    async with reader_on(tmp_path, src) as reader:
+        for off, n in [(0, 10), (BS - 3, 10), (3 * BS, 2 * BS), (len(data) - 5, 100),
+                       (len(data), 10), (len(data) + 99, 10), (7, 0), (0, len(data) + 1)]:
+            assert await reader.read(ref, off, n) == data[off:off + n], (off, n)
+        assert len(src.opens) == 1
+        assert reader.file_requests(ref) == 1
+        info = await reader.cached_info(ref)
+        assert info is not None and info.complete and info.size == len(data)
+        assert info.content_type == "audio/wav"
+
+
+async def test_ten_concurrent_readers_cause_one_download(tmp_path: Path) -> None:
+    data = payload(40 * BS + 77)
+    src = FakeSource({"rec/2": data}, delay=0.001)
+    ref = ref_for("rec/2")
+    results: dict[int, bytes] = {}
+    async with reader_on(tmp_path, src) as reader:
+        async def cat(i: int) -> None:
+            results[i] = await read_all(reader, ref, step=32 * 1024 + i)
+
+        async with trio.open_nursery() as n:
+            for i in range(10):
+                n.start_soon(cat, i)
+    assert all(r == data for r in results.values()) and len(results) == 10
+    assert len(src.opens) == 1
+
+
+async def test_close_reopen_and_restart_cost_nothing(tmp_path: Path) -> None:
+    data = payload(9 * BS + 5)
+    src = FakeSource({"rec/3": data})
+    ref = ref_for("rec/3")
+    async with reader_on(tmp_path, src) as reader:
+        with reader.open(ref) as h:
+            assert await h.read(0, len(data)) == data
+        with reader.open(ref) as h:
+            assert await h.read(100, 5000) == data[100:5100]
+            assert await h.read(0, len(data)) == data
+    assert len(src.opens) == 1
+    # A new process: the cache is reopened from disk, and the network is gone.
+    offline = FakeSource({}, fail=httpx.ConnectError("no network"))
+    async with reader_on(tmp_path, offline) as reader:
+        assert await read_all(reader, ref_for("rec/3")) == data
+        assert await reader.size(ref_for("rec/3")) == len(data)
+    assert offline.opens == []
+
+
+async def test_closing_mid_download_does_not_restart_it(tmp_path: Path) -> None:
+    data = payload(30 * BS)
+    src = FakeSource({"rec/4": data}, delay=0.002)
+    ref = ref_for("rec/4")
+    async with reader_on(tmp_path, src) as reader:
+        with reader.open(ref) as h:
+            assert await h.read(0, 1000) == data[:1000]
+        with trio.move_on_after(0.05):
+            await reader.read(ref, 20 * BS, 10, deadline=trio.current_time() + 10)
+        with reader.open(ref) as h:
+            assert await h.read(0, len(data)) == data
+    assert len(src.opens) == 1
+
+
+# -- seeks -------------------------------------------------------------------------------
+
+
+async def test_seek_ahead_waits_for_a_fast_download(tmp_path: Path) -> None:
+    data = payload(60 * BS)
+    src = FakeSource({"rec/5": data}, chunk=64 * 1024, spare_budget=5)
+    ref = ref_for("rec/5")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 0, 4096) == data[:4096]
+        await trio.sleep(0.05)  # the download measures its (fast) rate
+        tail = len(data) - 4096
+        assert await reader.read(ref, tail, 4096) == data[tail:]
+        assert await read_all(reader, ref) == data
+    assert len(src.opens) == 1
+
+
+async def test_media_player_seeks_cost_at_most_two_requests(tmp_path: Path) -> None:
+    """ffprobe/mpv: head, tail, middle, then play through, on a slow link with spare budget.
+    The tail costs a second request; nothing else does."""
+    data = payload(80 * BS + 999)
+    src = FakeSource({"rec/6": data}, chunk=8 * 1024, delay=0.002, spare_budget=5)
+    ref = ref_for("rec/6")
+    cfg = ReaderConfig(wait_ahead_s=0.5)
+    async with reader_on(tmp_path, src, cfg) as reader:
+        assert await reader.read(ref, 0, 8192) == data[:8192]
+        tail = len(data) - 20000
+        assert await reader.read(ref, tail, 20000) == data[tail:]
+        mid = len(data) // 2
+        assert await reader.read(ref, mid, 65536) == data[mid:mid + 65536]
+        assert await read_all(reader, ref) == data
+    starts = sorted(start for _, start, _ in src.opens)
+    assert len(starts) == 2, src.opens
+    assert starts[0] == 0 and starts[1] == (tail // BS) * BS
+
+
+async def test_seek_without_spare_budget_waits_instead(tmp_path: Path) -> None:
+    data = payload(80 * BS)
+    src = FakeSource({"rec/7": data}, chunk=8 * 1024, delay=0.001, spare_budget=0)
+    ref = ref_for("rec/7")
+    async with reader_on(tmp_path, src, ReaderConfig(wait_ahead_s=0.1)) as reader:
+        assert await reader.read(ref, 0, 100) == data[:100]
+        tail = len(data) - 100
+        assert await reader.read(ref, tail, 100, deadline=trio.current_time() + 30) == \
+            data[tail:]
+    assert len(src.opens) == 1
+
+
+async def test_seek_that_would_miss_its_deadline_spends_a_request(tmp_path: Path) -> None:
+    data = payload(80 * BS)
+    src = FakeSource({"rec/8": data}, chunk=4 * 1024, delay=0.01, spare_budget=0)
+    ref = ref_for("rec/8")
+    async with reader_on(tmp_path, src, ReaderConfig(wait_ahead_s=0.1)) as reader:
+        assert await reader.read(ref, 0, 100) == data[:100]
+        await trio.sleep(0.3)  # a measured, slow rate: the tail is minutes away
+        tail = len(data) - 100
+        got = await reader.read(ref, tail, 100, deadline=trio.current_time() + 2)
+        assert got == data[tail:]
+    assert len(src.opens) == 2
+
+
+async def test_read_behind_a_later_download_is_served_from_cache(tmp_path: Path) -> None:
+    data = payload(20 * BS)
+    src = FakeSource({"rec/9": data})
+    ref = ref_for("rec/9")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 10 * BS, 10) == data[10 * BS:10 * BS + 10]
+        await trio.sleep(0.05)
+        # The first download started at block 10; the head needs a second one, which stops
+        # where the cache already has the rest.
+        assert await read_all(reader, ref) == data
+    assert sorted(s for _, s, _ in src.opens) == [0, 10 * BS]
+
+
+# -- size discovery ------------------------------------------------------------------------
+
+
+async def test_size_from_first_response_no_extra_request(tmp_path: Path) -> None:
+    data = payload(3 * BS + 10)
+    src = FakeSource({"rec/10": data}, delay=0.01)
+    ref = ref_for("rec/10")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.size(ref) == len(data)
+        assert await read_all(reader, ref) == data
+    assert len(src.opens) == 1
+
+
+async def test_unknown_size_learned_at_eof(tmp_path: Path) -> None:
+    data = payload(2 * BS + 3)
+    src = FakeSource({"rec/11": data}, announce=False)
+    ref = ref_for("rec/11")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 0, 10 * BS) == data
+        assert await reader.read(ref, 2 * BS + 3, 10) == b""
+        info = await reader.cached_info(ref)
+        assert info is not None and info.size == len(data) and info.complete
+    assert len(src.opens) == 1
+
+
+async def test_metadata_size_that_is_wrong_is_corrected(tmp_path: Path) -> None:
+    data = payload(BS + 10)
+    src = FakeSource({"msg/1/2": data})
+    ref = ref_for("msg/1/2", size=BS + 500, group="Medium")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 0, BS + 500) == data
+        assert await reader.size(ref) == len(data)
+
+
+async def test_empty_file(tmp_path: Path) -> None:
+    src = FakeSource({"msg/5/6": b""})
+    ref = ref_for("msg/5/6", group="Medium")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 0, 100) == b""
+        assert await reader.size(ref) == 0
+
+
+# -- failures and deadlines ----------------------------------------------------------------
+
+
+async def test_corrupt_block_on_disk_is_refetched(tmp_path: Path) -> None:
+    data = payload(4 * BS)
+    src = FakeSource({"rec/12": data})
+    ref = ref_for("rec/12")
+    async with reader_on(tmp_path, src) as reader:
+        assert await read_all(reader, ref) == data
+    files = iter_value_files(tmp_path / "v1")
+    raw = bytearray(files[2].read_bytes())
+    raw[HEADER.size + 7] ^= 0x01
+    files[2].write_bytes(bytes(raw))
+    async with reader_on(tmp_path, src) as reader:
+        assert await read_all(reader, ref) == data
+        assert reader.cache.corrupt_blocks == 1
+    assert len(src.opens) == 2  # the refetch
+
+
+async def test_budget_exhausted_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
+    src = FakeSource({"rec/13": payload(100)}, fail=BudgetExhaustedError("Heavy", 42.0))
+    ref = ref_for("rec/13")
+    async with reader_on(tmp_path, src) as reader:
+        t0 = trio.current_time()
+        with pytest.raises(ContentUnavailableError, match="Heavy request budget is empty"):
+            await reader.read(ref, 0, 10, deadline=t0 + 20)
+        assert trio.current_time() - t0 < 1
+
+
+async def test_hung_network_times_out_at_the_deadline(tmp_path: Path) -> None:
+    src = FakeSource({"rec/14": payload(100)}, hang=True)
+    ref = ref_for("rec/14")
+    async with reader_on(tmp_path, src) as reader:
+        t0 = trio.current_time()
+        with pytest.raises(ContentTimeoutError, match="timed out"):
+            await reader.read(ref, 0, 10, deadline=t0 + 0.3)
+        assert 0.29 < trio.current_time() - t0 < 1.5
+
+
+async def test_stalled_download_times_out(tmp_path: Path) -> None:
+    data = payload(10 * BS)
+    src = FakeSource({"rec/15": data}, chunk=1024, delay=0.0)
+    ref = ref_for("rec/15")
+
+    async with reader_on(tmp_path, src) as reader:
+        src.delay = 5.0  # one chunk per 5 s
+        with pytest.raises(ContentTimeoutError):
+            await reader.read(ref, 5 * BS, 10, deadline=trio.current_time() + 0.5)
+
+
+async def test_not_found_is_remembered(tmp_path: Path) -> None:
+    src = FakeSource({}, fail=ApiError(404, "CMN-102", "Resource not found"))
+    ref = ref_for("rec/16")
+    async with reader_on(tmp_path, src) as reader:
+        for _ in range(3):
+            with pytest.raises(ContentNotFoundError):
+                await reader.read(ref, 0, 10)
+    assert len(src.opens) == 1
+
+
+async def test_failed_download_midway_is_resumed_by_the_next_read(tmp_path: Path) -> None:
+    data = payload(6 * BS)
+    src = FakeSource({"rec/17": data}, fail_at=3 * BS + 100)
+    ref = ref_for("rec/17")
+    async with reader_on(tmp_path, src) as reader:
+        assert await reader.read(ref, 0, BS) == data[:BS]
+        with pytest.raises(ContentUnavailableError):
+            await reader.read(ref, 5 * BS, 10)
+        src.fail_at = None
+        assert await read_all(reader, ref) == data
+    assert [s for _, s, _ in src.opens] == [0, 5 * BS, 3 * BS]
+
+
+async def test_file_larger_than_the_cache_still_reads(tmp_path: Path) -> None:
+    data = payload(200 * BS)  # 12.5 MiB through a 7 MiB cache
+    src = FakeSource({"rec/18": data}, chunk=64 * 1024)
+    ref = ref_for("rec/18")
+    cfg = ReaderConfig(memory_bytes=2 << 20)
+    async with reader_on(tmp_path, src, cfg, budget=MIN_BUDGET) as reader:
+        assert await read_all(reader, ref, step=256 * 1024) == data
+        assert reader.cache.used <= reader.cache.capacity
+
+
+# -- prefetch and pins ---------------------------------------------------------------------
+
+
+async def test_prefetch_spends_only_spare_budget(tmp_path: Path) -> None:
+    data = payload(5 * BS)
+    src = FakeSource({"rec/19": data}, spare_budget=0)
+    ref = ref_for("rec/19")
+    async with reader_on(tmp_path, src) as reader:
+        assert not reader.prefetch(ref)
+        assert src.opens == []
+        src.spare_budget = 3
+        assert reader.prefetch(ref)
+        for _ in range(100):
+            info = await reader.cached_info(ref)
+            if info is not None and info.complete:
+                break
+            await trio.sleep(0.01)
+        assert src.opens == [("rec/19", 0, Priority.PREFETCH)]
+        assert await read_all(reader, ref) == data
+    assert len(src.opens) == 1
+
+
+async def test_pin_keeps_content_offline(tmp_path: Path) -> None:
+    data = payload(3 * BS)
+    src = FakeSource({"rec/20": data}, spare_budget=3)
+    ref = ref_for("rec/20")
+    async with reader_on(tmp_path, src) as reader:
+        await reader.pin(ref)
+        for _ in range(100):
+            info = await reader.cached_info(ref)
+            if info is not None and info.complete:
+                break
+            await trio.sleep(0.01)
+        assert info is not None and info.pinned and info.complete
+
+
+# -- property tests ------------------------------------------------------------------------
+
+reads_st = st.lists(st.tuples(st.integers(0, 700_000), st.integers(0, 200_000)),
+                    min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(0, 600_000), reads=reads_st, chunk=st.integers(1000, 70_000),
+       announce=st.booleans(), spare=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_property_concurrent_reads_are_exact(tmp_path_factory: pytest.TempPathFactory,
+                                             size: int, reads: list[tuple[int, int]],
+                                             chunk: int, announce: bool, spare: int,
+                                             seed: int) -> None:
+    data = payload(size, seed)
+    src = FakeSource({"rec/p": data}, chunk=chunk, announce=announce, spare_budget=spare,
+                     delay=0.0005)
+    path = tmp_path_factory.mktemp("prop")
+
+    async def main() -> None:
+        ref = ref_for("rec/p")
+        async with reader_on(path, src) as reader:
+            async def one(off: int, n: int) -> None:
+                assert await reader.read(ref, off, n) == data[off:off + n]
+
+            async with trio.open_nursery() as nursery:
+                for off, n in reads:
+                    nursery.start_soon(one, off, n)
+            # Everything read so far is now served without another request.
+            before = len(src.opens)
+            for off, n in reads:
+                assert await reader.read(ref, off, n) == data[off:off + n]
+            assert len(src.opens) == before
+        # Requests: each download starts at a block a read needed first; optional ones
+        # (seeks) are capped at max_streams_per_file.
+        starts = {off // BS for off, _ in reads if off < size} | {0}
+        assert len(src.opens) <= len(starts) + ReaderConfig().max_streams_per_file
+
+    trio.run(main)
+
+
+# -- the real fetch_range over a misbehaving media host --------------------------------------
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, body: bytes, chunk: int, reset_after: int | None) -> None:
+        self.body, self.chunk, self.reset_after = body, chunk, reset_after
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
+        for i in range(0, len(self.body), self.chunk):
+            piece = self.body[i:i + self.chunk]
+            if self.reset_after is not None and sent + len(piece) > self.reset_after:
+                yield piece[:self.reset_after - sent]
+                raise httpx.ReadError("connection reset by peer")
+            sent += len(piece)
+            await trio.lowlevel.checkpoint()
+            yield piece
+
+
+FAULTS = ["short206", "ignore_range", "reset", "no_length", "partial_200", "lie_length"]
+
+
+@dataclass
+class FaultyMedia:
+    """A ``StreamingClient`` serving ``files[url]`` with RFC 7233 ranges, applying the
+    emulator's content faults to the first requests (``faults`` is consumed in order)."""
+
+    files: dict[str, bytes]
+    faults: list[str]
+    chunk: int = 8192
+    log: list[tuple[str | None, str | None]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, *, headers: Any = None, params: Any = None,
+                     priority: Priority = Priority.INTERACTIVE, deadline: float | None = None,
+                     group: str | None = None) -> AsyncIterator[httpx.Response]:
+        data = self.files[url]
+        size = len(data)
+        asked = (headers or {}).get("Range")
+        fault = self.faults.pop(0) if self.faults else None
+        self.log.append((asked, fault))
+        start, stop = 0, size
+        ranged = False
+        if asked and fault != "ignore_range":
+            lo, _, hi = asked.removeprefix("bytes=").partition("-")
+            start = int(lo)
+            if start >= size:
+                exc = ApiError(416, "CMN-107", "Requested range not satisfiable")
+                exc.headers = {"Content-Range": f"bytes */{size}"}  # type: ignore[attr-defined]
+                raise exc
+            stop = min(size, int(hi) + 1) if hi else size
+            ranged = True
+        if fault == "partial_200" and not asked and size > 1:
+            stop, ranged = size // 2, True
+        if fault == "short206" and ranged and stop - start > 1:
+            stop = start + (stop - start) // 2
+        h = {"Content-Type": "audio/mpeg"}
+        if ranged:
+            h["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        body = data[start:stop]
+        reset = None
+        if fault == "lie_length":
+            h["Content-Length"] = str(len(body) + 1000)
+        elif fault != "no_length":
+            h["Content-Length"] = str(len(body))
+        if fault == "reset":
+            reset = len(body) // 2
+        yield httpx.Response(206 if ranged else 200, headers=h,
+                             stream=_Chunks(body, self.chunk, reset))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(1, 400_000), reads=reads_st,
+       faults=st.lists(st.sampled_from(FAULTS), max_size=3), seed=st.integers(0, 2**16))
+def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFactory,
+                                             size: int, reads: list[tuple[int, int]],
+                                             faults: list[str], seed: int) -> None:
+    data = payload(size, seed)
+    url = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
+    media = FaultyMedia({url: data}, list(faults))
+    path = tmp_path_factory.mktemp("faults")
+
+    async def main() -> None:
+        ref = ContentRef("rec", ("7",), url, "Heavy", None, None)
+        async with reader_on(path, ApiContentSource(media)) as reader:
+            async def one(off: int, n: int) -> None:
+                assert await reader.read(ref, off, n) == data[off:off + n]
+
+            async with trio.open_nursery() as nursery:
+                for off, n in reads:
+                    nursery.start_soon(one, off, n)
+            assert await read_all(reader, ref) == data
+
+    trio.run(main)
+    # Each fault costs at most one continuation; the reads need at most one download per
+    # distinct starting block (no spare budget: no optional seeks).
+    starts = {off // BS for off, _ in reads if off < size} | {0}
+    assert len(media.log) <= len(starts) + len(faults), media.log
+
