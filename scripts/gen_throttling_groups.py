@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate rcfs/api/group_table.py from RingCentral's OpenAPI spec.
 
-Usage: scripts/gen_throttling_groups.py /work/shared/ringcentral/openapi3.json [OUTPUT]
+Usage: scripts/gen_throttling_groups.py tests/data/openapi3.json.gz (or shared/ringcentral/openapi3.json) [OUTPUT]
 
 The spec is not shipped, so the table is committed as Python source. Only the operations rcfs
 can reach are kept (GET/POST/PUT/DELETE under /restapi/v1.0/account, /dictionary,
@@ -87,7 +87,13 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
-    spec = json.loads(Path(argv[1]).read_text())
+    source = Path(argv[1])
+    if source.suffix == ".gz":
+        import gzip
+
+        spec = json.loads(gzip.decompress(source.read_bytes()))
+    else:
+        spec = json.loads(source.read_text())
     out = Path(argv[2]) if len(argv) == 3 else (
         Path(__file__).resolve().parent.parent / "rcfs" / "api" / "group_table.py")
     out.write_text(render(collect(spec)))

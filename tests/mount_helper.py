@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.emulator_proc import ROOT, EmulatorProc, api_client
+from tests.emulator_proc import ROOT, EmulatorProc
 
 GENEROUS_LIMITS = ("--limits", "Light=100000,Medium=100000,Heavy=100000,Auth=100000")
 MOUNT_TIMEOUT = 45.0
@@ -283,38 +284,49 @@ def content_requests(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if is_content(e)]
 
 
+def brief(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """Request log entries as short lines, for assertion messages."""
+    return [f"{e['method']} {e['path']} range={e['range']} -> {e['status']} {e['bytes']}B"
+            for e in entries]
+
+
 # -- what the emulator serves ---------------------------------------------------------------
 
 
-def messages_of(emu: EmulatorProc, ext_id: str) -> list[dict[str, Any]]:
-    """Every Alive message of an extension, through the REST API as the admin."""
+def messages_of(rc: httpx.Client, ext_id: str) -> list[dict[str, Any]]:
+    """Every Alive message of an extension, through the REST API (``rc``: ``api_client`` of
+    the admin; keep ONE per test module: every new login opens a session, and the emulator,
+    like RingCentral, revokes the oldest past five, which would be the mount's)."""
     out: list[dict[str, Any]] = []
-    with api_client(emu) as rc:
-        page = 1
-        while True:
-            r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/message-store",
-                       params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000,
-                               "page": page})
-            r.raise_for_status()
-            body = r.json()
-            out += body["records"]
-            if not body.get("navigation", {}).get("nextPage"):
-                return out
-            page += 1
-
-
-def recordings_of(emu: EmulatorProc, ext_id: str) -> dict[str, dict[str, Any]]:
-    """Recording id -> its call-log record's recording (with the call's duration)."""
-    out: dict[str, dict[str, Any]] = {}
-    with api_client(emu) as rc:
-        r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/call-log",
-                   params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000,
-                           "view": "Simple", "recordingType": "All"})
+    page = 1
+    while True:
+        r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/message-store",
+                   params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000, "page": page})
         r.raise_for_status()
-        for call in r.json()["records"]:
-            rec = call.get("recording")
-            if rec:
-                out[str(rec["id"])] = {**rec, "call": call}
+        body = r.json()
+        out += body["records"]
+        if not body.get("navigation", {}).get("nextPage"):
+            return out
+        page += 1
+
+
+def message_of(rc: httpx.Client, ext_id: str, mid: str) -> dict[str, Any]:
+    r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/message-store/{mid}")
+    r.raise_for_status()
+    return r.json()  # type: ignore[no-any-return]
+
+
+def recordings_of(rc: httpx.Client, ext_id: str) -> dict[str, dict[str, Any]]:
+    """Recording id -> its call-log record's recording (with the call under "call")."""
+    out: dict[str, dict[str, Any]] = {}
+    r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/call-log",
+               params={"dateFrom": "1970-01-01T00:00:00Z", "perPage": 1000,
+                       "view": "Simple", "recordingType": "All"})
+    r.raise_for_status()
+    for call in r.json()["records"]:
+        rec = call.get("recording")
+        if rec:
+            out[str(rec["id"])] = {**rec, "call": call}
     return out
 
 

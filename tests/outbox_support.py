@@ -90,7 +90,10 @@ def write_file(path: Path, data: bytes, chunk: int = 65536) -> int:
         for off in range(0, len(data), chunk):
             os.write(fd, data[off:off + chunk])
     except OSError as exc:
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
         return exc.errno or -1
     try:
         os.close(fd)

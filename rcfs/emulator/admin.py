@@ -119,14 +119,35 @@ async def sync_invalidate(request: Request) -> Response:
 
 
 async def messages(request: Request) -> Response:
+    """Add a message; ``"repeat": N`` adds N of them one ``"step"`` second apart going back
+    from ``creation_time`` (default now), e.g. a 10,000-message conversation for benchmarks."""
     emu = emulator_of(request)
     body = await _json(request)
+    repeat = int(body.pop("repeat", 1)) if isinstance(body, dict) else 1
+    step = float(body.pop("step", 60)) if isinstance(body, dict) else 60.0
+    start = emu.clock.now()
+    added = []
     try:
-        msg = seed.add_message_from_spec(emu, body)
+        for i in range(max(1, repeat)):
+            spec = dict(body)
+            if repeat > 1:
+                spec.setdefault("creation_time", start)
+                spec["creation_time"] = _epoch(spec["creation_time"]) - i * step
+            added.append(seed.add_message_from_spec(emu, spec))
     except (KeyError, ValueError, TypeError) as exc:
         raise invalid_param("message", str(exc)) from None
+    msg = added[0]
     return json_response({"id": msg.id, "extension_id": msg.extension_id,
-                          "attachments": [a.id for a in msg.attachments]})
+                          "attachments": [a.id for a in msg.attachments],
+                          "ids": [m.id for m in added]})
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    from rcfs.emulator.core import parse_date
+
+    return parse_date(str(value), "creation_time")
 
 
 async def message_delete(request: Request) -> Response:

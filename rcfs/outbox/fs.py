@@ -426,7 +426,10 @@ class Outbox:
         if rel and rel[0] in BOXES and len(rel) > 1:
             shown = any(j.ext == ext_id and self._rel_of(j)[:len(rel)] == rel
                         and (j.show_file or j.show_status) for j in self.store.jobs.values())
-            raise _err(errno.ENOTEMPTY if shown else errno.ENOENT, f"{'/'.join(rel)}")
+            if shown:
+                raise _err(errno.ENOTEMPTY, f"{'/'.join(rel)} is not empty")
+            self._changed(ext=ext_id)
+            return  # folders of Sent/ and Failed/ exist while they hold something
         raise _err(errno.EACCES, f"{'/'.join(rel)} cannot be removed")
 
     # -- OutboxFs: writing ----------------------------------------------------------------
@@ -478,7 +481,10 @@ class Outbox:
                        "fsync): open it again to replace a draft")
         limit = MAX_BYTES.get(w.rel[0], FAX_MAX_BYTES)
         if offset + len(data) > limit:
-            raise _err(errno.EFBIG, f"{'/'.join(w.rel)}: more than {limit} bytes")
+            # The whole file is refused: close reports the same error, nothing is kept.
+            w.rejected = _err(errno.EFBIG, f"{'/'.join(w.rel)}: more than {limit} bytes")
+            self._drop_writer(w)
+            raise w.rejected
         written = os.pwrite(w.fd, data, offset)
         w.size = max(w.size, offset + written)
         w.dirty = True

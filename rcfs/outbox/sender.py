@@ -178,15 +178,14 @@ class Sender:
                 for job in sorted(self.store.jobs.values(), key=lambda j: (j.created, j.id)):
                     if job.id in self._active:
                         continue
-                    if job.state == "queued":
-                        if job.next_try <= now:
-                            self._active.add(job.id)
-                            nursery.start_soon(self._work, job, self._send)
-                        else:
-                            due = min(due, job.next_try)
-                    elif job.state == "sending":
-                        self._active.add(job.id)
-                        nursery.start_soon(self._work, job, self._resolve)
+                    if job.state not in ("queued", "sending"):
+                        continue
+                    if job.next_try > now:
+                        due = min(due, job.next_try)
+                        continue
+                    self._active.add(job.id)
+                    step = self._send if job.state == "queued" else self._resolve
+                    nursery.start_soon(self._work, job, step)
                 with trio.move_on_after(max(0.01, due - time.time())):
                     await self._wake.wait()
 
@@ -195,7 +194,7 @@ class Sender:
             await step(job)
         except Exception:  # a bug must not stop the other jobs; the job keeps its state
             log.exception("outbox: job %s", job.id)
-            job.next_try = time.time() + self.settings.retry_max_s
+            job.next_try = time.time() + min(60.0, self.settings.retry_max_s)
         finally:
             self._active.discard(job.id)
             self._wake.set()
@@ -470,10 +469,10 @@ class Sender:
         # No await from here on: the claim below is atomic among concurrent resolutions.
         claimed = {j.message_id for j in self.store.jobs.values()
                    if j.message_id and j is not job}
-        matches = [m for m in messages if m.id not in claimed and matches(job, m)]
-        if not matches:
+        found = [m for m in messages if m.id not in claimed and matches(job, m)]
+        if not found:
             return None
-        return min(matches, key=lambda m: (m.creation_time, m.id))
+        return min(found, key=lambda m: (m.creation_time, m.id))
 
     # -- polling ----------------------------------------------------------------------------
 

@@ -1,0 +1,392 @@
+"""Reading a real rcfs mount (issue 5): bytes, media tools, request accounting, remount.
+
+One emulator and one mount for the module; each test reads a different mailbox cold, so
+its content requests can be counted from the emulator's request log. The last test
+remounts on the same cache and rereads everything: no content request at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.emulator_proc import EmulatorProc, api_client
+from tests.mount_helper import (
+    GENEROUS_LIMITS,
+    Mounted,
+    RequestLog,
+    brief,
+    content_requests,
+    expected_bytes,
+    files_under,
+    messages_of,
+    recordings_of,
+    require_fuse,
+    require_tools,
+    run,
+)
+
+pytestmark = pytest.mark.mount
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    with api_client(emu) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def summary(emu: EmulatorProc) -> dict[str, Any]:
+    return emu.admin("GET", "/_emulator/summary")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    require_fuse()
+    m = Mounted(emu, tmp_path_factory.mktemp("content"), refresh_interval=600,
+                timezone="UTC")
+    try:
+        m.start()
+        m.wait_loaded()
+        yield m
+    finally:
+        code = m.unmount()
+    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
+
+
+@pytest.fixture(autouse=True)
+def healthy(mnt: Mounted) -> Iterator[None]:
+    yield
+    assert mnt.alive, f"the mount died:\n{mnt.log()}"
+
+
+class Mailbox:
+    """One extension folder of the mount with what the emulator holds for it."""
+
+    def __init__(self, mnt: Mounted, emu: EmulatorProc, rest: httpx.Client,
+                 ext: dict[str, Any]) -> None:
+        self.emu = emu
+        self.ext = ext
+        self.path = mnt.root / _folder(ext)
+        self.messages = {str(m["id"]): m for m in messages_of(rest, str(ext["id"]))}
+        self._rest = rest
+
+    def files(self, area: str = "") -> list[Path]:
+        return list(files_under(self.path / area if area else self.path))
+
+    def expected(self, path: Path) -> bytes:
+        return expected_bytes(self.emu, path, self.messages)
+
+    def recordings(self) -> dict[str, dict[str, Any]]:
+        return recordings_of(self._rest, str(self.ext["id"]))
+
+
+def _folder(ext: dict[str, Any]) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFC", f"{ext['number']} {ext['name']}".replace("/", "\u2215"))
+
+
+@pytest.fixture(scope="module")
+def boxes(mnt: Mounted, emu: EmulatorProc, rest: httpx.Client, summary: dict[str, Any]
+          ) -> dict[str, Mailbox]:
+    """Mailboxes by extension number: 101 (admin), 102, 103, 104, 200 (department)."""
+    return {e["number"]: Mailbox(mnt, emu, rest, e) for e in summary["extensions"]}
+
+
+def inline(path: Path) -> bool:
+    """Texts' .txt files are the message text itself: no download."""
+    return "Texts" in path.parts and path.suffix == ".txt"
+
+
+def _id_of(name: str) -> str:
+    m = re.search(r"\[(\d+)\](-\d+)?\.[a-z0-9.]+$", name)
+    assert m is not None, name
+    return m.group(1)
+
+
+def _write_expected(box: Mailbox, files: list[Path], dest: Path) -> dict[Path, Path]:
+    """Write the emulator's bytes of each file under ``dest``; mount path -> expected path."""
+    out = {}
+    for i, path in enumerate(files):
+        exp = dest / f"{i:04d}{''.join(path.suffixes[-1:])}"
+        exp.write_bytes(box.expected(path))
+        out[path] = exp
+    return out
+
+
+def _cmp_all(pairs: list[tuple[Path, Path]]) -> None:
+    """``cmp`` each pair (the real program); fail listing every difference."""
+    bad = []
+    for a, b in pairs:
+        res = run(["cmp", str(a), str(b)], check=False)
+        if res.returncode != 0:
+            bad.append(f"{b}: {res.stdout.strip()} {res.stderr.strip()}")
+    assert not bad, "\n".join(bad)
+
+
+# -- cp -r, cmp -------------------------------------------------------------------------------
+
+
+def test_cold_cp_r_sends_one_content_request_per_file(mnt: Mounted, emu: EmulatorProc,
+                                                      boxes: dict[str, Mailbox],
+                                                      tmp_path: Path) -> None:
+    require_tools("cp", "cmp")
+    box = boxes["104"]
+    files = box.files()
+    downloads = [p for p in files if not inline(p)]
+    assert len(downloads) > 50
+    log = RequestLog(emu).mark()
+    started = time.monotonic()
+    run(["cp", "-r", str(box.path), str(tmp_path / "copy")], timeout=240)
+    took = time.monotonic() - started
+    sent = content_requests(log.since())
+    assert all(e["status"] == 200 for e in sent), brief(sent)
+    per_path = Counter(e["path"] for e in sent)
+    assert len(sent) == len(downloads) == len(per_path), (
+        f"{len(sent)} content requests for {len(downloads)} files:\n"
+        + "\n".join(brief(e for e in sent if per_path[e["path"]] > 1)))
+    print(f"cold cp -r of {box.path.name}: {len(files)} files, {len(sent)} content requests, "
+          f"{sum(e['bytes'] for e in sent)} bytes in {took:.1f}s")
+
+    copy = tmp_path / "copy"
+    copied = sorted(p.relative_to(copy) for p in files_under(copy))
+    assert copied == sorted(p.relative_to(box.path) for p in files)
+    expected = _write_expected(box, files, _mkdir(tmp_path / "expected"))
+    # Every file of the mount and of the copy equals what the emulator serves (cmp), and
+    # reading them again is served from the cache.
+    log.mark()
+    _cmp_all([(exp, path) for path, exp in expected.items()])
+    _cmp_all([(exp, copy / path.relative_to(box.path)) for path, exp in expected.items()])
+    assert content_requests(log.since()) == []
+    # Sizes are exact now, including those the API does not state.
+    for path, exp in expected.items():
+        assert os.stat(path).st_size == exp.stat().st_size, path.name
+
+
+def test_rsync_twice_second_run_copies_nothing(mnt: Mounted, emu: EmulatorProc,
+                                               boxes: dict[str, Mailbox],
+                                               tmp_path: Path) -> None:
+    require_tools("rsync", "cmp")
+    box = boxes["200"]
+    files = box.files()
+    downloads = [p for p in files if not inline(p)]
+    dest = tmp_path / "mirror"
+    dest.mkdir()
+    log = RequestLog(emu).mark()
+    first = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(box.path), str(dest)], timeout=240).stdout
+    sent = content_requests(log.since())
+    assert _stat_line(first, "Number of regular files transferred") == len(files)
+    assert len(sent) == len(downloads) == len({e["path"] for e in sent}), brief(sent)
+
+    log.mark()
+    second = run(["rsync", "-a", "--exclude=Outbox", "--stats", "--itemize-changes", str(box.path), str(dest)],
+                 timeout=240).stdout
+    assert _stat_line(second, "Number of regular files transferred") == 0, second
+    assert _stat_line(second, "Literal data") == 0, second
+    assert content_requests(log.since()) == []
+    print(f"rsync -a of {box.path.name}: first run {len(sent)} content requests for "
+          f"{len(files)} files; second run 0")
+
+    mirror = dest / box.path.name
+    for path in files:
+        copy = mirror / path.relative_to(box.path)
+        assert copy.read_bytes() == box.expected(path), path
+        st, cst = os.stat(path), os.stat(copy)
+        assert (cst.st_size, int(cst.st_mtime)) == (st.st_size, int(st.st_mtime))
+
+
+def _stat_line(out: str, label: str) -> int:
+    m = re.search(re.escape(label) + r": ([\d,]+)", out)
+    assert m is not None, f"{label!r} not in rsync output:\n{out}"
+    return int(m.group(1).replace(",", ""))
+
+
+# -- media tools ------------------------------------------------------------------------------
+
+
+def _ffprobe_duration(path: Path) -> float:
+    out = run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+               "csv=p=0", str(path)], timeout=60).stdout.strip()
+    return float(out)
+
+
+def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
+                                                boxes: dict[str, Mailbox]) -> None:
+    require_tools("ffprobe")
+    box = boxes["103"]
+    recs = box.recordings()
+    files = box.files("Recordings")
+    assert len(files) == len(recs) > 5
+    log = RequestLog(emu).mark()
+    for path in files:
+        rec = recs[_id_of(path.name)]
+        want = rec.get("duration", rec["call"]["duration"])
+        got = _ffprobe_duration(path)
+        assert abs(got - want) < 0.25, (path.name, got, want)
+        assert os.getxattr(path, "user.rc.duration") == str(want).encode()
+    # Voicemails too: their duration is the API's vmDuration.
+    for path in box.files("Voicemail"):
+        if path.suffix not in (".mp3", ".wav"):
+            continue
+        msg = box.messages[_id_of(path.name)]
+        want = [a for a in msg["attachments"] if a["type"] == "AudioRecording"][0]["vmDuration"]
+        got = _ffprobe_duration(path)
+        assert abs(got - want) < 0.25, (path.name, got, want)
+    sent = content_requests(log.since())
+    assert all(e["status"] in (200, 206) for e in sent), brief(sent)
+
+
+def test_ffmpeg_seek_reads_the_middle_of_a_cold_recording(mnt: Mounted, emu: EmulatorProc,
+                                                          boxes: dict[str, Mailbox],
+                                                          tmp_path: Path) -> None:
+    require_tools("ffmpeg", "ffprobe")
+    box = boxes["101"]
+    recs = box.recordings()
+    longest = max(box.files("Recordings"),
+                  key=lambda p: recs[_id_of(p.name)]["call"]["duration"])
+    duration = recs[_id_of(longest.name)]["call"]["duration"]
+    assert duration > 600
+    middle = duration // 2
+    reference = tmp_path / "reference.mp3"
+    reference.write_bytes(box.expected(longest))
+    log = RequestLog(emu).mark()
+    started = time.monotonic()
+    run(["ffmpeg", "-v", "error", "-nostdin", "-ss", str(middle), "-t", "5", "-i",
+         str(longest), "-f", "wav", str(tmp_path / "cut.wav")], timeout=120)
+    took = time.monotonic() - started
+    assert abs(_ffprobe_duration(tmp_path / "cut.wav") - 5.0) < 0.1
+    run(["ffmpeg", "-v", "error", "-nostdin", "-ss", str(middle), "-t", "5", "-i",
+         str(reference), "-f", "wav", str(tmp_path / "ref.wav")], timeout=120)
+    assert (tmp_path / "cut.wav").read_bytes() == (tmp_path / "ref.wav").read_bytes()
+    sent = content_requests(log.since())
+    assert 1 <= len(sent) <= 3 and all(e["status"] in (200, 206) for e in sent), brief(sent)
+    print(f"ffmpeg -ss {middle} -t 5 on a cold {duration}s recording: {took:.1f}s, "
+          f"{len(sent)} content request(s): {brief(sent)}")
+
+
+def test_pdfinfo_page_counts_equal_fax_page_count(mnt: Mounted, boxes: dict[str, Mailbox]
+                                                  ) -> None:
+    require_tools("pdfinfo")
+    box = boxes["101"]
+    pdfs = [p for p in box.files("Fax") if p.suffix == ".pdf"]
+    assert len(pdfs) > 10
+    for path in pdfs:
+        msg = box.messages[_id_of(path.name)]
+        out = run(["pdfinfo", str(path)], timeout=60).stdout
+        pages = int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))  # type: ignore[union-attr]
+        assert pages == msg["faxPageCount"], path.name
+        assert os.getxattr(path, "user.rc.pages") == str(pages).encode()
+        assert f"({pages} page" in path.name
+
+
+# -- many readers at once ---------------------------------------------------------------------
+
+
+def test_os_walk_with_many_threads_reading(mnt: Mounted, emu: EmulatorProc,
+                                           boxes: dict[str, Mailbox]) -> None:
+    box = boxes["102"]
+    files = [Path(d) / f for d, _, fs in os.walk(box.path) for f in fs
+             if "Outbox" not in Path(d).parts]
+    assert len(files) > 100
+    random.Random(5).shuffle(files)
+    # A few big files are read by two threads at once, from both ends.
+    big = [p for p in files if p.parts[-3] == "Recordings"][:4]
+    jobs = [(p, False) for p in files] + [(p, True) for p in big]
+    errors: list[str] = []
+
+    def read(job: tuple[Path, bool]) -> tuple[Path, str]:
+        path, backwards = job
+        h = hashlib.sha256()
+        with open(path, "rb", buffering=0) as fh:
+            if not backwards:
+                while chunk := fh.read(65536):
+                    h.update(chunk)
+                return path, h.hexdigest()
+            size = os.fstat(fh.fileno()).st_size
+            chunks = []
+            for off in range((size - 1) // 65536 * 65536, -1, -65536):
+                chunks.append(os.pread(fh.fileno(), 65536, off))
+            for chunk in reversed(chunks):
+                h.update(chunk)
+            return path, h.hexdigest()
+
+    log = RequestLog(emu).mark()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(read, jobs))
+    took = time.monotonic() - started
+    for path, digest in results:
+        want = hashlib.sha256(box.expected(path)).hexdigest()
+        if digest != want:
+            errors.append(str(path))
+    assert not errors, errors
+    sent = content_requests(log.since())
+    downloads = {p for p in files if not inline(p)}
+    per_path = Counter(e["path"] for e in sent)
+    assert len(per_path) == len(downloads), (len(per_path), len(downloads))
+    assert all(e["status"] in (200, 206) for e in sent), brief(sent)
+    # One download per file, except that a reader starting at the far end of a file whose
+    # download has not got there yet may open a second, ranged one.
+    extra = {k: v for k, v in per_path.items() if v > 1}
+    assert sum(extra.values()) - len(extra) <= len(big), brief(
+        e for e in sent if e["path"] in extra)
+    print(f"16 threads over {len(files)} files of {box.path.name} (+{len(big)} read "
+          f"backwards concurrently): {len(sent)} content requests for {len(downloads)} "
+          f"downloadable files in {took:.1f}s")
+
+
+# -- remount: the cache survives --------------------------------------------------------------
+
+
+def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: EmulatorProc,
+                                                       boxes: dict[str, Mailbox],
+                                                       tmp_path: Path) -> None:
+    require_tools("cmp", "rsync")
+    # Everything read by the tests above: 104 (cp -r), 200 (rsync), 102 (threads).
+    read_before = [p for n in ("104", "200", "102") for p in boxes[n].files()]
+    sizes = {p: os.stat(p).st_size for p in read_before}
+    mnt.restart()
+    mnt.wait_loaded()
+    log = RequestLog(emu).mark()
+    # Sizes learned by downloads of the previous session are known at once (listing).
+    listed = run(["ls", "-lR", str(boxes["200"].path)]).stdout
+    for path in boxes["200"].files():
+        assert f" {sizes[path]} " in next(ln for ln in listed.splitlines()
+                                          if ln.endswith(path.name)), path.name
+    expected = {}
+    for n in ("104", "200"):
+        expected.update(_write_expected(boxes[n], boxes[n].files(), _mkdir(tmp_path / n)))
+    _cmp_all([(exp, path) for path, exp in expected.items()])
+    for path in boxes["102"].files():
+        assert path.read_bytes() == boxes["102"].expected(path), path
+    # rsync into a fresh mirror made from the cache, then a third run into it: nothing.
+    dest = _mkdir(tmp_path / "mirror")
+    run(["rsync", "-a", "--exclude=Outbox", str(boxes["200"].path), str(dest)], timeout=120)
+    again = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(boxes["200"].path), str(dest)]).stdout
+    assert _stat_line(again, "Number of regular files transferred") == 0
+    assert content_requests(log.since()) == [], brief(content_requests(log.since()))
+    for path, size in sizes.items():
+        assert os.stat(path).st_size == size, path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
