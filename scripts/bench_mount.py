@@ -172,7 +172,10 @@ def main() -> int:
                      "vs_ref": round(ref / seconds, 2) if ref else None,
                      "content_requests": requests})
 
-    with EmulatorProc("--data-seed", "1", check_openapi=False) as emu:
+    # Recordings are WAV or MP3 per account (the call log does not say which; rcfs asks one
+    # recording's metadata): this account records WAV.
+    with EmulatorProc("--data-seed", "1", "--set", 'recording_format="wav"',
+                      check_openapi=False) as emu:
         admin = emu.user(admin=True)
         duration = -(-args.size_mib * MIB // WAV_RATE)
         big = emu.admin("POST", "/_emulator/calls", {
@@ -182,7 +185,7 @@ def main() -> int:
         hour = emu.admin("POST", "/_emulator/calls", {
             "extension_id": admin["extension_id"], "direction": "Outbound",
             "to": "+14155550122", "duration": 3600, "recording": True,
-            "recording_format": "mp3", "start_time": time.time() - 3 * 86400})
+            "recording_format": "wav", "start_time": time.time() - 3 * 86400})
         emu.admin("POST", "/_emulator/messages", {
             "extension_id": admin["extension_id"], "type": "SMS", "from": "+14155559999",
             "from_name": "Bench Sender", "text": "benchmark", "repeat": args.entries,
@@ -228,13 +231,13 @@ def main() -> int:
             row(f"ls -l {n} entries, first", ls_cold, None, content_requests(emu, s0))
             row(f"ls -l {n} entries, warm", ls_warm, None, 0)
 
-            hour_file = find(folder, f"Recordings/*/*[[]{hour['recording_id']}].mp3")
+            hour_file = find(folder, f"Recordings/*/*[[]{hour['recording_id']}].wav")
             s0 = seq(emu)
             t_probe = timed(["ffprobe", "-v", "error", "-show_entries", "format=duration",
                              str(hour_file)])
             t_seek = timed(["ffmpeg", "-v", "error", "-ss", "1800", "-t", "5", "-i",
                             str(hour_file), "-f", "null", "-"])
-            row("ffprobe + seek 1800 s, 1 h mp3", t_probe + t_seek, None,
+            row("ffprobe + seek 1800 s, 1 h wav", t_probe + t_seek, None,
                 content_requests(emu, s0))
         finally:
             mnt.unmount()

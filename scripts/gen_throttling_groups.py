@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate rcfs/api/group_table.py from RingCentral's OpenAPI spec.
 
-Usage: scripts/gen_throttling_groups.py tests/data/openapi3.json.gz (or shared/ringcentral/openapi3.json) [OUTPUT]
+Usage: scripts/gen_throttling_groups.py tests/data/openapi3.json.gz [OUTPUT]
+(or shared/ringcentral/openapi3.json, which the .gz copies)
 
 The spec is not shipped, so the table is committed as Python source. Only the operations rcfs
 can reach are kept (GET/POST/PUT/DELETE under /restapi/v1.0/account, /dictionary,

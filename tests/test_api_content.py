@@ -687,9 +687,10 @@ EMULATOR_FAULTS: list[dict[str, Any]] = [
     {"kind": "partial_200"},
     {"kind": "partial_200", "bytes": 100},
     {"kind": "no_length"},
-    # At most 3 lies: after a lying 200, a continuation that starts exactly at the real end
-    # must be answered 416 (or a truthful 200/206); see the report about `bytes=N-`.
-    {"kind": "lie_length", "count": 3},
+    # After a lying 200 the continuation starts exactly at the real end: a 416 (with
+    # `bytes */N`) tells the true size.
+    {"kind": "lie_length"},
+    {"kind": "lie_length", "probability": 1.0},
     {"kind": "bandwidth", "bytes_per_second": 4_000_000},
 ]
 

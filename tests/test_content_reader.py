@@ -291,6 +291,7 @@ async def test_unknown_size_learned_at_eof(tmp_path: Path) -> None:
     async with reader_on(tmp_path, src) as reader:
         assert await reader.read(ref, 0, 10 * BS) == data
         assert await reader.read(ref, 2 * BS + 3, 10) == b""
+        await reader.settle(ref)
         info = await reader.cached_info(ref)
         assert info is not None and info.size == len(data) and info.complete
     assert len(src.opens) == 1

@@ -191,14 +191,15 @@ def test_rsync_twice_second_run_copies_nothing(mnt: Mounted, emu: EmulatorProc,
     dest = tmp_path / "mirror"
     dest.mkdir()
     log = RequestLog(emu).mark()
-    first = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(box.path), str(dest)], timeout=240).stdout
+    first = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(box.path), str(dest)],
+                timeout=240).stdout
     sent = content_requests(log.since())
     assert _stat_line(first, "Number of regular files transferred") == len(files)
     assert len(sent) == len(downloads) == len({e["path"] for e in sent}), brief(sent)
 
     log.mark()
-    second = run(["rsync", "-a", "--exclude=Outbox", "--stats", "--itemize-changes", str(box.path), str(dest)],
-                 timeout=240).stdout
+    second = run(["rsync", "-a", "--exclude=Outbox", "--stats", "--itemize-changes",
+                  str(box.path), str(dest)], timeout=240).stdout
     assert _stat_line(second, "Number of regular files transferred") == 0, second
     assert _stat_line(second, "Literal data") == 0, second
     assert content_requests(log.since()) == []
@@ -380,7 +381,8 @@ def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: Emulat
     # rsync into a fresh mirror made from the cache, then a third run into it: nothing.
     dest = _mkdir(tmp_path / "mirror")
     run(["rsync", "-a", "--exclude=Outbox", str(boxes["200"].path), str(dest)], timeout=120)
-    again = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(boxes["200"].path), str(dest)]).stdout
+    again = run(["rsync", "-a", "--exclude=Outbox", "--stats", str(boxes["200"].path),
+                 str(dest)]).stdout
     assert _stat_line(again, "Number of regular files transferred") == 0
     assert content_requests(log.since()) == [], brief(content_requests(log.since()))
     for path, size in sizes.items():

@@ -505,6 +505,11 @@ async def fetch_range(
     known before the first piece is read; a 404 or 403 raises ``ApiError`` from the ``async
     with``. Iterate the yielded ``RangeReader`` for ``(offset, chunk)`` pieces. ``uri`` is the
     server-given content URI, used verbatim (the client checks its origin).
+
+    Errors of a continuation request (``ApiError``, ``BudgetExhaustedError``,
+    ``DeadlineExceededError``) propagate as they are; ``IncompleteContentError`` when the
+    continuation budget is spent. In every case the pieces already yielded were right and
+    ``reader.position`` is where a later attempt can resume (``fetch_range(..., position)``).
     """
     reader = RangeReader(client, uri, start, end, priority=priority, deadline=deadline,
                          group=group, max_continuations=max_continuations, params=params)

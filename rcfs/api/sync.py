@@ -181,7 +181,7 @@ class MessageSync:
                 version = ("r", item.availability)
                 rid = item.id
             seen = self._recent.get(rid)
-            if seen is not None and seen[0] == version and item_has_version(item):
+            if seen is not None and seen[0] == version and _has_version(item):
                 continue  # delivered by a recent step (5 s ISync overlap)
             current = records.get(rid) or (removed[rid].message if rid in removed else None)
             if isinstance(item, Message) and isinstance(current, Message) and _older(
@@ -238,7 +238,7 @@ class MessageSync:
             del self._recent[rid]
 
 
-def item_has_version(item: Message | RemovedMessage) -> bool:
+def _has_version(item: Message | RemovedMessage) -> bool:
     """Only versions that identify a change can be deduplicated: a message without
     ``lastModifiedTime`` is always passed on (a harmless repeat beats a lost update)."""
     return not isinstance(item, Message) or item.last_modified_time is not None

@@ -40,6 +40,8 @@ class EmulatorConfig:
     # Content.
     content_host: str = "media"  # "media" | "platform" | "media443": where attachment URIs point
     recording_content_on_platform: bool = False  # False: platform host answers 404 (H7)
+    # Call recordings are WAV or MP3 by account setting; the seed follows it.
+    recording_format: str = "mp3"
     omit_size_types: tuple[str, ...] = ("AudioRecording", "RenderedDocument", "Text")
 
     # Clocks of asynchronous behaviour.

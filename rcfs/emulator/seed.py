@@ -698,7 +698,7 @@ class _Seeder:
             age = _age(rng, "month")
             self.plan(age, lambda t: self._add_call(
                 build_call(self.ids, ext, t, 3600, "Outbound", CONTACTS[1].party(),
-                           recording=("mp3", "Automatic"))))
+                           recording=(self.config.recording_format, "Automatic"))))
         if index in (0, 1):
             self.plan_hostile(ext, rng)
 
@@ -888,7 +888,8 @@ class _Seeder:
             # 30 s .. 1 h, mostly a few minutes.
             duration = min(3600, int(30 * (120 ** rng.random())))
             if rng.random() < 0.8:
-                recording = (rng.choice(("mp3", "mp3", "wav")),
+                # WAV vs MP3 is an account setting in RingCentral (API_NOTES §5.3).
+                recording = (self.config.recording_format,
                              "Automatic" if rng.random() < 0.7 else "OnDemand")
         bucket = "recent" if i < 3 else None
         age = max(_age(rng, bucket), MIN_AGE_MS + duration * 1000)
@@ -918,7 +919,7 @@ class _Seeder:
                                 with_call=with_call, deletable=False)
         self.plan(_age(rng, "month"), lambda t: self._add_call(build_call(
             self.ids, ext, t, 95, "Inbound", h["control"].party(),
-            recording=("wav", "Automatic"))))
+            recording=(self.config.recording_format, "Automatic"))))
         for k, subject in enumerate(HOSTILE_FAX_SUBJECTS):
             self.plan_fax_in(ext, rng, _age(rng, "recent" if k == 0 else "old"),
                              h["slash"].party() if k else h["long"].party(), subject)
@@ -1384,7 +1385,7 @@ def add_call_from_spec(emu: Emulator, spec: dict[str, Any]) -> CallRecord:
         my_number = str(spec.get("from", mine))
     recording = None
     if spec.get("recording"):
-        recording = (_choice(spec, "recording_format", ("mp3", "wav"), "mp3"),
+        recording = (_choice(spec, "recording_format", ("mp3", "wav"), config.recording_format),
                      _choice(spec, "recording_type", ("Automatic", "OnDemand"), "Automatic"))
     result = str(spec.get("result", "Accepted" if direction == "Inbound" else "Call connected"))
     ids = _Ids(random.Random(f"rcfs-emulator/{config.seed}/runtime-call/{len(store.calls)}"),

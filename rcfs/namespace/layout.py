@@ -142,7 +142,8 @@ def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
                              ext_id=ext_id))
 
 
-def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -> None:
+def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str,
+             recording_type: str | None = None) -> None:
     """Place each recording of a call under Recordings/YYYY-MM/."""
     if call.deleted:
         return
@@ -156,7 +157,9 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -
         stem = naming.join(naming.stamp(when, tz), direction, _party_of(other),
                            "to" if direction == "in" else "from", _party_of(me))
         tag = f" ({naming.duration(duration)})" if duration is not None else ""
-        mime = rec.content_type or "audio/mpeg"  # the call log does not say; recordings are
+        # The call log does not say; the account's format comes from one recording's
+        # metadata (MetadataIndex.recording_type).
+        mime = rec.content_type or recording_type or "audio/mpeg"
         ext = naming.extension_for(mime)
         name = naming.fit(stem, tag + naming.id_tail(rec.id, ext))
         xattrs = {
@@ -170,7 +173,7 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str) -
             "user.rc.recording_type": rec.type or "",
             "user.mime_type": mime.split(";")[0],
         }
-        ref = ContentRef("rec", (rec.id,), rec.content_uri, "Heavy", None, rec.content_type)
+        ref = ContentRef("rec", (rec.id,), rec.content_uri, "Heavy", None, mime)
         folder = root.subdir(RECORDINGS).subdir(naming.month(when, tz))
         folder.add(_file(name, when.timestamp(), {k: v for k, v in xattrs.items() if v},
                          content=ref, ext_id=ext_id))
@@ -196,14 +199,15 @@ def extension_folder_name(number: str | None, name: str | None, ext_id: str) -> 
 
 def build_extension(name: str, messages: Iterable[Message], calls: Iterable[CallLogRecord],
                     greetings: Iterable[Greeting], own_numbers: set[str], tz: tzinfo | None,
-                    ext_id: str, greeting_mtime: float = 0.0) -> Entry:
+                    ext_id: str, greeting_mtime: float = 0.0,
+                    recording_type: str | None = None) -> Entry:
     root = Entry.directory(name)
     for folder in (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS):
         root.subdir(folder)
     for msg in messages:
         add_message(root, msg, tz, own_numbers, ext_id)
     for call in calls:
-        add_call(root, call, tz, ext_id)
+        add_call(root, call, tz, ext_id, recording_type)
     for greeting in greetings:
         add_greeting(root, greeting, greeting_mtime, ext_id)
     _settle_mtimes(root)

@@ -1,0 +1,251 @@
+"""Freshness of a real rcfs mount (issue 5): what changes on the server shows up within the
+refresh interval, what is deleted disappears, and when RingCentral cannot be reached the
+last known listing (and every cached byte) is still served, also across a remount.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator_proc import EmulatorProc
+from tests.mount_helper import (
+    GENEROUS_LIMITS,
+    Mounted,
+    RequestLog,
+    brief,
+    content_requests,
+    files_under,
+    require_fuse,
+    require_tools,
+    run,
+    wait_for,
+)
+
+pytestmark = pytest.mark.mount
+
+REFRESH = 1.0
+# A change shows within one refresh interval of a folder being used, plus the refresh's own
+# requests and our polling step.
+APPEAR_WITHIN = REFRESH + 2.0
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    require_fuse()
+    m = Mounted(emu, tmp_path_factory.mktemp("fresh"), refresh_interval=REFRESH,
+                timezone="UTC", read_timeout=5)
+    try:
+        m.start()
+        m.wait_loaded()
+        yield m
+    finally:
+        code = m.unmount()
+    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
+
+
+@pytest.fixture(autouse=True)
+def healthy(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "mnt" in request.fixturenames:
+        m = request.getfixturevalue("mnt")
+        assert m.alive, f"the mount died:\n{m.log()}"
+
+
+def _find(top: Path, ident: str) -> list[Path]:
+    return [p for p in files_under(top) if f"[{ident}]" in p.name]
+
+
+def _poll_until(cond: Callable[[], Any], what: str, timeout: float = 15.0) -> float:
+    """Seconds until ``cond()`` holds (polling like a file manager would)."""
+    started = time.monotonic()
+    wait_for(cond, timeout, what, interval=0.1)
+    return time.monotonic() - started
+
+
+def test_new_messages_and_recordings_appear_within_the_refresh_interval(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    admin = emu.user(admin=True)
+    top = mnt.folder()
+    before = set(files_under(top))
+    # The folder is in use (someone looks at it), then the server gets new items.
+    os.listdir(top / "Voicemail")
+    vm = emu.admin("POST", "/_emulator/messages", {
+        "extension_id": admin["extension_id"], "type": "VoiceMail", "from": "+14155550123",
+        "from_name": "Fresh Caller", "duration": 7, "transcription": "Call me back."})
+    sms = emu.admin("POST", "/_emulator/messages", {
+        "extension_id": admin["extension_id"], "type": "SMS", "direction": "Inbound",
+        "from": "+14155550124", "text": "brand new conversation"})
+    call = emu.admin("POST", "/_emulator/calls", {
+        "extension_id": admin["extension_id"], "direction": "Inbound", "from": "+14155550125",
+        "from_name": "Recorded Caller", "duration": 12, "recording": True})
+    took = _poll_until(lambda: _find(top / "Voicemail", str(vm["id"]))
+                       and _find(top / "Texts", str(sms["id"]))
+                       and _find(top / "Recordings", str(call["recording_id"])),
+                       "the new voicemail, text and recording")
+    print(f"new items visible after {took:.2f}s (refresh interval {REFRESH}s)")
+    assert took <= APPEAR_WITHIN, took
+
+    audio, transcript = sorted(_find(top / "Voicemail", str(vm["id"])),
+                               key=lambda p: p.name.endswith(".txt"))
+    assert "Fresh Caller (0m07s)" in audio.name and transcript.name.endswith(
+        ".transcript.txt")
+    assert transcript.read_bytes() == b"Call me back."
+    assert audio.read_bytes() == emu.content("message", str(vm["id"]))
+    (text,) = _find(top / "Texts", str(sms["id"]))
+    assert text.parent.name == "+14155550124" and text.read_text() == "brand new conversation"
+    (rec,) = _find(top / "Recordings", str(call["recording_id"]))
+    assert "Recorded Caller" in rec.name and "(0m12s)" in rec.name
+    assert rec.read_bytes() == emu.content("recording", str(call["recording_id"]))
+    after = set(files_under(top))
+    assert after - before == {audio, transcript, text, rec}
+
+
+def test_deleted_message_disappears_and_open_files_keep_reading(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    top = mnt.folder()
+    target = next(p for p in files_under(top / "Voicemail") if p.suffix == ".mp3")
+    ident = target.name.rsplit("[", 1)[1].split("]")[0]
+    siblings = _find(top / "Voicemail", ident)
+    expected = emu.content("message", ident)
+    # The kernel caches a looked-up name (for an hour for files of known size): the
+    # deletion must reach it too.
+    os.stat(target)
+    fh = open(target, "rb")  # noqa: SIM115
+    try:
+        head = fh.read(1000)
+        emu.admin("DELETE", f"/_emulator/messages/{ident}")
+        took = _poll_until(lambda: not _find(top / "Voicemail", ident),
+                           "the deleted voicemail to disappear")
+        print(f"deleted voicemail gone after {took:.2f}s")
+        assert took <= APPEAR_WITHIN, took
+        for path in siblings:
+            with pytest.raises(FileNotFoundError):
+                os.stat(path)
+            if path.parent.name in os.listdir(path.parent.parent):
+                assert path.name not in os.listdir(path.parent)
+            # else: the month folder went with its last message
+        # A file already open keeps its bytes.
+        rest = fh.read()
+        assert head + rest == expected
+    finally:
+        fh.close()
+
+
+def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: EmulatorProc,
+                                                       tmp_path: Path) -> None:
+    require_tools("ls")
+    top = mnt.folder(emu.user(admin=False))
+    cached = sorted(p for p in files_under(top / "Fax") if p.suffix == ".pdf")[:3]
+    for path in cached:  # in the cache now
+        path.read_bytes()
+    uncached = next(p for p in files_under(top / "Recordings"))
+    listing = run(["ls", "-lR", str(top)]).stdout
+    for rule in ({"kind": "status", "status": 503, "origin": "platform"},
+                 {"kind": "status", "status": 503, "origin": "media"}):
+        emu.fault(**rule)
+    try:
+        log = RequestLog(emu).mark()
+
+        def refresh_failed() -> bool:
+            os.listdir(top / "Voicemail")  # in use: refreshes keep being tried
+            ext = next(e for e in mnt.status()["extensions"].values()
+                       if e["folder"] == top.name)
+            return bool(ext["last_error"])
+
+        _poll_until(refresh_failed, "a failed refresh to show in status.json")
+        assert any(e["status"] == 503 for e in log.since()), brief(log.since())
+        time.sleep(2 * REFRESH)
+        assert run(["ls", "-lR", str(top)]).stdout == listing
+        for path in cached:
+            assert path.read_bytes() == emu.content(
+                "message", path.name.rsplit("[", 1)[1].split("]")[0])
+        started = time.monotonic()
+        with pytest.raises(OSError) as err:
+            uncached.read_bytes()
+        assert err.value.errno in (errno.EIO, errno.EAGAIN, errno.ETIMEDOUT)
+        assert time.monotonic() - started < 15
+    finally:
+        emu.clear_faults()
+    # Recovery: the next refresh clears the error and new messages show again.
+    fresh = emu.admin("POST", "/_emulator/messages", {
+        "extension_id": emu.user(admin=False)["extension_id"], "type": "Fax", "pages": 2})
+    _poll_until(lambda: os.listdir(top / "Fax") and _find(top / "Fax", str(fresh["id"])),
+                "a fax added after the outage")
+    ext = next(e for e in mnt.status()["extensions"].values() if e["folder"] == top.name)
+    assert ext["last_error"] is None
+    assert uncached.read_bytes() == emu.content(
+        "recording", uncached.name.rsplit("[", 1)[1].split("]")[0])
+
+
+def test_mount_with_the_emulator_stopped_lists_and_reads_the_cache(
+        start_emulator: Callable[..., EmulatorProc], tmp_path: Path) -> None:
+    require_fuse()
+    require_tools("cp", "cmp", "find")
+    emu = start_emulator("--data-seed", "1", *GENEROUS_LIMITS)
+    m = Mounted(emu, tmp_path / "m", refresh_interval=REFRESH, timezone="UTC",
+                read_timeout=5)
+    try:
+        m.start()
+        m.wait_loaded()
+        box = m.folder(emu.user(admin=False, index=2))  # 104
+        tree = run(["find", str(m.root), "-path", "*/Outbox", "-prune", "-o", "-print"]
+                   ).stdout.splitlines()
+        copy = tmp_path / "copy"
+        run(["cp", "-r", str(box / "Fax"), str(copy)], timeout=120)
+        faxes = list(files_under(box / "Fax"))
+        sizes = {p: os.stat(p).st_size for p in faxes}
+        assert m.unmount() == 0
+        emu.stop()
+
+        started = time.monotonic()
+        m.start()
+        print(f"remounted with the emulator stopped in {time.monotonic() - started:.1f}s")
+        again = run(["find", str(m.root), "-path", "*/Outbox", "-prune", "-o", "-print"]
+                    ).stdout.splitlines()
+        assert again == tree
+        for path in faxes:
+            run(["cmp", str(copy / path.relative_to(box / "Fax")), str(path)])
+            assert os.stat(path).st_size == sizes[path] > 0
+        never_read = next(p for p in files_under(box / "Voicemail") if p.suffix == ".mp3")
+        started = time.monotonic()
+        with pytest.raises(OSError) as err:
+            never_read.read_bytes()
+        assert err.value.errno in (errno.EIO, errno.EAGAIN, errno.ETIMEDOUT)
+        assert time.monotonic() - started < 15
+        assert m.alive
+        assert run(["ls", "-l", str(box / "Fax")]).returncode == 0
+    finally:
+        m.unmount()
+
+
+def test_refreshes_share_one_account_call_log_sync(mnt: Mounted, emu: EmulatorProc) -> None:
+    # Every mailbox in use refreshes each interval; the account's call log (Heavy) is
+    # synced once for all of them, never once per mailbox at the same moment.
+    log = RequestLog(emu).mark()
+    deadline = time.monotonic() + 4 * REFRESH
+    while time.monotonic() < deadline:
+        for name in os.listdir(mnt.root):
+            if name != ".rcfs":
+                os.listdir(mnt.root / name / "Voicemail")
+        time.sleep(0.2)
+    sent = log.since()
+    syncs = [e for e in sent if e["path"].endswith("/call-log-sync")]
+    msg_syncs = [e for e in sent if e["path"].endswith("/message-sync")]
+    assert len(msg_syncs) >= 5, brief(sent)
+    assert 1 <= len(syncs) <= 4 * REFRESH / REFRESH + 1, brief(syncs)
+    tokens = [e["query"] for e in syncs]
+    assert len(tokens) == len(set(tokens)), "the same sync token was used twice"
+    assert content_requests(sent) == []

@@ -1,0 +1,419 @@
+"""Outbox units without FUSE: validation, the journal, and the sender's exactly-once rules
+against a fake RingCentral whose answers can be lost after it acted."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from rcfs.api.errors import ApiError, TransportError
+from rcfs.api.models import Message, parse_message
+from rcfs.api.scheduler import Priority
+from rcfs.fs.outbox_hooks import OutboxError
+from rcfs.outbox import Outbox, Settings
+from rcfs.outbox import validate as v
+from rcfs.outbox.journal import Doc, Job, Store
+from rcfs.outbox.sender import matches
+from tests.outbox_support import jpeg, pdf, png, wav
+
+# -- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("+12125557464", "+12125557464"), ("(212) 555-7464", "+12125557464"),
+    ("1-212-555-7464", "+12125557464"), ("0044 20 7946 0958", "+442079460958"),
+    ("tel:+33 1 23 45 67 89", "+33123456789"), ("hello", None), ("555-1234", None),
+    ("+0123456789", None), ("+12", None), ("+1234567890123456", None),
+])
+def test_normalize_number(raw: str, want: str | None) -> None:
+    assert v.normalize_number(raw) == want
+
+
+def test_sniff_from_content_not_name() -> None:
+    assert v.sniff(pdf(), "x.txt") == "application/pdf"
+    assert v.sniff(jpeg(), "x.pdf") == "image/jpeg"
+    assert v.sniff(png(), "") == "image/png"
+    assert v.sniff(wav(), "x.mp3") == "audio/wav"
+    assert v.sniff(b"BEGIN:VCARD\nFN:A\nEND:VCARD\n", "card") == "text/vcard"
+    assert v.sniff(b"plain words\n", "notes") == "text/plain"
+    assert v.sniff(bytes(range(256)), "x.bin") is None
+
+
+def test_fax_checks() -> None:
+    assert v.check_fax_file("a.pdf", pdf(3)).pages == 3
+    assert v.check_fax_file("scan.jpg", jpeg()).ctype == "image/jpeg"
+    assert v.check_fax_file("notes.txt", b"hello\n").ctype == "text/plain"
+    assert v.check_fax_file("sheet.wk1", b"\x00\x00\x02\x00\x06\x04" + bytes(50)).ctype \
+        == "application/vnd.lotus-1-2-3"
+    for name, data, code in [("a.pdf", b"", errno.ENODATA),
+                             ("a.pdf", pdf()[:-10], errno.EINVAL),
+                             ("a.pdf", b"just text", errno.EINVAL),
+                             ("a.wav", wav(), errno.EINVAL),
+                             ("a.pdf", pdf(201), errno.EFBIG)]:
+        with pytest.raises(v.Rejected) as exc:
+            v.check_fax_file(name, data)
+        assert exc.value.errno == code, name
+    with pytest.raises(v.Rejected) as exc:
+        v.check_fax_job([v.Part("a", "application/pdf", 10, 200)], cover=True)
+    assert exc.value.errno == errno.EFBIG
+
+
+def test_text_checks() -> None:
+    assert v.check_text_file("a.txt", b"hi\r\n").text == "hi"
+    assert v.check_text_file("a", "é😀".encode()).text == "é😀"
+    assert v.check_text_file("p.jpg", jpeg()).text is None
+    assert v.check_text_file("c.vcf", b"BEGIN:VCARD\nEND:VCARD\n").ctype == "text/vcard"
+    assert v.check_text_file("x.txt", b"y" * 1000).text == "y" * 1000
+    for name, data, code in [("a.txt", b"y" * 1001, errno.EMSGSIZE),
+                             ("a.txt", "😀".encode() * 501, errno.EMSGSIZE),
+                             ("a.txt", b"caf\xe9", errno.EILSEQ),
+                             ("a.txt", b"\n\n", errno.ENODATA),
+                             ("a.exe", b"MZ" + bytes(range(256)), errno.EINVAL),
+                             ("a.png", png() + bytes(1_500_000), errno.EFBIG)]:
+        with pytest.raises(v.Rejected) as exc:
+            v.check_text_file(name, data)
+        assert exc.value.errno == code, name
+    parts = [v.Part(f"p{i}.png", "image/png", 10) for i in range(11)]
+    with pytest.raises(v.Rejected) as exc:
+        v.text_job(parts)
+    assert exc.value.errno == errno.E2BIG
+    with pytest.raises(v.Rejected) as exc:
+        v.text_job([v.Part("a.png", "image/png", 800_000), v.Part("b.png", "image/png",
+                                                                 800_000)])
+    assert exc.value.errno == errno.EFBIG
+    assert v.text_job([v.Part("t", "text/plain", 2, text="hi"),
+                       v.Part("p.png", "image/png", 9)])[0] == "hi"
+
+
+def test_greeting_and_option_checks() -> None:
+    assert v.greeting_type("voicemail.WAV") == "Voicemail"
+    assert v.check_greeting_file("Voicemail.wav", wav()).ctype == "audio/wav"
+    with pytest.raises(v.Rejected):
+        v.check_greeting_file("Hello.wav", wav())
+    with pytest.raises(v.Rejected):
+        v.check_greeting_file("Voicemail.wav", pdf())
+    assert v.check_option("user.rc.fax_resolution", b"low") == "Low"
+    assert v.check_option("user.rc.from", b"(650) 555-0100") == "+16505550100"
+    assert v.check_option("user.rc.cover_index", b"") == ""
+    for name, raw in [("user.rc.cover_index", b"14"), ("user.rc.fax_resolution", b"x"),
+                      ("user.rc.cover_page_text", b"x" * 1025), ("user.rc.from", b"abc")]:
+        with pytest.raises(v.Rejected):
+            v.check_option(name, raw)
+
+
+# -- a fake RingCentral ------------------------------------------------------------------------
+
+
+class FakeApi:
+    """Just enough of RingCentral for the sender: sends create messages, the store lists
+    them, batch GET reports their status. ``plan`` scripts the next POSTs: "ok", "lost"
+    (created, then the answer is lost), "reset" (not created, connection reset), or an
+    ApiError to answer with."""
+
+    platform_url = "https://platform.example.com"
+
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.posts: list[dict[str, Any]] = []
+        self.plan: list[Any] = []
+        self.ids = itertools.count(1000)
+        self.final_status = {"Fax": "Sent", "SMS": "Delivered"}
+        self.calls: list[tuple[str, str, Priority]] = []
+
+    def _response(self, body: Any, status: int = 200) -> httpx.Response:
+        return httpx.Response(status, content=json.dumps(body).encode(),
+                              headers={"Content-Type": "application/json"})
+
+    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
+                      files: Any = None, data: Any = None, priority: Priority = Priority.METADATA,
+                      **kw: Any) -> httpx.Response:
+        await trio.sleep(0)
+        self.calls.append((method, url, priority))
+        if method == "POST":
+            return self._post(url, json, files)
+        if url.endswith("/phone-number"):
+            return self._response({"records": [
+                {"id": "1", "phoneNumber": "+16505550100", "usageType": "DirectNumber",
+                 "features": ["SmsSender", "MmsSender"]}], "navigation": {}})
+        m = re.search(r"/message-store/([\d,]+)$", url)
+        if m:
+            ids = m.group(1).split(",")
+            items = [{"resourceId": i, "status": 200 if i in self.messages else 404,
+                      "body": self._final(i) if i in self.messages else {
+                          "errorCode": "CMN-102", "message": "not found"}} for i in ids]
+            return self._response(items, 207)
+        if url.endswith("/message-store"):
+            return self._response({"records": list(self.messages.values()),
+                                   "navigation": {}})
+        raise AssertionError(f"unexpected {method} {url}")
+
+    async def get_json(self, url: str, *, params: Any = None,
+                       priority: Priority = Priority.METADATA, deadline: float | None = None
+                       ) -> Any:
+        return (await self.request("GET", url, params=params, priority=priority)).json()
+
+    def _final(self, mid: str) -> dict[str, Any]:
+        msg = dict(self.messages[mid])
+        msg["messageStatus"] = self.final_status[msg["type"]]
+        return msg
+
+    def _post(self, url: str, body: Any, files: Any) -> httpx.Response:
+        outcome = self.plan.pop(0) if self.plan else "ok"
+        if isinstance(outcome, ApiError):
+            raise outcome
+        if outcome == "reset":
+            raise TransportError("POST: RemoteProtocolError: reset")
+        parts = files or []
+        if parts:
+            body = __import__("json").loads(parts[0][1][1])
+        kind = "Fax" if url.endswith("/fax") else "SMS"
+        mid = str(next(self.ids))
+        atts = [{"id": f"{mid}{i}", "uri": f"{self.platform_url}/x/{mid}/{i}",
+                 "type": "MmsAttachment", "fileName": f[1][0], "size": len(f[1][1])}
+                for i, f in enumerate(parts[1:])] if kind == "SMS" else []
+        msg = {"id": mid, "type": kind, "direction": "Outbound", "messageStatus": "Queued",
+               "creationTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+               "to": body["to"], "from": body.get("from"), "subject": body.get("text"),
+               "attachments": atts, "faxResolution": body.get("faxResolution")}
+        self.messages[mid] = msg
+        self.posts.append({"kind": kind, "body": body,
+                           "files": [(f[1][0], f[1][1]) for f in parts[1:]]})
+        if outcome == "lost":
+            raise TransportError("POST: ReadError: connection reset")
+        return self._response(msg)
+
+
+FAST = Settings(settle_s=0.3, poll_min_s=0.02, poll_max_s=0.05, retry_base_s=0.02,
+                retry_max_s=0.1)
+
+
+async def put(box: Outbox, rel: tuple[str, ...], data: bytes, ext: str = "101") -> None:
+    h = await box.create(ext, rel)
+    await box.write(h, 0, data)
+    await box.flush(h)
+    await box.release(h)
+
+
+async def until(cond: Callable[[], Any], timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not cond():
+            await trio.sleep(0.01)
+
+
+def states(box: Outbox) -> list[str]:
+    return sorted(j.state for j in box.store.jobs.values())
+
+
+_OPEN: list[Outbox] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_boxes() -> Any:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def outbox(tmp_path: Path, api: FakeApi, settings: Settings = FAST) -> Outbox:
+    box = Outbox(api, tmp_path / "spool", settings)  # type: ignore[arg-type]
+    box.open()
+    _OPEN.append(box)
+    return box
+
+
+async def test_accept_spool_journal_and_reload(tmp_path: Path) -> None:
+    api = FakeApi()
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Fax", "(212) 555-7464"))
+    doc = pdf(2)
+    await put(box, ("Fax", "2125557464", "a.pdf"), doc)
+    job = next(iter(box.store.jobs.values()))
+    assert (job.state, job.to, job.name, job.kind) == ("queued", "+12125557464", "a.pdf", "fax")
+    entry = box.root("101").walk(("Fax", "+1 212 555 7464", "a.pdf"))
+    assert entry is not None and entry.xattrs["user.rc.status"] == "queued"
+    assert Path(entry.local_path or "").read_bytes() == doc
+    box.close()
+    # A torn last line (a crash in the middle of an append) is ignored.
+    with open(tmp_path / "spool" / "journal.jsonl", "ab") as fh:
+        fh.write(b'{"job": {"id": "torn"')
+    again = outbox(tmp_path, api)
+    assert [j.name for j in again.store.jobs.values()] == ["a.pdf"]
+    assert ("101", ("Fax", "+12125557464")) in again.store.folders
+    again.close()
+
+
+async def test_rejected_file_leaves_nothing(tmp_path: Path) -> None:
+    box = outbox(tmp_path, FakeApi())
+    await box.mkdir("101", ("Text", "+14155550100"))
+    h = await box.create("101", ("Text", "+14155550100", "x.txt"))
+    await box.write(h, 0, b"z" * 1200)
+    with pytest.raises(OutboxError) as exc:
+        await box.flush(h)
+    assert exc.value.errno == errno.EMSGSIZE
+    await box.release(h)
+    assert box.store.jobs == {}
+    assert list((tmp_path / "spool" / "tmp").iterdir()) == []
+    assert box.root("101").walk(("Text", "+14155550100", "x.txt")) is None
+    with pytest.raises(OutboxError) as exc:
+        await box.mkdir("101", ("Text", "not-a-number"))
+    assert exc.value.errno == errno.EINVAL
+
+
+async def test_drafts_job_folder_and_cancel(tmp_path: Path) -> None:
+    box = outbox(tmp_path, FakeApi())
+    await box.mkdir("101", ("Fax", "+12125557464"))
+    await box.mkdir("101", ("Fax", "+12125557464", ".pack"))
+    await put(box, ("Fax", "+12125557464", ".pack", "b.pdf"), pdf(1, "b"))
+    await put(box, ("Fax", "+12125557464", ".pack", "a.txt"), b"page a\n")
+    await put(box, ("Fax", "+12125557464", ".solo.pdf"), pdf(1, "solo"))
+    assert states(box) == ["draft", "draft"]
+    await box.rename("101", ("Fax", "+12125557464", ".solo.pdf"),
+                     ("Fax", "+12125557464", ".pack", "c.pdf"))
+    await box.rename("101", ("Fax", "+12125557464", ".pack"), ("Fax", "+12125557464", "pack"))
+    (job,) = box.store.jobs.values()
+    assert job.state == "queued" and [d.name for d in job.docs] == ["a.txt", "b.pdf", "c.pdf"]
+    await box.rename("101", ("Fax", "+12125557464", "pack"), ("Fax", "+12125557464", ".pack"))
+    assert job.id in box.store.jobs and box.store.jobs[job.id].state == "draft"
+    await put(box, ("Fax", "+12125557464", "go.pdf"), pdf())
+    go = next(j for j in box.store.jobs.values() if j.name == "go.pdf")
+    await box.unlink("101", ("Fax", "+12125557464", "go.pdf"))  # cancel while queued
+    assert go.id not in box.store.jobs
+
+
+async def run_until(box: Outbox, cond: Callable[[], Any], timeout: float = 10.0) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.run)
+        await until(cond, timeout)
+        nursery.cancel_scope.cancel()
+
+
+def done(box: Outbox, n: int = 1) -> Callable[[], bool]:
+    return lambda: sum(1 for j in box.store.jobs.values() if j.is_final) >= n
+
+
+async def test_send_poll_deliver_and_priorities(tmp_path: Path) -> None:
+    api = FakeApi()
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Text", "+14155550100"))
+    await put(box, ("Text", "+14155550100", "hi.txt"), b"hello\n")
+    await put(box, ("Text", "+14155550100", "pic.png"), png())
+    await run_until(box, done(box, 2))
+    assert states(box) == ["delivered", "delivered"]
+    assert sorted(p["body"].get("text") or "" for p in api.posts) == ["", "hello"]
+    assert all(p["body"]["from"] == {"phoneNumber": "+16505550100"} for p in api.posts)
+    polls = [c for c in api.calls if c[0] == "GET" and re.search(r"/message-store/\d", c[1])]
+    assert polls and all(c[2] == Priority.BACKGROUND for c in polls)
+    sent = box.root("101").walk(("Sent", "Text", "+14155550100", "hi.txt.status.txt"))
+    assert sent is not None and b"delivered to the recipient" in (sent.data or b"")
+
+
+async def test_lost_answer_is_found_not_resent(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.plan = ["lost"]
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Fax", "+12125557464"))
+    await put(box, ("Fax", "+12125557464", "a.pdf"), pdf())
+    await run_until(box, done(box))
+    assert len(api.posts) == 1 and states(box) == ["delivered"]
+    assert box.sender.counters["resolved_found"] == 1
+
+
+async def test_reset_before_the_server_acted_is_resent_once(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.plan = ["reset"]
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Fax", "+12125557464"))
+    await put(box, ("Fax", "+12125557464", "a.pdf"), pdf())
+    await run_until(box, done(box))
+    assert len(api.posts) == 1 and states(box) == ["delivered"]
+    assert box.sender.counters["resolved_resend"] == 1
+
+
+async def test_identical_texts_both_lost_claim_distinct_messages(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.plan = ["lost", "lost"]
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Text", "+14155550100"))
+    await put(box, ("Text", "+14155550100", "a.txt"), b"same")
+    await put(box, ("Text", "+14155550100", "b.txt"), b"same")
+    await run_until(box, done(box, 2))
+    ids = sorted(j.message_id or "" for j in box.store.jobs.values())
+    assert len(api.posts) == 2 and len(set(ids)) == 2 and set(ids) == set(api.messages)
+
+
+async def test_refusal_and_retryable_errors(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.plan = [ApiError(503, "CMN-201", "busy"), "ok",
+                ApiError(400, "MSG-245", "not your number")]
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Text", "+14155550100"))
+    await put(box, ("Text", "+14155550100", "a.txt"), b"one")
+    await run_until(box, done(box))
+    await put(box, ("Text", "+14155550100", "b.txt"), b"two")
+    await run_until(box, done(box, 2))
+    a, b = sorted(box.store.jobs.values(), key=lambda j: j.name)
+    assert a.state == "delivered" and a.attempts == 2
+    assert b.state == "failed" and b.error_code == "MSG-245" and b.http_status == 400
+    assert "MSG-245" in (b.error or "")
+
+
+async def test_restart_with_a_job_in_sending_checks_the_store(tmp_path: Path) -> None:
+    api = FakeApi()
+    box = outbox(tmp_path, api)
+    await box.mkdir("101", ("Text", "+14155550100"))
+    await put(box, ("Text", "+14155550100", "a.txt"), b"crash")
+    (job,) = box.store.jobs.values()
+    # What a crash right after the POST leaves: journal "sending", message on the server.
+    job.state, job.attempts, job.options["from"] = "sending", 1, "+16505550100"
+    job.attempt_started = datetime.now(UTC).timestamp()
+    await box.store.save(job)
+    api._post("/sms", {"from": {"phoneNumber": "+16505550100"},
+                       "to": [{"phoneNumber": "+14155550100"}], "text": "crash"}, None)
+    box.close()
+    again = outbox(tmp_path, api)
+    await run_until(again, done(again))
+    assert len(api.posts) == 1 and states(again) == ["delivered"]
+
+
+def _msg(**over: Any) -> Message:
+    base = {"id": "1", "type": "SMS", "direction": "Outbound", "creationTime":
+            "2026-01-01T00:00:00Z", "to": [{"phoneNumber": "+14155550100"}],
+            "from": {"phoneNumber": "+16505550100"}, "subject": "hi", "attachments": []}
+    return parse_message({**base, **over})
+
+
+def test_matching_rules() -> None:
+    job = Job("j", "101", "Text", "+14155550100", "a.txt",
+              options={"from": "+16505550100"})
+    job.docs = [Doc("a.txt", "f", 2, "s", "text/plain", text="hi")]
+    assert matches(job, _msg())
+    assert not matches(job, _msg(subject="other"))
+    assert not matches(job, _msg(to=[{"phoneNumber": "+14155550199"}]))
+    assert not matches(job, _msg(direction="Inbound"))
+    assert not matches(job, _msg(**{"from": {"phoneNumber": "+16505550111"}}))
+    fax = Job("f", "101", "Fax", "+14155550100", "a.pdf", options={"fax_resolution": "Low"})
+    assert matches(fax, _msg(type="Fax", faxResolution="Low", subject=None))
+    assert not matches(fax, _msg(type="Fax", faxResolution="High"))
+
+
+def test_store_compacts(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    store.open_sync()
+    store._append_sync([json.dumps({"job": Job("x", "1", "Fax", "+1", "n").to_json()}
+                                   ).encode() + b"\n"] * 5)
+    store.close()
+    again = Store(tmp_path / "s")
+    again.open_sync()
+    assert list(again.jobs) == ["x"]
+    assert len((tmp_path / "s" / "journal.jsonl").read_bytes().splitlines()) == 1
+    again.close()
