@@ -163,6 +163,7 @@ def test_burst_of_100_texts_respects_the_sms_budget(
     require_fuse()
     for key, value in FAST_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RCFS_OUTBOX_SMS_DEADLINE_S", raising=False)  # the module's fixture
     emu = start_emulator(*emulator_args(
         "--window", "2", "--penalty", "2",
         limits=("--limits", "Light=100000,Medium=25,Heavy=100000,Auth=100000")))

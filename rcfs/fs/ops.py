@@ -225,6 +225,9 @@ class RcfsOperations(pyfuse3.Operations):
             known = size is not None and path[:1] != (CONTROL_DIR,)
             attr.entry_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
             attr.attr_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
+        if path[1:2] == (OUTBOX,):
+            # Live state (files move to Sent/, sizes grow while written): never cached.
+            attr.entry_timeout = attr.attr_timeout = 0
         return attr
 
     def _path_of(self, inode: int) -> Path:

@@ -29,6 +29,7 @@ from rcfs.api.errors import ApiError, RcError
 from rcfs.api.listing import (
     delete_message,
     get_extension,
+    get_recording,
     list_extensions,
     list_greetings,
     list_phone_numbers,
@@ -60,7 +61,7 @@ class ExtensionState:
     call_token: str | None = None
     call_time: datetime | None = None
     loaded: bool = False
-    refreshed_at: float = 0.0  # time.time() of the last successful refresh
+    refreshed_at: float = 0.0  # time.time() when the last successful refresh began
     greetings_at: float = 0.0
     calls_ok: bool = True
     last_error: str | None = None
@@ -108,6 +109,9 @@ class MetadataIndex:
         self._account_call_time = 0.0
         self.extensions_at = 0.0
         self.errors = 0
+        # WAV or MP3 is an account-wide setting and the call log does not say which: one
+        # recording's metadata (one Heavy request, once per account, persisted) tells.
+        self.recording_type: str | None = None
         self.used_at: dict[str, float] = {}  # ext id -> last time one of its folders was used
 
     # -- persistence -------------------------------------------------------------------------
@@ -124,11 +128,13 @@ class MetadataIndex:
                     if data is not None:
                         found[key] = data
             meta = {"me": db.get("me"), "exts": found,
-                    "account_call": db.get("account_call")}
+                    "account_call": db.get("account_call"),
+                    "recording_type": db.get("recording_type")}
             return db, meta
 
         self._db, meta = await trio.to_thread.run_sync(_open, limiter=self._limiter)
         self.me = meta["me"]
+        self.recording_type = meta["recording_type"]
         for ext_id, data in meta["exts"].items():
             try:
                 self.states[ext_id] = ExtensionState.restore(data)
@@ -152,8 +158,10 @@ class MetadataIndex:
         if self._account_calls is not None:
             account_call = (self._account_calls.sync_token, self._account_calls.sync_time)
         ids = list(self.states)
+        recording_type = self.recording_type
 
         def _write() -> None:
+            db.set("recording_type", recording_type)
             for k, snap in snaps.items():
                 db.set(f"ext:{k}", snap)
             db.set("me", me)
@@ -250,6 +258,10 @@ class MetadataIndex:
 
     async def _refresh(self, ext_id: str, priority: Priority) -> None:
         state = self.states[ext_id]
+        # The listing is as fresh as the moment its requests were sent. (Stamping the end
+        # instead made the refresh loop, which ticks every refresh_interval, find the
+        # extension not quite stale on every other tick: a period of twice the interval.)
+        began = time.time()
         changed = await self._sync_messages(state, priority)
         if not state.own_numbers:
             try:
@@ -259,10 +271,15 @@ class MetadataIndex:
                 log.info("phone numbers of %s unavailable: %s", ext_id, exc)
         if state.calls_ok:
             changed |= await self._sync_calls(state, priority)
+            if self.recording_type is None and await self._learn_recording_type(priority):
+                changed = True
+                for other in self.states:
+                    if other != ext_id and other in self.trees:
+                        self._rebuild(other)
         if time.time() - state.greetings_at >= GREETING_REFRESH:
             changed |= await self._sync_greetings(state, priority)
         state.loaded = True
-        state.refreshed_at = time.time()
+        state.refreshed_at = began
         state.last_error = None
         if changed or ext_id not in self.trees:
             self._rebuild(ext_id)
@@ -320,14 +337,15 @@ class MetadataIndex:
     async def _sync_account_calls(self, priority: Priority) -> bool:
         # Refreshes of several extensions run concurrently and all land here: one sync
         # serves them all (concurrent syncs would spend Heavy budget on the same token).
-        if True:  # XXXTEMP
+        async with self._account_calls_lock:
             if time.time() - self._account_call_time < self.refresh_interval:
                 return False
             if self._account_calls is None:
                 self._account_calls = self._make_account_sync(None, None)
             self._account_calls.priority = priority
+            began = time.time()
             result = await self._account_calls.sync()
-            self._account_call_time = time.time()
+            self._account_call_time = began
             by_ext: dict[str, list[CallLogRecord]] = {}
             for rec in result.records:
                 if rec.extension_id:
@@ -343,6 +361,19 @@ class MetadataIndex:
                         # the extension too, or a remount would never show them.
                         await self._persist(ext_id)
             return changed
+
+    async def _learn_recording_type(self, priority: Priority) -> bool:
+        sample = next((rec for st in self.states.values() for call in st.calls.values()
+                       for rec in call.recordings), None)
+        if sample is None:
+            return False
+        try:
+            meta = await get_recording(self.client, sample.id, priority=priority)
+        except ApiError as exc:
+            log.info("recording format unknown (%s); names use .mp3 for now", exc)
+            return False
+        self.recording_type = meta.content_type
+        return meta.content_type is not None
 
     @staticmethod
     def _apply_calls(state: ExtensionState, records: Any, removed: Any, full: bool) -> bool:
@@ -412,7 +443,8 @@ class MetadataIndex:
         greet_mtime = state.greetings_at or time.time()
         self.trees[ext_id] = layout.build_extension(
             self.folder_name(ext_id), state.messages.values(), state.calls.values(),
-            state.greetings, own, self.tz, ext_id, greeting_mtime=greet_mtime)
+            state.greetings, own, self.tz, ext_id, greeting_mtime=greet_mtime,
+            recording_type=self.recording_type)
         if notify and self.on_change is not None:
             self.on_change(ext_id)
 

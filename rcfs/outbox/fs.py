@@ -428,8 +428,10 @@ class Outbox:
                         and (j.show_file or j.show_status) for j in self.store.jobs.values())
             if shown:
                 raise _err(errno.ENOTEMPTY, f"{'/'.join(rel)} is not empty")
+            if (ext_id, rel) in self.store.folders:
+                await self.store.drop_folder(ext_id, rel)
             self._changed(ext=ext_id)
-            return  # folders of Sent/ and Failed/ exist while they hold something
+            return
         raise _err(errno.EACCES, f"{'/'.join(rel)} cannot be removed")
 
     # -- OutboxFs: writing ----------------------------------------------------------------
@@ -683,6 +685,11 @@ class Outbox:
         raise _err(errno.ENOENT, f"no {'/'.join(rel)}")
 
     async def _hide(self, job: Job, status: bool) -> None:
+        # The folders above it stay until rmdir'd (``rm -r`` removes the files first).
+        rel = self._rel_of(job)
+        for depth in range(2, len(rel)):
+            if (job.ext, rel[:depth]) not in self.store.folders:
+                await self.store.set_folder(job.ext, rel[:depth], {})
         if status:
             job.show_status = False
         else:
