@@ -81,15 +81,28 @@ def _run_mount(cfg: Config, mountpoint: Path, notify_fd: int | None = None,
 
     try:
         trio.run(main)
-    except MountError as exc:
-        print(f"rcfs: {exc}", file=sys.stderr)
-        _notify_parent(notify_fd, f"error: {exc}")
-        return 1
-    except RuntimeError as exc:  # pyfuse3.init failures (no /dev/fuse, permission)
-        print(f"rcfs: cannot mount {mountpoint}: {exc}", file=sys.stderr)
-        _notify_parent(notify_fd, f"error: {exc}")
+    except BaseException as group:
+        # Trio's nurseries wrap what their body raises in exception groups, even a single
+        # MountError: unwrap, or the user gets a traceback instead of the reason.
+        error = _leaf(group)
+        if isinstance(error, MountError | ConfigError):
+            message = str(error)
+        elif isinstance(error, RuntimeError):  # pyfuse3.init failures (no /dev/fuse, ...)
+            log.debug("mount failed", exc_info=error)
+            message = f"cannot mount {mountpoint}: {error}"
+        else:
+            raise
+        print(f"rcfs: {message}", file=sys.stderr)
+        _notify_parent(notify_fd, f"error: {message}")
         return 1
     return 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _notify_parent(fd: int | None, message: str) -> None:
@@ -106,6 +119,7 @@ def _mount(args: argparse.Namespace) -> int:
     extra = {"allow_other": args.allow_other or None, "allow_delete": args.allow_delete or None}
     try:
         cfg = _config(args, **extra)
+        cfg.jwt_value()  # an unreadable jwt_file is a configuration error, found up front
     except ConfigError as exc:
         print(f"rcfs: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -108,7 +108,7 @@ class Mounted:
     def __init__(self, emu: EmulatorProc, workdir: Path, *, user: dict[str, Any] | None = None,
                  refresh_interval: float = 1.0, args: Iterable[str] = (),
                  cache_dir: Path | None = None, state_dir: Path | None = None,
-                 mountpoint: Path | None = None, name: str = "mnt",
+                 mountpoint: Path | None = None, name: str = "mnt", flags: bool = False,
                  **config: Any) -> None:
         self.emu = emu
         self.user = user or emu.user(admin=True)
@@ -122,6 +122,7 @@ class Mounted:
         self.args = list(args)
         self.refresh_interval = refresh_interval
         self.extra = config
+        self.flags = flags  # every option as a flag, no config file
         self.proc: subprocess.Popen[bytes] | None = None
         self._logf: Any = None
         self.starts = 0
@@ -133,6 +134,11 @@ class Mounted:
         write_config(self.config_path, self.emu, user=self.user, cache_dir=self.cache_dir,
                      state_dir=self.state_dir, refresh_interval=self.refresh_interval,
                      **self.extra)
+        options = ["--config", str(self.config_path)]
+        env = None
+        if self.flags:
+            options = self._flag_options()
+            env = {**os.environ, "XDG_CONFIG_HOME": str(self.workdir / "no-config")}
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self._logf = open(self.log_path, "ab")  # noqa: SIM115
         self.starts += 1
@@ -141,10 +147,10 @@ class Mounted:
         from rcfs.proc import die_with_parent
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rcfs.cli", "mount", str(self.mountpoint),
-             "--config", str(self.config_path), *self.args],
+            [sys.executable, "-m", "rcfs.cli", "mount", str(self.mountpoint), *options,
+             *self.args],
             cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent, env=env,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -158,6 +164,23 @@ class Mounted:
                 self.unmount()
                 raise RuntimeError(f"rcfs did not mount within {timeout:.0f}s:\n{self.log()}")
             time.sleep(0.05)
+
+    def _flag_options(self) -> list[str]:
+        """The config as command-line flags (the JWT goes through --jwt-file)."""
+        jwt_file = self.workdir / "jwt.txt"
+        jwt_file.write_text(self.user["jwt"])
+        jwt_file.chmod(0o600)
+        info = self.emu.info
+        values: dict[str, Any] = {
+            "server": info["platform_url"], "media_server": info["media_url"],
+            "client_id": info["client_id"], "client_secret": info["client_secret"],
+            "jwt_file": jwt_file, "cache_dir": self.cache_dir, "state_dir": self.state_dir,
+            "refresh_interval": self.refresh_interval, **self.extra,
+        }
+        out = []
+        for key, value in values.items():
+            out += ["--" + key.replace("_", "-"), str(value)]
+        return out
 
     def _answers(self) -> bool:
         try:

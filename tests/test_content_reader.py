@@ -502,6 +502,7 @@ class _Chunks(httpx.AsyncByteStream):
         return piece
 
 
+DEBUG_GENS: list[Any] = []
 FAULTS = ["short206", "ignore_range", "reset", "no_length", "partial_200", "lie_length"]
 
 
@@ -515,8 +516,14 @@ class FaultyMedia:
     chunk: int = 8192
     log: list[tuple[str | None, str | None]] = field(default_factory=list)
 
+    def stream(self, *a: Any, **kw: Any) -> Any:
+        cm = self._stream(*a, **kw)
+        import traceback
+        DEBUG_GENS.append((cm.gen, kw.get("headers"), traceback.format_stack(limit=14)))  # type: ignore[attr-defined]
+        return cm
+
     @asynccontextmanager
-    async def stream(self, method: str, url: str, *, headers: Any = None, params: Any = None,
+    async def _stream(self, method: str, url: str, *, headers: Any = None, params: Any = None,
                      priority: Priority = Priority.INTERACTIVE, deadline: float | None = None,
                      group: str | None = None) -> AsyncIterator[httpx.Response]:
         data = self.files[url]
@@ -577,7 +584,17 @@ def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFa
                     nursery.start_soon(one, off, n)
             assert await read_all(reader, ref) == data
 
-    trio.run(main)
+    DEBUG_GENS.clear()
+    try:
+        trio.run(main)
+    finally:
+        bad = [g for g in DEBUG_GENS if g[0].ag_frame is not None]
+        if bad:
+            with open("/tmp/rcfs-scratch/leak.txt", "a") as fh:
+                fh.write(f"LEAK size={size} reads={reads} faults={faults} log={media.log}\n")
+                for g in bad:
+                    fh.write(f"{g[1]}\n{''.join(g[2])}\n")
+        DEBUG_GENS.clear()
     # Each fault costs at most one continuation; the reads need at most one download per
     # distinct starting block (no spare budget: no optional seeks). A read past the end of
     # a file of unknown size costs its request too (the 416 tells the size).

@@ -123,7 +123,7 @@ class RcfsOperations(pyfuse3.Operations):
     # -- the tree -----------------------------------------------------------------------------
 
     def _folders(self) -> dict[str, str]:
-        return {self.index.folder_name(e): e for e in self.index.states}
+        return self.index.folders()
 
     def _root(self) -> Entry:
         root = Entry.directory("", 0.0)

@@ -112,6 +112,8 @@ class MetadataIndex:
         # WAV or MP3 is an account-wide setting and the call log does not say which: one
         # recording's metadata (one Heavy request, once per account, persisted) tells.
         self.recording_type: str | None = None
+        self._folder_map: dict[str, str] = {}
+        self._folder_key: tuple[tuple[str, str | None, str | None], ...] | None = None
         self.used_at: dict[str, float] = {}  # ext id -> last time one of its folders was used
 
     # -- persistence -------------------------------------------------------------------------
@@ -432,6 +434,14 @@ class MetadataIndex:
     def folder_name(self, ext_id: str) -> str:
         ext = self.states[ext_id].ext
         return layout.extension_folder_name(ext.number, ext.name, ext_id)
+
+    def folders(self) -> dict[str, str]:
+        """Folder name -> extension id, cached: every FUSE lookup resolves through it."""
+        key = tuple((k, s.ext.number, s.ext.name) for k, s in self.states.items())
+        if self._folder_key != key:
+            self._folder_map = {self.folder_name(e): e for e in self.states}
+            self._folder_key = key
+        return self._folder_map
 
     def _rebuild(self, ext_id: str, notify: bool = True) -> None:
         state = self.states.get(ext_id)

@@ -1,0 +1,317 @@
+"""Bad input against a real rcfs mount (issue 5): hostile names from the data, reads past
+EOF, writes outside the outbox, unknown xattrs, rm with and without --allow-delete, bad
+mountpoints. Each gets a clear error, and the mount stays healthy (checked after every test).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.emulator_proc import ROOT, EmulatorProc, api_client
+from tests.mount_helper import (
+    GENEROUS_LIMITS,
+    Mounted,
+    RequestLog,
+    brief,
+    files_under,
+    message_of,
+    mounted_paths,
+    require_fuse,
+    require_tools,
+    run,
+    write_config,
+)
+
+pytestmark = pytest.mark.mount
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    with api_client(emu) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    require_fuse()
+    m = Mounted(emu, tmp_path_factory.mktemp("errors"), refresh_interval=600,
+                timezone="UTC")
+    try:
+        m.start()
+        m.wait_loaded()
+        yield m
+    finally:
+        code = m.unmount()
+    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
+
+
+@pytest.fixture(scope="module")
+def probe_file(mnt: Mounted, emu: EmulatorProc) -> tuple[Path, bytes]:
+    """A file whose bytes we know, read after every test to prove the mount still works."""
+    path = next(p for p in files_under(mnt.folder() / "Voicemail")
+                if p.name.endswith(".transcript.txt"))
+    ident = path.name.rsplit("[", 1)[1].split("]")[0]
+    return path, path.read_bytes() or emu.content("message", ident)
+
+
+@pytest.fixture(autouse=True)
+def healthy(mnt: Mounted, probe_file: tuple[Path, bytes]) -> Iterator[None]:
+    yield
+    assert mnt.alive, f"the mount died:\n{mnt.log()}"
+    path, data = probe_file
+    assert path.read_bytes() == data
+    assert "Traceback" not in mnt.log(), mnt.log()
+
+
+def _all_names(top: Path) -> list[str]:
+    out = []
+    for dirpath, dirs, files in os.walk(top):
+        out += dirs + files
+        out += [str(Path(dirpath).relative_to(top))]
+    return out
+
+
+def _id(path: Path) -> str:
+    return path.name.rsplit("[", 1)[1].split("]")[0]
+
+
+# -- hostile names ----------------------------------------------------------------------------
+
+
+def test_hostile_names_from_the_data_are_made_safe(mnt: Mounted) -> None:
+    require_tools("ls")
+    names = _all_names(mnt.root)
+    joined = "\n".join(names)
+    # '/' in a caller name, an extension name and conversation names: a look-alike.
+    assert "Smith \u2215 Jones LLP" in joined
+    assert "200 Support Queue \u2215 Tier 1" in os.listdir(mnt.root)
+    # Bells, escapes, CR/LF/TAB, DEL: gone (whitespace folded to one space).
+    assert "RoboCaller[31m WIN[0m PRIZE" in joined
+    # Bidi marks and zero-width characters: dropped; combining characters: composed (NFC).
+    assert "\u0645\u0643\u062a\u0628 \u0627\u0644\u0623\u0645\u0644" in joined
+    assert "Marie Curie" in joined
+    assert "Zo\u00eb Salda\u00f1a-Bj\u00f6rk" in joined
+    assert "103 Chlo\u00e9 Nakamura" in os.listdir(mnt.root)  # NFD in the data
+    # A caller called ".." and an SMS short code.
+    assert any(n.endswith("+15035550102 ..") or "+15035550102 .. " in n for n in names)
+    assert "22395" in os.listdir(mnt.folder() / "Texts")
+    for name in names:
+        raw = os.fsencode(name.rsplit("/", 1)[-1])
+        assert len(raw) <= 255
+        assert not any(unicodedata.category(c) in ("Cc", "Cf") for c in name), ascii(name)
+        assert unicodedata.is_normalized("NFC", name)
+    # A caller name far beyond 255 bytes: the name is cut inside the caller's name; time,
+    # duration or page count, id and extension all survive.
+    long = [p for p in files_under(mnt.root) if "Pinnacle Worldwide" in p.name]
+    assert long
+    for path in long:
+        assert len(os.fsencode(path.name)) <= 255
+        area = path.relative_to(mnt.root).parts[1]
+        if area in ("Voicemail", "Recordings"):
+            assert path.name.split(" [")[0].endswith("s)"), path.name
+        if area == "Fax":
+            assert " page" in path.name.rsplit(" [", 1)[0][-12:], path.name
+        assert os.stat(path).st_mode  # reachable by its name
+    # The data's ".." never becomes a directory entry (rcfs lists no "." or ".." at all).
+    for d in (mnt.folder() / "Texts", mnt.folder() / "Voicemail", mnt.root):
+        entries = run(["ls", "-a1", str(d)]).stdout.splitlines()
+        assert entries.count(".") <= 1 and entries.count("..") <= 1
+
+
+def test_hostile_text_content_is_just_content(mnt: Mounted, emu: EmulatorProc,
+                                              rest: httpx.Client) -> None:
+    texts = {p.read_text() for p in files_under(mnt.folder() / "Texts") if p.suffix == ".txt"}
+    assert "../../etc/passwd" in texts
+    assert "invoice\u202efdp.exe" in texts  # bidi override kept inside the file
+    assert any(t.startswith("Long message: ") and len(t) > 255 for t in texts)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def test_reads_past_eof_return_nothing(mnt: Mounted, emu: EmulatorProc) -> None:
+    require_tools("dd")
+    audio = next(p for p in files_under(mnt.folder() / "Voicemail") if p.suffix == ".mp3")
+    text = next(p for p in files_under(mnt.folder() / "Texts") if p.suffix == ".txt"
+                and p.stat().st_size > 20)
+    status = mnt.root / ".rcfs" / "status.json"
+    for path in (audio, text, status):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            assert size > 0, path
+            whole = b""
+            while chunk := os.read(fd, 65536):
+                whole += chunk
+            assert len(whole) == size, path
+            assert os.pread(fd, 4096, size) == b""
+            assert os.pread(fd, 4096, size + 1) == b""
+            assert os.pread(fd, 4096, size + 10**12) == b""
+            assert os.pread(fd, 4096, size - 10) == whole[-10:]
+            os.lseek(fd, size + 5000, os.SEEK_SET)
+            assert os.read(fd, 100) == b""
+        finally:
+            os.close(fd)
+    skip = os.stat(audio).st_size // 512 + 10
+    res = run(["dd", f"if={audio}", "of=/dev/stdout", "bs=512", f"skip={skip}", "count=4",
+               "status=none"])
+    assert res.stdout == ""
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def test_writes_outside_the_outbox_are_erofs(mnt: Mounted, emu: EmulatorProc) -> None:
+    require_tools("sh", "touch", "cp", "mkdir")
+    target = next(files_under(mnt.folder() / "Fax"))
+    folder = target.parent
+    log = RequestLog(emu).mark()
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_APPEND,
+                  os.O_WRONLY | os.O_TRUNC, os.O_RDONLY | os.O_TRUNC):
+        with pytest.raises(OSError) as err:
+            os.open(target, flags)
+        assert err.value.errno == errno.EROFS, flags
+    attempts = [
+        lambda: os.open(folder / "new.txt", os.O_WRONLY | os.O_CREAT, 0o644),
+        lambda: os.open(mnt.root / "new.txt", os.O_WRONLY | os.O_CREAT, 0o644),
+        lambda: os.mkdir(folder / "newdir"),
+        lambda: os.mkdir(mnt.root / "newdir"),
+        lambda: os.rmdir(folder),
+        lambda: os.rename(target, folder / "renamed.pdf"),
+        lambda: os.symlink("/etc/passwd", folder / "link"),
+        lambda: os.link(target, folder / "hard"),
+        lambda: os.chmod(target, 0o644),
+        lambda: os.utime(target, (0, 0)),
+        lambda: os.truncate(target, 0),
+        lambda: os.removexattr(target, "user.rc.id"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(OSError) as err:
+            attempt()
+        assert err.value.errno in (errno.EROFS, errno.EXDEV), (attempt, err.value)
+    for cmd in (["sh", "-c", f'echo x > "{target}"'], ["touch", str(folder / "x")],
+                ["cp", "/etc/hostname", str(folder)], ["mkdir", str(folder / "d")]):
+        res = run(cmd, check=False)
+        assert res.returncode != 0 and "Read-only file system" in res.stderr, (cmd, res)
+    assert os.listdir(folder) == sorted(os.listdir(folder))
+    assert target.read_bytes() == emu.content("message", _id(target))
+    writes = [e for e in log.since() if e["method"] != "GET"]
+    assert writes == [], brief(writes)
+
+
+def test_rm_without_allow_delete_is_erofs(mnt: Mounted, emu: EmulatorProc,
+                                          rest: httpx.Client) -> None:
+    require_tools("rm")
+    target = next(p for p in files_under(mnt.folder() / "Voicemail") if p.suffix == ".mp3")
+    res = run(["rm", "-f", str(target)], check=False)
+    assert res.returncode != 0 and "Read-only file system" in res.stderr
+    assert target.exists()
+    msg = message_of(rest, emu.user(admin=True)["extension_id"], _id(target))
+    assert msg["availability"] == "Alive"
+
+
+def test_rm_with_allow_delete_moves_the_message_to_deleted(emu: EmulatorProc,
+                                                           rest: httpx.Client,
+                                                           tmp_path: Path) -> None:
+    require_tools("rm")
+    with Mounted(emu, tmp_path, args=["--allow-delete"], refresh_interval=600,
+                 timezone="UTC") as m:
+        vm = m.folder() / "Voicemail"
+        target = next(p for p in files_under(vm) if p.name.endswith(".transcript.txt"))
+        ident = _id(target)
+        siblings = [p for p in files_under(vm) if f"[{ident}]" in p.name]
+        assert len(siblings) == 2
+        log = RequestLog(emu).mark()
+        run(["rm", str(target)])
+        deletes = [e for e in log.since() if e["method"] == "DELETE"]
+        assert len(deletes) == 1 and deletes[0]["path"].endswith(f"/message-store/{ident}")
+        assert deletes[0]["status"] == 204, brief(deletes)
+        msg = message_of(rest, emu.user(admin=True)["extension_id"], ident)
+        assert msg["availability"] == "Deleted"
+        for path in siblings:  # the message's other file goes with it
+            assert not path.exists()
+            if path.parent.exists():
+                assert path.name not in os.listdir(path.parent)
+        # Recordings and greetings are not messages: still read-only.
+        rec = next(files_under(m.folder() / "Recordings"))
+        res = run(["rm", "-f", str(rec)], check=False)
+        assert res.returncode != 0 and "Read-only file system" in res.stderr
+        assert m.alive
+
+
+# -- xattrs ----------------------------------------------------------------------------------
+
+
+def test_unknown_xattrs_answer_enodata_at_once(mnt: Mounted, emu: EmulatorProc) -> None:
+    require_tools("getfattr", "setfattr")
+    target = next(files_under(mnt.folder() / "Recordings"))
+    names = ["user.nope", "user.rc.nope", "security.selinux", "security.capability",
+             "security.ima", "system.posix_acl_access", "system.posix_acl_default",
+             "trusted.overlay.opaque", "system.nfs4_acl"]
+    log = RequestLog(emu).mark()
+    started = time.monotonic()
+    for _ in range(20):
+        for name in names:
+            for path in (target, target.parent, mnt.root):
+                with pytest.raises(OSError) as err:
+                    os.getxattr(path, name)
+                assert err.value.errno == errno.ENODATA, (path, name)
+    took = time.monotonic() - started
+    assert took < 10, took
+    res = run(["getfattr", "-n", "user.nope", str(target)], check=False)
+    assert res.returncode != 0 and "No such attribute" in res.stderr
+    for name, value in (("user.nope", "x"), ("security.selinux", "x"), ("trusted.x", "y")):
+        res = run(["setfattr", "-n", name, "-v", value, str(target)], check=False)
+        assert res.returncode != 0, name
+        assert any(m in res.stderr for m in ("Operation not supported",
+                                             "Operation not permitted")), res.stderr
+    assert log.since() == [], brief(log.since())
+
+
+# -- mountpoints -----------------------------------------------------------------------------
+
+
+def _mount_cmd(emu: EmulatorProc, tmp_path: Path, mountpoint: Path) -> list[str]:
+    cfg = write_config(tmp_path / "cfg.toml", emu, cache_dir=tmp_path / "c",
+                       state_dir=tmp_path / "s")
+    return [sys.executable, "-m", "rcfs.cli", "mount", str(mountpoint), "--config", str(cfg)]
+
+
+@pytest.mark.parametrize("case", ["missing", "not_empty", "a_file", "already_mounted"])
+def test_bad_mountpoint_is_refused_clearly(case: str, mnt: Mounted, emu: EmulatorProc,
+                                           tmp_path: Path) -> None:
+    mp = tmp_path / "mp"
+    want = {"missing": "does not exist", "not_empty": "is not empty",
+            "a_file": "is not a directory", "already_mounted": "already a mount point"}[case]
+    if case == "not_empty":
+        mp.mkdir()
+        (mp / "keep.txt").write_text("mine")
+    elif case == "a_file":
+        mp.write_text("a file")
+    elif case == "already_mounted":
+        mp = mnt.root
+    before = mounted_paths()
+    started = time.monotonic()
+    res = run(_mount_cmd(emu, tmp_path, mp), check=False, timeout=60, cwd=ROOT)
+    assert time.monotonic() - started < 30
+    assert res.returncode != 0
+    assert want in res.stderr and str(mp) in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert mounted_paths() == before
+    if case == "not_empty":
+        assert (mp / "keep.txt").read_text() == "mine"
