@@ -583,6 +583,12 @@ def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFa
                 for off, n in reads:
                     nursery.start_soon(one, off, n)
             assert await read_all(reader, ref) == data
+        bad = [g for g in DEBUG_GENS if g[0].ag_frame is not None]
+        if bad:
+            with open("/tmp/rcfs-scratch/leak.txt", "a") as fh:
+                fh.write(f"INRUN LEAK size={size} reads={reads} faults={faults} log={media.log}\n")
+                for g in bad:
+                    fh.write(f"{g[1]} running={g[0].ag_running} line={g[0].ag_frame.f_lineno}\n{''.join(g[2])}\n")
 
     DEBUG_GENS.clear()
     try:
