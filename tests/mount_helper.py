@@ -13,6 +13,7 @@ downloads (``.../content`` paths on either host) out of a slice taken with ``Req
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -139,7 +140,11 @@ class Mounted:
         if self.flags:
             options = self._flag_options()
             env = {**os.environ, "XDG_CONFIG_HOME": str(self.workdir / "no-config")}
-        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        try:
+            self.mountpoint.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a dead FUSE mount: rcfs itself cleans it up
+            if exc.errno != errno.ENOTCONN:
+                raise
         self._logf = open(self.log_path, "ab")  # noqa: SIM115
         self.starts += 1
         self._logf.write(f"--- start {self.starts} ---\n".encode())

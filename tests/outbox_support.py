@@ -213,7 +213,18 @@ class BreakingProxy:
                 pass
 
     def _pipe(self, client: socket.socket) -> None:
-        server = socket.create_connection(self.target)
+        try:
+            server = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        try:
+            self._relay(client, server)
+        finally:
+            client.close()
+            server.close()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
         mode: str | None = None
         body_left = -1
         try:
@@ -222,8 +233,6 @@ class BreakingProxy:
                 for s in ready:
                     data = s.recv(65536)
                     if not data:
-                        client.close()
-                        server.close()
                         return
                     if s is client:
                         fired = self._take(data)
@@ -248,6 +257,7 @@ class BreakingProxy:
 
     def close(self) -> None:
         self._stop = True
+        self._thread.join(5)
         self.listener.close()
 
 

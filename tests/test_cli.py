@@ -4,6 +4,7 @@ and --daemon, status, unmount, signals, demo, and configuration errors that name
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -269,3 +270,23 @@ def test_demo_mounts_lists_and_stops_on_ctrl_c(
     wait_for(lambda: not _alive(info["pid"]), 15, "the demo's emulator to stop")
     out = (tmp_path / "demo.log").read_text()
     assert "the demo account is mounted at" in out and "Traceback" not in out
+
+
+@pytest.mark.mount
+def test_mount_over_a_dead_mount_cleans_it_up(emu: EmulatorProc, tmp_path: Path) -> None:
+    require_fuse()
+    m = Mounted(emu, tmp_path, refresh_interval=600)
+    try:
+        m.start()
+        m.proc.kill()  # type: ignore[union-attr]  # no chance to unmount
+        m.proc.wait(10)  # type: ignore[union-attr]
+        with pytest.raises(OSError) as err:
+            os.listdir(m.root)
+        assert err.value.errno == errno.ENOTCONN
+        m.start()  # rcfs lazily unmounts the dead mount first
+        assert folder_name(emu.user(admin=True)) in os.listdir(m.root)
+        assert "dead FUSE mount" in m.log()
+        assert mounted_paths().count(str(m.root)) == 1
+    finally:
+        m.unmount()
+    assert str(m.root) not in mounted_paths()

@@ -51,7 +51,7 @@ PATTERNS = {
                             r"(\.mp3|\.wav|\.transcript\.txt)$"),
     "Fax": re.compile(STAMP + r" (in|out) .+ \((\d+) pages?\) \[(\d+)\](-\d+)?\.(pdf|tif)$"),
     "Texts": re.compile(STAMP + r" (in|out) \[(\d+)\](-\d+\.(jpg|png|gif)|\.txt)$"),
-    "Recordings": re.compile(STAMP + r" (in|out) .+ (to|from) .+ " + DUR + r" \[(\d+)\]\.mp3$"),
+    "Recordings": re.compile(STAMP + r" (in|out) .+ " + DUR + r" \[(\d+)\]\.(mp3|wav)$"),
     "Greetings": re.compile(r"^[A-Za-z]+ \[(\d+)\]\.(wav|mp3)$"),
 }
 EXT_OF_MIME = {"audio/mpeg": ".mp3", "audio/x-wav": ".wav", "audio/wav": ".wav",
@@ -392,7 +392,8 @@ def test_getfattr_dumps_the_message_attributes(mnt: Mounted,
     assert f["user.mime_type"] == "application/pdf"
     r = dumps[str(rec)]
     assert r["user.rc.type"] == "CallRecording" and r["user.rc.id"] == _id_of(rec.name)
-    assert int(r["user.rc.duration"]) > 0 and r["user.mime_type"] == "audio/mpeg"
+    assert int(r["user.rc.duration"]) > 0
+    assert r["user.mime_type"] in ("audio/mpeg", "audio/wav", "audio/x-wav")
     for d in dumps.values():
         assert {"user.rc.id", "user.rc.type", "user.rc.from", "user.rc.to",
                 "user.rc.direction"} <= d.keys()
@@ -461,3 +462,16 @@ def test_mode_bits_of_every_entry(mnt: Mounted) -> None:
             st = os.stat(Path(dirpath) / f)
             assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o444
             assert st.st_nlink == 1 and st.st_uid == os.getuid()
+
+
+def test_folder_mtimes_are_their_newest_entry(mnt: Mounted) -> None:
+    top = mnt.folder()
+    for dirpath, dirs, files in walk(top):
+        entries = [Path(dirpath) / n for n in dirs + files]
+        if not entries:
+            continue
+        newest = max(os.stat(p).st_mtime for p in entries)
+        assert os.stat(dirpath).st_mtime == newest, dirpath
+    areas = [top / a for a in sorted(AREAS)]
+    assert os.stat(top).st_mtime == max(os.stat(a).st_mtime for a in areas)
+    assert os.stat(top / "Voicemail").st_mtime > 1e9  # not 1970

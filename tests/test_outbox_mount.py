@@ -300,3 +300,28 @@ def test_unlink_of_sent_files(env: tuple[EmulatorProc, Mounted]) -> None:
     finished(box, "bye.txt")
     subprocess.run(["rm", "-r", str(box)], check=True, timeout=30)
     assert number not in os.listdir(outbox(m) / "Sent" / "Text")
+
+
+def test_rsync_and_setfattr_work_as_users_expect(env: tuple[EmulatorProc, Mounted],
+                                                 tmp_path: Path) -> None:
+    """rsync writes a dot-named temp file and renames it into place: one fax per file.
+    Options can be given with setfattr on the recipient folder beforehand."""
+    emu, m = env
+    number = "+12125550112"
+    rdir = outbox(m) / "Fax" / number
+    os.mkdir(rdir)
+    run(["setfattr", "-n", "user.rc.fax_resolution", "-v", "High", str(rdir)])
+    src = tmp_path / "docs"
+    src.mkdir()
+    docs = {f"d{i}.pdf": pdf(1, f"rsync{i}") for i in range(3)}
+    for name, data in docs.items():
+        (src / name).write_bytes(data)
+    run(["rsync", "-rt", f"{src}/", f"{rdir}/"])
+    for name in docs:
+        finished(outbox(m) / "Sent" / "Fax" / number, name)
+    got = to(emu, number, "fax")
+    assert sorted(a["sha256"] for s in got for a in s["attachments"]) == sorted(
+        sha(d) for d in docs.values())
+    assert len(got) == 3 and all(s["request"].get("faxResolution") == "High" for s in got)
+    res = run(["getfattr", "-d", str(outbox(m) / "Sent" / "Fax" / number / "d0.pdf")])
+    assert 'user.rc.status="delivered"' in res.stdout

@@ -25,7 +25,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import io
 import logging
 import os
 import re
@@ -180,6 +179,23 @@ def _charge_of(rec: dict[str, Any], index: int) -> int:
 
 def _record_charge(bits: int) -> int:
     return RECORD_CHARGE + _round_up(bits.bit_length() // 8 + 1, 64)
+
+
+class _Parts:
+    """A read-only file-like over header + payload without joining them (no 1 MiB copy)."""
+
+    def __init__(self, *parts: bytes) -> None:
+        self._parts = [memoryview(p) for p in parts if p]
+
+    def read(self, n: int = -1) -> memoryview | bytes:
+        if not self._parts:
+            return b""
+        part = self._parts[0]
+        if n < 0 or len(part) <= n:
+            self._parts.pop(0)
+            return part
+        self._parts[0] = part[n:]
+        return part[:n]
 
 
 class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
@@ -457,14 +473,14 @@ class BlockCache:
             for index, data in blocks.items():
                 if rec["bits"] >> index & 1:
                     continue  # already stored
-                value = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data),
-                                    digest) + data
-                if len(value) < _MIN_FILE_SIZE:
-                    c.set(_bkey(block_size, key, index), value, retry=True)  # inline in SQLite
+                header = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data),
+                                     digest)
+                if HEADER.size + len(data) < _MIN_FILE_SIZE:  # inline in SQLite
+                    c.set(_bkey(block_size, key, index), header + data, retry=True)
                 else:
-                    # As a file-like: diskcache copies it in 4 MiB chunks, while a large bytes
-                    # value is iterated line by line (hundreds of writes per binary block).
-                    c.set(_bkey(block_size, key, index), io.BytesIO(value), read=True,
+                    # As a file-like: diskcache then writes what read() returns, while a large
+                    # bytes value is iterated line by line (hundreds of writes per block).
+                    c.set(_bkey(block_size, key, index), _Parts(header, data), read=True,
                           retry=True)
                 rec["bits"] |= 1 << index
                 if len(data) < block_size:

@@ -15,7 +15,7 @@ import enum
 import itertools
 import logging
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +58,8 @@ class ReaderConfig:
     """No byte for this long: the download is abandoned (a later read reopens)."""
     memory_bytes: int = 64 << 20
     """Verified blocks kept in RAM (sequential small reads hit one block many times)."""
+    write_queue_blocks: int = 8
+    """Completed blocks a download may have waiting for the disk before it pauses."""
     touch_interval_s: float = 60.0
     """How often an open file is marked recently used in the cache's LRU."""
     gone_ttl_s: float = 60.0
@@ -89,6 +91,7 @@ class _Stream:
     opened: bool = False
     done: bool = False
     stop: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     error: BaseException | None = None
     rate: float | None = None
     opened_at: float = 0.0
@@ -173,6 +176,49 @@ class _File:
         return bool(self.readers or self.handles or self.streams or self.pending or self.loads)
 
 
+class _WriteQueue:
+    """Blocks from one download to its writer task (a deque: putting never waits)."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[int, bytes]] = deque()
+        self._closed = False
+        self._changed = trio.Event()
+        self.written = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def put(self, bi: int, data: bytes) -> None:
+        self._items.append((bi, data))
+        self._notify()
+
+    def close(self) -> None:
+        self._closed = True
+        self._notify()
+
+    async def get(self) -> tuple[int, bytes] | None:
+        """The next block, or None once closed and empty."""
+        while not self._items:
+            if self._closed:
+                return None
+            await self._changed.wait()
+        item = self._items.popleft()
+        self._notify()
+        return item
+
+    async def progress(self) -> None:
+        await self._changed.wait()
+
+    def drop(self) -> list[int]:
+        dropped = [bi for bi, _ in self._items]
+        self._items.clear()
+        return dropped
+
+
 class _BlockLRU:
     """Verified blocks in RAM, bounded in bytes."""
 
@@ -224,6 +270,8 @@ class ContentReader:
         self._ids = itertools.count(1)
         self._prefetching = 0
         self._interactive_waiting = 0
+        self._writes: list[trio.Event] = []
+        self._closing = False
         self.counters: dict[str, int] = dict.fromkeys(
             ("reads", "bytes_read", "bytes_network", "blocks_from_memory", "blocks_from_disk",
              "streams_opened", "streams_failed", "requests", "waits", "timeouts",
@@ -310,6 +358,19 @@ class ContentReader:
         await self.cache.pin(ref.key, pinned, block_size=f.block_size)
         if pinned:
             self.prefetch(ref)
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop the downloads, then wait (at most ``timeout``) for the blocks they already
+        received to reach the disk: those bytes were paid for. Call before closing the
+        cache; safe to call from a cancelled scope."""
+        self._closing = True
+        for f in self._files.values():
+            for s in f.streams:
+                s.scope.cancel()
+        with trio.move_on_after(timeout) as scope:
+            scope.shield = True
+            while self._writes:
+                await self._writes[0].wait()
 
     def stats(self) -> dict[str, Any]:
         streams = [s for f in self._files.values() for s in f.streams]
@@ -421,6 +482,8 @@ class ContentReader:
                     raise self._unavailable(f, pos, s.error)
             if trio.current_time() < f.gone_until and f.gone_error is not None:
                 raise self._unavailable(f, pos, f.gone_error)
+            if self._closing:
+                raise ContentUnavailableError(f.key, pos, "rcfs is shutting down")
             action, optional = self._plan(f, pos, deadline)
             if action is _Action.OPEN:
                 mine.append(self._start_stream(f, bi * bs, priority, deadline,
@@ -544,27 +607,23 @@ class ContentReader:
         return s
 
     async def _run_stream(self, f: _File, s: _Stream, deadline: float | None) -> None:
-        body: ContentBody | None = None
+        # Completed blocks go to a writer task through a small queue, so the download keeps
+        # reading while the previous blocks are checksummed and written.
+        q = _WriteQueue()
+        self._writes.append(q.written)
+        self._nursery.start_soon(self._writer, f, q)
         try:
-            async with self.source.open(f.ref, s.start, priority=s.priority,
-                                        deadline=deadline) as body:
-                s.on_open(trio.current_time())
-                self._count_requests(f, 1)
-                self._learn(f, body.total_size, body.content_type)
-                f.notify()
-                complete = await self._pump(f, s, body)
-                self._learn(f, body.total_size, body.content_type)
-                if complete:
-                    if f.size is None:
-                        f.size = s.pos
-                    if s.buf:
-                        await self._commit(f, s.block, bytes(s.buf))
-                        s.buf.clear()
-                    await self._save_meta(f)
+            try:
+                with s.scope:
+                    await self._download(f, s, deadline, q)
+            finally:
+                q.close()  # the writer finishes what was queued, even after a cancel
+            await q.written.wait()
+            await self._save_meta(f)
         except Exception as exc:
             s.error = f.last_error = exc
             self.counters["streams_failed"] += 1
-            if body is None and isinstance(exc, ApiError):
+            if not s.opened and isinstance(exc, ApiError):
                 self._count_requests(f, 1)  # the server answered the first request
             if isinstance(exc, ApiError) and exc.status in (404, 410):
                 f.gone_until = trio.current_time() + self.config.gone_ttl_s
@@ -576,29 +635,76 @@ class ContentReader:
             else:
                 log.warning("%s: download from byte %d failed", f.key, s.start, exc_info=True)
         finally:
-            if body is not None:
-                self._count_requests(f, body.requests - 1)  # continuations
             s.done = True
             f.streams.remove(s)
-            self.cache.release(f.key)
             f.notify()
+            with trio.move_on_after(30) as scope:  # the cache hold outlives queued writes
+                scope.shield = True
+                await q.written.wait()
+            self.cache.release(f.key)
+
+    async def _download(self, f: _File, s: _Stream, deadline: float | None,
+                        q: _WriteQueue) -> None:
+        body: ContentBody | None = None
+        try:
+            async with self.source.open(f.ref, s.start, priority=s.priority,
+                                        deadline=deadline) as body:
+                s.on_open(trio.current_time())
+                self._count_requests(f, 1)
+                self._learn(f, body.total_size, body.content_type)
+                f.notify()
+                complete = await self._pump(f, s, body, q)
+                self._learn(f, body.total_size, body.content_type)
+                if complete:
+                    if f.size is None:
+                        f.size = s.pos
+                    if s.buf:
+                        await self._queue(f, q, s.block, bytes(s.buf))
+                        s.buf.clear()
+        finally:
+            if body is not None:
+                self._count_requests(f, body.requests - 1)  # continuations
+
+    async def _writer(self, f: _File, q: _WriteQueue) -> None:
+        """Write queued blocks into the cache; a failed write leaves the block uncached."""
+        try:
+            while (item := await q.get()) is not None:
+                bi, data = item
+                try:
+                    if bi not in f.present:
+                        ok = await self.cache.put_block(
+                            f.key, bi, data, block_size=f.block_size, size=f.size,
+                            content_type=f.content_type)
+                        if ok:
+                            f.present.add(bi)
+                            f.saved_meta = (f.size, f.content_type)
+                except Exception:
+                    log.exception("%s: writing block %d to the cache failed", f.key, bi)
+                finally:
+                    f.pending.pop(bi, None)
+                    f.notify()
+        finally:
+            for bi in q.drop():  # cancelled: what is left stays in the RAM cache only
+                f.pending.pop(bi, None)
+            q.written.set()
+            self._writes.remove(q.written)
 
     def _count_requests(self, f: _File, n: int) -> None:
         f.requests += n
         self.counters["requests"] += n
 
-    async def _pump(self, f: _File, s: _Stream, body: ContentBody) -> bool:
+    async def _pump(self, f: _File, s: _Stream, body: ContentBody, q: _WriteQueue) -> bool:
         """Move pieces into blocks until EOF (True) or the stream became redundant (False)."""
         it: AsyncIterator[tuple[int, bytes]] = body.__aiter__()
         try:
-            return await self._pump_pieces(f, s, it)
+            return await self._pump_pieces(f, s, it, q)
         finally:
             if isinstance(it, AsyncGenerator):  # close it now, not in the garbage collector
                 with trio.CancelScope(shield=True):
                     await it.aclose()
 
-    async def _pump_pieces(self, f: _File, s: _Stream,
-                           it: AsyncIterator[tuple[int, bytes]]) -> bool:
+    async def _pump_pieces(self, f: _File, s: _Stream, it: AsyncIterator[tuple[int, bytes]],
+                           q: _WriteQueue) -> bool:
         bs = f.block_size
         while True:
             with trio.move_on_after(self.config.stall_timeout_s) as stall:
@@ -614,11 +720,15 @@ class ContentReader:
             s.pos += len(chunk)
             self.counters["bytes_network"] += len(chunk)
             s.measure(trio.current_time())
-            while len(s.buf) >= bs:
+            at_eof = f.size is not None and s.pos >= f.size
+            while len(s.buf) >= bs or (at_eof and s.buf):
+                # Full blocks, and the short last one as soon as its last byte is here (not
+                # at the end of the body, which a shutdown might not wait for).
                 bi = (s.pos - len(s.buf)) // bs
-                data = bytes(s.buf[:bs])
-                del s.buf[:bs]
-                await self._commit(f, bi, data)
+                with memoryview(s.buf) as view:
+                    data = bytes(view[:bs])
+                del s.buf[:len(data)]
+                await self._queue(f, q, bi, data)
                 if self._redundant(f, s):
                     s.stop = True
                     log.debug("%s: stream %d stops at block %d (rest covered)", f.key, s.id,
@@ -626,22 +736,19 @@ class ContentReader:
                     return False
             f.notify()
 
-    async def _commit(self, f: _File, bi: int, data: bytes) -> None:
-        """Block ``bi`` is complete: into RAM at once, into the cache if admitted. Readers
-        find it in ``pending`` while it is being written."""
+    async def _queue(self, f: _File, q: _WriteQueue, bi: int, data: bytes) -> None:
+        """Block ``bi`` is complete: readers find it in ``pending`` (then in RAM) at once and
+        the writer will store it; the download pauses here while the writer is more than
+        ``write_queue_blocks`` behind (the block is queued before that wait, so a cancelled
+        download loses nothing it received)."""
+        self._mem.put((f.key, bi), data)
+        if bi in f.present:
+            return
         f.pending[bi] = data
         f.notify()
-        try:
-            self._mem.put((f.key, bi), data)
-            if bi not in f.present:
-                ok = await self.cache.put_block(f.key, bi, data, block_size=f.block_size,
-                                                size=f.size, content_type=f.content_type)
-                if ok:
-                    f.present.add(bi)
-                    f.saved_meta = (f.size, f.content_type)
-        finally:
-            f.pending.pop(bi, None)
-            f.notify()
+        q.put(bi, data)
+        while len(q) > self.config.write_queue_blocks:
+            await q.progress()
 
     def _redundant(self, f: _File, s: _Stream) -> bool:
         """True when everything from ``s``'s next block on is cached or will be written by
@@ -722,10 +829,12 @@ class ContentHandle:
 @contextlib.asynccontextmanager
 async def open_reader(cache: BlockCache, source: ContentSource,
                       config: ReaderConfig | None = None) -> AsyncIterator[ContentReader]:
-    """A reader with its own nursery; leaving the block cancels running downloads."""
+    """A reader with its own nursery; leaving the block stops running downloads (after
+    flushing the blocks they received to the cache)."""
     async with trio.open_nursery() as nursery:
         reader = ContentReader(cache, source, nursery, config)
         try:
             yield reader
         finally:
+            await reader.aclose()
             nursery.cancel_scope.cancel()

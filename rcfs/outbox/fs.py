@@ -556,6 +556,16 @@ class Outbox:
         checked = check_file(channel, name, data)
         placed = self._placement(ext, rel, checked)
         file_id, sha = await trio.to_thread.run_sync(_commit_file, self.store, w)
+        try:
+            # Things may have moved while the file was being made durable (its draft
+            # folder renamed into place, say): decide again, now without awaiting.
+            if self._placement(ext, rel, checked) is not placed or (
+                    placed is not None and self.store.jobs.get(placed.id) is not placed):
+                raise Rejected(errno.EBUSY, f"{'/'.join(rel)}: its folder changed while it "
+                               "was being written")
+        except Rejected:
+            self.store.file_path(file_id).unlink(missing_ok=True)
+            raise
         doc = Doc(name, file_id, checked.size, sha, checked.ctype, checked.pages,
                   checked.text, mtime=time.time())
         old_files: list[Doc] = []
@@ -704,7 +714,8 @@ class Outbox:
         old, new = _norm(old), _norm(new)
         if old == new:
             return
-        if self._writer_at(ext_id, old) is not None:
+        if any(w.ext == ext_id and w.rel[:len(old)] == old and not w.committed
+               and not w.abandoned for w in self._writers.values()):
             raise _err(errno.EBUSY, f"{'/'.join(old)} is still being written")
         job = self._job_at(ext_id, old)
         slot = None if job is not None else self._doc_slot(ext_id, old)

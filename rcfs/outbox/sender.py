@@ -229,6 +229,7 @@ class Sender:
             except _Fail as exc:
                 await self._fail(job, str(exc), exc.code, exc.status)
                 return
+            await self._await_budget(job)
             if not self._live(job, "queued"):
                 return
             job.state = "sending"
@@ -260,6 +261,17 @@ class Sender:
                 return
             await self._failpoint("after_post", job)
             await self._accepted(job, message_id, status)
+
+    async def _await_budget(self, job: Job) -> None:
+        """Wait until the scheduler has spare budget for this send *before* journaling it
+        ``sending``: the time a job spends with an unknown outcome (and the chance that its
+        deadline runs out in the scheduler's queue) stays as short as the HTTP exchange."""
+        scheduler = getattr(self.client, "scheduler", None)
+        if scheduler is None:
+            return
+        group = "Heavy" if job.kind in ("fax", "greeting") else "Medium"
+        while scheduler.spare(group) <= 0:
+            await trio.sleep(0.1)
 
     def _read_docs(self, job: Job) -> list[UploadFile]:
         out = []

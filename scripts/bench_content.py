@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Benchmark the content engine (rcfs.content) against curl, on one loopback emulator.
+
+``content`` (default): starts ``python -m rcfs.emulator``, adds a call with a recording
+(default 3125 s of wav = 50 MB), then in one run measures on that same file:
+
+* ``curl``         the content URL downloaded directly (the limit: one GET, no cache);
+* ``cold``         a read through ContentReader with an empty cache, in FUSE-sized reads
+                   (128 KiB, sequential, like ``cat`` on the mount);
+* ``cold x10``     ten concurrent readers of the cold file (fresh cache);
+* ``warm disk``    a new reader over the filled cache (RAM cache empty: every block from
+                   disk, checksummed);
+* ``warm memory``  the same reader again (blocks in RAM);
+
+and prints MB/s, the ratio to curl, and the content requests each used (from the
+emulator's own log).
+
+``blocksize``: the measurement behind the default block size: write and read throughput of
+BlockCache per block size, and the latency of a random 4 KiB read of an uncached block.
+
+``open``: time to open a cache of N blocks and serve the first block (lazy opening).
+
+Usage: .venv/bin/python scripts/bench_content.py [content] [--seconds 3125] [--repeat 3]
+       .venv/bin/python scripts/bench_content.py blocksize [--total-mib 128]
+       .venv/bin/python scripts/bench_content.py open [--blocks 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rcfs.api import Credentials, RcClient  # noqa: E402
+from rcfs.content.blockcache import BlockCache, parse_size  # noqa: E402
+from rcfs.content.reader import ContentReader, ReaderConfig, open_reader  # noqa: E402
+from rcfs.content.source import ApiContentSource, ContentRef  # noqa: E402
+from tests.emulator_proc import EmulatorProc, verify_for  # noqa: E402
+
+READ = 128 * 1024
+
+
+def content_gets(emu: EmulatorProc, rid: str, since: int) -> int:
+    return sum(1 for e in emu.requests(since) if e["path"].endswith(f"/recording/{rid}/content"))
+
+
+def next_seq(emu: EmulatorProc) -> int:
+    log = emu.requests()
+    return log[-1]["seq"] + 1 if log else 0
+
+
+def curl(url: str, token: str, verify: Any) -> tuple[float, int]:
+    args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
+            "-H", f"Authorization: Bearer {token}", url]
+    if isinstance(verify, str):
+        args[1:1] = ["--cacert", verify]
+    t0 = time.perf_counter()
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0, int(out.stdout)
+
+
+async def cat(reader: ContentReader, ref: ContentRef) -> tuple[int, str]:
+    h = hashlib.sha256()
+    pos = 0
+    while True:
+        piece = await reader.read(ref, pos, READ)
+        h.update(piece)
+        pos += len(piece)
+        if len(piece) < READ:
+            return pos, h.hexdigest()
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = await fn()
+    return time.perf_counter() - t0, result
+
+
+async def bench_content(args: argparse.Namespace) -> None:
+    with EmulatorProc("--data-seed", "1", "--limits",
+                      "Light=1000,Medium=1000,Heavy=1000,Auth=1000") as emu:
+        user = emu.user(admin=True)
+        made = emu.admin("POST", "/_emulator/calls", {
+            "extension_id": user["extension_id"], "direction": "Inbound",
+            "from": "+16505550100", "to": "+16505550101", "duration": args.seconds,
+            "recording": True, "recording_format": args.format})
+        rid = made["recording_id"]
+        uri = (f"{emu.info['media_url']}/restapi/v1.0/account/{emu.info['account_id']}"
+               f"/recording/{rid}/content")
+        data = emu.content("recording", rid)
+        want = hashlib.sha256(data).hexdigest()
+        size = len(data)
+        del data
+        print(f"file: recording {rid}, {args.format}, {size:,} bytes; block size "
+              f"{args.block_size:,}; reads of {READ // 1024} KiB; best of {args.repeat}")
+        token = emu.token()
+        verify = emu.info.get("ca_cert")
+        rows: dict[str, tuple[float, int, int]] = {}  # name -> (seconds, requests, readers)
+
+        since = next_seq(emu)
+        times = []
+        for _ in range(args.repeat):
+            t, got = curl(uri, token, verify)
+            assert got == size, (got, size)
+            times.append(t)
+        rows["curl (the limit)"] = (min(times), content_gets(emu, rid, since) // args.repeat, 1)
+
+        creds = Credentials(platform_url=emu.info["platform_url"],
+                            client_id=emu.info["client_id"],
+                            client_secret=emu.info["client_secret"], jwt=user["jwt"])
+        ref = ContentRef("rec", (rid,), uri, "Heavy", None, None)
+        work = Path(tempfile.mkdtemp(prefix="rcfs-bench-"))
+        budget = max(4 * size, 256 << 20)
+
+        async def run_reader(cache_dir: Path, concurrent: int = 1,
+                             again: bool = False) -> list[tuple[float, int]]:
+            """Time one pass (and, with ``again``, a second pass on the same reader)."""
+            client = RcClient(creds, media_url=emu.info["media_url"], verify=verify_for(emu.info))
+            cache = await BlockCache.open(cache_dir, budget=budget, block_size=args.block_size)
+            out = []
+            try:
+                async with client, open_reader(cache, ApiContentSource(client, client.scheduler),
+                                               ReaderConfig()) as reader:
+                    await client.tokens.authorization(client.deadline_in(30))  # log in first
+
+                    async def check() -> None:
+                        n, digest = await cat(reader, ref)
+                        assert (n, digest) == (size, want), (n, size)
+
+                    async def many() -> None:
+                        async with trio.open_nursery() as nursery:
+                            for _ in range(concurrent):
+                                nursery.start_soon(check)
+
+                    for _ in range(2 if again else 1):
+                        s = next_seq(emu)
+                        t, _ = await timed(many)
+                        await reader.settle()
+                        out.append((t, content_gets(emu, rid, s)))
+            finally:
+                await cache.aclose()
+            return out
+
+        cold = [(await run_reader(work / f"cold{i}"))[0] for i in range(args.repeat)]
+        rows["cold read through the reader"] = (min(t for t, _ in cold),
+                                                max(r for _, r in cold), 1)
+        [(t10, r10)] = await run_reader(work / "cold10", concurrent=10)
+        rows["cold, 10 concurrent readers"] = (t10, r10, 10)
+        warm = [await run_reader(work / "cold0", again=True) for _ in range(args.repeat)]
+        rows["warm, block cache on disk"] = (min(w[0][0] for w in warm),
+                                             max(w[0][1] for w in warm), 1)
+        rows["warm, blocks in RAM (same reader)"] = (min(w[1][0] for w in warm),
+                                                     max(w[1][1] for w in warm), 1)
+
+        base = rows["curl (the limit)"][0]
+        print(f"\n{'':36s} {'seconds':>8s} {'MB/s':>8s} {'x curl':>7s} {'requests':>9s}")
+        for name, (t, reqs, readers) in rows.items():
+            rate = readers * size / t
+            print(f"{name:36s} {t:8.3f} {rate / 1e6:8.1f} {rate / (size / base):7.2f} "
+                  f"{reqs:9d}")
+        print("\n(x curl: throughput relative to curl; 10 readers count 10x the bytes; "
+              "requests: content GETs in the emulator's log for that row)")
+        shutil.rmtree(work)
+
+
+async def bench_blocksize(args: argparse.Namespace) -> None:
+    total = args.total_mib << 20
+    print(f"BlockCache, {args.total_mib} MiB per size, median of {args.repeat} runs; "
+          "random read = one 4 KiB read of an uncached block (whole block read + CRC)")
+    print(f"{'block':>8s} {'write MB/s':>11s} {'read MB/s':>10s} {'rand p50 ms':>12s} "
+          f"{'rand p95 ms':>12s}")
+    for bs in (64 << 10, 256 << 10, 1 << 20, 4 << 20, 8 << 20):
+        w, r, p50, p95 = [], [], [], []
+        for _ in range(args.repeat):
+            d = tempfile.mkdtemp(prefix="rcfs-bs-", dir=args.dir)
+            cache = await BlockCache.open(d, budget=4 * total, block_size=bs)
+            data = os.urandom(bs)
+            n = total // bs
+            t0 = time.perf_counter()
+            for i in range(n):
+                await cache.put_block("f", i, data, block_size=bs)
+            w.append(total / (time.perf_counter() - t0) / 1e6)
+            t0 = time.perf_counter()
+            for i in range(n):
+                await cache.get_block("f", i, bs)
+            r.append(total / (time.perf_counter() - t0) / 1e6)
+            lat = []
+            for _ in range(100):
+                i = random.randrange(n)
+                t0 = time.perf_counter()
+                await cache.get_block("f", i, bs)
+                lat.append((time.perf_counter() - t0) * 1e3)
+            lat.sort()
+            p50.append(lat[50])
+            p95.append(lat[95])
+            await cache.aclose()
+            shutil.rmtree(d)
+        med = statistics.median
+        print(f"{bs >> 10:6d} K {med(w):11.0f} {med(r):10.0f} {med(p50):12.2f} {med(p95):12.2f}")
+
+
+async def bench_open(args: argparse.Namespace) -> None:
+    d = tempfile.mkdtemp(prefix="rcfs-open-", dir=args.dir)
+    bs = 4096
+    per = 1000
+    cache = await BlockCache.open(d, budget="64 GiB", block_size=bs)
+    data = os.urandom(bs)
+    t0 = time.perf_counter()
+    for f in range(args.blocks // per):
+        await cache.put_blocks(f"msg/{f}/1", {i: data for i in range(per)}, block_size=bs)
+    print(f"built {args.blocks:,} blocks in {time.perf_counter() - t0:.1f} s")
+    await cache.aclose()
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cache = await BlockCache.open(d, budget="64 GiB", block_size=bs)
+        t1 = time.perf_counter()
+        info = await cache.info(f"msg/{args.blocks // per // 2}/1")
+        block = await cache.get_block(f"msg/{args.blocks // per // 2}/1", per - 1, bs)
+        t2 = time.perf_counter()
+        assert info is not None and block == data
+        print(f"open {1e3 * (t1 - t0):.1f} ms; open + first info + first block "
+              f"{1e3 * (t2 - t0):.1f} ms")
+        await cache.aclose()
+    shutil.rmtree(d)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("what", nargs="?", default="content", choices=["content", "blocksize", "open"])
+    p.add_argument("--seconds", type=int, default=3125, help="recording length (wav: 16 kB/s)")
+    p.add_argument("--format", default="wav", choices=["wav", "mp3"])
+    p.add_argument("--block-size", type=parse_size, default=1 << 20)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--total-mib", type=int, default=128)
+    p.add_argument("--blocks", type=int, default=100_000)
+    p.add_argument("--dir", default=None, help="where temporary caches go (default: $TMPDIR)")
+    args = p.parse_args()
+    runner = {"content": bench_content, "blocksize": bench_blocksize, "open": bench_open}
+    trio.run(runner[args.what], args)
+
+
+if __name__ == "__main__":
+    main()
