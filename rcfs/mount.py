@@ -51,6 +51,10 @@ def check_mountpoint(path: Path) -> None:
     dead FUSE mount ("Transport endpoint is not connected") first."""
     try:
         os.stat(path)
+        if os.path.ismount(path):
+            # The kernel may answer stat from its attribute cache after the FUSE process
+            # died; reading the directory reaches the (dead) connection.
+            os.listdir(path)
     except OSError as exc:
         if exc.errno == errno.ENOTCONN:
             log.warning("%s is a dead FUSE mount; unmounting it first", path)

@@ -65,6 +65,11 @@ def mounted_paths() -> list[str]:
         return [line.split()[1].replace("\\040", " ") for line in fh]
 
 
+def mounts_under(top: Path) -> list[str]:
+    """Mounts at or below ``top`` (other test runs may mount elsewhere meanwhile)."""
+    return [p for p in mounted_paths() if p == str(top) or p.startswith(str(top) + "/")]
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -145,6 +150,7 @@ class Mounted:
         except OSError as exc:  # a dead FUSE mount: rcfs itself cleans it up
             if exc.errno != errno.ENOTCONN:
                 raise
+        self._close_log()
         self._logf = open(self.log_path, "ab")  # noqa: SIM115
         self.starts += 1
         self._logf.write(f"--- start {self.starts} ---\n".encode())

@@ -24,6 +24,7 @@ from tests.mount_helper import (
     Mounted,
     folder_name,
     mounted_paths,
+    mounts_under,
     require_fuse,
     run,
     wait_for,
@@ -89,12 +90,11 @@ def test_invalid_config_exits_nonzero_naming_the_key(text: str, key: str,
                    + text)
     mp = tmp_path / "mp"
     mp.mkdir()
-    before = mounted_paths()
     res = rcfs("mount", str(mp), "--config", str(cfg))
     assert res.returncode == 2, res
     assert key in res.stderr and "invalid configuration" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
-    assert mounted_paths() == before
+    assert mounts_under(tmp_path) == []
     assert not (tmp_path / "c").exists()  # nothing was started
 
 

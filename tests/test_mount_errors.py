@@ -24,7 +24,7 @@ from tests.mount_helper import (
     brief,
     files_under,
     message_of,
-    mounted_paths,
+    mounts_under,
     require_fuse,
     require_tools,
     run,
@@ -305,13 +305,13 @@ def test_bad_mountpoint_is_refused_clearly(case: str, mnt: Mounted, emu: Emulato
         mp.write_text("a file")
     elif case == "already_mounted":
         mp = mnt.root
-    before = mounted_paths()
+    before = mounts_under(mp)
     started = time.monotonic()
     res = run(_mount_cmd(emu, tmp_path, mp), check=False, timeout=60, cwd=ROOT)
     assert time.monotonic() - started < 30
     assert res.returncode != 0
     assert want in res.stderr and str(mp) in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
-    assert mounted_paths() == before
+    assert mounts_under(mp) == before == ([str(mp)] if case == "already_mounted" else [])
     if case == "not_empty":
         assert (mp / "keep.txt").read_text() == "mine"

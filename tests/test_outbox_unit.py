@@ -19,10 +19,10 @@ import trio
 from rcfs.api.errors import ApiError, TransportError
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
-from rcfs.fs.outbox_hooks import OutboxError
 from rcfs.outbox import Outbox, Settings
 from rcfs.outbox import validate as v
 from rcfs.outbox.journal import Doc, Job, Store
+from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.sender import matches
 from tests.outbox_support import jpeg, pdf, png, wav
 

@@ -166,6 +166,11 @@ class TransportError(RcError):
     """Connection-level failure (connect/read/protocol error) after the allowed retries."""
 
 
+class NotSentError(TransportError):
+    """The request never left this machine (connection refused, connect timeout, no pooled
+    connection): even a POST may be sent again without asking the server what happened."""
+
+
 class LoginError(RcError):
     """Interactive login failed: the browser flow returned an error or a forged ``state``."""
 

@@ -27,6 +27,7 @@ from rcfs.api.errors import (
     ApiError,
     DeadlineExceededError,
     ForeignHostError,
+    NotSentError,
     RateLimitedError,
     TransportError,
 )
@@ -286,6 +287,8 @@ class HttpCore:
                              attempt, delay)
                     await trio.sleep(delay)
                     continue
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+                    raise NotSentError(f"{shown}: {type(exc).__name__}: {exc}") from exc
                 if isinstance(exc, httpx.TimeoutException):
                     raise DeadlineExceededError(f"{shown}: {type(exc).__name__}") from exc
                 raise TransportError(f"{shown}: {type(exc).__name__}: {exc}") from exc

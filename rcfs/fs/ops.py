@@ -25,9 +25,9 @@ from rcfs.api.errors import RcError
 from rcfs.content.reader import ContentReader
 from rcfs.fs.errors import fuse_error
 from rcfs.fs.inodes import ROOT, InodeTable, Path
-from rcfs.fs.outbox_hooks import OutboxError, OutboxFs, Rel
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
+from rcfs.outbox.protocol import OutboxError, OutboxFs, Rel
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Outbox: send faxes, texts (SMS/MMS) and greetings by writing files, exactly once.
 
-``fs.Outbox`` is what the FUSE layer talks to (``rcfs.fs.outbox_hooks.OutboxFs``);
+``fs.Outbox`` is what the FUSE layer talks to (``rcfs.outbox.protocol.OutboxFs``);
 ``validate`` decides what is accepted, ``journal`` keeps it durably, ``sender`` sends it
 and follows it to a final status. Namespace level: uses ``rcfs.api``, never pyfuse3.
 """

@@ -44,9 +44,9 @@ from typing import Any
 import trio
 
 from rcfs.api.listing import ApiClient
-from rcfs.fs.outbox_hooks import OutboxError
 from rcfs.namespace.entries import Entry
 from rcfs.outbox.journal import Doc, Job, Rel, Store, new_id
+from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.sender import Sender, Settings
 from rcfs.outbox.validate import (
     FAX_MAX_BYTES,
@@ -119,7 +119,7 @@ def _norm(rel: Rel) -> Rel:
 
 
 class Outbox:
-    """Implements ``rcfs.fs.outbox_hooks.OutboxFs`` over a ``Store`` and a ``Sender``."""
+    """Implements ``rcfs.outbox.protocol.OutboxFs`` over a ``Store`` and a ``Sender``."""
 
     def __init__(self, client: ApiClient, spool_dir: Path, settings: Settings | None = None,
                  on_gone: Callable[[str, Rel], None] | None = None) -> None:

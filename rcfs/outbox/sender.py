@@ -33,13 +33,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 import trio
 
 from rcfs.api.errors import (
     ApiError,
     AuthRequiredError,
     BudgetExhaustedError,
+    NotSentError,
     RateLimitedError,
     RcError,
     TransportError,
@@ -137,8 +137,7 @@ def _plain(exc: BaseException) -> str:
 
 def _never_sent(exc: TransportError | RcError) -> bool:
     """A transport failure that happened before any byte of the request left."""
-    cause = exc.__cause__
-    return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return isinstance(exc, NotSentError)
 
 
 class Sender:

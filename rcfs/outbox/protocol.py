@@ -1,4 +1,6 @@
-"""What the FUSE layer needs from the outbox (``rcfs.outbox`` implements it).
+"""What the FUSE layer needs from the outbox (``rcfs.outbox.fs.Outbox`` implements it).
+
+It lives here, below the FUSE layer, so the outbox never imports FUSE glue.
 
 Everything under ``<extension>/Outbox`` is delegated: the outbox owns its tree (recipient
 folders, queued files, Sent/ and Failed/ with their ``.status.txt``), validates and spools
