@@ -32,7 +32,7 @@ from rcfs.content.blockcache import BlockCache
 from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
-from rcfs.namespace.index import MetadataIndex
+from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,13 @@ class Mount:
                 pass  # logged by the index; stale-if-error
         while True:
             await trio.sleep(self.cfg.refresh_interval)
+            if time.time() - index.extensions_at >= EXTENSIONS_REFRESH:
+                # Users added to (or removed from) the account appear without a remount.
+                try:
+                    await index.load_extensions(Priority.BACKGROUND)
+                except RcError as exc:
+                    log.info("extension list not refreshed: %s", exc)
+                    index.extensions_at = time.time()
             recent = time.time() - 5 * self.cfg.refresh_interval
             for ext_id in list(index.states):
                 if index.used_at.get(ext_id, 0.0) >= recent:

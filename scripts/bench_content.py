@@ -178,40 +178,45 @@ async def bench_content(args: argparse.Namespace) -> None:
         shutil.rmtree(work)
 
 
+async def _one_blocksize(bs: int, total: int, where: str | None) -> tuple[float, ...]:
+    d = tempfile.mkdtemp(prefix="rcfs-bs-", dir=where)
+    cache = await BlockCache.open(d, budget=4 * total, block_size=bs)
+    data = os.urandom(bs)
+    n = total // bs
+    t0 = time.perf_counter()
+    for i in range(n):
+        await cache.put_block("f", i, data, block_size=bs)
+    write = total / (time.perf_counter() - t0) / 1e6
+    t0 = time.perf_counter()
+    for i in range(n):
+        await cache.get_block("f", i, bs)
+    read = total / (time.perf_counter() - t0) / 1e6
+    lat = []
+    for _ in range(100):
+        i = random.randrange(n)
+        t0 = time.perf_counter()
+        await cache.get_block("f", i, bs)
+        lat.append((time.perf_counter() - t0) * 1e3)
+    lat.sort()
+    await cache.aclose()
+    shutil.rmtree(d)
+    return write, read, lat[50], lat[95]
+
+
 async def bench_blocksize(args: argparse.Namespace) -> None:
     total = args.total_mib << 20
-    print(f"BlockCache, {args.total_mib} MiB per size, median of {args.repeat} runs; "
-          "random read = one 4 KiB read of an uncached block (whole block read + CRC)")
+    sizes = [64 << 10, 256 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20]
+    print(f"BlockCache, {args.total_mib} MiB per size, median of {args.repeat} interleaved "
+          "rounds; random read = one 4 KiB read of a block not in RAM (whole block + CRC)")
+    results: dict[int, list[tuple[float, ...]]] = {bs: [] for bs in sizes}
+    for _ in range(args.repeat):
+        for bs in sizes:  # interleaved, so a noisy moment hits every size alike
+            results[bs].append(await _one_blocksize(bs, total, args.dir))
     print(f"{'block':>8s} {'write MB/s':>11s} {'read MB/s':>10s} {'rand p50 ms':>12s} "
           f"{'rand p95 ms':>12s}")
-    for bs in (64 << 10, 256 << 10, 1 << 20, 4 << 20, 8 << 20):
-        w, r, p50, p95 = [], [], [], []
-        for _ in range(args.repeat):
-            d = tempfile.mkdtemp(prefix="rcfs-bs-", dir=args.dir)
-            cache = await BlockCache.open(d, budget=4 * total, block_size=bs)
-            data = os.urandom(bs)
-            n = total // bs
-            t0 = time.perf_counter()
-            for i in range(n):
-                await cache.put_block("f", i, data, block_size=bs)
-            w.append(total / (time.perf_counter() - t0) / 1e6)
-            t0 = time.perf_counter()
-            for i in range(n):
-                await cache.get_block("f", i, bs)
-            r.append(total / (time.perf_counter() - t0) / 1e6)
-            lat = []
-            for _ in range(100):
-                i = random.randrange(n)
-                t0 = time.perf_counter()
-                await cache.get_block("f", i, bs)
-                lat.append((time.perf_counter() - t0) * 1e3)
-            lat.sort()
-            p50.append(lat[50])
-            p95.append(lat[95])
-            await cache.aclose()
-            shutil.rmtree(d)
-        med = statistics.median
-        print(f"{bs >> 10:6d} K {med(w):11.0f} {med(r):10.0f} {med(p50):12.2f} {med(p95):12.2f}")
+    for bs in sizes:
+        w, r, p50, p95 = (statistics.median(col) for col in zip(*results[bs], strict=True))
+        print(f"{bs >> 10:6d} K {w:11.0f} {r:10.0f} {p50:12.2f} {p95:12.2f}")
 
 
 async def bench_open(args: argparse.Namespace) -> None:

@@ -112,7 +112,7 @@ def test_invalid_flag_and_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_with_nothing_cached_is_a_clear_error(tmp_path: Path) -> None:
-    require_fuse()
+    # Fails at login, before anything is mounted: no FUSE needed.
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'server = "http://127.0.0.1:9"\nclient_id = "app"\njwt = "a.b.c"\n'
                    f'cache_dir = "{tmp_path / "c"}"\nstate_dir = "{tmp_path / "s"}"\n')

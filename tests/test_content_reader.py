@@ -692,6 +692,19 @@ async def test_emulator_ten_readers_of_a_cold_50mb_recording_one_request(
     gets = content_gets(emulator, rid, since)
     assert len(gets) == 1, gets
     assert gets[0]["status"] == 200 and gets[0]["bytes"] >= 50_000_000
+    # A block corrupted on disk is detected, dropped and fetched again: one ranged request.
+    victim = iter_value_files(tmp_path / "c" / "v1")[123]
+    raw = bytearray(victim.read_bytes())
+    raw[HEADER.size + 4321] ^= 0x40
+    victim.write_bytes(bytes(raw))
+    since = last_seq(emulator)
+    async with emulator_reader(emulator, tmp_path / "c") as reader:
+        assert await digest_all(reader, ref) == want
+        assert reader.cache.corrupt_blocks == 1
+        await reader.settle()
+    gets = content_gets(emulator, rid, since)
+    assert len(gets) == 1 and gets[0]["status"] == 206, gets
+    assert int(gets[0]["range"].removeprefix("bytes=").split("-")[0]) % BS == 0
     # A restart with the emulator gone: the whole file reads from disk, with no request.
     emulator.stop()
     async with emulator_reader(emulator, tmp_path / "c") as reader:

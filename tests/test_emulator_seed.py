@@ -43,6 +43,14 @@ def store() -> Store:
     return build_store(EmulatorConfig(seed=1), NOW)
 
 
+def test_recording_format_is_an_account_setting() -> None:
+    wav = build_store(EmulatorConfig(seed=1, recording_format="wav"), NOW)
+    kinds = {c.recording.blob.kind for c in wav.calls.values() if c.recording}
+    assert kinds == {"wav"}
+    types = {c.recording.blob.content_type for c in wav.calls.values() if c.recording}
+    assert types == {"audio/x-wav"}
+
+
 def _messages(store: Store, ext_id: int | None = None) -> list[Message]:
     return [m for m in store.messages.values() if ext_id is None or m.extension_id == ext_id]
 
@@ -367,7 +375,8 @@ def test_call_log(store: Store) -> None:
         assert rec.duration == c.duration and 30 <= c.duration <= 3600
         assert rec.blob.params[0] == rec.duration
     assert {c.recording.type for c in recs if c.recording} == {"Automatic", "OnDemand"}
-    assert {c.recording.blob.kind for c in recs if c.recording} == {"mp3", "wav"}
+    # WAV vs MP3 is an account setting (config.recording_format, default mp3).
+    assert {c.recording.blob.kind for c in recs if c.recording} == {"mp3"}
     assert any(c.duration == 3600 and c.recording for c in calls)
     assert all(c.telephony_session_id.startswith("s-") and c.session_id.isdigit()
                for c in calls)

@@ -273,7 +273,7 @@ class ContentReader:
         self._writes: list[trio.Event] = []
         self._closing = False
         self.counters: dict[str, int] = dict.fromkeys(
-            ("reads", "bytes_read", "bytes_network", "blocks_from_memory", "blocks_from_disk",
+            ("reads", "bytes_read", "bytes_network", "memory_hits", "disk_loads",
              "streams_opened", "streams_failed", "requests", "waits", "timeouts",
              "prefetches"), 0)
 
@@ -492,11 +492,13 @@ class ContentReader:
             await self._wait(f, priority)
 
     async def _cached_block(self, f: _File, bi: int) -> bytes | None:
-        """Block ``bi`` from memory, the pending writes or disk (single-flight per block)."""
+        """Block ``bi`` from memory, the pending writes or disk (single-flight per block).
+        A block read from disk starts loading the next one, so a sequential reader finds
+        it in RAM (the disk read overlaps the reads of this block)."""
         while True:
             data = self._mem.get((f.key, bi)) or f.pending.get(bi)
             if data is not None:
-                self.counters["blocks_from_memory"] += 1
+                self.counters["memory_hits"] += 1
                 return data
             if bi not in f.present:
                 return None
@@ -504,19 +506,33 @@ class ContentReader:
             if ev is not None:
                 await ev.wait()
                 continue
-            ev = f.loads[bi] = trio.Event()
-            try:
-                data = await self.cache.get_block(f.key, bi, f.block_size)
-            finally:
-                del f.loads[bi]
-                ev.set()
-            if data is None:
-                f.present.discard(bi)  # evicted meanwhile, or corrupt (dropped by the cache)
-                f.notify()
-                return None
-            self.counters["blocks_from_disk"] += 1
-            self._mem.put((f.key, bi), data)
+            data = await self._load(f, bi)
+            if data is not None and bi + 1 in f.present and bi + 1 not in f.loads \
+                    and self._mem.get((f.key, bi + 1)) is None:
+                f.loads[bi + 1] = trio.Event()  # claimed now: a read arriving first waits
+                self._nursery.start_soon(self._load, f, bi + 1, True)
             return data
+
+    async def _load(self, f: _File, bi: int, claimed: bool = False) -> bytes | None:
+        """Read block ``bi`` from disk into RAM; None (and the bit cleared) if it is gone."""
+        ev = f.loads[bi] if claimed else f.loads.setdefault(bi, trio.Event())
+        try:
+            data = await self.cache.get_block(f.key, bi, f.block_size)
+        except Exception:
+            if not claimed:
+                raise
+            log.exception("%s: reading block %d ahead failed", f.key, bi)
+            return None
+        finally:
+            del f.loads[bi]
+            ev.set()
+        if data is None:
+            f.present.discard(bi)  # evicted meanwhile, or corrupt (dropped by the cache)
+            f.notify()
+            return None
+        self.counters["disk_loads"] += 1
+        self._mem.put((f.key, bi), data)
+        return data
 
     async def _wait(self, f: _File, priority: Priority) -> None:
         """Wait for any change to the file's state, re-planning at least every 0.25 s so a

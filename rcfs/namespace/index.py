@@ -63,6 +63,7 @@ class ExtensionState:
     loaded: bool = False
     refreshed_at: float = 0.0  # time.time() when the last successful refresh began
     greetings_at: float = 0.0
+    greeting_seen: dict[str, float] = field(default_factory=dict)  # id -> first seen
     calls_ok: bool = True
     last_error: str | None = None
 
@@ -73,6 +74,7 @@ class ExtensionState:
             "msg_time": self.msg_time, "call_token": self.call_token,
             "call_time": self.call_time, "refreshed_at": self.refreshed_at,
             "greetings_at": self.greetings_at, "calls_ok": self.calls_ok,
+            "greeting_seen": self.greeting_seen,
         }
 
     @classmethod
@@ -404,6 +406,8 @@ class MetadataIndex:
         state.greetings_at = time.time()
         changed = [g.id for g in greetings] != [g.id for g in state.greetings]
         state.greetings = greetings
+        for g in greetings:
+            state.greeting_seen.setdefault(g.id, state.greetings_at)
         return changed
 
     # -- changes made through the filesystem ---------------------------------------------------
@@ -450,7 +454,7 @@ class MetadataIndex:
         own = set(state.own_numbers)
         if state.ext.number:
             own.add(state.ext.number)
-        greet_mtime = state.greetings_at or time.time()
+        greet_mtime = state.greeting_seen
         self.trees[ext_id] = layout.build_extension(
             self.folder_name(ext_id), state.messages.values(), state.calls.values(),
             state.greetings, own, self.tz, ext_id, greeting_mtime=greet_mtime,

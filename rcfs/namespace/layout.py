@@ -132,9 +132,10 @@ def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
         folder = root.subdir(TEXTS).subdir(_conversation_party(msg, own))
         stem = naming.join(stamp, direction)
         text = (msg.subject or "").encode("utf-8")
-        name = naming.fit(stem, naming.id_tail(msg.id, ".txt"))
-        folder.add(_file(name, mtime, xattrs, data=text, msg=msg, ext_id=ext_id))
         media = [a for a in msg.attachments if a.type == "MmsAttachment"]
+        if text or not media:  # a picture-only MMS has no text file
+            name = naming.fit(stem, naming.id_tail(msg.id, ".txt"))
+            folder.add(_file(name, mtime, xattrs, data=text, msg=msg, ext_id=ext_id))
         for i, att in enumerate(media):
             ext = naming.extension_for(att.content_type, att.file_name)
             name = naming.fit(stem, naming.id_tail(msg.id, ext, f"-{i + 1}"))
@@ -199,7 +200,7 @@ def extension_folder_name(number: str | None, name: str | None, ext_id: str) -> 
 
 def build_extension(name: str, messages: Iterable[Message], calls: Iterable[CallLogRecord],
                     greetings: Iterable[Greeting], own_numbers: set[str], tz: tzinfo | None,
-                    ext_id: str, greeting_mtime: float = 0.0,
+                    ext_id: str, greeting_mtime: float | dict[str, float] = 0.0,
                     recording_type: str | None = None) -> Entry:
     root = Entry.directory(name)
     for folder in (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS):
@@ -209,7 +210,11 @@ def build_extension(name: str, messages: Iterable[Message], calls: Iterable[Call
     for call in calls:
         add_call(root, call, tz, ext_id, recording_type)
     for greeting in greetings:
-        add_greeting(root, greeting, greeting_mtime, ext_id)
+        # Greetings carry no time in the API: the time rcfs first saw each one (persisted),
+        # so it stays the same across refreshes and remounts (rsync sees no change).
+        when = (greeting_mtime.get(greeting.id, 0.0) if isinstance(greeting_mtime, dict)
+                else greeting_mtime)
+        add_greeting(root, greeting, when, ext_id)
     _settle_mtimes(root)
     return root
 
