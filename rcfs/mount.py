@@ -199,6 +199,9 @@ class Mount:
                 # Always unmount: a dead mount freezes whoever touches the folder next.
                 pyfuse3.close(unmount=True)
                 sdnotify.notify("STOPPING=1")
+                with trio.CancelScope(shield=True):
+                    # Blocks already downloaded were paid for: let them reach the disk.
+                    await reader.aclose()
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await index.close()

@@ -245,8 +245,10 @@ def test_refreshes_share_one_account_call_log_sync(mnt: Mounted, emu: EmulatorPr
     syncs = [e for e in sent if e["path"].endswith("/call-log-sync")]
     msg_syncs = [e for e in sent if e["path"].endswith("/message-sync")]
     per_ext = Counter(e["path"] for e in msg_syncs)
-    assert len(per_ext) == 5 and min(per_ext.values()) >= 2, brief(sent)
-    assert 3 <= len(syncs) <= 5, brief(syncs)
+    assert len(per_ext) == 5 and min(per_ext.values()) >= 1, brief(sent)
+    # Without the shared sync this would be one per mailbox per interval (about 20); a
+    # loaded machine may stretch the intervals, so only the upper bound is tight.
+    assert 1 <= len(syncs) <= 5, brief(syncs)
     tokens = [e["query"] for e in syncs]
     assert len(tokens) == len(set(tokens)), "the same sync token was used twice"
     assert content_requests(sent) == []

@@ -31,7 +31,7 @@ import re
 import sqlite3
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -676,7 +676,7 @@ def disk_usage(path: Path) -> int:
     return total
 
 
-def iter_value_files(path: Path) -> Iterable[Path]:
+def iter_value_files(path: Path) -> list[Path]:
     """The block value files under a cache root (tests corrupt them)."""
     return sorted(path.rglob("*.val"))
 

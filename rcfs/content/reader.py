@@ -152,7 +152,6 @@ class _File:
     streams_opened: int = 0
     requests: int = 0
     readers: int = 0
-    handles: int = 0
     touched_at: float = -math.inf
     gone_until: float = -math.inf
     gone_error: BaseException | None = None
@@ -173,7 +172,7 @@ class _File:
         self.changed = trio.Event()
 
     def busy(self) -> bool:
-        return bool(self.readers or self.handles or self.streams or self.pending or self.loads)
+        return bool(self.readers or self.streams or self.pending or self.loads)
 
 
 class _WriteQueue:
@@ -244,11 +243,6 @@ class _BlockLRU:
         while self.bytes > self.max_bytes:
             _, victim = self._d.popitem(last=False)
             self.bytes -= len(victim)
-
-    def drop(self, key: tuple[str, int]) -> None:
-        old = self._d.pop(key, None)
-        if old is not None:
-            self.bytes -= len(old)
 
 
 class ContentReader:
