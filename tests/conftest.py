@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
@@ -39,6 +40,23 @@ def start_emulator() -> Iterator[Callable[..., EmulatorProc]]:
 def emulator(start_emulator: Callable[..., EmulatorProc]) -> EmulatorProc:
     """A fresh emulator with the default demo data (seed 1) and RingCentral's limits."""
     return start_emulator("--data-seed", "1")
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    """A module's own emulator (seed 1, generous limits, so any request in its log came from
+    that module's tests); modules that need other settings define their own ``emu``."""
+    with EmulatorProc("--data-seed", "1", "--limits",
+                      "Light=100000,Medium=100000,Heavy=100000,Auth=100000") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    """One REST session per module: every extra JWT login opens a session, and RingCentral
+    keeps five per user and app (a sixth would end the mount's)."""
+    with api_client(emu) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

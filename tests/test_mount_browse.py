@@ -21,9 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
-    GENEROUS_LIMITS,
     OUTBOX,
     Mounted,
     RequestLog,
@@ -63,12 +62,6 @@ INVISIBLE = set("\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u202a\u202b\u202c\u2
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
     require_fuse()
     m = Mounted(emu, tmp_path_factory.mktemp("browse"), refresh_interval=600,
@@ -80,13 +73,6 @@ def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         code = m.unmount()
     assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    """One REST session for the whole module (see ``messages_of``)."""
-    with api_client(emu) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.emulator_proc import ROOT, EmulatorProc, api_client
+from tests.emulator_proc import ROOT, EmulatorProc
 from tests.mount_helper import (
-    GENEROUS_LIMITS,
     Mounted,
     RequestLog,
     brief,
@@ -32,18 +31,6 @@ from tests.mount_helper import (
 )
 
 pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

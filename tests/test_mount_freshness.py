@@ -38,12 +38,6 @@ APPEAR_WITHIN = REFRESH + 2.0
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *GENEROUS_LIMITS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
     require_fuse()
     m = Mounted(emu, tmp_path_factory.mktemp("fresh"), refresh_interval=REFRESH,
