@@ -422,6 +422,22 @@ def test_setfattr_read_status_updates_the_message(mnt: Mounted, emu: EmulatorPro
     assert os.getxattr(target, "user.rc.read_status") == b"Unread"
 
 
+def test_ls_l_does_not_ask_each_file_for_labels_or_acls(mnt: Mounted) -> None:
+    """`ls -l` asks every file for its SELinux label and its POSIX ACL unless the first
+    answer says the file system has none (EOPNOTSUPP): two FUSE round trips per file that
+    made `ls -l` of a 10,000-text folder take seconds."""
+    require_tools("ls")
+    folder = Path(max(walk(mnt.folder()), key=lambda w: len(w[2]))[0])
+    entries = len(os.listdir(folder))
+    assert entries >= 5
+    before = mnt.status()["filesystem"]["getxattrs"]
+    out = run(["ls", "-l", str(folder)]).stdout
+    asked = mnt.status()["filesystem"]["getxattrs"] - before
+    assert len(out.splitlines()) == entries + 1  # "total" line
+    assert asked <= 4, (asked, entries)
+    assert not re.search(r"^\S{10}[.+] ", out, re.M)  # no label/ACL marker after the mode
+
+
 def test_probe_names_answer_enoent_locally(mnt: Mounted, emu: EmulatorProc) -> None:
     probes = [".hidden", ".Trash", ".Trash-0", ".Trash-1000", ".directory", "desktop.ini",
               "Thumbs.db", ".DS_Store", "autorun.inf"]

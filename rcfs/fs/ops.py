@@ -108,14 +108,19 @@ class RcfsOperations(pyfuse3.Operations):
         self.status = status or (dict)
         self.inodes = InodeTable()
         self._handles: dict[int, _Handle] = {}
-        self._dirs: dict[int, list[tuple[str, Path]]] = {}
+        self._dirs: dict[int, tuple[Path, list[str]]] = {}  # fh -> (folder, sorted names)
+        # inode -> (entry, attributes) for files whose attributes cannot change while the
+        # entry object lives (known size, outside .rcfs and the outbox): listing a big folder
+        # again builds nothing. A rebuilt tree has new entry objects, which miss.
+        self._attrs: dict[int, tuple[Entry, pyfuse3.EntryAttributes]] = {}
         self._next_fh = 1
         self._learned: dict[str, int] = {}  # content key -> size learned from a download
         self._probed: set[str] = set()  # content keys whose cached size was looked up
         self._seen_trees: dict[str, Entry] = {}
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
-                                       "read_bytes", "probe_misses"), 0)
+                                       "read_bytes", "probe_misses", "getxattrs",
+                                       "listxattrs"), 0)
 
     def bind(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -198,6 +203,9 @@ class RcfsOperations(pyfuse3.Operations):
             self._learned[ref.key] = info.size
 
     def _attr(self, inode: int, entry: Entry, path: Path) -> pyfuse3.EntryAttributes:
+        cached = self._attrs.get(inode)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
@@ -228,6 +236,8 @@ class RcfsOperations(pyfuse3.Operations):
         if path[1:2] == (OUTBOX,):
             # Live state (files move to Sent/, sizes grow while written): never cached.
             attr.entry_timeout = attr.attr_timeout = 0
+        elif not entry.is_dir and attr.attr_timeout == FILE_TIMEOUT:
+            self._attrs[inode] = (entry, attr)
         return attr
 
     def _path_of(self, inode: int) -> Path:
@@ -302,9 +312,8 @@ class RcfsOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR if entry else errno.ENOENT)
         for child in (entry.children or {}).values():
             await self._size_from_cache(child)
-        names = sorted((entry.children or {}).keys())
         fh = self._new_fh()
-        self._dirs[fh] = [(n, (*path, n)) for n in names]
+        self._dirs[fh] = (path, sorted((entry.children or {}).keys()))
         return fh
 
     @_guard("readdir")
@@ -313,9 +322,15 @@ class RcfsOperations(pyfuse3.Operations):
         listing = self._dirs.get(fh)
         if listing is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        for i in range(start_id, len(listing)):
-            name, path = listing[i]
-            entry = self._resolve(path)
+        folder, names = listing
+        # One walk for the folder, not one per child (a folder may hold 10,000 texts). The
+        # root is the exception: an extension folder resolved alone also shows its Outbox.
+        parent = self._resolve(folder) if folder else None
+        children = parent.children if parent is not None and parent.children else {}
+        for i in range(start_id, len(names)):
+            name = names[i]
+            path = (*folder, name)
+            entry = children.get(name) if folder else self._resolve(path)
             if entry is None:
                 continue  # vanished since opendir
             inode = self.inodes.inode(path)
@@ -455,9 +470,14 @@ class RcfsOperations(pyfuse3.Operations):
     @_guard("getxattr")
     async def getxattr(self, inode: int, name: bytes,
                        ctx: pyfuse3.RequestContext) -> bytes:
+        self.counters["getxattrs"] += 1
+        if not name.startswith(b"user."):
+            # security.*, system.* (POSIX ACLs), trusted.*: namespaces rcfs does not support.
+            # EOPNOTSUPP rather than ENODATA because tools cache it per file system: `ls -l`
+            # (coreutils) then stops asking for the SELinux label and the ACL of every file,
+            # two FUSE round trips per entry that the kernel never caches.
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         text = os.fsdecode(name)
-        if not text.startswith("user."):
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         _, entry = self._entry_of(inode)
         value = entry.xattrs.get(text)
         if value is None:
@@ -467,6 +487,7 @@ class RcfsOperations(pyfuse3.Operations):
     @_guard("listxattr")
     async def listxattr(self, inode: int,
                         ctx: pyfuse3.RequestContext) -> list[bytes]:
+        self.counters["listxattrs"] += 1
         _, entry = self._entry_of(inode)
         return [k.encode() for k in sorted(entry.xattrs)]
 
