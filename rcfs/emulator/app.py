@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import uuid
 from typing import Any
 
@@ -158,6 +160,45 @@ class _Recorder:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+def _server_transport(send: Send) -> asyncio.Transport | None:
+    """uvicorn's transport of this connection: its ``send`` is a bound method of the
+    request/response cycle, which holds the transport (h11 and httptools alike)."""
+    owner = getattr(send, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    return transport if isinstance(transport, asyncio.Transport) else None
+
+
+async def _drop_connection(send: Send) -> None:
+    """Reset this connection without writing a response (reset_request/reset_response).
+
+    The socket gets ``SO_LINGER`` 0 so that closing it sends a TCP RST, then the transport is
+    aborted; once uvicorn has seen the connection lost, an app that returns without a
+    response is not answered with a 500. Without a reachable transport (another server) the
+    fallback starts a response and raises, which uvicorn turns into a closed socket."""
+    transport = _server_transport(send)
+    if transport is None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise routes_content.ConnectionDropped("fault: connection dropped")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+    # abort() schedules connection_lost; let it run so the cycle knows it is disconnected.
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the whole request body (the client finished uploading before the drop)."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class RcMiddleware:
     def __init__(self, app: ASGIApp, emu: Emulator, origin: str) -> None:
         self.app = app
@@ -186,11 +227,13 @@ class RcMiddleware:
             "authorized": "authorization" in request.headers,
         }
         emu.request_log.append(entry)
+        raw_send = send
         if emu.config.record_exchanges:
             recorder = _Recorder(emu.config.record_exchanges, self.origin, scope)
             receive = recorder.receive(receive)
             send = recorder.send(send)
         delay = 0.0
+        swallow = False  # reset_response: the handler's answer never reaches the client
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -209,7 +252,11 @@ class RcMiddleware:
                 entry["status"] = message["status"]
                 entry["group"] = scope.get("rc_group")
             elif message["type"] == "http.response.body":
+                if swallow:
+                    return
                 entry["bytes"] += len(message.get("body", b""))
+            if swallow:
+                return
             await send(message)
 
         try:
@@ -235,10 +282,26 @@ class RcMiddleware:
                 emu.tokens.revoke(auth.partition(" ")[2].strip())
             if rule.kind == "delay":
                 delay += float(rule.params.get("seconds", 1.0))
+            if rule.kind == "reset_request":
+                entry["fault"] = ",".join(r.kind for r in fired)
+                entry["dropped"] = True
+                if rule.params.get("read_body", True):
+                    await _drain(receive)
+                await _drop_connection(raw_send)
+                return
+            if rule.kind == "reset_response":
+                swallow = True
         if fired:
             entry["fault"] = ",".join(r.kind for r in fired)
 
-        await self.app(scope, receive, send_wrapper)
+        if not swallow:
+            await self.app(scope, receive, send_wrapper)
+            return
+        entry["dropped"] = True
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            await _drop_connection(raw_send)
 
     @staticmethod
     def _method_override(scope: Scope, request: Request) -> None:

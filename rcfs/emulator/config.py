@@ -55,6 +55,9 @@ class EmulatorConfig:
     fsync_default_window: float = DAY  # 24 h per spec; 7 days per a docs page (CONFLICT F5)
     sync_token_ttl: float = 7 * DAY
     report_step: float = 5.0  # seconds per report task state step
+    # How a message-store-report task ends (routes_reports): "Completed", "Failed",
+    # "Cancelled", or "AttemptFailed" (one failed attempt, retried to Completed).
+    report_outcome: str = "Completed"
     max_report_tasks: int = 2
     archive_max_bytes: int = 1 << 30
 

@@ -19,6 +19,23 @@ Kinds:
   bandwidth    content: cap the body at ``bytes_per_second``.
   revoke       revoke the caller's session before handling (token revoked mid-session).
   lie_length   content: announce a Content-Length larger than the body, then close.
+  reset_request  any request (meant for POST sends: fax, sms, mms, greeting): read the
+               request body (``read_body``, default true; false drops while the client may
+               still be uploading), then drop the connection with a TCP reset before any
+               handler runs. Nothing is created, nothing is recorded in ``/_emulator/sent``
+               and no response bytes are written: the client sees a connection error
+               (httpx ``RemoteProtocolError``/``ReadError``/``WriteError``). The request log
+               entry has ``status: null`` and ``dropped: true``.
+  reset_response any request (meant for POST sends): the handler runs to completion (a send
+               creates its message and is recorded in ``/_emulator/sent``), its response is
+               discarded and the connection is dropped with a TCP reset before the status
+               line: the client cannot know the request took effect. The request log entry
+               keeps the status the handler answered, with ``dropped: true``.
+
+A drop is a real socket reset (``SO_LINGER`` 0, then abort of uvicorn's transport); the ASGI
+app then returns without a response, which uvicorn accepts silently once the connection is
+lost, so it never becomes a 500. Neither kind writes a recorded exchange (no response exists
+to check against the OpenAPI spec).
 """
 
 from __future__ import annotations
@@ -31,10 +48,12 @@ from typing import Any
 
 KINDS = {
     "status", "delay", "reset", "short206", "ignore_range", "partial_200", "no_length",
-    "bandwidth", "revoke", "lie_length",
+    "bandwidth", "revoke", "lie_length", "reset_request", "reset_response",
 }
 CONTENT_KINDS = {"reset", "short206", "ignore_range", "partial_200", "no_length", "bandwidth",
                  "lie_length"}
+# Kinds handled by the middleware that drop the connection around the handler.
+DROP_KINDS = {"reset_request", "reset_response"}
 
 
 @dataclass

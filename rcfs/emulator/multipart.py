@@ -119,11 +119,15 @@ class Part:
         return parse_header(raw)[1].get("charset", "utf-8")
 
     def text(self) -> str:
-        """The body decoded with its declared charset (UTF-8 by default)."""
+        """The body decoded with its declared charset (UTF-8 by default).
+
+        Undecodable bytes (a malformed or cut-off upload) become U+FFFD rather than raising,
+        so a text field fails its own validation with a RingCentral-shaped 400 instead of
+        crashing the handler into a plain-text 500."""
         try:
-            return self.data.decode(self.charset)
+            return self.data.decode(self.charset, errors="replace")
         except LookupError:
-            return self.data.decode("utf-8")
+            return self.data.decode("utf-8", errors="replace")
 
 
 def _delimiter_positions(body: bytes, delim: bytes) -> list[int]:

@@ -4,6 +4,22 @@ A task moves Accepted -> InProgress -> Completed on the emulated clock, one
 ``config.report_step`` per step; on completion its zip archives are built once and kept in
 ``store.reports[taskId].archives`` (downloaded through routes_content.report_archive).
 
+``config.report_outcome`` (read when the task is created) chooses how the lifecycle ends (J3),
+so clients can be tested against every terminal state of the spec's status enum:
+
+* ``Completed`` (default): Accepted -> InProgress -> Completed (2 steps), archives built.
+* ``Failed``: Accepted -> InProgress -> Failed (2 steps): ``finishTime`` set, no archives.
+* ``Cancelled``: Accepted -> InProgress -> Cancelled (2 steps): ``finishTime`` set, no
+  archives.
+* ``AttemptFailed``: Accepted -> InProgress -> AttemptFailed -> InProgress -> Completed
+  (4 steps): one failed attempt that the service retries by itself and that then succeeds
+  (I): AttemptFailed is not terminal (the task still counts as unfinished), has no
+  ``finishTime``, and the retry keeps the first ``startTime``. A retry that fails for good
+  is covered by ``Failed``.
+
+``…/archive`` of a Failed or Cancelled task stays 404 ``CMN-102`` on ``archiveId`` (no
+archive was ever built), like an unfinished one.
+
 Choices not settled by any source, marked (I):
 * More than ``config.max_report_tasks`` unfinished tasks -> 429 ``CMN-304`` ("Duplicate
   concurrent request. Try again later") with ``Retry-After`` = seconds until the oldest
@@ -41,6 +57,13 @@ from rcfs.emulator.store import Attachment, Blob, Message, ReportTask
 DAY = 86400.0
 MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager", "Text")
 UNFINISHED = ("Accepted", "Pending", "InProgress", "AttemptFailed")
+# config.report_outcome -> the states after InProgress, one report_step each.
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "Completed": ("Completed",),
+    "Failed": ("Failed",),
+    "Cancelled": ("Cancelled",),
+    "AttemptFailed": ("AttemptFailed", "InProgress", "Completed"),
+}
 # Fixed size of one stored zip entry beyond its name and data (local + central header).
 _ZIP_ENTRY_OVERHEAD = 30 + 46
 _ZIP_END = 22
@@ -165,8 +188,22 @@ def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
 # -- state machine ---------------------------------------------------------------------------
 
 
+def _outcome(emu: Emulator) -> tuple[str, ...]:
+    outcome = emu.config.report_outcome
+    if outcome not in OUTCOMES:
+        raise rc_error(500, "CMN-203", f"Emulator misconfigured: report_outcome {outcome!r} is "
+                       f"not one of {sorted(OUTCOMES)}")
+    return OUTCOMES[outcome]
+
+
+def _steps(emu: Emulator) -> int:
+    """Steps from creation to the terminal state under the current configuration."""
+    return 1 + len(OUTCOMES.get(emu.config.report_outcome, ("Completed",)))
+
+
 def _schedule(emu: Emulator, task: ReportTask) -> None:
     step = max(0.0, emu.config.report_step)
+    states = _outcome(emu)
 
     def start(when: float) -> None:
         if task.status != "Accepted":
@@ -175,16 +212,23 @@ def _schedule(emu: Emulator, task: ReportTask) -> None:
         task.start_time = when
         task.last_modified_time = when
 
-    def finish(when: float) -> None:
-        if task.status != "InProgress":
-            return
-        task.archives = build_archives(emu, task)
-        task.status = "Completed"
-        task.finish_time = when
-        task.last_modified_time = when
+    def advance(expected: str, new: str) -> Callable[[float], None]:
+        def run(when: float) -> None:
+            if task.status != expected:
+                return
+            if new == "Completed":
+                task.archives = build_archives(emu, task)
+            if new in ("Completed", "Failed", "Cancelled"):
+                task.finish_time = when
+            task.status = new
+            task.last_modified_time = when
+        return run
 
     emu.at(task.creation_time + step, start)
-    emu.at(task.creation_time + 2 * step, finish)
+    previous = "InProgress"
+    for n, new in enumerate(states, start=2):
+        emu.at(task.creation_time + n * step, advance(previous, new))
+        previous = new
 
 
 def _unfinished(emu: Emulator) -> list[ReportTask]:
@@ -231,10 +275,11 @@ async def create_report(request: Request) -> Response:
         types = [types]
     if not isinstance(types, list) or any(t not in MESSAGE_TYPES for t in types):
         raise invalid_param("messageTypes")
+    _outcome(emu)  # a misconfigured outcome fails before a task is stored
     busy = _unfinished(emu)
     if len(busy) >= emu.config.max_report_tasks:
         step = max(0.0, emu.config.report_step)
-        wait = min(t.creation_time + 2 * step for t in busy) - now
+        wait = min(t.creation_time + _steps(emu) * step for t in busy) - now
         raise ApiError(429, {
             "errorCode": "CMN-304", "message": "Duplicate concurrent request. Try again later",
             "errors": [{"errorCode": "CMN-304",

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -248,6 +248,20 @@ def _json_object(data: bytes, kind: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _bad_json(kind)
     return value
+
+
+async def _read_body(request: Request, kind: str) -> bytes:
+    """The request body; a client that disconnects mid-upload (a cut-off body shorter than
+    its Content-Length) gets the same 400 as any other unparseable envelope, recorded in
+    ``store.sent``, instead of an unhandled ``ClientDisconnect`` (a 500 with a traceback).
+    """
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        message = "request body is truncated (client disconnected during the upload)"
+        if kind == "fax":
+            raise rc_error(400, "MSG-349", f"Unable to parse fax envelope: {message}") from None
+        raise rc_error(400, "CMN-104", f"Cannot parse request: {message}") from None
 
 
 def _is_envelope(part: Part, index: int) -> bool:
@@ -642,7 +656,7 @@ async def _send_fax(request: Request, emu: Emulator, attempt: SendAttempt) -> Re
     ext = _target_extension(emu, caller, request, "OutboundFaxes")
     attempt.extension_id = ext.id
     media = _media_type(request)
-    body = await request.body()
+    body = await _read_body(request, "fax")
     now = emu.clock.now()
     if media == "application/json":
         attempt.envelope = Envelope(_json_object(body, "fax"), encoding=media)
@@ -856,7 +870,7 @@ async def _send_sms(request: Request, emu: Emulator, attempt: SendAttempt,
     ext = _target_extension(emu, caller, request, "OutboundSMS")
     attempt.extension_id = ext.id
     media = _media_type(request)
-    body = await request.body()
+    body = await _read_body(request, "sms")
     if media == "application/json":
         attempt.envelope = Envelope(_json_object(body, "sms"), encoding=media)
     elif media.startswith("multipart/"):
