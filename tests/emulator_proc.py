@@ -63,7 +63,8 @@ class EmulatorProc:
                 raise RuntimeError(f"emulator did not start: {self.log()}")
             time.sleep(0.02)
         self.info: dict[str, Any] = json.loads(self.port_file.read_text())
-        self.http = httpx.Client(base_url=self.info["admin_url"], timeout=30)
+        self.http = httpx.Client(base_url=self.info["admin_url"], timeout=30,
+                                 verify=verify_for(self.info))
 
     def log(self) -> str:
         self._log.flush()

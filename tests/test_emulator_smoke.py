@@ -34,3 +34,6 @@ def test_tls_mode(start_emulator) -> None:  # type: ignore[no-untyped-def]
                   headers={"Authorization": f"Bearer {tok}"}, verify=verify_for(info))
     assert r.status_code == 200
     assert r.json()["id"] == int(info["account_id"])
+    # The admin API is HTTPS too, under the same generated CA.
+    assert info["admin_url"].startswith("https://")
+    assert emu.admin("GET", "/_emulator/summary")["account_id"] == int(info["account_id"])

@@ -232,6 +232,9 @@ class _BlockLRU:
             self._d.move_to_end(key)
         return data
 
+    def has(self, key: tuple[str, int]) -> bool:
+        return key in self._d
+
     def put(self, key: tuple[str, int], data: bytes) -> None:
         old = self._d.pop(key, None)
         if old is not None:
@@ -438,7 +441,9 @@ class ContentReader:
 
     async def _read(self, f: _File, offset: int, size: int, deadline: float,
                     priority: Priority) -> bytes:
-        out = bytearray()
+        # Pieces are views of cached blocks (or copies of a download's buffer): the result
+        # is copied once, and not at all when one piece is a whole block.
+        pieces: list[bytes | memoryview] = []
         pos, end = offset, offset + size
         mine: list[_Stream] = []
         while pos < end:
@@ -449,12 +454,14 @@ class ContentReader:
             piece = await self._piece(f, pos, end - pos, deadline, priority, mine)
             if not piece:
                 break
-            out += piece
+            pieces.append(piece)
             pos += len(piece)
-        return bytes(out)
+        if len(pieces) == 1:
+            return pieces[0] if isinstance(pieces[0], bytes) else bytes(pieces[0])
+        return b"".join(pieces)
 
     async def _piece(self, f: _File, pos: int, n: int, deadline: float, priority: Priority,
-                     mine: list[_Stream]) -> bytes:
+                     mine: list[_Stream]) -> bytes | memoryview:
         """Bytes from ``pos`` (at most ``n``, within one block); b"" at EOF."""
         bs = f.block_size
         bi, within = divmod(pos, bs)
@@ -463,12 +470,16 @@ class ContentReader:
             if data is not None:
                 if within >= len(data):
                     return b""  # only the last block is short: pos is past EOF
-                return data[within:within + n]
+                if within == 0 and n >= len(data):
+                    return data
+                return memoryview(data)[within:within + n]
             for s in f.streams:
                 if not s.done and s.buf_start <= pos < s.pos:
-                    # Copy early from the block being filled (HTTPDirFS's trick).
+                    # Copy early from the block being filled (HTTPDirFS's trick); one copy,
+                    # and no view kept (the buffer grows while the view would pin it).
                     at = pos - s.buf_start
-                    return bytes(s.buf[at:at + min(n, s.pos - pos, bs - within)])
+                    with memoryview(s.buf) as view:
+                        return bytes(view[at:at + min(n, s.pos - pos, bs - within)])
             if f.size is not None and pos >= f.size:
                 return b""
             for s in mine:
@@ -493,6 +504,7 @@ class ContentReader:
             data = self._mem.get((f.key, bi)) or f.pending.get(bi)
             if data is not None:
                 self.counters["memory_hits"] += 1
+                self._load_ahead(f, bi + 1)
                 return data
             if bi not in f.present:
                 return None
@@ -501,11 +513,18 @@ class ContentReader:
                 await ev.wait()
                 continue
             data = await self._load(f, bi)
-            if data is not None and bi + 1 in f.present and bi + 1 not in f.loads \
-                    and self._mem.get((f.key, bi + 1)) is None:
-                f.loads[bi + 1] = trio.Event()  # claimed now: a read arriving first waits
-                self._nursery.start_soon(self._load, f, bi + 1, True)
+            if data is not None:
+                self._load_ahead(f, bi + 1)
             return data
+
+    def _load_ahead(self, f: _File, bi: int) -> None:
+        """Start loading block ``bi`` from disk if it is there and not in RAM, so a
+        sequential reader finds every next block in RAM (the disk read overlaps the reads
+        of the current block, whether that one came from disk or from RAM)."""
+        if bi in f.present and bi not in f.loads and not self._mem.has((f.key, bi)) \
+                and bi not in f.pending:
+            f.loads[bi] = trio.Event()  # claimed now: a read arriving first waits
+            self._nursery.start_soon(self._load, f, bi, True)
 
     async def _load(self, f: _File, bi: int, claimed: bool = False) -> bytes | None:
         """Read block ``bi`` from disk into RAM; None (and the bit cleared) if it is gone."""
@@ -645,6 +664,7 @@ class ContentReader:
             else:
                 log.warning("%s: download from byte %d failed", f.key, s.start, exc_info=True)
         finally:
+            log.warning("TMPDBG stream %d: %d bytes in %.3f s", s.id, s.pos - s.start, trio.current_time() - s.opened_at)
             s.done = True
             f.streams.remove(s)
             f.notify()
