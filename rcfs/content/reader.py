@@ -158,6 +158,9 @@ class _File:
     no_extra_until: float = -math.inf
     last_error: BaseException | None = None
     saved_meta: tuple[int | None, str | None] = (None, None)
+    wake_at: float = math.inf
+    """A download notifies for new bytes only once it reaches this offset (the least one a
+    waiting read needs): a read does not wake per network chunk."""
 
     @property
     def key(self) -> str:
@@ -168,6 +171,7 @@ class _File:
         return None if self.size is None else -(-self.size // self.block_size)
 
     def notify(self) -> None:
+        self.wake_at = math.inf
         self.changed.set()
         self.changed = trio.Event()
 
@@ -473,13 +477,16 @@ class ContentReader:
                 if within == 0 and n >= len(data):
                     return data
                 return memoryview(data)[within:within + n]
+            # What this piece needs of the block being filled: served (copied early, HTTPDirFS's
+            # trick) once a download has all of it, not chunk by chunk.
+            need = min(pos + n, (bi + 1) * bs)
+            if f.size is not None:
+                need = min(need, f.size)
             for s in f.streams:
-                if not s.done and s.buf_start <= pos < s.pos:
-                    # Copy early from the block being filled (HTTPDirFS's trick); one copy,
-                    # and no view kept (the buffer grows while the view would pin it).
+                if not s.done and s.buf_start <= pos < s.pos and s.pos >= need:
                     at = pos - s.buf_start
-                    with memoryview(s.buf) as view:
-                        return bytes(view[at:at + min(n, s.pos - pos, bs - within)])
+                    with memoryview(s.buf) as view:  # one copy; no view kept (buf grows)
+                        return bytes(view[at:at + need - pos])
             if f.size is not None and pos >= f.size:
                 return b""
             for s in mine:
@@ -494,6 +501,7 @@ class ContentReader:
                 mine.append(self._start_stream(f, bi * bs, priority, deadline,
                                                optional=optional))
                 continue
+            f.wake_at = min(f.wake_at, need)
             await self._wait(f, priority)
 
     async def _cached_block(self, f: _File, bi: int) -> bytes | None:
@@ -664,7 +672,6 @@ class ContentReader:
             else:
                 log.warning("%s: download from byte %d failed", f.key, s.start, exc_info=True)
         finally:
-            log.warning("TMPDBG stream %d: %d bytes in %.3f s", s.id, s.pos - s.start, trio.current_time() - s.opened_at)
             s.done = True
             f.streams.remove(s)
             f.notify()
@@ -736,35 +743,39 @@ class ContentReader:
     async def _pump_pieces(self, f: _File, s: _Stream, it: AsyncIterator[tuple[int, bytes]],
                            q: _WriteQueue) -> bool:
         bs = f.block_size
-        while True:
-            with trio.move_on_after(self.config.stall_timeout_s) as stall:
+        # One cancel scope for the whole body (cheaper than one per chunk): its deadline is
+        # the stall timeout while waiting for a chunk, and off while blocks are queued.
+        with trio.CancelScope() as stall:
+            while True:
+                stall.deadline = trio.current_time() + self.config.stall_timeout_s
                 try:
                     offset, chunk = await it.__anext__()
                 except StopAsyncIteration:
                     return True
-            if stall.cancelled_caught:
-                raise TimeoutError(f"no byte for {self.config.stall_timeout_s:.0f} s")
-            if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
-                raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
-            s.buf += chunk
-            s.pos += len(chunk)
-            self.counters["bytes_network"] += len(chunk)
-            s.measure(trio.current_time())
-            at_eof = f.size is not None and s.pos >= f.size
-            while len(s.buf) >= bs or (at_eof and s.buf):
-                # Full blocks, and the short last one as soon as its last byte is here (not
-                # at the end of the body, which a shutdown might not wait for).
-                bi = (s.pos - len(s.buf)) // bs
-                with memoryview(s.buf) as view:
-                    data = bytes(view[:bs])
-                del s.buf[:len(data)]
-                await self._queue(f, q, bi, data)
-                if self._redundant(f, s):
-                    s.stop = True
-                    log.debug("%s: stream %d stops at block %d (rest covered)", f.key, s.id,
-                              s.block)
-                    return False
-            f.notify()
+                stall.deadline = math.inf
+                if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
+                    raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
+                s.buf += chunk
+                s.pos += len(chunk)
+                self.counters["bytes_network"] += len(chunk)
+                s.measure(trio.current_time())
+                at_eof = f.size is not None and s.pos >= f.size
+                while len(s.buf) >= bs or (at_eof and s.buf):
+                    # Full blocks, and the short last one as soon as its last byte is here
+                    # (not at the end of the body, which a shutdown might not wait for).
+                    bi = (s.pos - len(s.buf)) // bs
+                    with memoryview(s.buf) as view:
+                        data = bytes(view[:bs])
+                    del s.buf[:len(data)]
+                    await self._queue(f, q, bi, data)
+                    if self._redundant(f, s):
+                        s.stop = True
+                        log.debug("%s: stream %d stops at block %d (rest covered)", f.key,
+                                  s.id, s.block)
+                        return False
+                if s.pos >= f.wake_at:
+                    f.notify()
+        raise TimeoutError(f"no byte for {self.config.stall_timeout_s:.0f} s")
 
     async def _queue(self, f: _File, q: _WriteQueue, bi: int, data: bytes) -> None:
         """Block ``bi`` is complete: readers find it in ``pending`` (then in RAM) at once and
