@@ -59,6 +59,20 @@ def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def admin(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    """A REST client as the admin user of the module's ``emu``."""
+    with api_client(emu) as client:
+        yield client
+
+
+@pytest.fixture
+def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    """A REST client as a non-admin user of the module's ``emu``."""
+    with api_client(emu, emu.user(admin=False)) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[EmulatorProc]:
     """One emulator for a module of read-only tests, with generous limits so order does not

@@ -161,5 +161,21 @@ def api_client(emu: EmulatorProc, user: dict[str, Any] | None = None) -> httpx.C
                         verify=verify_for(emu.info))
 
 
+def limited_client(emu: EmulatorProc, user: dict[str, Any]) -> httpx.Client:
+    """A client of the emulator's "limited" app, whose scopes lack ReadCallLog,
+    ReadCallRecording and EditExtensions (403 InsufficientPermissions tests)."""
+    r = httpx.post(
+        emu.info["platform_url"] + "/restapi/oauth/token",
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+              "assertion": user["jwt"]},
+        auth=(emu.info["limited_client_id"], emu.info["limited_client_secret"]),
+        verify=verify_for(emu.info),
+    )
+    r.raise_for_status()
+    return httpx.Client(base_url=emu.info["platform_url"], timeout=30,
+                        headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+                        verify=verify_for(emu.info))
+
+
 if os.environ.get("RCFS_EMULATOR_DEBUG"):
     print("emulator_proc loaded", file=sys.stderr)

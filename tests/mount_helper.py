@@ -13,6 +13,7 @@ downloads (``.../content`` paths on either host) out of a slice taken with ``Req
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -440,3 +441,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def module_mount(emu: EmulatorProc, workdir: Path) -> Iterator[Mounted]:
+    """The one mount a read-only test module shares: loaded before its first test (a 600 s
+    refresh, so any request in the log came from the tests), names in UTC, and a clean exit
+    (status 0) asserted after the unmount."""
+    require_fuse()
+    m = Mounted(emu, workdir, refresh_interval=600, timezone="UTC")
+    try:
+        m.start()
+        m.wait_loaded()
+        yield m
+    finally:
+        code = m.unmount()
+    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import EmulatorProc, api_client, verify_for
+from tests.emulator_proc import EmulatorProc, api_client, limited_client
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 LAG = 20.0  # call_log_lag of the shared emulator
@@ -48,33 +48,6 @@ def sync_emu() -> Iterator[EmulatorProc]:
     changes; tests that need a quiet history use different extensions."""
     with EmulatorProc("--limits", BIG, "--set", "sync_token_ttl=600") as proc:
         yield proc
-
-
-@pytest.fixture
-def admin(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture
-def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu, emu.user(admin=False)) as client:
-        yield client
-
-
-def limited_client(emu: EmulatorProc, user: dict[str, Any]) -> httpx.Client:
-    """A client of the "limited" app, whose scopes lack ReadCallLog/ReadCallRecording."""
-    r = httpx.post(
-        emu.info["platform_url"] + "/restapi/oauth/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-              "assertion": user["jwt"]},
-        auth=(emu.info["limited_client_id"], emu.info["limited_client_secret"]),
-        verify=verify_for(emu.info),
-    )
-    r.raise_for_status()
-    return httpx.Client(base_url=emu.info["platform_url"], timeout=30,
-                        headers={"Authorization": f"Bearer {r.json()['access_token']}"},
-                        verify=verify_for(emu.info))
 
 
 # -- helpers -----------------------------------------------------------------------------------

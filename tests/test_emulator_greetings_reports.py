@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from rcfs.emulator import media
-from tests.emulator_proc import EmulatorProc, api_client, verify_for
+from tests.emulator_proc import EmulatorProc, limited_client
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 STEP = 30.0  # report_step of the report emulator
@@ -51,33 +51,6 @@ def emu() -> Iterator[EmulatorProc]:
         yield proc
     finally:
         conformance(proc)
-
-
-@pytest.fixture
-def admin(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture
-def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu, emu.user(admin=False)) as client:
-        yield client
-
-
-def limited_client(emu: EmulatorProc, user: dict[str, Any]) -> httpx.Client:
-    """A client of the "limited" app (no EditExtensions, ReadCallLog, ...)."""
-    r = httpx.post(
-        emu.info["platform_url"] + "/restapi/oauth/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-              "assertion": user["jwt"]},
-        auth=(emu.info["limited_client_id"], emu.info["limited_client_secret"]),
-        verify=verify_for(emu.info),
-    )
-    r.raise_for_status()
-    return httpx.Client(base_url=emu.info["platform_url"], timeout=30,
-                        headers={"Authorization": f"Bearer {r.json()['access_token']}"},
-                        verify=verify_for(emu.info))
 
 
 def get(client: httpx.Client, path: str, group: str, **params: Any) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from tests.mount_helper import (
     folder_name,
     message_of,
     messages_of,
+    module_mount,
     recordings_of,
-    require_fuse,
     require_tools,
     run,
     walk,
@@ -63,16 +63,8 @@ INVISIBLE = set("\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u202a\u202b\u202c\u2
 
 @pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
-    require_fuse()
-    m = Mounted(emu, tmp_path_factory.mktemp("browse"), refresh_interval=600,
-                timezone="UTC")
-    try:
-        m.start()
-        m.wait_loaded()
+    with module_mount(emu, tmp_path_factory.mktemp("browse")) as m:
         yield m
-    finally:
-        code = m.unmount()
-    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
 
 
 @pytest.fixture(scope="module")

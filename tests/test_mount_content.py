@@ -30,8 +30,8 @@ from tests.mount_helper import (
     expected_bytes,
     files_under,
     messages_of,
+    module_mount,
     recordings_of,
-    require_fuse,
     require_tools,
     run,
 )
@@ -46,16 +46,8 @@ def summary(emu: EmulatorProc) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
-    require_fuse()
-    m = Mounted(emu, tmp_path_factory.mktemp("content"), refresh_interval=600,
-                timezone="UTC")
-    try:
-        m.start()
-        m.wait_loaded()
+    with module_mount(emu, tmp_path_factory.mktemp("content")) as m:
         yield m
-    finally:
-        code = m.unmount()
-    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
 
 
 @pytest.fixture(autouse=True)

@@ -23,8 +23,8 @@ from tests.mount_helper import (
     brief,
     files_under,
     message_of,
+    module_mount,
     mounts_under,
-    require_fuse,
     require_tools,
     run,
     write_config,
@@ -35,16 +35,8 @@ pytestmark = pytest.mark.mount
 
 @pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
-    require_fuse()
-    m = Mounted(emu, tmp_path_factory.mktemp("errors"), refresh_interval=600,
-                timezone="UTC")
-    try:
-        m.start()
-        m.wait_loaded()
+    with module_mount(emu, tmp_path_factory.mktemp("errors")) as m:
         yield m
-    finally:
-        code = m.unmount()
-    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
 
 
 @pytest.fixture(scope="module")

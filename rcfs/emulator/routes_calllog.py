@@ -328,20 +328,21 @@ def _list_calls(request: Request, emu: Emulator, ext: Extension | None) -> Respo
     return json_response(body)
 
 
-async def user_call_log(request: Request) -> Response:
-    emu = emulator_of(request)
+def _scope(request: Request, emu: Emulator, company_permission: str) -> Extension | None:
+    """Authenticate a call-log route (Heavy) and say whose calls it is about: the path's
+    extension, or None for the company-wide log (admins with ``company_permission``)."""
     caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
     p = request.path_params
-    ext = _ext_for_calls(emu, caller, p["accountId"], p["extensionId"])
-    return _list_calls(request, emu, ext)
+    if "extensionId" in p:
+        return _ext_for_calls(emu, caller, p["accountId"], p["extensionId"])
+    emu.account(caller, p["accountId"])
+    _company_caller(emu, caller, company_permission)
+    return None
 
 
-async def company_call_log(request: Request) -> Response:
+async def call_log(request: Request) -> Response:
     emu = emulator_of(request)
-    caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
-    emu.account(caller, request.path_params["accountId"])
-    _company_caller(emu, caller, "FullCompanyCallLog")
-    return _list_calls(request, emu, None)
+    return _list_calls(request, emu, _scope(request, emu, "FullCompanyCallLog"))
 
 
 def _one_call(request: Request, emu: Emulator, ext: Extension | None) -> Response:
@@ -356,20 +357,9 @@ def _one_call(request: Request, emu: Emulator, ext: Extension | None) -> Respons
                                      company=ext is None))
 
 
-async def user_call_record(request: Request) -> Response:
+async def call_record(request: Request) -> Response:
     emu = emulator_of(request)
-    caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
-    p = request.path_params
-    ext = _ext_for_calls(emu, caller, p["accountId"], p["extensionId"])
-    return _one_call(request, emu, ext)
-
-
-async def company_call_record(request: Request) -> Response:
-    emu = emulator_of(request)
-    caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
-    emu.account(caller, request.path_params["accountId"])
-    _company_caller(emu, caller, "FullCompanyCallLog")
-    return _one_call(request, emu, None)
+    return _one_call(request, emu, _scope(request, emu, "FullCompanyCallLog"))
 
 
 # -- call-log sync -------------------------------------------------------------------------
@@ -500,20 +490,9 @@ def _sync(request: Request, emu: Emulator, ext: Extension | None) -> Response:
     return _sync_response(request, emu, state, base, records, "ISync")
 
 
-async def user_call_log_sync(request: Request) -> Response:
+async def call_log_sync(request: Request) -> Response:
     emu = emulator_of(request)
-    caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
-    p = request.path_params
-    ext = _ext_for_calls(emu, caller, p["accountId"], p["extensionId"])
-    return _sync(request, emu, ext)
-
-
-async def company_call_log_sync(request: Request) -> Response:
-    emu = emulator_of(request)
-    caller = emu.api_call(request, "Heavy", scope="ReadCallLog")
-    emu.account(caller, request.path_params["accountId"])
-    _company_caller(emu, caller, "ReadCallLog")
-    return _sync(request, emu, None)
+    return _sync(request, emu, _scope(request, emu, "ReadCallLog"))
 
 
 # -- recordings ----------------------------------------------------------------------------
@@ -551,12 +530,12 @@ def routes() -> list[BaseRoute]:
     acc = "/restapi/v1.0/account/{accountId}"
     ext = acc + "/extension/{extensionId}"
     return [
-        Route(ext + "/call-log", user_call_log, methods=["GET"]),
-        Route(ext + "/call-log/{callRecordId}", user_call_record, methods=["GET"]),
-        Route(ext + "/call-log-sync", user_call_log_sync, methods=["GET"]),
-        Route(acc + "/call-log", company_call_log, methods=["GET"]),
-        Route(acc + "/call-log/{callRecordId}", company_call_record, methods=["GET"]),
-        Route(acc + "/call-log-sync", company_call_log_sync, methods=["GET"]),
+        Route(ext + "/call-log", call_log, methods=["GET"]),
+        Route(ext + "/call-log/{callRecordId}", call_record, methods=["GET"]),
+        Route(ext + "/call-log-sync", call_log_sync, methods=["GET"]),
+        Route(acc + "/call-log", call_log, methods=["GET"]),
+        Route(acc + "/call-log/{callRecordId}", call_record, methods=["GET"]),
+        Route(acc + "/call-log-sync", call_log_sync, methods=["GET"]),
         Route(acc + "/recording/{recordingId}", get_recording, methods=["GET"]),
     ]
 
