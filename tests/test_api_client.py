@@ -557,3 +557,13 @@ async def test_token_call_is_retried_on_503(autojump_clock: MockClock) -> None:
     async with client(fake, ts=tokens(expires_in=-1)) as c:
         assert await c.tokens.access_token(deadline=c.deadline_in(20)) == "AT-secret-1"
     assert calls["n"] == 2
+
+
+def test_response_bodies_are_read_in_large_pieces() -> None:
+    """httpcore's 64 KiB socket reads cost a 64 MiB download 2-3x its time (measured in
+    rcfs/api/transport.py); importing the transport raises them to 1 MiB."""
+    import httpcore
+
+    from rcfs.api import transport
+
+    assert httpcore.AsyncHTTP11Connection.READ_NUM_BYTES >= transport.HTTP_READ_BYTES >= 1 << 20

@@ -232,6 +232,33 @@ async def test_closing_mid_download_does_not_restart_it(tmp_path: Path) -> None:
     assert len(src.opens) == 1
 
 
+async def test_slow_disk_does_not_hold_back_a_cold_read(tmp_path: Path) -> None:
+    """Blocks wait for the disk in RAM (up to ``write_queue_blocks``) and are written in
+    batches (one cache transaction each): a cold read goes at the network's pace."""
+    data = payload(24 * BS + 99)
+    src = FakeSource({"rec/40": data}, chunk=BS)
+    ref = ref_for("rec/40")
+    batches: list[list[int]] = []
+    async with reader_on(tmp_path, src) as reader:
+        real_put = reader.cache.put_blocks
+
+        async def slow_put(key: str, blocks: dict[int, bytes], **kw: Any) -> bool:
+            batches.append(sorted(blocks))
+            await trio.sleep(0.05)  # a slow disk: 24 one-block writes would take 1.2 s
+            return await real_put(key, blocks, **kw)
+
+        reader.cache.put_blocks = slow_put  # type: ignore[method-assign]
+        t0 = trio.current_time()
+        assert await read_all(reader, ref) == data
+        assert trio.current_time() - t0 < 0.05 * 3  # not one disk write per block
+        await reader.settle(ref)
+        info = await reader.cached_info(ref)
+        assert info is not None and info.complete
+    assert sorted(b for batch in batches for b in batch) == list(range(25))
+    assert len(batches) < 25 and max(len(b) for b in batches) > 1
+    assert len(src.opens) == 1
+
+
 # -- seeks -------------------------------------------------------------------------------
 
 
