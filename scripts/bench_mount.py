@@ -9,7 +9,9 @@
   * ffprobe + a 5 s seek read in the middle of a one-hour recording;
   * the content requests each used (from the emulator's request log).
 
-Timings are reported as ratios against references measured in the same run. Not a test:
+Machines are noisy: each cold read is of a fresh file, rcfs and rclone alternating file by
+file (both mounted at once); warm reads alternate with the local-disk reference; rows report
+medians, as ratios against references measured in the same run. Not a test:
 run ``scripts/bench`` (which bootstraps, installs rclone if it can, and runs this).
 """
 
@@ -21,6 +23,7 @@ import http.server
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.emulator_proc import EmulatorProc  # noqa: E402
-from tests.mount_helper import Mounted  # noqa: E402
+from tests.mount_helper import GENEROUS_LIMITS, Mounted  # noqa: E402
 
 MIB = 1 << 20
 WAV_RATE = 16000  # bytes/s of the emulator's 8 kHz 16-bit mono recordings
@@ -166,9 +169,16 @@ def find(root: Path, pattern: str) -> Path:
     return hits[0]
 
 
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--files", type=int, default=5,
+                    help="cold reads per contender (one fresh file each), interleaved")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved warm-read rounds")
     ap.add_argument("--entries", type=int, default=10000)
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = ap.parse_args()
@@ -184,14 +194,17 @@ def main() -> int:
 
     # Recordings are WAV or MP3 per account (the call log does not say which; rcfs asks one
     # recording's metadata): this account records WAV.
+    # Throughput is measured with generous rate limits: at RingCentral's Heavy 10/min, the
+    # fresh files of the cold rows would queue behind the budget (by design).
     with EmulatorProc("--data-seed", "1", "--set", 'recording_format="wav"',
-                      check_openapi=False) as emu:
+                      *GENEROUS_LIMITS, check_openapi=False) as emu:
         admin = emu.user(admin=True)
         duration = -(-args.size_mib * MIB // WAV_RATE)
-        big = emu.admin("POST", "/_emulator/calls", {
+        rids = [emu.admin("POST", "/_emulator/calls", {
             "extension_id": admin["extension_id"], "direction": "Inbound",
             "from": "+14155550111", "duration": duration, "recording": True,
-            "recording_format": "wav", "start_time": time.time() - duration - 3600})
+            "recording_format": "wav", "start_time": time.time() - duration - 3600 * (i + 1)}
+        )["recording_id"] for i in range(args.files)]
         hour = emu.admin("POST", "/_emulator/calls", {
             "extension_id": admin["extension_id"], "direction": "Outbound",
             "to": "+14155550122", "duration": 3600, "recording": True,
@@ -200,84 +213,109 @@ def main() -> int:
             "extension_id": admin["extension_id"], "type": "SMS", "from": "+14155559999",
             "from_name": "Bench Sender", "text": "benchmark", "repeat": args.entries,
             "step": 30})
-        rid = big["recording_id"]
-        data = emu.content("recording", rid)
-        local = work / "local" / "big.wav"
-        local.parent.mkdir()
-        local.write_bytes(data)
-        size = len(data)
+        (work / "local").mkdir()
+        locals_ = []
+        for i, rid in enumerate(rids):  # the same bytes, for rclone and the local reference
+            locals_.append(work / "local" / f"big{i}.wav")
+            locals_[-1].write_bytes(emu.content("recording", rid))
+        local = locals_[0]
+        size = local.stat().st_size
         acc = emu.info["account_id"]
-        url = f"{emu.info['media_url']}/restapi/v1.0/account/{acc}/recording/{rid}/content"
+        url = f"{emu.info['media_url']}/restapi/v1.0/account/{acc}/recording/{rids[0]}/content"
         token = emu.token(admin)
 
-        # References: local disk (hot and cold page cache) and curl on the content URL.
-        local_hot = min(read_file(local) for _ in range(3))
-        local_hot_py = min(read_in_process(local) for _ in range(5))
-        drop_from_page_cache(local)
-        local_cold = read_file(local)
         s0 = seq(emu)
-        curl = timed(["curl", "-sf", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
-                      url])
-        row("curl (content URL)", curl, size, content_requests(emu, s0))
-        row("local disk, page cache", local_hot, size, 0)
-        row("local disk, page cache (in-process)", local_hot_py, size, 0)
-        row("local disk, cold", local_cold, size, 0)
+        curls = [timed(["curl", "-sf", "-o", "/dev/null", "-H",
+                        f"Authorization: Bearer {token}", url]) for _ in range(args.files)]
+        curl = median(curls)
+        row("curl (content URL)", curl, size, content_requests(emu, s0) // args.files)
 
         mnt = Mounted(emu, work / "rcfs", refresh_interval=60)
         mnt.start()
-        try:
-            folder = mnt.mountpoint / f"{admin['extension_number']} {admin['name']}"
-            target = find(folder, f"Recordings/*/*[[]{rid}].wav")
-            s0 = seq(emu)
-            cold = read_file(target)
-            row("rcfs cold", cold, size, content_requests(emu, s0), ref=curl)
-            s0 = seq(emu)
-            warm = min(read_file(target) for _ in range(3))
-            row("rcfs warm (page cache)", warm, size, content_requests(emu, s0), ref=local_hot)
-            warm_py = min(read_in_process(target) for _ in range(5))
-            row("rcfs warm (page cache, in-process)", warm_py, size,
-                content_requests(emu, s0), ref=local_hot_py)
+        mnt.wait_loaded()
+        have_rclone = shutil.which("rclone") is not None
+        if not have_rclone:
+            print("rclone not installed: its rows are missing", file=sys.stderr)
+        with contextlib.ExitStack() as stack:
+            if have_rclone:
+                base = stack.enter_context(static_server(local.parent))
+                rmp = stack.enter_context(rclone_mount(base, work / "rclone",
+                                                       work / "rclone-cache"))
+            try:
+                folder = mnt.mountpoint / f"{admin['extension_number']} {admin['name']}"
+                targets = [find(folder, f"Recordings/*/*[[]{rid}].wav") for rid in rids]
+                # Cold reads, interleaved file by file so both contenders see the same noise.
+                cold: list[float] = []
+                rc_cold: list[float] = []
+                s0 = seq(emu)
+                _RangeHandler.requests_seen = 0
+                for i, target in enumerate(targets):
+                    cold.append(read_file(target))
+                    if have_rclone:
+                        rc_cold.append(read_file(rmp / locals_[i].name))
+                row(f"rcfs cold (median of {len(cold)} files)", median(cold), size,
+                    content_requests(emu, s0) // len(cold), ref=curl)
+                if have_rclone:
+                    row(f"rclone mount cold, vfs full (median of {len(rc_cold)})",
+                        median(rc_cold), size, _RangeHandler.requests_seen // len(rc_cold),
+                        ref=curl)
 
-            texts = find(folder, "Texts/+14155559999*")
-            s0 = seq(emu)
-            ls_cold = timed(["ls", "-l", str(texts)])
-            ls_warm = min(timed(["ls", "-l", str(texts)]) for _ in range(3))
-            n = len(os.listdir(texts))
-            row(f"ls -l {n} entries, first", ls_cold, None, content_requests(emu, s0))
-            row(f"ls -l {n} entries, warm", ls_warm, None, 0)
+                # Warm rereads (page cache), interleaved with the local-disk reference.
+                target = targets[0]
+                s0 = seq(emu)
+                seen = _RangeHandler.requests_seen
+                read_file(target)  # the first open after a download fills the page cache
+                if have_rclone:
+                    read_file(rmp / local.name)
+                warm: dict[str, list[float]] = {k: [] for k in (
+                    "local", "rcfs", "local_py", "rcfs_py", "rclone")}
+                for _ in range(args.rounds):
+                    warm["local"].append(read_file(local))
+                    warm["rcfs"].append(read_file(target))
+                    warm["local_py"].append(read_in_process(local))
+                    warm["rcfs_py"].append(read_in_process(target))
+                    if have_rclone:
+                        warm["rclone"].append(read_file(rmp / local.name))
+                local_hot, local_hot_py = median(warm["local"]), median(warm["local_py"])
+                row("local disk, page cache (dd)", local_hot, size, 0)
+                row("local disk, page cache (in-process)", local_hot_py, size, 0)
+                row("rcfs warm, page cache (dd)", median(warm["rcfs"]), size,
+                    content_requests(emu, s0), ref=local_hot)
+                row("rcfs warm, page cache (in-process)", median(warm["rcfs_py"]), size,
+                    content_requests(emu, s0), ref=local_hot_py)
+                if have_rclone:
+                    row("rclone mount warm (dd)", median(warm["rclone"]), size,
+                        _RangeHandler.requests_seen - seen, ref=local_hot)
+                drop_from_page_cache(local)
+                row("local disk, cold page cache (dd)", read_file(local), size, 0)
 
-            hour_file = find(folder, f"Recordings/*/*[[]{hour['recording_id']}].wav")
-            s0 = seq(emu)
-            t_probe = timed(["ffprobe", "-v", "error", "-show_entries", "format=duration",
-                             str(hour_file)])
-            t_seek = timed(["ffmpeg", "-v", "error", "-ss", "1800", "-t", "5", "-i",
-                            str(hour_file), "-f", "null", "-"])
-            row("ffprobe + seek 1800 s, 1 h wav", t_probe + t_seek, None,
-                content_requests(emu, s0))
-        finally:
-            mnt.unmount()
+                texts = find(folder, "Texts/+14155559999*")
+                s0 = seq(emu)
+                ls_cold = timed(["ls", "-l", str(texts)])
+                ls_warm = median([timed(["ls", "-l", str(texts)]) for _ in range(5)])
+                n = len(os.listdir(texts))
+                row(f"ls -l {n} entries, first", ls_cold, None, content_requests(emu, s0))
+                row(f"ls -l {n} entries, warm (median of 5)", ls_warm, None, 0)
+
+                hour_file = find(folder, f"Recordings/*/*[[]{hour['recording_id']}].wav")
+                s0 = seq(emu)
+                t_probe = timed(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                                 str(hour_file)])
+                t_seek = timed(["ffmpeg", "-v", "error", "-ss", "1800", "-t", "5", "-i",
+                                str(hour_file), "-f", "null", "-"])
+                row("ffprobe + seek 1800 s, 1 h wav", t_probe + t_seek, None,
+                    content_requests(emu, s0))
+            finally:
+                mnt.unmount()
         mnt.start()
         try:
             s0 = seq(emu)
-            target = find(mnt.mountpoint, f"*/Recordings/*/*[[]{rid}].wav")
-            remount = read_file(target)
-            row("rcfs after remount (block cache)", remount, size, content_requests(emu, s0),
-                ref=local_hot)
+            remount = [read_file(find(mnt.mountpoint, f"*/Recordings/*/*[[]{rid}].wav"))
+                       for rid in rids]
+            row(f"rcfs after remount, block cache (median of {len(remount)})",
+                median(remount), size, content_requests(emu, s0), ref=local_hot)
         finally:
             mnt.unmount()
-
-    if shutil.which("rclone"):
-        with static_server(local.parent) as base, rclone_mount(
-                base, work / "rclone", work / "rclone-cache") as mp:
-            _RangeHandler.requests_seen = 0
-            rc_cold = read_file(mp / "big.wav")
-            cold_reqs = _RangeHandler.requests_seen
-            rc_warm = min(read_file(mp / "big.wav") for _ in range(3))
-            row("rclone mount cold (vfs full)", rc_cold, size, cold_reqs, ref=curl)
-            row("rclone mount warm", rc_warm, size, _RangeHandler.requests_seen - cold_reqs,
-                ref=local_hot)
-    else:
-        print("rclone not installed: its rows are missing", file=sys.stderr)
 
     width = max(len(r["what"]) for r in rows)
     print(f"\n{'what':<{width}}  {'seconds':>8}  {'MiB/s':>8}  {'ratio':>6}  requests")
@@ -287,7 +325,9 @@ def main() -> int:
         print(f"{r['what']:<{width}}  {r['seconds']:>8.3f}  {mibs:>8}  {ratio:>6}  "
               f"{r['content_requests']}")
     print("\nratio: reference time / this time (cold reads vs curl; warm reads vs local "
-          "disk with page cache); > 1 is faster than the reference.")
+          "disk with page cache, dd against dd, in-process against in-process); > 1 is "
+          "faster than the reference. Requests: content requests per file (cold rows) or "
+          "in total.")
     if args.json:
         print(json.dumps(rows, indent=1))
     shutil.rmtree(work, ignore_errors=True)
