@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rcfs import __version__
-from rcfs.config import FIELDS, Config, ConfigError, load
+from rcfs.config import FIELDS, OUTBOX_KEYS, Config, ConfigError, load
 from rcfs.proc import die_with_parent
 
 log = logging.getLogger("rcfs")
@@ -25,6 +25,8 @@ CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_fil
                 "redirect_uri", "ca_cert", "cache_dir", "state_dir", "cache_size",
                 "refresh_interval", "read_timeout", "uid", "gid", "umask", "timezone",
                 "log_level")
+# The outbox's tuning: flags of ``rcfs mount`` only (nothing else sends).
+MOUNT_FLAGS = OUTBOX_KEYS
 
 
 def _setup_logging(level: str) -> None:
@@ -36,15 +38,15 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, extra: tuple[str, ...] = ()) -> None:
     p.add_argument("--config", type=Path, help="config file (default ~/.config/rcfs/config.toml)")
-    for key in CONFIG_FLAGS:
+    for key in (*CONFIG_FLAGS, *extra):
         p.add_argument("--" + key.replace("_", "-"), dest=key, default=None,
                        help=f"config key {key} (type {FIELDS[key].type})")
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Config:
-    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    overrides = {k: getattr(args, k, None) for k in (*CONFIG_FLAGS, *MOUNT_FLAGS)}
     overrides.update(extra)
     return load(args.config, overrides)
 
@@ -353,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("mount", help="mount the account (foreground; --daemon to detach)")
     m.add_argument("mountpoint")
-    _add_config_flags(m)
+    _add_config_flags(m, MOUNT_FLAGS)
     m.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     m.add_argument("--allow-delete", action="store_true",
                    help="rm of a message moves it to RingCentral's Deleted state")

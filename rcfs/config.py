@@ -6,6 +6,7 @@ An invalid file names the bad key and value and the command exits non-zero befor
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -50,6 +51,18 @@ class Config:
     umask: int = 0o022
     timezone: str = "local"
     log_level: str = "info"
+    # The outbox's sender (rcfs/outbox/sender.py; mapped onto its Settings in rcfs/mount.py).
+    outbox_concurrency: int = 2  # sends in flight per kind (fax, text, greeting)
+    outbox_max_attempts: int = 8  # transient failures before a job fails
+    outbox_retry_base: float = 5.0  # first retry delay, doubling up to outbox_retry_max
+    outbox_retry_max: float = 600.0
+    outbox_poll_min: float = 5.0  # status polling interval, growing up to outbox_poll_max
+    outbox_poll_max: float = 120.0
+    outbox_settle_time: float = 30.0  # after an unclear answer: how long the store may lag
+    outbox_clock_skew: float = 600.0  # allowed between this machine and RingCentral
+    outbox_fax_timeout: float = 900.0  # a fax or greeting upload, waiting for budget included
+    outbox_sms_timeout: float = 180.0  # an SMS/MMS send, waiting for budget included
+    outbox_sms_delivery_wait: float = 86400.0  # "Sent" without a delivery report: stop waiting
 
     def validate(self) -> None:
         if not self.server.startswith(("https://", "http://")):
@@ -75,6 +88,21 @@ class Config:
                 ZoneInfo(self.timezone)
             except (KeyError, ValueError, OSError):
                 raise ConfigError(f"timezone = {self.timezone!r}: unknown time zone") from None
+        self._validate_outbox()
+
+    def _validate_outbox(self) -> None:
+        for key in OUTBOX_KEYS:
+            value = getattr(self, key)
+            if FIELDS[key].type == "int":
+                if value < 1:
+                    raise ConfigError(f"{key} = {value!r}: must be a whole number >= 1")
+            elif not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{key} = {value!r}: must be a number of seconds > 0")
+        for low, high in (("outbox_retry_base", "outbox_retry_max"),
+                          ("outbox_poll_min", "outbox_poll_max")):
+            if getattr(self, high) < getattr(self, low):
+                raise ConfigError(f"{high} = {getattr(self, high)!r}: must not be less than "
+                                  f"{low} ({getattr(self, low)!r})")
 
     def jwt_value(self) -> str | None:
         if self.jwt:
@@ -88,6 +116,11 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+OUTBOX_KEYS = tuple(name for name in FIELDS if name.startswith("outbox_"))
+
+
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number",
+          "str": "a string"}
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -102,7 +135,7 @@ def _coerce(key: str, value: Any) -> Any:
                 return False
             raise ValueError
         if kind == "int":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             if isinstance(value, str):
                 return int(value, 8) if key == "umask" else int(value, 0)
@@ -115,7 +148,7 @@ def _coerce(key: str, value: Any) -> Any:
             raise ValueError
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} = {value!r}: expected a {kind}") from None
+        raise ConfigError(f"{key} = {value!r}: expected {_KINDS.get(str(kind), kind)}") from None
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:

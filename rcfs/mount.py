@@ -26,6 +26,7 @@ import trio
 
 from rcfs import __version__, sdnotify
 from rcfs.api import Credentials, RcClient, RcError, TokenStore
+from rcfs.api.listing import ApiClient
 from rcfs.api.scheduler import Priority
 from rcfs.config import Config
 from rcfs.content.blockcache import BlockCache
@@ -33,7 +34,7 @@ from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
-from rcfs.outbox import Outbox
+from rcfs.outbox import Outbox, Settings
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,21 @@ def make_client(cfg: Config, store: TokenStore) -> RcClient:
     return RcClient(creds, media_url=cfg.media_server or None, store=store, verify=verify)
 
 
+def outbox_settings(cfg: Config) -> Settings:
+    """The sender's tuning, from the ``outbox_*`` configuration keys."""
+    return Settings(
+        send_concurrency=cfg.outbox_concurrency, max_attempts=cfg.outbox_max_attempts,
+        retry_base_s=cfg.outbox_retry_base, retry_max_s=cfg.outbox_retry_max,
+        poll_min_s=cfg.outbox_poll_min, poll_max_s=cfg.outbox_poll_max,
+        settle_s=cfg.outbox_settle_time, skew_s=cfg.outbox_clock_skew,
+        fax_deadline_s=cfg.outbox_fax_timeout, sms_deadline_s=cfg.outbox_sms_timeout,
+        sms_delivery_wait_s=cfg.outbox_sms_delivery_wait)
+
+
+def make_outbox(cfg: Config, client: ApiClient, spool_dir: Path) -> Outbox:
+    return Outbox(client, spool_dir, outbox_settings(cfg))
+
+
 def token_store(cfg: Config) -> TokenStore:
     state = Path(cfg.state_dir).expanduser()
     return TokenStore(state / "tokens" / f"{_digest(cfg.server, cfg.client_id)}.json")
@@ -175,7 +191,7 @@ class Mount:
                 gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
                 umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout)
             # The outbox spool and journal live beside the index of the same account.
-            outbox = Outbox(client, index.state_dir / "outbox")
+            outbox = make_outbox(cfg, client, index.state_dir / "outbox")
             await trio.to_thread.run_sync(outbox.open)
             ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox)
             outbox.on_gone = lambda ext, rel: ops.forget_path(

@@ -21,11 +21,10 @@ from tests.mount_helper import GENEROUS_LIMITS, Mounted
 
 FAST_CLOCKS = ("--set", "fax_seconds_per_page=0.05", "--set", "sms_send_delay=0.05",
                "--set", "sms_deliver_delay=0.05")
-# Outbox timings scaled down for tests (read by rcfs.outbox.sender.Settings.from_env).
-FAST_ENV = {
-    "RCFS_OUTBOX_POLL_MIN_S": "0.1", "RCFS_OUTBOX_POLL_MAX_S": "0.3",
-    "RCFS_OUTBOX_SETTLE_S": "1", "RCFS_OUTBOX_RETRY_BASE_S": "0.2",
-    "RCFS_OUTBOX_RETRY_MAX_S": "1",
+# Outbox timings scaled down for tests: config keys, e.g. ``Mounted(emu, dir, **FAST_CONFIG)``.
+FAST_CONFIG: dict[str, Any] = {
+    "outbox_poll_min": 0.1, "outbox_poll_max": 0.3, "outbox_settle_time": 1.0,
+    "outbox_retry_base": 0.2, "outbox_retry_max": 1.0,
 }
 FAX_TO = "+12125557464"
 SMS_TO = "+14155550123"

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from rcfs import __version__
+from rcfs.cli import _config, build_parser
+from rcfs.config import OUTBOX_KEYS, ConfigError, load
 from tests.emulator_proc import ROOT, EmulatorProc
 from tests.mount_helper import (
     GENEROUS_LIMITS,
@@ -54,7 +56,10 @@ def test_version_and_help() -> None:
     for flag in ("--config", "--server", "--media-server", "--client-id", "--jwt-file",
                  "--cache-dir", "--state-dir", "--cache-size", "--refresh-interval",
                  "--read-timeout", "--allow-delete", "--allow-other", "--daemon",
-                 "--timezone", "--umask"):
+                 "--timezone", "--umask", "--outbox-concurrency", "--outbox-max-attempts",
+                 "--outbox-retry-base", "--outbox-retry-max", "--outbox-poll-min",
+                 "--outbox-poll-max", "--outbox-settle-time", "--outbox-clock-skew",
+                 "--outbox-fax-timeout", "--outbox-sms-timeout", "--outbox-sms-delivery-wait"):
         assert flag in res.stdout, flag
     res = rcfs()
     assert res.returncode != 0 and "usage" in res.stderr
@@ -74,6 +79,9 @@ BAD_CONFIGS = [
     ("jwt_file = \"/nonexistent/rcfs.jwt\"\n", "jwt_file"),
     ("client_id = \"\"\n", "client_id"),
     ("this is = not toml [\n", "not valid TOML"),
+    ("outbox_concurrency = 0\n", "outbox_concurrency"),
+    ("outbox_settle_time = -5\n", "outbox_settle_time"),
+    ("outbox_poll_min = 10\noutbox_poll_max = 5\n", "outbox_poll_max"),
 ]
 
 
@@ -96,6 +104,78 @@ def test_invalid_config_exits_nonzero_naming_the_key(text: str, key: str,
     assert "Traceback" not in res.stderr
     assert mounts_under(tmp_path) == []
     assert not (tmp_path / "c").exists()  # nothing was started
+
+
+OUTBOX_VALUES: dict[str, int | float] = {
+    "outbox_concurrency": 4, "outbox_max_attempts": 3, "outbox_retry_base": 1.5,
+    "outbox_retry_max": 30.0, "outbox_poll_min": 2.0, "outbox_poll_max": 60.0,
+    "outbox_settle_time": 45.0, "outbox_clock_skew": 120.0, "outbox_fax_timeout": 600.0,
+    "outbox_sms_timeout": 90.0, "outbox_sms_delivery_wait": 3600.0,
+}
+
+
+def test_outbox_keys_from_the_config_file_and_flags(tmp_path: Path) -> None:
+    assert set(OUTBOX_KEYS) == set(OUTBOX_VALUES)
+    cfg_path = tmp_path / "config.toml"
+    # Whole numbers of seconds are fine in TOML (``45``, not only ``45.0``).
+    cfg_path.write_text('client_id = "app"\n' + "".join(
+        f"{k} = {int(v) if float(v).is_integer() else v}\n" for k, v in OUTBOX_VALUES.items()))
+    cfg = load(cfg_path)
+    for key, value in OUTBOX_VALUES.items():
+        got = getattr(cfg, key)
+        assert got == value and type(got) is type(value), (key, got)
+    # Every key is also a flag of ``rcfs mount``; a flag wins over the file.
+    args = build_parser().parse_args([
+        "mount", str(tmp_path / "mp"), "--config", str(cfg_path), "--outbox-settle-time", "5",
+        "--outbox-concurrency", "1", "--outbox-poll-max", "2.5"])
+    cfg = _config(args)
+    assert (cfg.outbox_settle_time, cfg.outbox_concurrency, cfg.outbox_poll_max) == (5, 1, 2.5)
+    assert cfg.outbox_clock_skew == 120
+    # The outbox is tuned by ``rcfs mount`` only.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["login", "--outbox-concurrency", "1"])
+
+
+BAD_OUTBOX = [
+    ("outbox_concurrency = 0", "outbox_concurrency = 0: must be a whole number >= 1"),
+    ("outbox_concurrency = 2.5", "outbox_concurrency = 2.5: expected a whole number"),
+    ("outbox_concurrency = \"two\"", "outbox_concurrency = 'two': expected a whole number"),
+    ("outbox_max_attempts = -1", "outbox_max_attempts = -1: must be a whole number >= 1"),
+    ("outbox_max_attempts = true", "outbox_max_attempts = True: expected a whole number"),
+    ("outbox_retry_base = 0", "outbox_retry_base = 0.0: must be a number of seconds > 0"),
+    ("outbox_retry_max = -1.0", "outbox_retry_max = -1.0: must be a number of seconds > 0"),
+    ("outbox_poll_min = nan", "outbox_poll_min = nan: must be a number of seconds > 0"),
+    ("outbox_poll_max = inf", "outbox_poll_max = inf: must be a number of seconds > 0"),
+    ("outbox_settle_time = \"soon\"", "outbox_settle_time = 'soon': expected a number"),
+    ("outbox_clock_skew = -600", "outbox_clock_skew = -600.0: must be a number of seconds > 0"),
+    ("outbox_fax_timeout = 0.0", "outbox_fax_timeout = 0.0: must be a number of seconds > 0"),
+    ("outbox_sms_timeout = false", "outbox_sms_timeout = False: expected a number"),
+    ("outbox_sms_delivery_wait = 0",
+     "outbox_sms_delivery_wait = 0.0: must be a number of seconds > 0"),
+    ("outbox_retry_max = 1",
+     "outbox_retry_max = 1.0: must not be less than outbox_retry_base (5.0)"),
+    ("outbox_poll_min = 10\noutbox_poll_max = 9",
+     "outbox_poll_max = 9.0: must not be less than outbox_poll_min (10.0)"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_OUTBOX)
+def test_bad_outbox_values_name_the_key_and_value(line: str, message: str,
+                                                  tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'client_id = "app"\n{line}\n')
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert str(err.value) == message
+
+
+def test_outbox_flag_values_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # no config file: flags only
+    args = build_parser().parse_args(["mount", str(tmp_path / "mp"), "--client-id", "app",
+                                      "--outbox-retry-base", "0"])
+    with pytest.raises(ConfigError) as err:
+        _config(args)
+    assert str(err.value) == "outbox_retry_base = 0.0: must be a number of seconds > 0"
 
 
 def test_invalid_flag_and_missing_config_file(tmp_path: Path) -> None:

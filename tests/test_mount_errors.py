@@ -10,7 +10,7 @@ import os
 import sys
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -165,7 +165,7 @@ def test_writes_outside_the_outbox_are_erofs(mnt: Mounted, emu: EmulatorProc) ->
         with pytest.raises(OSError) as err:
             os.open(target, flags)
         assert err.value.errno == errno.EROFS, flags
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: os.open(folder / "new.txt", os.O_WRONLY | os.O_CREAT, 0o644),
         lambda: os.open(mnt.root / "new.txt", os.O_WRONLY | os.O_CREAT, 0o644),
         lambda: os.mkdir(folder / "newdir"),

@@ -21,7 +21,7 @@ import pytest
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import Mounted, require_fuse
 from tests.outbox_support import (
-    FAST_ENV,
+    FAST_CONFIG,
     FAX_TO,
     SMS_TO,
     emulator_args,
@@ -47,15 +47,13 @@ def test_kill9_then_remount_sends_exactly_once(
         kind: str, moment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         start_emulator: Callable[..., EmulatorProc]) -> None:
     require_fuse()
-    for key, value in FAST_ENV.items():
-        monkeypatch.setenv(key, value)
     if moment != "in_flight":
         monkeypatch.setenv("RCFS_OUTBOX_FAILPOINT", moment)
     emu = start_emulator(*emulator_args())
     channel, number = ("Fax", FAX_TO) if kind == "fax" else ("Text", SMS_TO)
     name = "contract.pdf" if kind == "fax" else "note.txt"
     data = pdf(2, "crash") if kind == "fax" else f"exactly once ({moment})".encode()
-    m = Mounted(emu, tmp_path)
+    m = Mounted(emu, tmp_path, **FAST_CONFIG)
     m.start()
     try:
         rdir = outbox(m) / channel / number

@@ -16,7 +16,7 @@ import pytest
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import Mounted, require_fuse
 from tests.outbox_support import (
-    FAST_ENV,
+    FAST_CONFIG,
     BreakingProxy,
     emulator_args,
     outbox,
@@ -36,20 +36,13 @@ def env(tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[tuple[EmulatorProc, Mounted, BreakingProxy]]:
     """One emulator, reached through a proxy that can break a send's connection."""
     require_fuse()
-    settings = {**FAST_ENV, "RCFS_OUTBOX_SMS_DEADLINE_S": "2"}
-    saved = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
     emu = EmulatorProc(*emulator_args())
     try:
         with proxy_for(emu) as proxy, Mounted(emu, tmp_path_factory.mktemp("faults"),
-                                              server=proxy.url) as m:
+                                              server=proxy.url, outbox_sms_timeout=2.0,
+                                              **FAST_CONFIG) as m:
             yield emu, m, proxy
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         emu.stop()
 
 
@@ -99,18 +92,16 @@ def test_500_is_checked_in_the_message_store_before_resending(env: Any) -> None:
     assert len(to(emu, "+14155550203")) == 1
 
 
-def test_reset_during_upload_resends_once(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reset_during_upload_resends_once(tmp_path: Path) -> None:
     """The connection is reset after the headers and a few body bytes: RingCentral never
     got the fax, rcfs cannot know that, checks the store, finds nothing, sends it again.
     Own emulator, unchecked: the emulator answers the cut request with a plain-text 500
     (the connection is gone, nobody reads it), which the OpenAPI check would flag."""
     require_fuse()
-    for key, value in FAST_ENV.items():
-        monkeypatch.setenv(key, value)
     emu = EmulatorProc(*emulator_args(), check_openapi=False)
     try:
-        with proxy_for(emu) as proxy, Mounted(emu, tmp_path, server=proxy.url) as m:
+        with proxy_for(emu) as proxy, Mounted(emu, tmp_path, server=proxy.url,
+                                              **FAST_CONFIG) as m:
             proxy.arm("cut_request", "/fax")
             text = send_and_wait(m, "Fax", "+12125550204", "big.pdf", pdf(4, "reset"))
             assert proxy.fired == 1
@@ -158,17 +149,13 @@ def test_delivery_failure_is_reported(env: Any) -> None:
 
 
 def test_burst_of_100_texts_respects_the_sms_budget(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        start_emulator: Callable[..., EmulatorProc]) -> None:
+        tmp_path: Path, start_emulator: Callable[..., EmulatorProc]) -> None:
     require_fuse()
-    for key, value in FAST_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("RCFS_OUTBOX_SMS_DEADLINE_S", raising=False)  # the module's fixture
     emu = start_emulator(*emulator_args(
         "--window", "2", "--penalty", "2",
         limits=("--limits", "Light=100000,Medium=25,Heavy=100000,Auth=100000")))
     number = "+14155550299"
-    with Mounted(emu, tmp_path) as m:
+    with Mounted(emu, tmp_path, **FAST_CONFIG) as m:
         rdir = outbox(m) / "Text" / number
         rdir.mkdir()
         for i in range(100):

@@ -18,7 +18,7 @@ import pytest
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import Mounted, require_fuse, run
 from tests.outbox_support import (
-    FAST_ENV,
+    FAST_CONFIG,
     emulator_args,
     jpeg,
     outbox,
@@ -41,18 +41,11 @@ def sha(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorProc, Mounted]]:
     require_fuse()
-    saved = {k: os.environ.get(k) for k in FAST_ENV}
-    os.environ.update(FAST_ENV)
     emu = EmulatorProc(*emulator_args())
     try:
-        with Mounted(emu, tmp_path_factory.mktemp("outbox")) as m:
+        with Mounted(emu, tmp_path_factory.mktemp("outbox"), **FAST_CONFIG) as m:
             yield emu, m
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         emu.stop()
 
 

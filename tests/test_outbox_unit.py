@@ -19,6 +19,8 @@ import trio
 from rcfs.api.errors import ApiError, TransportError
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
+from rcfs.config import Config, load
+from rcfs.mount import make_outbox, outbox_settings
 from rcfs.outbox import Outbox, Settings
 from rcfs.outbox import validate as v
 from rcfs.outbox.journal import Doc, Job, Store
@@ -225,7 +227,7 @@ def _close_boxes() -> Any:
 
 
 def outbox(tmp_path: Path, api: FakeApi, settings: Settings = FAST) -> Outbox:
-    box = Outbox(api, tmp_path / "spool", settings)  # type: ignore[arg-type]
+    box = Outbox(api, tmp_path / "spool", settings)
     box.open()
     _OPEN.append(box)
     return box
@@ -383,6 +385,41 @@ async def test_restart_with_a_job_in_sending_checks_the_store(tmp_path: Path) ->
     again = outbox(tmp_path, api)
     await run_until(again, done(again))
     assert len(api.posts) == 1 and states(again) == ["delivered"]
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_config_defaults_are_the_sender_defaults() -> None:
+    assert outbox_settings(Config()) == Settings()
+
+
+async def test_config_keys_reach_the_sender(tmp_path: Path) -> None:
+    """``outbox_*`` keys of the config file (and flags) get to the outbox a mount builds."""
+    path = tmp_path / "config.toml"
+    path.write_text('client_id = "app"\noutbox_concurrency = 3\noutbox_max_attempts = 1\n'
+                    "outbox_retry_base = 0.02\noutbox_retry_max = 0.05\n"
+                    "outbox_poll_min = 0.02\noutbox_poll_max = 0.05\n"
+                    "outbox_settle_time = 7\noutbox_clock_skew = 8\n"
+                    "outbox_fax_timeout = 9\noutbox_sms_delivery_wait = 11\n")
+    cfg = load(path, {"outbox_sms_timeout": "10"})  # a flag's value is a string
+    api = FakeApi()
+    box = make_outbox(cfg, api, tmp_path / "spool")
+    box.open()
+    _OPEN.append(box)
+    s = box.sender.settings
+    assert (s.send_concurrency, s.max_attempts, s.retry_base_s, s.retry_max_s, s.poll_min_s,
+            s.poll_max_s, s.settle_s, s.skew_s, s.fax_deadline_s, s.sms_deadline_s,
+            s.sms_delivery_wait_s) == (3, 1, 0.02, 0.05, 0.02, 0.05, 7, 8, 9, 10, 11)
+    assert box.sender._limits["fax"].total_tokens == 3
+    # outbox_max_attempts = 1: one transient failure (503) fails the job.
+    api.plan = [ApiError(503, "CMN-201", "busy")]
+    await box.mkdir("101", ("Text", "+14155550100"))
+    await put(box, ("Text", "+14155550100", "a.txt"), b"once")
+    await run_until(box, done(box))
+    (job,) = box.store.jobs.values()
+    assert job.state == "failed" and job.attempts == 1 and len(api.posts) == 0
+    assert "gave up after 1 attempts" in (job.error or "")
 
 
 def _msg(**over: Any) -> Message:

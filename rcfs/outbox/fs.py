@@ -124,7 +124,7 @@ class Outbox:
     def __init__(self, client: ApiClient, spool_dir: Path, settings: Settings | None = None,
                  on_gone: Callable[[str, Rel], None] | None = None) -> None:
         self.store = Store(spool_dir)
-        self.sender = Sender(self.store, client, settings or Settings.from_env(),
+        self.sender = Sender(self.store, client, settings or Settings(),
                              changed=self._changed)
         self.on_gone = on_gone
         self._writers: dict[int, _Writer] = {}
