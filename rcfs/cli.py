@@ -25,8 +25,9 @@ CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_fil
                 "redirect_uri", "ca_cert", "cache_dir", "state_dir", "cache_size",
                 "refresh_interval", "read_timeout", "uid", "gid", "umask", "timezone",
                 "log_level")
-# The outbox's tuning: flags of ``rcfs mount`` only (nothing else sends).
-MOUNT_FLAGS = OUTBOX_KEYS
+# Flags of ``rcfs mount`` only: the kernel's read-ahead, the outbox's tuning (nothing else
+# mounts or sends).
+MOUNT_FLAGS = ("read_ahead_kib", *OUTBOX_KEYS)
 
 
 def _setup_logging(level: str) -> None:

@@ -44,6 +44,7 @@ class Config:
     cache_size: str = "2 GiB"
     refresh_interval: float = 60.0
     read_timeout: float = 25.0
+    read_ahead_kib: int = 1024  # the mount's kernel read-ahead (root only; 0 = kernel's)
     allow_other: bool = False
     allow_delete: bool = False
     uid: int = -1
@@ -77,6 +78,9 @@ class Config:
             raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
         if self.read_timeout <= 0:
             raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
+        if not 0 <= self.read_ahead_kib <= 65536:
+            raise ConfigError(f"read_ahead_kib = {self.read_ahead_kib!r}: must be between 0 "
+                              f"(the kernel's default) and 65536")
         if not 0 <= self.umask <= 0o777:
             raise ConfigError(f"umask = {self.umask!r}: must be between 0 and 0o777")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -33,6 +33,7 @@ from rcfs.content.blockcache import BlockCache
 from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
+from rcfs.fs.readahead import raise_read_ahead
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.outbox import Outbox, Settings
 
@@ -249,6 +250,8 @@ class Mount:
             if await trio.to_thread.run_sync(_probe):
                 break
             await trio.sleep(0.05)
+        # Only now: the kernel clamps read-ahead to what the server's INIT reply says.
+        await trio.to_thread.run_sync(raise_read_ahead, self.mountpoint, self.cfg.read_ahead_kib)
         log.info("rcfs %s mounted at %s", __version__, self.mountpoint)
         sdnotify.notify("READY=1")
         if ready is not None:

@@ -80,6 +80,7 @@ BAD_CONFIGS = [
     ("client_id = \"\"\n", "client_id"),
     ("this is = not toml [\n", "not valid TOML"),
     ("outbox_concurrency = 0\n", "outbox_concurrency"),
+    ("read_ahead_kib = -1\n", "read_ahead_kib"),
     ("outbox_settle_time = -5\n", "outbox_settle_time"),
     ("outbox_poll_min = 10\noutbox_poll_max = 5\n", "outbox_poll_max"),
 ]
@@ -136,7 +137,7 @@ def test_outbox_keys_from_the_config_file_and_flags(tmp_path: Path) -> None:
         build_parser().parse_args(["login", "--outbox-concurrency", "1"])
 
 
-BAD_OUTBOX = [
+BAD_TUNING = [
     ("outbox_concurrency = 0", "outbox_concurrency = 0: must be a whole number >= 1"),
     ("outbox_concurrency = 2.5", "outbox_concurrency = 2.5: expected a whole number"),
     ("outbox_concurrency = \"two\"", "outbox_concurrency = 'two': expected a whole number"),
@@ -156,11 +157,14 @@ BAD_OUTBOX = [
      "outbox_retry_max = 1.0: must not be less than outbox_retry_base (5.0)"),
     ("outbox_poll_min = 10\noutbox_poll_max = 9",
      "outbox_poll_max = 9.0: must not be less than outbox_poll_min (10.0)"),
+    ("read_ahead_kib = 100000",
+     "read_ahead_kib = 100000: must be between 0 (the kernel's default) and 65536"),
+    ("read_ahead_kib = \"big\"", "read_ahead_kib = 'big': expected a whole number"),
 ]
 
 
-@pytest.mark.parametrize(("line", "message"), BAD_OUTBOX)
-def test_bad_outbox_values_name_the_key_and_value(line: str, message: str,
+@pytest.mark.parametrize(("line", "message"), BAD_TUNING)
+def test_bad_tuning_values_name_the_key_and_value(line: str, message: str,
                                                   tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(f'client_id = "app"\n{line}\n')

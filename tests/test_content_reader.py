@@ -546,7 +546,7 @@ class _Chunks(httpx.AsyncByteStream):
         self.body, self.chunk, self.reset_after = body, chunk, reset_after
         self.pos = 0
 
-    def __aiter__(self) -> _Chunks:  # type: ignore[override]
+    def __aiter__(self) -> _Chunks:
         return self
 
     async def __anext__(self) -> bytes:
@@ -591,7 +591,7 @@ class FaultyMedia:
             start = int(lo)
             if start >= size:
                 exc = ApiError(416, "CMN-107", "Requested range not satisfiable")
-                exc.headers = {"Content-Range": f"bytes */{size}"}  # type: ignore[attr-defined]
+                exc.headers = {"Content-Range": f"bytes */{size}"}
                 return _Entered(exc)
             stop = min(size, int(hi) + 1) if hi else size
             ranged = True

@@ -335,6 +335,23 @@ def test_statfs_is_local(mnt: Mounted, emu: EmulatorProc) -> None:
     assert log.since() == []
 
 
+def test_io_size_and_kernel_read_ahead(mnt: Mounted) -> None:
+    """st_blksize makes cp/cat read 1 MiB at a time; the mount's read-ahead is raised to
+    1 MiB after the kernel's INIT (root only: otherwise the log says it stays at 128 KiB)."""
+    from rcfs.fs.readahead import mount_device
+
+    fax = sorted(files_under(mnt.folder() / "Fax"))[0]
+    assert os.stat(fax).st_blksize == 1 << 20
+    dev = mount_device(mnt.mountpoint)
+    assert dev is not None
+    value = int(Path(f"/sys/class/bdi/{dev}/read_ahead_kb").read_text())
+    log = mnt.log_path.read_text(errors="replace")  # the whole log: this line comes early
+    if os.geteuid() == 0:
+        assert value == 1024 and "raised from 128 to 1024 KiB" in log
+    else:
+        assert value == 128 and "needs root" in log
+
+
 def test_getfattr_dumps_the_message_attributes(mnt: Mounted,
                                                admin_messages: dict[str, dict[str, Any]]
                                                ) -> None:

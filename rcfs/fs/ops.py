@@ -37,6 +37,10 @@ R = TypeVar("R")
 FILE_TIMEOUT = 3600.0  # content files are immutable
 DIR_TIMEOUT = 5.0  # listings change: keep the kernel's view short-lived
 UNKNOWN_SIZE_TIMEOUT = 1.0
+IO_SIZE = 1 << 20
+"""st_blksize: cp, cat and rsync size their reads by it (coreutils: at least 128 KiB). A
+first open that runs with direct I/O (size unknown until then) makes one FUSE request per
+read, so 1 MiB reads (the largest FUSE request, the cache's block) mean 8x fewer round trips."""
 NEGATIVE_TIMEOUT = 600.0
 CONTROL_DIR = ".rcfs"
 OUTBOX = "Outbox"
@@ -213,7 +217,7 @@ class RcfsOperations(pyfuse3.Operations):
         attr.st_mtime_ns = attr.st_ctime_ns = attr.st_atime_ns = mtime_ns
         attr.st_uid = self.options.uid
         attr.st_gid = self.options.gid
-        attr.st_blksize = 128 * 1024
+        attr.st_blksize = IO_SIZE
         if entry.is_dir:
             perm = 0o755 if entry.writable else 0o555
             attr.st_mode = stat.S_IFDIR | (perm & ~self.options.umask)
