@@ -77,6 +77,7 @@ def read_in_process(path: Path) -> float:
 def drop_from_page_cache(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)  # dirty pages (the file was just written) are not dropped
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)

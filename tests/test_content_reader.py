@@ -259,6 +259,41 @@ async def test_slow_disk_does_not_hold_back_a_cold_read(tmp_path: Path) -> None:
     assert len(src.opens) == 1
 
 
+async def test_blocks_waiting_for_the_disk_are_bounded_across_downloads(
+        tmp_path: Path) -> None:
+    """Three cold downloads on a slow disk: each may queue ``write_queue_blocks``, but all
+    together stay within ``write_queue_bytes`` (plus the block each is allowed to hand
+    over), and every byte still arrives and is stored."""
+    files = {f"rec/5{i}": payload(20 * BS, seed=i) for i in range(3)}
+    src = FakeSource(files, chunk=BS)
+    config = ReaderConfig(write_queue_blocks=8, write_queue_bytes=4 * BS, write_batch_blocks=2)
+    seen: list[int] = []
+    async with reader_on(tmp_path, src, config) as reader:
+        real_put = reader.cache.put_blocks
+
+        async def slow_put(key: str, blocks: dict[int, bytes], **kw: Any) -> bool:
+            seen.append(reader._queued_bytes())
+            await trio.sleep(0.01)
+            return await real_put(key, blocks, **kw)
+
+        reader.cache.put_blocks = slow_put  # type: ignore[method-assign]
+        got: dict[str, bytes] = {}
+
+        async def cat(key: str) -> None:
+            got[key] = await read_all(reader, ref_for(key))
+
+        async with trio.open_nursery() as n:
+            for key in files:
+                n.start_soon(cat, key)
+        await reader.settle()
+        for key in files:
+            info = await reader.cached_info(ref_for(key))
+            assert info is not None and info.complete, key
+    assert got == files
+    assert seen and max(seen) <= 4 * BS + 3 * 2 * BS, max(seen)
+    assert len(src.opens) == 3
+
+
 # -- seeks -------------------------------------------------------------------------------
 
 

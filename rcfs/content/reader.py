@@ -64,6 +64,9 @@ class ReaderConfig:
     go at the network's pace while the disk catches up (the blocks are in RAM anyway)."""
     write_batch_blocks: int = 16
     """Queued blocks stored in one cache transaction."""
+    write_queue_bytes: int = 96 << 20
+    """Bytes all downloads together may have waiting for the disk (many concurrent
+    downloads on a slow disk must not each hold ``write_queue_blocks``)."""
     touch_interval_s: float = 60.0
     """How often an open file is marked recently used in the cache's LRU."""
     gone_ttl_s: float = 60.0
@@ -188,6 +191,7 @@ class _WriteQueue:
 
     def __init__(self) -> None:
         self._items: deque[tuple[int, bytes]] = deque()
+        self.bytes = 0  # queued payload
         self._closed = False
         self._changed = trio.Event()
         self.written = trio.Event()
@@ -201,6 +205,7 @@ class _WriteQueue:
 
     def put(self, bi: int, data: bytes) -> None:
         self._items.append((bi, data))
+        self.bytes += len(data)
         self._notify()
 
     def close(self) -> None:
@@ -219,7 +224,7 @@ class _WriteQueue:
 
     def done(self, n: int) -> None:
         for _ in range(n):
-            self._items.popleft()
+            self.bytes -= len(self._items.popleft()[1])
         self._notify()
 
     async def progress(self) -> None:
@@ -228,6 +233,7 @@ class _WriteQueue:
     def drop(self) -> list[int]:
         dropped = [bi for bi, _ in self._items]
         self._items.clear()
+        self.bytes = 0
         return dropped
 
 
@@ -281,6 +287,7 @@ class ContentReader:
         self._prefetching = 0
         self._interactive_waiting = 0
         self._writes: list[trio.Event] = []
+        self._queues: set[_WriteQueue] = set()
         self._closing = False
         self.counters: dict[str, int] = dict.fromkeys(
             ("reads", "bytes_read", "bytes_network", "memory_hits", "disk_loads",
@@ -694,6 +701,7 @@ class ContentReader:
         # reading while the previous blocks are checksummed and written.
         q = _WriteQueue()
         self._writes.append(q.written)
+        self._queues.add(q)
         self._nursery.start_soon(self._writer, f, q)
         try:
             try:
@@ -774,6 +782,7 @@ class ContentReader:
                 f.pending.pop(bi, None)
             q.written.set()
             self._writes.remove(q.written)
+            self._queues.discard(q)
 
     def _count_requests(self, f: _File, n: int) -> None:
         f.requests += n
@@ -837,8 +846,14 @@ class ContentReader:
         f.pending[bi] = data
         f.notify()
         q.put(bi, data)
-        while len(q) > self.config.write_queue_blocks:
+        # Past the global bound a download waits only while its own writer has work (that
+        # writer's progress is what wakes it), so the wait always ends.
+        while len(q) > self.config.write_queue_blocks or (
+                len(q) > 1 and self._queued_bytes() > self.config.write_queue_bytes):
             await q.progress()
+
+    def _queued_bytes(self) -> int:
+        return sum(q.bytes for q in self._queues)
 
     def _redundant(self, f: _File, s: _Stream) -> bool:
         """True when everything from ``s``'s next block on is cached or will be written by
