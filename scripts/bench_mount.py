@@ -181,6 +181,9 @@ def main() -> int:
                     help="cold reads per contender (one fresh file each), interleaved")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved warm-read rounds")
     ap.add_argument("--entries", type=int, default=10000)
+    ap.add_argument("--read-ahead-kib", type=int, default=None,
+                    help="rcfs's read_ahead_kib (0: the kernel's 128 KiB, as for a non-root "
+                         "user; default: rcfs's default)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rcfs-bench-"))
@@ -231,7 +234,9 @@ def main() -> int:
         curl = median(curls)
         row("curl (content URL)", curl, size, content_requests(emu, s0) // args.files)
 
-        mnt = Mounted(emu, work / "rcfs", refresh_interval=60)
+        ra = [] if args.read_ahead_kib is None else ["--read-ahead-kib",
+                                                      str(args.read_ahead_kib)]
+        mnt = Mounted(emu, work / "rcfs", refresh_interval=60, args=ra)
         mnt.start()
         mnt.wait_loaded()
         have_rclone = shutil.which("rclone") is not None
