@@ -155,7 +155,7 @@ class Mount:
             out["token_requests"] = layers.client.tokens.token_requests
             out["content"] = layers.reader.stats()
             out["extensions"] = layers.index.status()
-            out["filesystem"] = dict(layers.ops.counters)
+            out["filesystem"] = {**layers.ops.counters, "inodes": len(layers.ops.inodes)}
             out["outbox"] = layers.outbox.queue() if layers.outbox is not None else []
         return out
 

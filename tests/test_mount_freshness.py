@@ -139,6 +139,44 @@ def test_deleted_message_disappears_and_open_files_keep_reading(
         fh.close()
 
 
+def _fs_status(mnt: Mounted) -> dict[str, int]:
+    fs: dict[str, int] = mnt.status()["filesystem"]
+    return fs
+
+
+def test_inodes_stable_while_referenced_and_dropped_once_forgotten(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    """A file keeps its inode number across the kernel forgetting it; a deleted file's
+    inode stays while open, and leaves the table once the kernel forgot it."""
+    if os.geteuid() != 0:
+        pytest.skip("making the kernel forget inodes (drop_caches) needs root")
+    top = mnt.folder()
+    faxes = sorted(files_under(top / "Fax"))
+    keep, doomed = faxes[0], faxes[-1]
+    ino = os.stat(keep).st_ino
+    ident = doomed.name.rsplit("[", 1)[1].split("]")[0]
+    start = _fs_status(mnt)  # every fax already has its inode (files_under looked them up)
+    fh = open(doomed, "rb")  # noqa: SIM115
+    try:
+        doomed_ino = os.fstat(fh.fileno()).st_ino
+        emu.admin("DELETE", f"/_emulator/messages/{ident}")
+        _poll_until(lambda: not _find(top / "Fax", ident), "the deleted fax to disappear")
+        Path("/proc/sys/vm/drop_caches").write_text("2\n")  # dentries and inodes
+        assert os.fstat(fh.fileno()).st_ino == doomed_ino  # still open: still there
+        assert len(fh.read(100)) > 0
+    finally:
+        fh.close()
+    # Closed: the kernel lets go of the deleted file's inode (at once, or at the next
+    # drop_caches), and rcfs drops it from its table.
+    Path("/proc/sys/vm/drop_caches").write_text("2\n")
+    wait_for(lambda: _fs_status(mnt)["forgets"] > start["forgets"], 10,
+             "the kernel to forget inodes")
+    wait_for(lambda: _fs_status(mnt)["inodes"] < start["inodes"], 10,
+             "the forgotten inode of the deleted fax to leave the table")
+    assert os.stat(keep).st_ino == ino  # forgotten by the kernel, same number again
+    assert mnt.alive
+
+
 def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: EmulatorProc,
                                                        tmp_path: Path) -> None:
     require_tools("ls")

@@ -2,7 +2,9 @@
 
 pyfuse3 requires lookup counts: every entry returned by lookup/readdirplus/create
 increments a count that ``forget`` decrements. A path's inode stays valid while its count is
-positive even when the path left the tree (a deleted message), so open files keep working.
+positive even when the path left the tree (a deleted message), so open files keep working;
+once the kernel forgot it, the server drops it (``drop``), so the table holds the tree plus
+what the kernel still references, not every path ever seen.
 """
 
 from __future__ import annotations
@@ -51,12 +53,23 @@ class InodeTable:
     def looked_up(self, inode: int) -> None:
         self._lookups[inode] = self._lookups.get(inode, 0) + 1
 
-    def forget(self, inode: int, n: int) -> None:
+    def forget(self, inode: int, n: int) -> bool:
+        """The kernel dropped ``n`` references; True when none is left."""
         left = self._lookups.get(inode, 0) - n
         if left > 0:
             self._lookups[inode] = left
-        else:
-            self._lookups.pop(inode, None)
+            return False
+        self._lookups.pop(inode, None)
+        return True
+
+    def drop(self, inode: int) -> None:
+        """Forget an unreferenced inode whose path left the tree (its number is not reused:
+        should the path come back, it gets a new one)."""
+        if inode == ROOT or self.referenced(inode):
+            return
+        path = self._by_inode.pop(inode, None)
+        if path is not None and self._by_path.get(path) == inode:
+            del self._by_path[path]
 
     def referenced(self, inode: int) -> bool:
         return inode == ROOT or self._lookups.get(inode, 0) > 0

@@ -124,7 +124,7 @@ class RcfsOperations(pyfuse3.Operations):
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
                                        "read_bytes", "probe_misses", "getxattrs",
-                                       "listxattrs"), 0)
+                                       "listxattrs", "forgets"), 0)
 
     def bind(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -302,8 +302,20 @@ class RcfsOperations(pyfuse3.Operations):
         return self._attr(inode, entry, path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # Not guarded by _guard (forget has no reply), so nothing here may raise.
         for inode, n in inode_list:
-            self.inodes.forget(inode, n)
+            self.counters["forgets"] += 1
+            if not self.inodes.forget(inode, n):
+                continue
+            path = self.inodes.path(inode)
+            try:
+                gone = path is not None and self._resolve(path) is None
+            except Exception:
+                log.exception("forget of inode %d (%s)", inode, path)
+                continue
+            if gone and not any(h.inode == inode for h in self._handles.values()):
+                self.inodes.drop(inode)
+                self._attrs.pop(inode, None)
 
     # -- directories --------------------------------------------------------------------------
 
