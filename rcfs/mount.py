@@ -197,6 +197,7 @@ class Mount:
             ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox)
             outbox.on_gone = lambda ext, rel: ops.forget_path(
                 (index.folder_name(ext), "Outbox", *rel))
+            outbox.on_change = ops.outbox_changed
             index.on_change = ops.tree_changed
             index.bind(nursery)
             ops.bind(nursery)

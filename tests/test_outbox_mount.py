@@ -318,3 +318,34 @@ def test_rsync_and_setfattr_work_as_users_expect(env: tuple[EmulatorProc, Mounte
     assert len(got) == 3 and all(s["request"].get("faxResolution") == "High" for s in got)
     res = run(["getfattr", "-d", str(outbox(m) / "Sent" / "Fax" / number / "d0.pdf")])
     assert 'user.rc.status="delivered"' in res.stdout
+
+
+def test_outbox_attributes_are_cached_briefly_and_changes_show_at_once(
+        env: tuple[EmulatorProc, Mounted]) -> None:
+    """Outbox entries are live but their timeouts are not 0 (a file manager's stat storm
+    costs one request per second, not one per stat); a job's changes reach the kernel
+    through invalidation, so they show at once anyway."""
+    emu, m = env
+    number = "+14155550177"
+    ob = outbox(m)
+    os.mkdir(ob / "Text" / number)
+    status = ob / "Sent" / "Text" / number / "ping.txt.status.txt"
+    assert write_file(ob / "Text" / number / "ping.txt", b"ping\n") == 0
+    wait(lambda: status.exists() and "delivered" in status.read_text(), 30,
+         "the text to be delivered")
+    sent = ob / "Sent" / "Text" / number / "ping.txt"
+    os.stat(sent)
+    before = m.status()["filesystem"]
+    for _ in range(200):
+        os.stat(sent)
+        os.stat(status)
+    after = m.status()["filesystem"]
+    asked = (after["getattrs"] + after["lookups"]) - (before["getattrs"] + before["lookups"])
+    assert asked <= 12, f"{asked} requests for 400 stats"  # at most a few per second
+    # The job's record changes (its status file is hidden): the kernel's cached view of
+    # the folder follows at once, the sent file stays.
+    assert os.stat(status).st_size > 0
+    os.unlink(status)
+    assert not status.exists() and "ping.txt.status.txt" not in os.listdir(sent.parent)
+    assert sent.exists() and os.stat(sent).st_size == 5
+    assert xattr(sent, "user.rc.status") == "delivered"

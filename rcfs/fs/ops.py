@@ -42,6 +42,9 @@ IO_SIZE = 1 << 20
 first open that runs with direct I/O (size unknown until then) makes one FUSE request per
 read, so 1 MiB reads (the largest FUSE request, the cache's block) mean 8x fewer round trips."""
 NEGATIVE_TIMEOUT = 600.0
+OUTBOX_TIMEOUT = 1.0
+"""Outbox entries are live (files move to Sent/, status files appear and change): a short
+timeout, and the outbox's change notifications invalidate the ones the kernel knows."""
 CONTROL_DIR = ".rcfs"
 OUTBOX = "Outbox"
 STATUS_FILE = "status.json"
@@ -121,6 +124,7 @@ class RcfsOperations(pyfuse3.Operations):
         self._learned: dict[str, int] = {}  # content key -> size learned from a download
         self._probed: set[str] = set()  # content keys whose cached size was looked up
         self._seen_trees: dict[str, Entry] = {}
+        self._outbox_inodes: dict[str, set[int]] = {}  # folder -> inodes shown in its Outbox
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
                                        "read_bytes", "probe_misses", "getxattrs",
@@ -238,8 +242,8 @@ class RcfsOperations(pyfuse3.Operations):
             attr.entry_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
             attr.attr_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
         if path[1:2] == (OUTBOX,):
-            # Live state (files move to Sent/, sizes grow while written): never cached.
-            attr.entry_timeout = attr.attr_timeout = 0
+            attr.entry_timeout = attr.attr_timeout = OUTBOX_TIMEOUT
+            self._outbox_inodes.setdefault(path[0], set()).add(inode)
         elif not entry.is_dir and attr.attr_timeout == FILE_TIMEOUT:
             self._attrs[inode] = (entry, attr)
         return attr
@@ -397,11 +401,13 @@ class RcfsOperations(pyfuse3.Operations):
         size_known = data is not None or self._size(entry) is not None
         info = pyfuse3.FileInfo(fh=fh)
         # Immutable content keeps the page cache across opens; an unknown size (or a live
-        # status file) needs direct I/O so reads run to the real EOF.
+        # file: status.json, the outbox's status files) needs direct I/O so reads run to
+        # the real EOF and never see an older version.
         # A size learned just now may still be stale in the kernel's attribute cache, which
         # would clamp page-cache reads: this one open uses direct I/O, later ones the cache.
-        info.keep_cache = size_known and not learned and path[:1] != (CONTROL_DIR,)
-        info.direct_io = not size_known or learned or path[:1] == (CONTROL_DIR,)
+        live = path[:1] == (CONTROL_DIR,) or path[1:2] == (OUTBOX,)
+        info.keep_cache = size_known and not learned and not live
+        info.direct_io = not size_known or learned or live
         return info
 
     @_guard("read")
@@ -672,6 +678,20 @@ class RcfsOperations(pyfuse3.Operations):
                 self._forget_entry(parent_ino, name)
             elif child.is_dir and other.is_dir:
                 self._diff((*path, name), child, other)
+
+    def outbox_changed(self, ext_id: str | None) -> None:
+        """The outbox changed behind the kernel's back (a job's state, a status file, a
+        move to Sent/): drop the attributes the kernel holds for that Outbox's entries."""
+        folders = self._folders()
+        names = list(self._outbox_inodes) if ext_id is None else [
+            name for name, ext in folders.items() if ext == ext_id]
+        for name in names:
+            inodes = self._outbox_inodes.get(name, set())
+            for inode in list(inodes):
+                if self.inodes.path(inode) is None:
+                    inodes.discard(inode)  # dropped after the kernel forgot it
+                else:
+                    self._invalidate_attr(inode)
 
     def forget_path(self, path: Path) -> None:
         """A path that vanished outside a FUSE request (an outbox job moved to Sent/)."""

@@ -122,11 +122,13 @@ class Outbox:
     """Implements ``rcfs.outbox.protocol.OutboxFs`` over a ``Store`` and a ``Sender``."""
 
     def __init__(self, client: ApiClient, spool_dir: Path, settings: Settings | None = None,
-                 on_gone: Callable[[str, Rel], None] | None = None) -> None:
+                 on_gone: Callable[[str, Rel], None] | None = None,
+                 on_change: Callable[[str | None], None] | None = None) -> None:
         self.store = Store(spool_dir)
         self.sender = Sender(self.store, client, settings or Settings(),
                              changed=self._changed)
         self.on_gone = on_gone
+        self.on_change = on_change  # an extension's outbox changed (None: every one)
         self._writers: dict[int, _Writer] = {}
         self._next = 1
         self._trees: dict[str, Entry] = {}
@@ -200,6 +202,11 @@ class Outbox:
             self._trees.clear()
         else:
             self._trees.pop(ext, None)
+        if self.on_change is not None:
+            try:
+                self.on_change(ext)
+            except Exception:  # only a cache hint for the kernel
+                log.debug("outbox: change notification for %s failed", ext, exc_info=True)
 
     def _gone(self, ext: str, rel: Rel) -> None:
         if self.on_gone is not None:
