@@ -33,6 +33,9 @@ from tests.emulator_proc import ROOT, EmulatorProc
 
 GENEROUS_LIMITS = ("--limits", "Light=100000,Medium=100000,Heavy=100000,Auth=100000")
 MOUNT_TIMEOUT = 45.0
+# What rcfs logs (with a traceback) when an exception escapes a FUSE handler: a bug, which
+# the handler turned into EIO. Any such line fails the test that owns the mount.
+UNEXPECTED = "unexpected error in "
 UNMOUNT_TIMEOUT = 20.0
 
 
@@ -133,6 +136,7 @@ class Mounted:
         self.proc: subprocess.Popen[bytes] | None = None
         self._logf: Any = None
         self.starts = 0
+        self._checked = 0  # log bytes already searched for UNEXPECTED
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -229,7 +233,23 @@ class Mounted:
             subprocess.run(["fusermount3", "-u", "-z", mp], capture_output=True, timeout=30,
                            check=False)
         self._close_log()
+        self.check_log()
         return code
+
+    def check_log(self) -> None:
+        """Fail if rcfs logged an exception that escaped a handler (since the last check)."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._checked)
+                text = fh.read().decode(errors="replace")
+                self._checked = fh.tell()
+        except FileNotFoundError:
+            return
+        bad = [line for line in text.splitlines() if UNEXPECTED in line]
+        if bad:
+            at = text.index(bad[0])
+            raise AssertionError(f"rcfs hit {len(bad)} unexpected error(s) in FUSE handlers "
+                                 f"(returned EIO):\n{text[at:at + 4000]}")
 
     def restart(self, **changes: Any) -> Mounted:
         """Unmount, apply ``changes`` (attributes such as ``emu`` or ``args``), mount again

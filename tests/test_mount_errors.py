@@ -297,3 +297,20 @@ def test_bad_mountpoint_is_refused_clearly(case: str, mnt: Mounted, emu: Emulato
     assert mounts_under(mp) == before == ([str(mp)] if case == "already_mounted" else [])
     if case == "not_empty":
         assert (mp / "keep.txt").read_text() == "mine"
+
+
+def test_an_exception_escaping_a_handler_fails_the_test_owning_the_mount(
+        tmp_path: Path) -> None:
+    """The harness half of "no exception escapes a handler": rcfs answers EIO and logs
+    ``unexpected error in <op>``; Mounted.unmount (every fixture's teardown) fails on it."""
+    from typing import Any, cast
+
+    m = Mounted(cast(Any, None), tmp_path, user={"extension_number": "1", "name": "x"})
+    m.log_path.write_text("2026-11-27 INFO rcfs: mounted\n")
+    m.check_log()
+    with m.log_path.open("a") as fh:
+        fh.write("2026-11-27 ERROR rcfs.fs.ops: unexpected error in read\n"
+                 "Traceback (most recent call last):\nKeyError: 7\n")
+    with pytest.raises(AssertionError, match="unexpected error in read"):
+        m.check_log()
+    m.check_log()  # reported once, by the test that caused it
