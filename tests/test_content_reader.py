@@ -491,6 +491,41 @@ async def test_file_larger_than_the_cache_still_reads(tmp_path: Path) -> None:
     async with reader_on(tmp_path, src, cfg, budget=MIN_BUDGET) as reader:
         assert await read_all(reader, ref, step=256 * 1024) == data
         assert reader.cache.used <= reader.cache.capacity
+        await reader.settle(ref)
+        # Batched writes stay small against the budget: the cache keeps what fits (the
+        # latest blocks), it does not refuse whole batches.
+        info = await reader.cached_info(ref)
+        assert info is not None and len(info.present) * BS >= reader.cache.capacity // 2
+
+
+async def test_batches_fit_a_small_cache(tmp_path: Path) -> None:
+    """1 MiB blocks, a 7 MiB cache and a slow disk: a batch never asks for more than a
+    quarter of the budget, so the blocks that fit are stored, not refused as a batch."""
+    bs = 1 << 20
+    data = payload(12 * bs + 5)
+    src = FakeSource({"rec/19": data}, chunk=bs)
+    ref = ref_for("rec/19")
+    cache = await BlockCache.open(tmp_path, budget=MIN_BUDGET, block_size=bs)
+    sizes: list[int] = []
+    try:
+        async with open_reader(cache, src, ReaderConfig(memory_bytes=2 << 20)) as reader:
+            real_put = cache.put_blocks
+
+            async def slow_put(key: str, blocks: dict[int, bytes], **kw: Any) -> bool:
+                sizes.append(len(blocks))
+                await trio.sleep(0.02)
+                return await real_put(key, blocks, **kw)
+
+            cache.put_blocks = slow_put  # type: ignore[method-assign]
+            assert await read_all(reader, ref, step=bs) == data
+            await reader.settle(ref)
+            info = await reader.cached_info(ref)
+            # What fits is stored (a file being read is never evicted for its own later
+            # blocks: those are served from RAM); a 16-block batch would have stored none.
+            assert info is not None and len(info.present) >= cache.capacity // bs - 2
+    finally:
+        await cache.aclose()
+    assert max(sizes) <= cache.capacity // (4 * bs)
 
 
 # -- prefetch and pins ---------------------------------------------------------------------

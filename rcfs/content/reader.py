@@ -759,7 +759,10 @@ class ContentReader:
     async def _writer(self, f: _File, q: _WriteQueue) -> None:
         """Write queued blocks into the cache; a failed write leaves the block uncached."""
         try:
-            while items := await q.get(self.config.write_batch_blocks):
+            # A batch is admitted to the cache as a whole: keep it a small part of the budget.
+            most = max(1, min(self.config.write_batch_blocks,
+                              self.cache.capacity // (4 * f.block_size)))
+            while items := await q.get(most):
                 # All that is queued, in one transaction: a 1 MiB block costs ~1 ms of
                 # checksum and file write, its own SQLite transaction as much again.
                 blocks = {bi: data for bi, data in items if bi not in f.present}
