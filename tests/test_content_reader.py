@@ -294,6 +294,27 @@ async def test_blocks_waiting_for_the_disk_are_bounded_across_downloads(
     assert len(src.opens) == 3
 
 
+async def test_disk_blocks_are_loaded_ahead_of_a_sequential_reader(tmp_path: Path) -> None:
+    data = payload(8 * BS)
+    ref = ref_for("rec/60")
+    async with reader_on(tmp_path, FakeSource({"rec/60": data})) as reader:
+        assert await read_all(reader, ref) == data
+        await reader.settle(ref)
+    offline = FakeSource({}, fail=httpx.ConnectError("no network"))
+    config = ReaderConfig(disk_read_ahead_blocks=3)
+    async with reader_on(tmp_path, offline, config) as reader:  # RAM empty: all on disk
+        assert await reader.read(ref, 10, 100) == data[10:110]
+        with trio.fail_after(5):
+            while reader.counters["disk_loads"] < 4:  # block 0, then 1..3 ahead
+                await trio.sleep(0.005)
+        assert reader.counters["disk_loads"] == 4
+        loads = reader.counters["disk_loads"]
+        assert await reader.read(ref, BS + 5, 3 * BS) == data[BS + 5:4 * BS + 5]
+        assert reader.counters["memory_hits"] >= 3  # blocks 1..3 were already in RAM
+        assert loads <= reader.counters["disk_loads"] <= 8
+    assert offline.opens == []
+
+
 # -- seeks -------------------------------------------------------------------------------
 
 

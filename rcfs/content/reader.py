@@ -64,6 +64,9 @@ class ReaderConfig:
     go at the network's pace while the disk catches up (the blocks are in RAM anyway)."""
     write_batch_blocks: int = 16
     """Queued blocks stored in one cache transaction."""
+    disk_read_ahead_blocks: int = 2
+    """Blocks loaded from disk ahead of a sequential reader (each costs a thread's file
+    read and checksum, ~2-3 ms: one at a time cannot keep up with a reader)."""
     write_queue_bytes: int = 96 << 20
     """Bytes all downloads together may have waiting for the disk (many concurrent
     downloads on a slow disk must not each hold ``write_queue_blocks``)."""
@@ -579,13 +582,14 @@ class ContentReader:
             return data
 
     def _load_ahead(self, f: _File, bi: int) -> None:
-        """Start loading block ``bi`` from disk if it is there and not in RAM, so a
-        sequential reader finds every next block in RAM (the disk read overlaps the reads
-        of the current block, whether that one came from disk or from RAM)."""
-        if bi in f.present and bi not in f.loads and not self._mem.has((f.key, bi)) \
-                and bi not in f.pending:
-            f.loads[bi] = trio.Event()  # claimed now: a read arriving first waits
-            self._nursery.start_soon(self._load, f, bi, True)
+        """Start loading blocks ``bi``.. (``disk_read_ahead_blocks`` of them) from disk if
+        they are there and not in RAM, so a sequential reader finds every next block in RAM
+        (the disk reads, in threads, overlap the reads of the current block)."""
+        for j in range(bi, bi + self.config.disk_read_ahead_blocks):
+            if j in f.present and j not in f.loads and not self._mem.has((f.key, j)) \
+                    and j not in f.pending:
+                f.loads[j] = trio.Event()  # claimed now: a read arriving first waits
+                self._nursery.start_soon(self._load, f, j, True)
 
     async def _load(self, f: _File, bi: int, claimed: bool = False) -> bytes | None:
         """Read block ``bi`` from disk into RAM; None (and the bit cleared) if it is gone."""
