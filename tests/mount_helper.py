@@ -451,25 +451,27 @@ def run(cmd: list[str], *, timeout: float = 120.0, check: bool = True,
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until truthy; fail naming ``what`` after ``timeout`` seconds."""
+             interval: float = 0.1, on_fail: Callable[[], str] | None = None) -> Any:
+    """Poll ``predicate`` until truthy; fail naming ``what`` (and ``on_fail()``, some
+    context) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f"\n{on_fail()}" if on_fail else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         time.sleep(interval)
 
 
 @contextlib.contextmanager
-def module_mount(emu: EmulatorProc, workdir: Path) -> Iterator[Mounted]:
-    """The one mount a read-only test module shares: loaded before its first test (a 600 s
+def module_mount(emu: EmulatorProc, workdir: Path, **config: Any) -> Iterator[Mounted]:
+    """The one mount a test module shares: loaded before its first test (by default a 600 s
     refresh, so any request in the log came from the tests), names in UTC, and a clean exit
-    (status 0) asserted after the unmount."""
+    (status 0) asserted after the unmount. ``config`` overrides Mounted's settings."""
     require_fuse()
-    m = Mounted(emu, workdir, refresh_interval=600, timezone="UTC")
+    m = Mounted(emu, workdir, **{"refresh_interval": 600, "timezone": "UTC", **config})
     try:
         m.start()
         m.wait_loaded()

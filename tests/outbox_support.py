@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.emulator_proc import EmulatorProc
-from tests.mount_helper import GENEROUS_LIMITS, Mounted
+from tests.mount_helper import GENEROUS_LIMITS, Mounted, wait_for
 
 FAST_CLOCKS = ("--set", "fax_seconds_per_page=0.05", "--set", "sms_send_delay=0.05",
                "--set", "sms_deliver_delay=0.05")
@@ -111,15 +111,8 @@ def outbox(m: Mounted) -> Path:
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
          on_fail: Callable[[], str] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = on_fail() if on_fail else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{extra}")
-        time.sleep(interval)
+    """``wait_for`` polling faster: outbox state changes within tens of milliseconds."""
+    return wait_for(predicate, timeout, what, interval, on_fail)
 
 
 def sends(emu: EmulatorProc, kind: str | None = None, ok: bool = True) -> list[dict[str, Any]]:

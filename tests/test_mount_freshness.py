@@ -23,6 +23,7 @@ from tests.mount_helper import (
     brief,
     content_requests,
     files_under,
+    module_mount,
     require_fuse,
     require_tools,
     run,
@@ -39,16 +40,9 @@ APPEAR_WITHIN = REFRESH + 2.0
 
 @pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
-    require_fuse()
-    m = Mounted(emu, tmp_path_factory.mktemp("fresh"), refresh_interval=REFRESH,
-                timezone="UTC", read_timeout=5)
-    try:
-        m.start()
-        m.wait_loaded()
+    with module_mount(emu, tmp_path_factory.mktemp("fresh"), refresh_interval=REFRESH,
+                      read_timeout=5) as m:
         yield m
-    finally:
-        code = m.unmount()
-    assert code == 0, f"rcfs exited {code} after unmount:\n{m.log()}"
 
 
 @pytest.fixture(autouse=True)

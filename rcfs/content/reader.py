@@ -482,7 +482,7 @@ class ContentReader:
         first, last = offset // bs, (end - 1) // bs
         blocks = []
         for bi in range(first, last + 1):
-            data = self._mem.get((f.key, bi)) or f.pending.get(bi)
+            data = self._in_ram(f, bi)
             if data is None or len(data) < min(bs, f.size - bi * bs):
                 return None
             blocks.append(data)
@@ -565,7 +565,7 @@ class ContentReader:
         A block read from disk starts loading the next one, so a sequential reader finds
         it in RAM (the disk read overlaps the reads of this block)."""
         while True:
-            data = self._mem.get((f.key, bi)) or f.pending.get(bi)
+            data = self._in_ram(f, bi)
             if data is not None:
                 self.counters["memory_hits"] += 1
                 self._load_ahead(f, bi + 1)
@@ -580,6 +580,11 @@ class ContentReader:
             if data is not None:
                 self._load_ahead(f, bi + 1)
             return data
+
+    def _in_ram(self, f: _File, bi: int) -> bytes | None:
+        """Block ``bi`` if it is in RAM: the verified-block LRU or a download's pending
+        writes."""
+        return self._mem.get((f.key, bi)) or f.pending.get(bi)
 
     def _load_ahead(self, f: _File, bi: int) -> None:
         """Start loading blocks ``bi``.. (``disk_read_ahead_blocks`` of them) from disk if

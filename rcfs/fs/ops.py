@@ -317,7 +317,7 @@ class RcfsOperations(pyfuse3.Operations):
             except Exception:
                 log.exception("forget of inode %d (%s)", inode, path)
                 continue
-            if gone and not any(h.inode == inode for h in self._handles.values()):
+            if gone:  # (an open file holds a kernel reference: it is never forgotten)
                 self.inodes.drop(inode)
                 self._attrs.pop(inode, None)
 

@@ -39,6 +39,8 @@ from typing import Any
 
 import trio
 
+from rcfs.durable import fsync_dir
+
 log = logging.getLogger(__name__)
 
 ACTIVE = frozenset({"queued", "sending", "sent"})
@@ -136,14 +138,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Store:
     """Jobs and folders in memory, mirrored durably in the journal and the spool files."""
 
@@ -226,7 +220,7 @@ class Store:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -289,7 +283,7 @@ class Store:
             os.fsync(fh.fileno())
         file_id = new_id()
         os.rename(tmp, self.files / file_id)
-        _fsync_dir(self.files)
+        fsync_dir(self.files)
         return file_id, digest.hexdigest()
 
     def copy_file_sync(self, file_id: str, size: int | None = None) -> Path:
