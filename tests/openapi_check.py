@@ -7,11 +7,12 @@ The emulator, started with ``--set record_exchanges=FILE``, appends one JSON lin
   openapi-core (unknown fields are errors too), the query parameters and JSON body of requests
   the emulator *accepted* (an accepted request the spec forbids is drift as well);
 * paths the spec lacks (``/restapi/oauth/*``, greeting content) against hand-written schemas from
-  API_NOTES §2.6/§2.9, and every error response (4xx/5xx) against the error shape of §4.1 --
-  spec46's own error schemas are incomplete (they lack the top-level ``errorCode``), and where
-  spec and notes disagree the notes win;
-* cheap checks on every exchange: ``RCRequestId``/``RoutingKey`` (A8), complete
-  ``X-Rate-Limit-*`` sets (C1), UTC ``Z`` timestamps (K1), no ``~`` in returned ``uri``s (A2).
+  docs/ringcentral.md §2.6/§2.9, and every error response (4xx/5xx) against the error shape of
+  §4.1 -- spec46's own error schemas are incomplete (they lack the top-level ``errorCode``), and
+  where spec and docs/ringcentral.md disagree the latter wins;
+* cheap checks on every exchange (ids of docs/ringcentral.md §13): ``RCRequestId``/``RoutingKey``
+  (A8), complete ``X-Rate-Limit-*`` sets (C1), UTC ``Z`` timestamps (K1), no ``~`` in returned
+  ``uri``s (A2).
 
 The 4 MB spec is loaded once per process. Each (operation, status) is schema-validated for its
 first ``per_status`` exchanges plus each new response shape (key paths, JSON types and the
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-# A gzipped copy of shared/ringcentral/openapi3.json (RingCentral's spec v1.0.46) ships with
+# A gzipped copy of RingCentral's official spec v1.0.46 (docs/ringcentral.md §0) ships with
 # the tests so CI on a fresh clone validates against exactly the same document.
 SPEC_FILE = Path(os.environ.get("RCFS_OPENAPI_SPEC")
                  or Path(__file__).resolve().parent / "data" / "openapi3.json.gz")
@@ -47,7 +48,7 @@ _JSON_RE = re.compile(r"^application/([\w.+-]*\+)?json$")
 _TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 _TS_OK = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-# Legacy symbolic top-level codes (API_NOTES §4.1); TokenExpired (around OAU-128) is the
+# Legacy symbolic top-level codes (docs/ringcentral.md §4.1); TokenExpired (around OAU-128) is the
 # emulator's choice, by analogy with TokenInvalid.
 LEGACY_TOP_CODES = {"InsufficientPermissions", "TokenInvalid", "TokenExpired"}
 RATE_HEADERS = ("x-rate-limit-group", "x-rate-limit-limit", "x-rate-limit-remaining",
@@ -57,7 +58,7 @@ CONTENT_OPS = {"readMessageContent", "listCallRecordingData", "readIVRPromptCont
                "readCompanyGreetingContent"}
 
 
-# -- hand-written schemas (API_NOTES) -----------------------------------------------------------
+# -- hand-written schemas (docs/ringcentral.md) -------------------------------------------------
 
 _ERROR_ENTRY = {
     "type": "object",
@@ -149,18 +150,18 @@ class NonSpecPath:
 
 NON_SPEC_PATHS = (
     NonSpecPath("POST", "/restapi/oauth/token", "getToken", (200,), TOKEN_SCHEMA,
-                reason="spec48 only (API_NOTES §2.1, §2.6)"),
+                reason="spec48 only (docs/ringcentral.md §2.1, §2.6)"),
     NonSpecPath("POST", "/restapi/oauth/revoke", "revokeToken", (200,), None,
-                reason="spec48 only (API_NOTES §2.8): 200 with an empty body"),
+                reason="spec48 only (docs/ringcentral.md §2.8): 200 with an empty body"),
     NonSpecPath("GET", "/restapi/oauth/authorize", "authorize", (302,), None,
-                reason="browser login page (API_NOTES §2.4): 302 with Location"),
+                reason="browser login page (docs/ringcentral.md §2.4): 302 with Location"),
     NonSpecPath("GET",
                 "/restapi/v1.0/account/{accountId}/extension/{extensionId}/greeting/"
                 "{greetingId}/content", "readGreetingContent", (200, 206), None, True,
-                reason="newer spec only (API_NOTES §1.1, §3.4)"),
+                reason="newer spec only (docs/ringcentral.md §1.1, §3.4)"),
     NonSpecPath("GET", "/restapi/v1.0/account/{accountId}/greeting/{greetingId}/content",
                 "readCompanyGreetingContent", (200, 206), None, True,
-                reason="newer spec only (API_NOTES §1.1, §3.4)"),
+                reason="newer spec only (docs/ringcentral.md §1.1, §3.4)"),
 )
 
 
@@ -179,22 +180,22 @@ class Allow:
 ALLOW: tuple[Allow, ...] = (
     Allow("readMessageContent", "content-type", "",
           "spec46 declares only text/plain and image/tiff; voicemail/fax/MMS content is "
-          "audio/mpeg, audio/x-wav, application/pdf, images (API_NOTES §6.2, §8)"),
+          "audio/mpeg, audio/x-wav, application/pdf, images (docs/ringcentral.md §6.2, §8)"),
     Allow("listCallRecordingData", "content-type", "",
-          "recordings are also served as audio/wav (API_NOTES §8)"),
+          "recordings are also served as audio/wav (docs/ringcentral.md §8)"),
     Allow("readMessage", "path.messageId", "",
-          "batch GET takes a comma-separated id list in {messageId} (API_NOTES §5.1, E10); "
-          "spec46 types it as a single integer"),
+          "batch GET takes a comma-separated id list in {messageId} (docs/ringcentral.md "
+          "§5.1, E10); spec46 types it as a single integer"),
     Allow("updateMessage", "path.messageId", "",
-          "batch PUT takes a comma-separated id list (API_NOTES §5.1)"),
+          "batch PUT takes a comma-separated id list (docs/ringcentral.md §5.1)"),
     Allow("deleteMessage", "path.messageId", "",
-          "batch DELETE takes a comma-separated id list (API_NOTES §4.3)"),
+          "batch DELETE takes a comma-separated id list (docs/ringcentral.md §4.3)"),
     Allow("readMessage", "content-type", "multipart/mixed",
-          "a batch GET answers 207 multipart/mixed by default (API_NOTES §5.1, E10); spec46 "
-          "declares only application/json"),
+          "a batch GET answers 207 multipart/mixed by default (docs/ringcentral.md §5.1, E10); "
+          "spec46 declares only application/json"),
     Allow("*", "query.date*", "is not a 'date-time'",
-          "query dates accept 2012-07-16, 2012-07-16T23:12, offsets, fractions (API_NOTES §9, "
-          "K2); spec46 types them as strict date-time"),
+          "query dates accept 2012-07-16, 2012-07-16T23:12, offsets, fractions "
+          "(docs/ringcentral.md §9, K2); spec46 types them as strict date-time"),
     Allow("read*CallLog", "uri", "additional property",
           "the current spec's CallLogResponse has a top-level uri (ext/RingCentral.Net "
           "CallLogResponse); spec46 lacks it"),
@@ -699,7 +700,7 @@ class ExchangeChecker:
         if status >= 400:
             if not textual:
                 return [("content-type", f"error response is {ctype or 'untyped'}, not JSON "
-                         "(API_NOTES §4.1)")]
+                         "(docs/ringcentral.md §4.1)")]
             if rec.get("response_truncated") or not parsed:
                 return []
             return self._error_shape(rec, status, body, non_spec)
@@ -715,7 +716,8 @@ class ExchangeChecker:
         out = self._request_checks(rec, op_id)
         responses = operation.get("responses", {})
         if status == 206 and op_id in CONTENT_OPS:
-            return out  # Range responses (API_NOTES §6.2) are not declared anywhere in spec46.
+            # Range responses (docs/ringcentral.md §6.2) are not declared anywhere in spec46.
+            return out
         if not textual:
             return out + self._binary(rec, status, ctype, responses)
         if rec.get("response_truncated") or not parsed:

@@ -872,7 +872,7 @@ async def test_emulator_sends_and_status(shared_emulator: EmulatorProc) -> None:
 @pytest.mark.slow
 async def test_emulator_message_store_report() -> None:
     # Own emulator without the OpenAPI check: its task status carries startTime/finishTime
-    # (API_NOTES §5.7, from the docs), which spec 1.0.46 lacks, so the checker flags them.
+    # (docs/ringcentral.md §5.7, from the docs), which spec 1.0.46 lacks, so the checker flags them.
     with EmulatorProc("--data-seed", "1", "--set", "report_step=0.1",
                       check_openapi=False) as emu:
         async with emulator_client(emu) as client:

@@ -1,5 +1,5 @@
-"""Call log, call-log sync and recordings against a real emulator process (contract G1-G9,
-C7, D2-D5).
+"""Call log, call-log sync and recordings against a real emulator process (docs/ringcentral.md
+§13 G1-G9, C7, D2-D5).
 
 Tests add their own calls through ``POST /_emulator/calls``. Listing tests place them in a
 private window years back (seeded data is recent), so tests on the shared emulator do not see

@@ -1,6 +1,6 @@
-"""Binary content downloads of the emulator over real HTTP (contract H1-H9, A3, B18, C6, D2,
-G5, J4, J5) and the content faults (reset, short206, ignore_range, partial_200, no_length,
-bandwidth, lie_length).
+"""Binary content downloads of the emulator over real HTTP (docs/ringcentral.md §13 H1-H9,
+A3, B18, C6, D2, G5, J4, J5) and the content faults (reset, short206, ignore_range,
+partial_200, no_length, bandwidth, lie_length).
 
 Every byte comparison is against ``/_emulator/content`` (the raw bytes, no rate budget).
 Tests share one emulator per module with huge limits; faults are cleared after each test and

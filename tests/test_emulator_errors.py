@@ -1,5 +1,5 @@
 """Contracts A (hosts and routing), D (errors) and K (time and format) against real emulator
-processes (API_NOTES §1, §4, §9)."""
+processes (docs/ringcentral.md §1, §4, §9; §13 A, D, K)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def calls(admin_c: httpx.Client) -> list[dict[str, Any]]:
 
 def rc_error(r: httpx.Response, status: int, code: str, *, top: str | None = None,
              param: str | None = None) -> dict[str, Any]:
-    """Assert the error shape of API_NOTES §4.1 (D1) and return the body."""
+    """Assert the error shape of docs/ringcentral.md §4.1 (D1) and return the body."""
     assert r.status_code == status, (r.status_code, r.text)
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()

@@ -1,5 +1,5 @@
 """Answering rules, greetings (upload and discovery) and the message-store report, against a
-real emulator process (contract J1-J6, I11, C7, D4).
+real emulator process (docs/ringcentral.md §13 J1-J6, I11, C7, D4).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Message store and message sync of the emulator, over real HTTP (contract E1-E13, F1-F6,
-A7, D2, D3, D5, K1-K3).
+"""Message store and message sync of the emulator, over real HTTP (docs/ringcentral.md §13
+E1-E13, F1-F6, A7, D2, D3, D5, K1-K3).
 
 Read-only and self-contained tests share one emulator per module and isolate themselves by
 creating their own messages in a private time window (``_window``); tests that move the

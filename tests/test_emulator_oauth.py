@@ -1,4 +1,4 @@
-"""Contract B (OAuth, API_NOTES §2) against real emulator processes.
+"""Contract B (OAuth, docs/ringcentral.md §2, §13 B) against real emulator processes.
 
 Time-dependent behaviour (token, code and grace lifetimes) is driven by ``emu.advance()``,
 never by sleeping. Most tests share one module emulator with a huge Auth limit; those that
@@ -61,7 +61,7 @@ def api(emu: EmulatorProc, token: str, path: str = ACCOUNT, *, host: str = "plat
 
 def oauth_error(r: httpx.Response, status: int | tuple[int, ...], error: str,
                 codes: set[str] | str) -> dict[str, Any]:
-    """Assert the token-endpoint error shape of API_NOTES §2.9."""
+    """Assert the token-endpoint error shape of docs/ringcentral.md §2.9."""
     statuses = (status,) if isinstance(status, int) else status
     assert r.status_code in statuses, (r.status_code, r.text)
     body = r.json()

@@ -1,4 +1,4 @@
-"""Contract C (rate limiting, API_NOTES §3) against real emulator processes.
+"""Contract C (rate limiting, docs/ringcentral.md §3, §13 C) against real emulator processes.
 
 The limiter runs on the emulator clock, so windows and penalties are crossed with
 ``emu.advance()``; each test that counts requests starts its own emulator with the limits it
@@ -64,7 +64,7 @@ def test_c1_throttled_responses_carry_all_headers(start_emulator: Start) -> None
             for h in RATE_HEADERS:
                 assert h in r.headers, (r.request.url, h)
             assert r.headers["x-rate-limit-window"] == "60"
-        # Defaults: Light 50, Medium 40 (API_NOTES §3.1).
+        # Defaults: Light 50, Medium 40 (docs/ringcentral.md §3.1).
         assert rate(c.get(ACCOUNT))[:2] == ("Light", 50)
         assert rate(c.get(EXTENSIONS))[:2] == ("Medium", 40)
     for path in ("/restapi", "/restapi/v1.0"):

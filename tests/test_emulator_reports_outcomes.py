@@ -1,7 +1,7 @@
-"""Message-store-report task outcomes (contract J3): ``config.report_outcome`` makes a task end
-Completed (default), Failed or Cancelled, or fail one attempt (AttemptFailed) and be retried
-to Completed. Real emulator processes; the clock is moved with ``emu.advance`` except in the
-real-time test (``report_step=0.01``)."""
+"""Message-store-report task outcomes (docs/ringcentral.md §13 J3): ``config.report_outcome``
+makes a task end Completed (default), Failed or Cancelled, or fail one attempt (AttemptFailed)
+and be retried to Completed. Real emulator processes; the clock is moved with ``emu.advance``
+except in the real-time test (``report_step=0.01``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Emulator contract I1-I10, I12: sending faxes, SMS and MMS through a real emulator process.
+"""Emulator contract I1-I10, I12 (docs/ringcentral.md §13): sending faxes, SMS and MMS through
+a real emulator process.
 
 One module-scoped emulator (huge limits, exchanges recorded and checked against the OpenAPI
 spec at the end) serves most tests; the clock is moved with ``emu.advance`` rather than by

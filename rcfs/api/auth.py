@@ -1,9 +1,10 @@
 """OAuth for rcfs: credentials, the token manager, PKCE browser login, logout.
 
-Rules from API_NOTES §2: refresh proactively (not on 401); refresh is single-flight, because
-refresh tokens are single-use and every token call costs one of only 5 Auth requests a minute;
-persist the rotated refresh token before using the new access token; never JWT-login per
-process (each login opens a session, and a 6th session kills the oldest).
+Rules from docs/ringcentral.md §2: refresh proactively (not on 401); refresh is
+single-flight, because refresh tokens are single-use and every token call costs one of only 5
+Auth requests a minute; persist the rotated refresh token before using the new access token;
+never JWT-login per process (each login opens a session, and a 6th session ends one of the
+others).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class TokenManager:
     ) -> TokenSet:
         """POST /restapi/oauth/token (group Auth), persist, then publish the result."""
         self.token_requests += 1
-        # Retried on 5xx/network errors like a GET (API_NOTES §2.7: "retry up to 3x"): a
+        # Retried on 5xx/network errors like a GET (docs/ringcentral.md §2.7: "retry up to 3x"): a
         # lost refresh answer is recoverable because the old refresh token has a grace period.
         response = await self._core.send(
             "POST", TOKEN_PATH, data=self.credentials.token_form(form),

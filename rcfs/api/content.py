@@ -1,11 +1,11 @@
 """The streamed, ranged, self-healing GET of binary content (attachments, recordings, ...).
 
 Why this exists: media downloads are the scarce resource of rcfs (Medium 40/min for
-attachments, Heavy 10/min for recordings and greetings, every ranged GET counted, API_NOTES
-§6.3), and RingCentral's media host is loosely specified (§6.2, §11.1): it may answer a Range
-request with a 200 of the whole file, answer a plain GET with a 206 of the first chunk, omit
-``Content-Length``, stop early, or reset the connection. Whatever the server does, this
-module has one invariant:
+attachments, Heavy 10/min for recordings and greetings, every ranged GET counted,
+docs/ringcentral.md §6.3), and RingCentral's media host is loosely specified (§6.2, §11.1):
+it may answer a Range request with a 200 of the whole file, answer a plain GET with a 206 of
+the first chunk, omit ``Content-Length``, stop early, or reset the connection. Whatever the
+server does, this module has one invariant:
 
     every ``(offset, chunk)`` it yields is exactly ``object[offset:offset + len(chunk)]``,
     the pieces are contiguous from the requested start, and nothing past the requested end
@@ -546,9 +546,10 @@ async def probe_size(
     deadline: float | None = None,
     group: str | None = None,
 ) -> int | None:
-    """The object's size for one request of the group's budget (API_NOTES §6.5 b): a GET of
-    ``bytes=0-0`` whose Content-Range tells the total (a server that ignores Range answers
-    with Content-Length; the body is not read past the first byte). ``None`` if unknown."""
+    """The object's size for one request of the group's budget (docs/ringcentral.md §6.5 b):
+    a GET of ``bytes=0-0`` whose Content-Range tells the total (a server that ignores Range
+    answers with Content-Length; the body is not read past the first byte). ``None`` if
+    unknown."""
     async with fetch_range(client, uri, 0, 0, priority=priority, deadline=deadline,
                            group=group, max_continuations=0) as reader:
         async for _piece in reader:

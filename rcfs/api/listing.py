@@ -1,6 +1,6 @@
 """Typed RingCentral calls: account, extensions, messages, call log, greetings, exports.
 
-Why these rules (API_NOTES §5, §10):
+Why these rules (docs/ringcentral.md §5, §10):
 
 * Every listing sends an explicit ``dateFrom`` (default: the epoch). Omitted, the server
   silently limits message-store, message-sync and call-log to the last 24 hours.
@@ -596,7 +596,7 @@ async def list_greetings(
     priority: Priority = Priority.LISTING,
     deadline: float | None = None,
 ) -> list[Greeting]:
-    """Every custom greeting of an extension. There is no list endpoint (API_NOTES §5.6):
+    """Every custom greeting of an extension. There is no list endpoint (docs/ringcentral.md §5.6):
     walk answering rules → rule detail → ``GET greeting/{id}`` for each custom id, once per
     id even when several rules share a greeting. A greeting that vanished meanwhile (404)
     is skipped."""

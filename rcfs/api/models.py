@@ -1,11 +1,11 @@
 """Typed, immutable views of RingCentral JSON objects, parsed in exactly one place.
 
-Why one place: RingCentral's JSON is inconsistent across endpoints and versions (API_NOTES
-§1.3, §5.1, §9): ids are JSON numbers in REST and strings in events, ``attachments[].size``
-is often absent, the attachment file name is ``fileName`` in listings but ``filename`` in the
-fax-create response, timestamps come with and without milliseconds, enum sets grow over
-time, and ``conversationId`` exceeds 2^53. Every quirk is absorbed here so the rest of rcfs
-works with one shape.
+Why one place: RingCentral's JSON is inconsistent across endpoints and versions
+(docs/ringcentral.md §1.3, §5.1, §9): ids are JSON numbers in REST and strings in events,
+``attachments[].size`` is often absent, the attachment file name is ``fileName`` in listings
+but ``filename`` in the fax-create response, timestamps come with and without milliseconds,
+enum sets grow over time, and ``conversationId`` exceeds 2^53. Every quirk is absorbed here
+so the rest of rcfs works with one shape.
 
 Conventions:
 
@@ -366,7 +366,8 @@ def parse_party(d: Any) -> Party:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A message attachment. ``size`` is often absent (API_NOTES §6.5): never assume it."""
+    """A message attachment. ``size`` is often absent (docs/ringcentral.md §6.5): never
+    assume it."""
 
     id: str
     uri: str
@@ -573,7 +574,7 @@ class CallLogRecord:
     @property
     def recordings(self) -> tuple[Recording, ...]:
         """The record's recording plus those of its legs, each id once (transfers record one
-        file per leg, API_NOTES §5.3)."""
+        file per leg, docs/ringcentral.md §5.3)."""
         seen: dict[str, Recording] = {}
         for rec in (self.recording, *(leg.recording for leg in self.legs)):
             if rec is not None and rec.id not in seen:

@@ -1,9 +1,10 @@
 """Client-side rate-limit scheduler: never send a request RingCentral would reject with 429.
 
 RingCentral counts requests per (user, app, group) in a sliding window and, once a group is
-exceeded, rejects *every* request in it and restarts the penalty with each one (API_NOTES §3).
-So the only safe client is one that keeps its own estimate of the window, corrects it from the
-``X-Rate-Limit-*`` headers, and goes silent for the whole penalty after a 429.
+exceeded, rejects *every* request in it and restarts the penalty with each one
+(docs/ringcentral.md §3). So the only safe client is one that keeps its own estimate of the
+window, corrects it from the ``X-Rate-Limit-*`` headers, and goes silent for the whole penalty
+after a 429.
 
 Waiters are served strictly by (priority, arrival): a process blocked in ``read()`` is never
 behind a prefetch. PREFETCH/BACKGROUND only use *spare* budget, leaving a reserve of each

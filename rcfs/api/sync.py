@@ -1,7 +1,7 @@
 """Incremental synchronisation of the message store and the call log.
 
 Why sync instead of re-listing: a listing of a big mailbox is many requests; message-sync
-ISync is one Light request returning only what changed (API_NOTES §5.2), call-log-sync one
+ISync is one Light request returning only what changed (docs/ringcentral.md §5.2), call-log-sync one
 Heavy request (§5.4). Both are state machines around a server-issued token that the caller
 (the metadata index) persists: construct with the stored ``sync_token`` and read
 ``sync_token``/``sync_time`` back after each step.

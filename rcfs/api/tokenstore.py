@@ -1,8 +1,9 @@
 """The OAuth session on disk: one JSON file, 0600, replaced atomically.
 
-Refresh tokens are single-use (API_NOTES §2.7): losing the newest one to a torn write ends the
-session, so every save is temp file + fsync + rename + directory fsync. The file is shared by
-every rcfs process of the user, which is why a manager re-reads it before refreshing.
+Refresh tokens are single-use (docs/ringcentral.md §2.7): losing the newest one to a torn
+write ends the session, so every save is temp file + fsync + rename + directory fsync. The file
+is shared by every rcfs process of the user, which is why a manager re-reads it before
+refreshing.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ DEFAULT_DEADLINES: Mapping[Priority, float] = {
     Priority.BACKGROUND: 300.0,
 }
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
-# 401 codes meaning "this access token is dead, get another" (API_NOTES §2.9).
+# 401 codes meaning "this access token is dead, get another" (docs/ringcentral.md §2.9).
 TOKEN_REJECTED = frozenset({"OAU-128", "OAU-129", "OAU-213", "TokenInvalid", "OAU-149"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Worth another attempt for idempotent requests; anything else httpx raises is a bug/config.

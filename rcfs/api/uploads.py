@@ -1,6 +1,6 @@
 """Sending: fax, SMS, MMS and greeting upload, plus status polling of what was sent.
 
-Why this shape (API_NOTES §7):
+Why this shape (docs/ringcentral.md §7):
 
 * A send is **never retried** here (and the client never retries a POST): a fax or SMS
   that reached the server but whose answer was lost would go out twice, billed twice. A

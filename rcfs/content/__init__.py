@@ -15,10 +15,12 @@ imports pyfuse3; ``rcfs.api`` knows nothing of this package.
 Why requests, not bytes
 =======================
 Every content GET costs a Medium (attachments, 40/min) or Heavy (recordings, greetings,
-10/min) request per user, ranged or not (API_NOTES §6.3). A player reading a 50 MB
+10/min) request per user, ranged or not (docs/ringcentral.md §6.3). A player reading a 50 MB
 recording in 128 KiB FUSE reads would be 400 Heavy requests, 40 minutes of budget. So a
 file is downloaded by **one** open-ended GET that streams into the cache block by block,
-and every reader of that file is served from it as bytes arrive (ANCHORS L1, L2, L5).
+and every reader of that file is served from it as bytes arrive: one paid-for stream per
+object, kept across seeks and shared by every handle (as mountpoint-s3 keeps one GET per
+cursor and HTTPDirFS lets later readers copy from the in-flight download).
 
 Block cache
 ===========

@@ -20,13 +20,14 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     tls: bool = False
 
-    # Rate limiting (API_NOTES §3): per (app, user, group) sliding window plus renewed penalty.
+    # Rate limiting (docs/ringcentral.md §3): per (app, user, group) sliding window plus a
+    # penalty that each rejected request renews.
     limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     window: float = 60.0
     penalty: float = 60.0
     group_header_case: str = "title"  # "title" -> "Light", "lower" -> "light"
 
-    # OAuth (API_NOTES §2).
+    # OAuth (docs/ringcentral.md §2).
     access_ttl: int = 3600
     refresh_ttl: int = 604800
     max_refresh_ttl: int = 604800
@@ -52,7 +53,8 @@ class EmulatorConfig:
     recording_processing: float = 0.0  # its recording content is 404 until then
     deleted_to_purged: float = 5 * DAY
     purged_to_gone: float = 5 * DAY
-    fsync_default_window: float = DAY  # 24 h per spec; 7 days per a docs page (CONFLICT F5)
+    # 24 h per spec; 7 days per a docs page (CONFLICT, docs/ringcentral.md §5.2).
+    fsync_default_window: float = DAY
     sync_token_ttl: float = 7 * DAY
     report_step: float = 5.0  # seconds per report task state step
     # How a message-store-report task ends (routes_reports): "Completed", "Failed",

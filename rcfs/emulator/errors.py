@@ -1,5 +1,5 @@
-"""RingCentral-shaped error responses (API_NOTES §4): ``errorCode`` + ``message`` mirroring
-``errors[0]``, optional ``parameterName`` / ``permissionName``."""
+"""RingCentral-shaped error responses (docs/ringcentral.md §4): ``errorCode`` + ``message``
+mirroring ``errors[0]``, optional ``parameterName`` / ``permissionName``."""
 
 from __future__ import annotations
 

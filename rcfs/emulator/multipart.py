@@ -1,8 +1,8 @@
 """A small MIME multipart parser for the upload endpoints (greeting, fax, MMS).
 
 RingCentral accepts both ``multipart/form-data`` and ``multipart/mixed`` on its upload
-endpoints (API_NOTES §7). Starlette's form parser only handles form-data and hides the part
-headers the emulator must validate (each part's own ``Content-Type``, a missing
+endpoints (docs/ringcentral.md §7). Starlette's form parser only handles form-data and hides
+the part headers the emulator must validate (each part's own ``Content-Type``, a missing
 ``Content-Disposition`` or file name), so the emulator parses the raw body itself.
 """
 

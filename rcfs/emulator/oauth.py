@@ -1,4 +1,4 @@
-"""OAuth 2.0 as RingCentral runs it (API_NOTES §2, contract B).
+"""OAuth 2.0 as RingCentral runs it (docs/ringcentral.md §2, §13 B).
 
 Sessions are created by the JWT and authorization-code grants; refresh tokens are single-use
 with the documented grace behaviour; revoking any token kills its whole session; a 6th session

@@ -1,4 +1,4 @@
-"""RingCentral's paging + navigation envelopes (contract E3-E5, G3)."""
+"""RingCentral's paging + navigation envelopes (docs/ringcentral.md §13 E3-E5, G3)."""
 
 from __future__ import annotations
 

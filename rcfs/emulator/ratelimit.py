@@ -1,4 +1,4 @@
-"""RingCentral's user-level rate limiting (API_NOTES §3).
+"""RingCentral's user-level rate limiting (docs/ringcentral.md §3).
 
 Per (client_id, token owner, group): a sliding window of accepted requests; when the limit is
 exceeded a penalty starts, and *every* request inside the penalty is rejected and restarts it

@@ -1,4 +1,4 @@
-"""Account, extensions and phone numbers (contract A2, D5; API_NOTES §5.5)."""
+"""Account, extensions and phone numbers (docs/ringcentral.md §5.5, §13 A2, D5)."""
 
 from __future__ import annotations
 

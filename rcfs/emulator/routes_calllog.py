@@ -1,4 +1,5 @@
-"""Call log, call-log sync and recording metadata (contract G1-G9, D2-D4; API_NOTES §5.3-5.4).
+"""Call log, call-log sync and recording metadata (docs/ringcentral.md §5.3-5.4,
+§13 G1-G9, D2-D4).
 
 Every route here is in the Heavy group: listing recordings is what costs rcfs its budget, so
 the emulator must charge it like RingCentral does. Calls become visible only once the
@@ -41,7 +42,7 @@ from rcfs.emulator.paging import page_of
 from rcfs.emulator.store import CallRecord, Extension, Recording, Store
 
 DAY = 86400.0
-SYNC_HISTORY = 30 * DAY  # call-log-sync only reaches this far back (API_NOTES §5.4)
+SYNC_HISTORY = 30 * DAY  # call-log-sync only reaches this far back (docs/ringcentral.md §5.4)
 SYNC_MAX = 250
 SYNC_KIND = "call-log-sync"
 MISSED_RESULTS = frozenset({"Missed", "Voicemail", "No Answer", "Hang Up", "Busy"})
@@ -106,7 +107,7 @@ def _leg_type(call: CallRecord) -> str:
 
 def render_call(emu: Emulator, call: CallRecord, *, detailed: bool, company: bool,
                 deleted: bool = False) -> dict[str, Any]:
-    """A call-log record as RingCentral returns it (API_NOTES §5.3)."""
+    """A call-log record as RingCentral returns it (docs/ringcentral.md §5.3)."""
     view = "Detailed" if detailed else "Simple"
     if company:
         uri = emu.account_uri(f"/call-log/{call.id}?view={view}")

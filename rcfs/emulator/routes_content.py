@@ -1,5 +1,5 @@
 """Binary content downloads: message attachments, call recordings, greetings and
-message-store-report archives (contract H1-H9, A3, B18, C6, D2).
+message-store-report archives (docs/ringcentral.md §13 H1-H9, A3, B18, C6, D2).
 
 Every kind goes through ``serve_blob``, which implements Range (RFC 7233, one range),
 ``contentDisposition`` / ``contentDispositionFilename`` and the content faults injected by

@@ -1,4 +1,5 @@
-"""Answering rules, custom greetings and greeting upload (contract J1, I11; API_NOTES §5.6, §7.4).
+"""Answering rules, custom greetings and greeting upload (docs/ringcentral.md §5.6, §7.4,
+§13 J1, I11).
 
 RingCentral has no endpoint that lists an extension's custom greetings: a client walks the
 answering rules and reads each rule's ``greetings[]``. The emulator reproduces exactly that

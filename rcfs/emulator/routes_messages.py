@@ -1,4 +1,4 @@
-"""The message store and message sync (contract E1-E13, F1-F6, D2, D3, K1-K3, A7).
+"""The message store and message sync (docs/ringcentral.md §13 E1-E13, F1-F6, D2, D3, K1-K3, A7).
 
 Listing is a bisect over the per-extension index ``store.messages_of`` followed by cheap
 filters, and only the requested page is rendered, so a scale-mode mailbox of 100,000+
@@ -177,7 +177,8 @@ def _party(party: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def render_message(emu: Emulator, msg: Message) -> dict[str, Any]:
-    """A message as ``GetMessageInfoResponse`` (API_NOTES §5.1); None fields are omitted."""
+    """A message as ``GetMessageInfoResponse`` (docs/ringcentral.md §5.1); None fields are
+    omitted."""
     data: dict[str, Any] = {
         "uri": emu.ext_uri(msg.extension_id, f"/message-store/{msg.id}"),
         "id": msg.id,
@@ -547,7 +548,7 @@ async def delete_message(request: Request) -> Response:
             delete_one(emu, msg, purge)
             parts.append((rid, 204, None))
     if all(status == 204 for _, status, _ in parts):
-        return Response(status_code=204)  # bulk DELETE, all OK (API_NOTES §9)
+        return Response(status_code=204)  # bulk DELETE, all OK (docs/ringcentral.md §9)
     return batch_response(request, emu, ext, parts)
 
 

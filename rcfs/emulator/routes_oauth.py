@@ -1,4 +1,5 @@
-"""``/restapi/oauth/token``, ``/revoke`` and ``/authorize`` (Auth group, contract B)."""
+"""``/restapi/oauth/token``, ``/revoke`` and ``/authorize`` (Auth group; docs/ringcentral.md
+§13 B)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Message-store report: the account-wide compliance export (contract J2-J6; API_NOTES §5.7).
+"""Message-store report: the account-wide compliance export (docs/ringcentral.md §5.7,
+§13 J2-J6).
 
 A task moves Accepted -> InProgress -> Completed on the emulated clock, one
 ``config.report_step`` per step; on completion its zip archives are built once and kept in

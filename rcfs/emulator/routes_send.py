@@ -1,4 +1,4 @@
-"""Sending: fax, SMS and MMS (contract I1-I10, I12; API_NOTES §7, §8).
+"""Sending: fax, SMS and MMS (docs/ringcentral.md §7, §8, §13 I1-I10, I12).
 
 ``POST …/extension/{id}/fax`` (Heavy, app scope Faxes) accepts the three documented
 encodings: multipart/form-data with text fields + ``attachment`` file parts, form-data with
@@ -64,7 +64,7 @@ from rcfs.emulator.multipart import MultipartError, Part, parse_header, parse_mu
 from rcfs.emulator.routes_messages import render_message
 from rcfs.emulator.store import Attachment, Blob, Extension, Message, SentItem
 
-# -- limits (API_NOTES §7) ----------------------------------------------------------------
+# -- limits (docs/ringcentral.md §7) ------------------------------------------------------
 
 FAX_MAX_BYTES = 50 * 1024 * 1024
 FAX_MAX_PAGES = 200
@@ -75,7 +75,8 @@ MMS_MAX_ATTACHMENTS = 10
 MMS_MAX_BYTES = 1_500_000
 FILENAME_MAX = 256
 
-# Fax source formats by file extension (API_NOTES §7.1) and the media types they travel as.
+# Fax source formats by file extension (docs/ringcentral.md §7.1) and the media types they
+# travel as.
 FAX_EXTENSIONS = frozenset({
     "pdf", "psd", "doc", "docx", "dot", "mcw", "xls", "xlsx", "xlsb", "ppt", "pptx", "vsd",
     "vdx", "pub", "wps", "wri", "awd", "tif", "tiff", "gif", "jpg", "jpeg", "bmp", "png", "pcx",
@@ -101,7 +102,7 @@ FAX_TYPES = frozenset({
     "application/xml", "text/xml", "text/html", "application/xhtml+xml", "text/csv",
     "application/vnd.lotus-1-2-3", "application/x-quattro-pro",
 })
-# MMS upload types (API_NOTES §8, docs:sending-images.md) plus common spellings of them.
+# MMS upload types (docs/ringcentral.md §8, docs:sending-images.md) plus common spellings of them.
 MMS_TYPES = frozenset({
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/bmp", "image/x-ms-bmp",
     "image/gif", "image/tiff", "image/svg+xml", "image/webp",
@@ -230,7 +231,7 @@ def _short_digits(raw: str) -> str | None:
 
 
 def utf16_units(text: str) -> int:
-    """Length in UTF-16 code units: astral characters count twice (API_NOTES §7.2)."""
+    """Length in UTF-16 code units: astral characters count twice (docs/ringcentral.md §7.2)."""
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 

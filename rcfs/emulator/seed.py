@@ -7,8 +7,8 @@ produce the same ids, names, texts and relative ages; only absolute times follow
 so message ids grow with ``creationTime`` as on a real account and ``Store.add_message``
 appends instead of shifting its sorted index.
 
-The account deliberately carries hostile data a filesystem must survive (contract E7-E9 and
-the brief): names with ``/``, RTL marks, emoji, combining and zero-width characters, a
+The account deliberately carries hostile data a filesystem must survive (docs/ringcentral.md
+§13 E7-E9): names with ``/``, RTL marks, emoji, combining and zero-width characters, a
 caller name longer than 255 UTF-8 bytes, another with control characters, an SMS short
 code, a caller without a name, ``..`` as a name, duplicate ``creationTime`` values,
 attachments without ``size``, Deleted and Purged messages.
@@ -694,7 +694,7 @@ class _Seeder:
         for i in range(n_calls):
             self.plan_call(ext, rng, i, all_exts)
         if index == 0:
-            # The one-hour recording (contract: at least one of 3600 s).
+            # The one-hour recording (the seed promises at least one of 3600 s).
             age = _age(rng, "month")
             self.plan(age, lambda t: self._add_call(
                 build_call(self.ids, ext, t, 3600, "Outbound", CONTACTS[1].party(),
@@ -888,7 +888,7 @@ class _Seeder:
             # 30 s .. 1 h, mostly a few minutes.
             duration = min(3600, int(30 * (120 ** rng.random())))
             if rng.random() < 0.8:
-                # WAV vs MP3 is an account setting in RingCentral (API_NOTES §5.3).
+                # WAV vs MP3 is an account setting in RingCentral (docs/ringcentral.md §5.3).
                 recording = (self.config.recording_format,
                              "Automatic" if rng.random() < 0.7 else "OnDemand")
         bucket = "recent" if i < 3 else None
@@ -1357,7 +1357,7 @@ def add_message_from_spec(emu: Emulator, spec: dict[str, Any]) -> Message:
 
 def add_call_from_spec(emu: Emulator, spec: dict[str, Any]) -> CallRecord:
     """Add a finished call: it shows in the call log ``call_log_lag`` seconds after it ends,
-    its recording content ``recording_processing`` seconds after (contract G5).
+    its recording content ``recording_processing`` seconds after (docs/ringcentral.md §13 G5).
 
     Keys: extension_id, direction, from, to, from_name, to_name, start_time (ISO or epoch;
     default: the call just ended), duration, recording, recording_format, recording_type,

@@ -1,4 +1,4 @@
-"""pyfuse3 ``Operations`` for rcfs (read side; the outbox is issue #6).
+"""pyfuse3 ``Operations`` for rcfs: the mailbox tree, and the outbox delegated to ``OutboxFs``.
 
 Every handler answers from memory when the namespace index knows the answer; the only
 waits are a bounded first load of an extension never seen before and content reads, which

@@ -1,6 +1,6 @@
 """The outbox's sender: sends each queued job exactly once and follows it to a final status.
 
-The rule that makes "exactly once" hold (API_NOTES §7: a POST is never retried blindly):
+The rule that makes "exactly once" hold (docs/ringcentral.md §7: a POST is never retried blindly):
 
 * A job is journaled ``sending`` (fsync'd) *before* its POST. Whatever happens next —
   answer lost, reset, timeout, kill -9, reboot — a job found in ``sending`` has an unknown

@@ -1,4 +1,4 @@
-"""What the outbox accepts, decided before any request (API_NOTES §7, §8).
+"""What the outbox accepts, decided before any request (docs/ringcentral.md §7, §8).
 
 Types come from the bytes (magic numbers), the file name only breaks ties the bytes cannot
 (``.doc`` vs ``.xls`` inside an OLE2 container, ``.csv`` vs ``.txt`` text) or names formats
