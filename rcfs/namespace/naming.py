@@ -10,6 +10,7 @@ right program.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime, tzinfo
 
@@ -58,6 +59,16 @@ _INVISIBLE = {
 }
 
 
+# Terminal escape sequences (ECMA-48), removed whole: dropping only the ESC control character
+# would leave "[31m" in the name. CSI (ESC [ or C1 0x9b) with parameters, intermediates and a
+# final byte; OSC/DCS/SOS/PM/APC strings up to BEL or ST; any other two-character escape.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+
+
 def extension_for(content_type: str | None, file_name: str | None = None) -> str:
     """The file extension for a content type, else the API's file name's, else ``.bin``."""
     if content_type:
@@ -74,7 +85,7 @@ def extension_for(content_type: str | None, file_name: str | None = None) -> str
 def clean(text: str) -> str:
     """Make free text (names, subjects) safe inside one path component."""
     out = []
-    for ch in unicodedata.normalize("NFC", text):
+    for ch in unicodedata.normalize("NFC", _ESCAPES.sub("", text)):
         if ch == "/":
             out.append("\u2215")  # DIVISION SLASH: looks like '/', is not a separator
         elif ch in _INVISIBLE:
