@@ -343,3 +343,50 @@ async def test_stats_are_json(autojump_clock: MockClock) -> None:
     assert doc["Heavy"]["penalty_remaining_s"] == pytest.approx(11)
     assert doc["Heavy"]["penalty_until"] is not None
     assert not math.isinf(doc["Light"]["total_wait_s"])
+
+
+async def test_bulk_tenants_take_turns_and_interactive_goes_first(
+        autojump_clock: MockClock) -> None:
+    """Tenant "a" queues six bulk requests before "b" asks for two and an interactive
+    reader for one: the interactive one is next, then a and b alternate."""
+    s = make(limits={"Heavy": 1}, window=10.0, reserve_min=0, reserve_fraction=0)
+    await take(s, "Heavy")
+    order: list[str] = []
+
+    async def want(name: str, prio: Priority, tenant: str | None, delay: float) -> None:
+        await trio.sleep(delay)
+        async with s.slot("Heavy", prio, tenant=tenant):
+            order.append(name)
+
+    async with trio.open_nursery() as n:
+        for i in range(6):
+            n.start_soon(want, f"a{i}", Priority.BULK, "a", 0.1 * (i + 1))
+        n.start_soon(want, "b0", Priority.BULK, "b", 1)
+        n.start_soon(want, "b1", Priority.BULK, "b", 1.1)
+        n.start_soon(want, "mpv", Priority.INTERACTIVE, "c", 2)
+        await trio.sleep(3)
+        q = s.queue("Heavy")
+        assert q["bulk"]["waiting"] == 8 and q["bulk"]["tenants"] == 2
+        assert q["interactive"]["waiting"] == 1
+        assert 0 < s.next_free("Heavy") <= 10 + MARGIN
+    assert order == ["mpv", "a0", "b0", "a1", "b1", "a2", "a3", "a4", "a5"]
+
+
+async def test_tenant_from_context_variable(autojump_clock: MockClock) -> None:
+    from rcfs.api.scheduler import TENANT
+
+    s = make(limits={"Heavy": 1}, window=10.0, reserve_min=0, reserve_fraction=0)
+    await take(s, "Heavy")
+    order: list[str] = []
+
+    async def want(name: str, tenant: str, delay: float) -> None:
+        TENANT.set(tenant)
+        await trio.sleep(delay)
+        async with s.slot("Heavy", Priority.BULK):
+            order.append(name)
+
+    async with trio.open_nursery() as n:
+        for i in range(3):
+            n.start_soon(want, f"x{i}", "x", 0.1 * (i + 1))
+        n.start_soon(want, "y0", "y", 1)
+    assert order == ["x0", "y0", "x1", "x2"]

@@ -6,15 +6,21 @@ exceeded, rejects *every* request in it and restarts the penalty with each one
 window, corrects it from the ``X-Rate-Limit-*`` headers, and goes silent for the whole penalty
 after a 429.
 
-Waiters are served strictly by (priority, arrival): a process blocked in ``read()`` is never
-behind a prefetch. PREFETCH/BACKGROUND only use *spare* budget, leaving a reserve of each
-window for interactive work. All times come from ``trio.current_time()`` so trio's MockClock
+Waiters are served strictly by priority: a process blocked in ``read()`` is never behind a
+bulk copy or a prefetch. Within one priority, waiters of different *tenants* (a fairness key
+the caller chooses, e.g. one per reading process) take turns (start-time fair queuing), so
+two bulk copies share what is left instead of the first one taking it all; without tenants
+it is arrival order. PREFETCH/BACKGROUND only use *spare* budget, leaving a reserve of each
+window for interactive work. The tenant of a request comes from the ``TENANT`` context
+variable (set by whoever starts the work; trio tasks inherit it), so the layers between the
+caller and the scheduler need not carry it. All times come from ``trio.current_time()`` so trio's MockClock
 drives minutes of rate-limit behaviour instantly in tests.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextvars
 import enum
 import itertools
 import math
@@ -35,11 +41,16 @@ UNTHROTTLED_GROUPS = frozenset({"nothrottling"})
 class Priority(enum.IntEnum):
     """Lower value = served first."""
 
-    INTERACTIVE = 0  # a process is blocked in read()/open()
+    INTERACTIVE = 0  # a process is blocked in read()/open() on a file it chose
     LISTING = 1  # readdir of a directory someone is looking at
     METADATA = 2  # getattr/refresh of a single object
-    PREFETCH = 3  # read-ahead; only spare budget
-    BACKGROUND = 4  # sync, warm-up; only spare budget
+    BULK = 3  # a process working through many files (cp -r, rsync): fair among tenants
+    PREFETCH = 4  # read-ahead; only spare budget
+    BACKGROUND = 5  # sync, warm-up, thumbnailers and indexers; only spare budget
+
+
+TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("rcfs_tenant", default=None)
+"""Fairness key of the work running in this context (None: one shared tenant)."""
 
 
 @dataclass(eq=False)
@@ -48,14 +59,17 @@ class _Waiter:
     seq: int
     spare_only: bool
     deadline: float | None
+    tenant: str | None = None
+    tag: float = 0.0  # virtual start time among the waiters of its priority
+    since: float = 0.0
     event: trio.Event = field(default_factory=trio.Event)
     granted_at: float | None = None
     eta: float = -math.inf
     scope: trio.CancelScope | None = None
 
     @property
-    def order(self) -> tuple[int, int]:
-        return (self.priority, self.seq)
+    def order(self) -> tuple[int, float, int]:
+        return (self.priority, self.tag, self.seq)
 
     def granted(self) -> bool:
         # A method, not an attribute test: it changes across awaits (mypy narrows fields).
@@ -86,6 +100,8 @@ class _Group:
     total_wait_s: float = 0.0
     server_remaining: int | None = None
     phantoms: int = 0
+    vtime: dict[int, float] = field(default_factory=dict)  # priority -> tag last granted
+    last_tag: dict[tuple[int, str | None], float] = field(default_factory=dict)
 
     def active(self, now: float, margin: float) -> int:
         """Sends still counted at ``now`` (dropping expired ones).
@@ -172,12 +188,14 @@ class RequestScheduler:
 
     @asynccontextmanager
     async def slot(
-        self, group: str, priority: Priority = Priority.METADATA, deadline: float | None = None
+        self, group: str, priority: Priority = Priority.METADATA, deadline: float | None = None,
+        tenant: str | None = None,
     ) -> AsyncIterator[Slot]:
         """Wait for budget in ``group``, then let the caller send exactly one request.
 
         Raises BudgetExhaustedError at once when the slot cannot be granted before
         ``deadline`` (absolute trio time), or later if higher-priority work pushes it past.
+        ``tenant`` (default: the ``TENANT`` context variable) is the fairness key.
         """
         if group.lower() in UNTHROTTLED_GROUPS:
             g = self._group(group)
@@ -185,7 +203,7 @@ class RequestScheduler:
             yield Slot(g.name.lower(), trio.current_time())
             return
         g = self._group(group)
-        w = await self._acquire(g, priority, deadline)
+        w = await self._acquire(g, priority, deadline, tenant if tenant else TENANT.get())
         assert w.granted_at is not None
         slot = Slot(g.name.lower(), w.granted_at)
         try:
@@ -193,9 +211,16 @@ class RequestScheduler:
         finally:
             self._restamp(slot, trio.current_time())
 
-    async def _acquire(self, g: _Group, priority: Priority, deadline: float | None) -> _Waiter:
+    async def _acquire(self, g: _Group, priority: Priority, deadline: float | None,
+                       tenant: str | None = None) -> _Waiter:
         start = now = trio.current_time()
-        w = _Waiter(int(priority), next(self._seq), priority >= self.spare_from, deadline)
+        w = _Waiter(int(priority), next(self._seq), priority >= self.spare_from, deadline,
+                    tenant, since=now)
+        # Start-time fair queuing: a tenant's next waiter starts after its previous one, and
+        # never before the tag last granted at this priority (an idle tenant has no credit).
+        p = int(priority)
+        w.tag = max(g.vtime.get(p, 0.0), g.last_tag.get((p, tenant), -math.inf) + 1.0)
+        g.last_tag[(p, tenant)] = w.tag
         bisect.insort(g.waiters, w, key=lambda x: x.order)
         self._pump(g, now)
         if w.granted():
@@ -248,6 +273,7 @@ class RequestScheduler:
                 if g.active(now, self.window_margin) >= self._cap(g, head):
                     break
                 g.waiters.pop(0)
+                g.vtime[head.priority] = max(g.vtime.get(head.priority, 0.0), head.tag)
                 g.sends.append(now)  # now >= every recorded send
                 g.sent += 1
                 head.granted_at = now
@@ -347,6 +373,35 @@ class RequestScheduler:
         """Absolute time the group's penalty (plus margin) ends; -inf when none."""
         return self._group(group).resume_at
 
+    def next_free(self, group: str) -> float:
+        """Seconds until a request at the head of ``group``'s queue could be sent (0: now)."""
+        g = self._group(group)
+        now = trio.current_time()
+        t = max(now, g.resume_at)
+        if g.active(now, self.window_margin) >= g.limit:
+            t = max(t, g.sends[len(g.sends) - g.limit] + g.window + self.window_margin)
+        return t - now
+
+    def queue(self, group: str) -> dict[str, dict[str, Any]]:
+        """Who waits in ``group``: per priority name, how many, how many tenants, the
+        longest wait so far and the earliest expected grant (seconds from now)."""
+        g = self._group(group)
+        now = trio.current_time()
+        out: dict[str, dict[str, Any]] = {}
+        for w in g.waiters:
+            name = Priority(w.priority).name.lower()
+            q = out.setdefault(name, {"waiting": 0, "tenants": set(), "longest_wait_s": 0.0,
+                                      "next_grant_s": math.inf})
+            q["waiting"] += 1
+            q["tenants"].add(w.tenant)
+            q["longest_wait_s"] = max(q["longest_wait_s"], round(now - w.since, 3))
+            q["next_grant_s"] = min(q["next_grant_s"], max(0.0, w.eta - now))
+        for q in out.values():
+            q["tenants"] = len(q["tenants"])
+            q["next_grant_s"] = (round(q["next_grant_s"], 3)
+                                 if math.isfinite(q["next_grant_s"]) else None)
+        return out
+
     # -- status ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, dict[str, Any]]:
@@ -366,6 +421,8 @@ class RequestScheduler:
                 "limit": g.limit,
                 "window": g.window,
                 "queued": len(g.waiters),
+                "queue": self.queue(g.name),
+                "next_free_s": round(self.next_free(g.name), 3),
                 "server_remaining": g.server_remaining,
                 "phantoms": g.phantoms,
                 "penalty_until": g.penalty_until if math.isfinite(g.penalty_until) else None,
