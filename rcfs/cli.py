@@ -24,7 +24,7 @@ log = logging.getLogger("rcfs")
 CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_file",
                 "redirect_uri", "ca_cert", "cache_dir", "state_dir", "cache_size",
                 "refresh_interval", "read_timeout", "uid", "gid", "umask", "timezone",
-                "log_level")
+                "log_level", "thumbnails")
 # Flags of ``rcfs mount`` only: the kernel's read-ahead, the outbox's tuning (nothing else
 # mounts or sends).
 MOUNT_FLAGS = ("read_ahead_kib", *OUTBOX_KEYS)
@@ -198,7 +198,14 @@ def _status(args: argparse.Namespace) -> int:
             if isinstance(g, dict):
                 print(f"  {name:<7} sent {g.get('sent', 0):>5}  429s {g.get('throttled_429', 0)}"
                       f"  remaining {g.get('remaining')}/{g.get('limit')}"
+                      f"  next free slot {float(g.get('next_free_s', 0) or 0):.0f}s"
                       f"  penalty {max(0.0, float(g.get('penalty_remaining_s', 0) or 0)):.0f}s")
+                for cls, q in sorted((g.get("queue") or {}).items()):
+                    print(f"          queued {cls}: {q.get('waiting')} request(s) from "
+                          f"{q.get('tenants')} reader(s), longest {q.get('longest_wait_s')}s")
+        for w in data.get("readers", {}).get("waiting", []):
+            print(f"  waiting {w.get('waiting_s')}s: pid {w.get('pid')} ({w.get('comm')}, "
+                  f"{w.get('class')}) {w.get('file')}")
         content = data.get("content", {})
         cache = content.get("cache", {})
         print(f"  content: {content.get('reads', 0)} reads, {content.get('requests', 0)} "

@@ -43,7 +43,8 @@ class Config:
         default_factory=lambda: str(_xdg("XDG_STATE_HOME", ".local/state") / "rcfs"))
     cache_size: str = "2 GiB"
     refresh_interval: float = 60.0
-    read_timeout: float = 25.0
+    read_timeout: float = 150.0  # one user operation (open + its reads) waits at most this
+    thumbnails: str = "always"  # always | cached | never (rcfs/fs/thumbnails.py)
     read_ahead_kib: int = 1024  # the mount's kernel read-ahead (root only; 0 = kernel's)
     allow_other: bool = False
     allow_delete: bool = False
@@ -76,8 +77,10 @@ class Config:
             raise ConfigError(f"cache_size = {self.cache_size!r}: {exc}") from None
         if self.refresh_interval <= 0:
             raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
-        if self.read_timeout <= 0:
+        if not (math.isfinite(self.read_timeout) and self.read_timeout > 0):
             raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
+        if self.thumbnails not in ("always", "cached", "never"):
+            raise ConfigError(f"thumbnails = {self.thumbnails!r}: always, cached or never")
         if not 0 <= self.read_ahead_kib <= 65536:
             raise ConfigError(f"read_ahead_kib = {self.read_ahead_kib!r}: must be between 0 "
                               f"(the kernel's default) and 65536")

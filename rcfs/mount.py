@@ -142,6 +142,7 @@ class Mount:
     def __init__(self, cfg: Config, mountpoint: Path) -> None:
         self.cfg = cfg
         self.mountpoint = mountpoint
+        self.abs_mountpoint = os.path.abspath(mountpoint)  # for file:// URIs (thumbnails)
         self.started = time.time()
         self.layers: Layers | None = None
 
@@ -156,6 +157,7 @@ class Mount:
             out["content"] = layers.reader.stats()
             out["extensions"] = layers.index.status()
             out["filesystem"] = {**layers.ops.counters, "inodes": len(layers.ops.inodes)}
+            out["readers"] = layers.ops.readers_status()
             out["outbox"] = layers.outbox.queue() if layers.outbox is not None else []
         return out
 
@@ -190,7 +192,8 @@ class Mount:
             options = MountOptions(
                 uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
                 gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
-                umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout)
+                umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout,
+                thumbnails=cfg.thumbnails, mountpoint=self.abs_mountpoint)
             # The outbox spool and journal live beside the index of the same account.
             outbox = make_outbox(cfg, client, index.state_dir / "outbox")
             await trio.to_thread.run_sync(outbox.open)

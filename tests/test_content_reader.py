@@ -137,6 +137,9 @@ class FakeSource:
     def spare(self, group: str) -> int:
         return self.spare_budget
 
+    def describe(self, group: str) -> str:
+        return f"fake budget, {self.spare_budget} spare"
+
 
 def ref_for(key: str, *, size: int | None = None, group: str = "Heavy") -> ContentRef:
     kind, *ids = key.split("/")

@@ -13,8 +13,8 @@ two bulk copies share what is left instead of the first one taking it all; witho
 it is arrival order. PREFETCH/BACKGROUND only use *spare* budget, leaving a reserve of each
 window for interactive work. The tenant of a request comes from the ``TENANT`` context
 variable (set by whoever starts the work; trio tasks inherit it), so the layers between the
-caller and the scheduler need not carry it. All times come from ``trio.current_time()`` so trio's MockClock
-drives minutes of rate-limit behaviour instantly in tests.
+caller and the scheduler need not carry it. All times come from ``trio.current_time()`` so
+trio's MockClock drives minutes of rate-limit behaviour instantly in tests.
 """
 
 from __future__ import annotations

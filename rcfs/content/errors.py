@@ -27,3 +27,13 @@ class ContentTimeoutError(ContentUnavailableError, DeadlineExceededError):
 
 class ContentNotFoundError(ContentUnavailableError):
     """The server says the content does not exist (404/410): deleted or purged upstream."""
+
+
+class ContentThrottledError(ContentUnavailableError):
+    """The request budget (or a 429 penalty) would not free a request before the caller's
+    deadline: try again later (EAGAIN)."""
+
+
+class ContentOfflineError(ContentUnavailableError):
+    """RingCentral cannot be reached (no connection could be made) and the bytes are not
+    cached."""

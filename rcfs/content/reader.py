@@ -22,11 +22,19 @@ from typing import Any
 
 import trio
 
-from rcfs.api.errors import ApiError, BudgetExhaustedError, RcError
+from rcfs.api.errors import (
+    ApiError,
+    BudgetExhaustedError,
+    NotSentError,
+    RateLimitedError,
+    RcError,
+)
 from rcfs.api.scheduler import Priority
 from rcfs.content.blockcache import BlockCache, FileInfo
 from rcfs.content.errors import (
     ContentNotFoundError,
+    ContentOfflineError,
+    ContentThrottledError,
     ContentTimeoutError,
     ContentUnavailableError,
 )
@@ -98,6 +106,7 @@ class _Stream:
     pos: int = 0
     buf: bytearray = field(default_factory=bytearray)
     optional: bool = False
+    wanted: bool = True  # started for a reader (not a prefetch): dropped if all leave early
     opened: bool = False
     done: bool = False
     stop: bool = False
@@ -292,6 +301,8 @@ class ContentReader:
         self._writes: list[trio.Event] = []
         self._queues: set[_WriteQueue] = set()
         self._closing = False
+        self._sizes: dict[str, int] = {}  # exact sizes learned (this session or the cache's)
+        self._probed: set[str] = set()  # keys whose persisted size was looked up
         self.counters: dict[str, int] = dict.fromkeys(
             ("reads", "bytes_read", "bytes_network", "memory_hits", "disk_loads",
              "streams_opened", "streams_failed", "requests", "waits", "timeouts",
@@ -331,9 +342,10 @@ class ContentReader:
                 self.counters["bytes_read"] += len(data)
                 return data
             self.counters["timeouts"] += 1
-            raise ContentTimeoutError(f.key, offset, self._why_slow(f))
+            raise self._timed_out(f, offset)
         finally:
             f.readers -= 1
+            self._drop_unwanted(f)
             self.cache.release(f.key)
 
     def open(self, ref: ContentRef) -> ContentHandle:
@@ -341,27 +353,98 @@ class ContentReader:
         not evicted. Closing does not stop a running download."""
         return ContentHandle(self, ref)
 
-    async def size(self, ref: ContentRef, *, deadline: float | None = None) -> int | None:
-        """The file's size: known metadata, else learned from the first response of the
-        download this starts (never a HEAD request). None if it can't be known in time."""
-        f = await self._file(ref)
+    def known_size(self, ref: ContentRef) -> int | None:
+        """The exact size if it is known without any I/O: API metadata, a download of this
+        session, or the cache's record once ``probe_size`` looked it up."""
+        f = self._files.get(ref.key)
+        if f is not None and f.size is not None:
+            return f.size  # a download corrects wrong metadata
+        learned = self._sizes.get(ref.key)
+        return learned if learned is not None else ref.size
+
+    async def probe_size(self, ref: ContentRef) -> int | None:
+        """``known_size``, else the size a download of an earlier session persisted in the
+        cache (one local lookup per file and session, never a request)."""
+        size = self.known_size(ref)
+        if size is not None or ref.key in self._probed:
+            return size
+        self._probed.add(ref.key)
+        info = await self.cache.info(ref.key)
+        if info is not None and info.size is not None:
+            self._sizes[ref.key] = info.size
+        return self._sizes.get(ref.key)
+
+    async def size(self, ref: ContentRef, *, deadline: float | None = None,
+                   priority: Priority = Priority.INTERACTIVE) -> int:
+        """The file's exact size: known or persisted, else learned from the first response
+        of the download this starts (never a HEAD request; the download goes on into the
+        cache, so the reads that follow join it). Raises ``ContentUnavailableError`` (a
+        throttled, offline or timed-out subclass) when it cannot be known by ``deadline``."""
+        known = await self.probe_size(ref)
+        if known is not None:
+            return known
         if deadline is None:
             deadline = trio.current_time() + self.config.read_deadline_s
-        with trio.move_on_at(deadline):
-            while f.size is None:
-                if not any(not s.done for s in f.streams):
-                    first = 0
-                    while first in f.present:
-                        first += 1
-                    s = self._start_stream(f, first * f.block_size, Priority.INTERACTIVE,
-                                           deadline)
-                    while f.size is None and not s.done:
-                        await f.changed.wait()
-                    if f.size is None and s.error is not None:
-                        raise self._unavailable(f, s.start, s.error)
-                    continue
-                await f.changed.wait()
-        return f.size
+        f = await self._file(ref)
+        f.readers += 1
+        self.cache.hold(f.key)
+        try:
+            with trio.move_on_at(deadline):
+                while f.size is None:
+                    if not any(not s.done for s in f.streams):
+                        if trio.current_time() < f.gone_until and f.gone_error is not None:
+                            raise self._unavailable(f, 0, f.gone_error)
+                        first = 0
+                        while first in f.present:
+                            first += 1
+                        s = self._start_stream(f, first * f.block_size, priority, deadline)
+                        while f.size is None and not s.done:
+                            await f.changed.wait()
+                        if f.size is None and s.error is not None:
+                            raise self._unavailable(f, s.start, s.error)
+                        continue
+                    await f.changed.wait()
+            if f.size is None:
+                self.counters["timeouts"] += 1
+                raise self._timed_out(f, 0)
+            self._sizes[f.key] = f.size
+            return f.size
+        finally:
+            f.readers -= 1
+            self._drop_unwanted(f)
+            self.cache.release(f.key)
+
+    def why_waiting(self, ref: ContentRef) -> str:
+        """What a read of ``ref`` is waiting for, in words (for the log)."""
+        f = self._files.get(ref.key)
+        if f is None:
+            return "not started"
+        live = [s for s in f.streams if not s.done]
+        if not live:
+            return "no download running"
+        s = live[0]
+        if not s.opened:
+            return (f"waiting for a {f.ref.group} request slot "
+                    f"({self.source.describe(f.ref.group)})")
+        return f"downloading, at byte {s.pos} ({(s.rate or 0) / 1e6:.2f} MB/s)"
+
+    def _drop_unwanted(self, f: _File) -> None:
+        """The last reader left (timed out, interrupted, the process died): a download
+        started for readers that is still waiting for a request slot is no longer wanted
+        (sending it would spend budget nobody asked for). One that is running goes on."""
+        if f.readers:
+            return
+        for s in f.streams:
+            if s.wanted and not s.opened and not s.done:
+                log.debug("%s: dropping queued download %d (no reader left)", f.key, s.id)
+                s.scope.cancel()
+
+    def _timed_out(self, f: _File, offset: int) -> ContentUnavailableError:
+        """The deadline passed: throttled when no download ever got a request slot."""
+        why = self._why_slow(f)
+        if isinstance(f.last_error, BudgetExhaustedError | RateLimitedError):
+            return ContentThrottledError(f.key, offset, why)
+        return ContentTimeoutError(f.key, offset, why)
 
     async def cached_info(self, ref: ContentRef) -> FileInfo | None:
         """What the cache holds for ``ref`` (size and type survive block eviction)."""
@@ -671,9 +754,13 @@ class ContentReader:
         if isinstance(exc, ApiError) and exc.status in (404, 410):
             err = ContentNotFoundError(f.key, pos, f"not found upstream ({exc})")
         elif isinstance(exc, BudgetExhaustedError):
-            err = ContentUnavailableError(
+            err = ContentThrottledError(
                 f.key, pos, f"not cached and the {exc.group} request budget is empty for "
                             f"{exc.wait_s:.0f} s")
+        elif isinstance(exc, RateLimitedError):
+            err = ContentThrottledError(f.key, pos, f"throttled by RingCentral ({exc})")
+        elif isinstance(exc, NotSentError):
+            err = ContentOfflineError(f.key, pos, f"RingCentral unreachable ({exc})")
         else:
             err = ContentUnavailableError(f.key, pos, f"download failed: {exc}")
         err.__cause__ = exc
@@ -687,14 +774,17 @@ class ContentReader:
             return "timed out with no download running"
         s = live[0]
         if not s.opened:
-            return f"timed out waiting for the {f.ref.group} request to be answered"
+            return (f"timed out waiting for the {f.ref.group} request to be sent or answered "
+                    f"({self.source.describe(f.ref.group)})")
         return f"timed out; download at byte {s.pos} ({(s.rate or 0) / 1e6:.2f} MB/s)"
 
     # -- downloads ------------------------------------------------------------------------
 
     def _start_stream(self, f: _File, start: int, priority: Priority,
-                      deadline: float | None, *, optional: bool = False) -> _Stream:
-        s = _Stream(next(self._ids), start, priority, f.block_size, optional=optional)
+                      deadline: float | None, *, optional: bool = False,
+                      wanted: bool = True) -> _Stream:
+        s = _Stream(next(self._ids), start, priority, f.block_size, optional=optional,
+                    wanted=wanted)
         s._mark_t = s.last_byte_at = trio.current_time()
         f.streams.append(s)
         f.streams_opened += 1
@@ -886,6 +976,8 @@ class ContentReader:
             if f.size is not None:
                 log.info("%s: size %d (metadata said %d)", f.key, total, f.size)
             f.size = total
+        if f.size is not None:
+            self._sizes[f.key] = f.size
         if content_type and not f.content_type:
             f.content_type = content_type
 
@@ -910,7 +1002,8 @@ class ContentReader:
             if n is not None and first >= n:
                 return
             deadline = trio.current_time() + self.config.prefetch_deadline_s
-            s = self._start_stream(f, first * f.block_size, Priority.PREFETCH, deadline)
+            s = self._start_stream(f, first * f.block_size, Priority.PREFETCH, deadline,
+                                   wanted=False)
             while not s.done:
                 await f.changed.wait()
         finally:

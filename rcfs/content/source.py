@@ -64,6 +64,10 @@ class ContentSource(Protocol):
         """Requests that low-priority work may still send in ``group`` right now."""
         ...
 
+    def describe(self, group: str) -> str:
+        """The state of ``group``'s budget in words (why a download has to wait)."""
+        ...
+
 
 class SpareBudget(Protocol):
     def spare(self, group: str) -> int: ...
@@ -87,3 +91,12 @@ class ApiContentSource:
 
     def spare(self, group: str) -> int:
         return self._scheduler.spare(group) if self._scheduler is not None else 0
+
+    def describe(self, group: str) -> str:
+        sched = self._scheduler
+        next_free = getattr(sched, "next_free", None)
+        queue = getattr(sched, "queue", None)
+        if next_free is None or queue is None:
+            return "budget state unknown"
+        waiting = sum(q["waiting"] for q in queue(group).values())
+        return f"next free slot in {next_free(group):.1f} s, {waiting} request(s) queued"

@@ -1,4 +1,9 @@
-"""One table from domain errors to errno values. Nothing else in rcfs raises FUSEError."""
+"""One table from domain errors to errno values (the README's errno table, row by row).
+
+Besides this table, the FUSE layer answers EINTR itself when the reading process is
+interrupted or killed while it waits (``rcfs.fs.waits``), and ENOENT/EROFS/EBADF... for
+requests that make no sense in the tree.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ from rcfs.api.errors import (
     BudgetExhaustedError,
     DeadlineExceededError,
     ForeignHostError,
+    NotSentError,
     RateLimitedError,
     RcError,
     TransportError,
 )
 from rcfs.content.errors import (
     ContentNotFoundError,
+    ContentOfflineError,
+    ContentThrottledError,
     ContentTimeoutError,
     ContentUnavailableError,
 )
@@ -28,7 +36,10 @@ log = logging.getLogger(__name__)
 # Most specific first: the first isinstance match wins.
 ERRNO_TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (ContentNotFoundError, errno.EIO),  # listed but the server has no bytes (purged)
-    (ContentTimeoutError, errno.EAGAIN),  # slow or throttled: try again later
+    (ContentThrottledError, errno.EAGAIN),  # no request slot before the deadline
+    (ContentTimeoutError, errno.EAGAIN),  # slow download: try again later
+    (ContentOfflineError, errno.ENETUNREACH),  # not cached and RingCentral unreachable
+    (NotSentError, errno.ENETUNREACH),
     (BudgetExhaustedError, errno.EAGAIN),
     (RateLimitedError, errno.EAGAIN),
     (DeadlineExceededError, errno.ETIMEDOUT),

@@ -22,9 +22,15 @@ import pyfuse3
 import trio
 
 from rcfs.api.errors import RcError
+from rcfs.api.scheduler import TENANT
 from rcfs.content.reader import ContentReader
+from rcfs.content.sizes import SizeEstimator
+from rcfs.content.source import ContentRef
 from rcfs.fs.errors import fuse_error
 from rcfs.fs.inodes import ROOT, InodeTable, Path
+from rcfs.fs.readers import Reader, ReaderClass, ReaderClassifier
+from rcfs.fs.thumbnails import ThumbnailPolicy
+from rcfs.fs.waits import WaitWatch
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.outbox.protocol import OutboxError, OutboxFs, Rel
@@ -88,7 +94,11 @@ class MountOptions:
     gid: int = os.getgid()
     umask: int = 0o022
     allow_delete: bool = False
-    read_timeout: float = 25.0
+    read_timeout: float = 150.0
+    """The deadline of one user operation (an open and the reads that follow it): long
+    enough by default to ride out a full 60 s window plus a 60 s penalty."""
+    thumbnails: str = "always"
+    mountpoint: str = ""  # for the thumbnail failure records (file:// URIs)
 
 
 @dataclass
@@ -97,6 +107,8 @@ class _Handle:
     inode: int
     data: bytes | None  # inline snapshot (texts, status.json)
     outbox: int | None = None  # the outbox's handle of a file opened for writing
+    reader: Reader | None = None  # who opened it (content files)
+    deadline: float = 0.0  # the open's operation deadline, shared with its first reads
 
 
 class RcfsOperations(pyfuse3.Operations):
@@ -121,17 +133,27 @@ class RcfsOperations(pyfuse3.Operations):
         # again builds nothing. A rebuilt tree has new entry objects, which miss.
         self._attrs: dict[int, tuple[Entry, pyfuse3.EntryAttributes]] = {}
         self._next_fh = 1
-        self._learned: dict[str, int] = {}  # content key -> size learned from a download
-        self._probed: set[str] = set()  # content keys whose cached size was looked up
+        self.sizes = SizeEstimator()
+        self.readers = ReaderClassifier()
+        self.waits = WaitWatch()
+        self.thumbnails = ThumbnailPolicy(self.options.thumbnails, self.options.mountpoint)
         self._seen_trees: dict[str, Entry] = {}
         self._outbox_inodes: dict[str, set[int]] = {}  # folder -> inodes shown in its Outbox
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
                                        "read_bytes", "probe_misses", "getxattrs",
-                                       "listxattrs", "forgets"), 0)
+                                       "listxattrs", "forgets", "sizes_learned_at_open",
+                                       "interrupted"), 0)
+        self.opens_by_class = dict.fromkeys((c.value for c in ReaderClass), 0)
 
     def bind(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
+        nursery.start_soon(self.waits.run)
+
+    def readers_status(self) -> dict[str, Any]:
+        """Who reads (status.json): opens per class, the requests waiting now."""
+        return {"opens_by_class": dict(self.opens_by_class), "waiting": self.waits.waiting(),
+                **self.waits.counters, "thumbnails": self.thumbnails.stats()}
 
     # -- the tree -----------------------------------------------------------------------------
 
@@ -189,26 +211,28 @@ class RcfsOperations(pyfuse3.Operations):
         self.index.touch(ext_id)
 
     def _size(self, entry: Entry) -> int | None:
+        """The exact size, or None while only an estimate is known."""
         if entry.data is not None or entry.is_dir or entry.local_path is not None:
             return entry.size
         if entry.content is None:
             return 0
-        if entry.content.size is not None:
-            return entry.content.size
-        return self._learned.get(entry.content.key)
+        return self.reader.known_size(entry.content)
+
+    def _shown_size(self, entry: Entry) -> int:
+        """What stat shows: the exact size, else a plausible estimate (never 0 for content
+        that is not known to be empty: GIO types a 0-byte file as text/plain)."""
+        size = self._size(entry)
+        if size is not None or entry.content is None:
+            return size or 0
+        duration, pages = _duration_pages(entry)
+        return self.sizes.estimate(entry.content.content_type, duration, pages)
 
     async def _size_from_cache(self, entry: Entry) -> None:
         """A size learned by a download of an earlier session survives in the content cache:
         look it up once (no request), so listings after a remount show the exact size (rsync
-        compares sizes) instead of 0."""
-        ref = entry.content
-        if (entry.is_dir or ref is None or ref.key in self._probed
-                or self._size(entry) is not None):
-            return
-        self._probed.add(ref.key)
-        info = await self.reader.cached_info(ref)
-        if info is not None and info.size is not None:
-            self._learned[ref.key] = info.size
+        compares sizes) instead of an estimate."""
+        if not entry.is_dir and entry.content is not None:
+            await self.reader.probe_size(entry.content)
 
     def _attr(self, inode: int, entry: Entry, path: Path) -> pyfuse3.EntryAttributes:
         cached = self._attrs.get(inode)
@@ -236,7 +260,7 @@ class RcfsOperations(pyfuse3.Operations):
             size = self._size(entry)
             if path == (CONTROL_DIR, STATUS_FILE):
                 size = len(self._status_bytes())
-            attr.st_size = size or 0
+            attr.st_size = size if size is not None else self._shown_size(entry)
             attr.st_blocks = (attr.st_size + 511) // 512
             known = size is not None and path[:1] != (CONTROL_DIR,)
             attr.entry_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
@@ -299,10 +323,7 @@ class RcfsOperations(pyfuse3.Operations):
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         self.counters["getattrs"] += 1
         path, entry = self._entry_of(inode)
-        if not entry.is_dir and entry.content is not None and self._size(entry) is None:
-            info = await self.reader.cached_info(entry.content)
-            if info is not None and info.size is not None:
-                self._learned[entry.content.key] = info.size
+        await self._size_from_cache(entry)
         return self._attr(inode, entry, path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -392,23 +413,59 @@ class RcfsOperations(pyfuse3.Operations):
         if path == (CONTROL_DIR, STATUS_FILE):
             data = self._status_bytes()
         learned = False
-        if entry.content is not None and self._size(entry) is None:
-            learned = await self._learn_size(inode, entry)
+        who: Reader | None = None
+        deadline = 0.0
+        if entry.content is not None:
+            ref = entry.content
+            who = self.readers.classify(ctx.pid, ref.key)
+            self.opens_by_class[who.cls.value] += 1
+            deadline = trio.current_time() + self._timeout(who)
+            await self.thumbnails.admit(who, ref, path, self.reader)
+            if await self.reader.probe_size(ref) is None:
+                await self._learn_size(inode, entry, who, path, deadline)
+                learned = True
         fh = self._new_fh()
-        self._handles[fh] = _Handle(entry, inode, data)
+        self._handles[fh] = _Handle(entry, inode, data, reader=who, deadline=deadline)
         if entry.content is not None:
             self.reader.cache.hold(entry.content.key)
-        size_known = data is not None or self._size(entry) is not None
         info = pyfuse3.FileInfo(fh=fh)
-        # Immutable content keeps the page cache across opens; an unknown size (or a live
-        # file: status.json, the outbox's status files) needs direct I/O so reads run to
-        # the real EOF and never see an older version.
-        # A size learned just now may still be stale in the kernel's attribute cache, which
-        # would clamp page-cache reads: this one open uses direct I/O, later ones the cache.
+        # Immutable content keeps the page cache across opens; a live file (status.json,
+        # the outbox's status files) needs direct I/O so reads never see an older version.
+        # A size learned just now may still be stale in the kernel's attribute cache (an
+        # estimate), which would clamp page-cache reads: this one open uses direct I/O, so
+        # reads run to the true end of file; later opens use the page cache.
         live = path[:1] == (CONTROL_DIR,) or path[1:2] == (OUTBOX,)
-        info.keep_cache = size_known and not learned and not live
-        info.direct_io = not size_known or learned or live
+        info.keep_cache = not learned and not live
+        info.direct_io = learned or live
         return info
+
+    def _timeout(self, who: Reader) -> float:
+        """The operation deadline: thumbnailers, which only use spare budget, may wait
+        longer (a slow read is not a failure for them; an error may be recorded as one)."""
+        if who.cls is ReaderClass.BACKGROUND:
+            return max(self.options.read_timeout, self.thumbnails.wait_s)
+        return self.options.read_timeout
+
+    async def _waiting(self, who: Reader, path: Path, ref: ContentRef,
+                       work: Callable[[], Coroutine[Any, Any, R]]) -> R:
+        """Run ``work`` (which may wait for budget or bytes) as ``who``'s request: its
+        requests are charged to ``who``'s class and fairness key, it ends with EINTR when
+        the process is killed or interrupted, and a long wait is logged once."""
+        token = TENANT.set(who.tenant)
+        try:
+            with self.waits.watch(who, "/".join(path),
+                                  lambda: self.reader.why_waiting(ref)) as w:
+                result = await work()
+            if not w.interrupted:
+                return result
+        except RcError:
+            if who.cls is ReaderClass.BACKGROUND:
+                self.thumbnails.failed(ref, path)
+            raise
+        finally:
+            TENANT.reset(token)
+        self.counters["interrupted"] += 1
+        raise pyfuse3.FUSEError(errno.EINTR)
 
     @_guard("read")
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -423,37 +480,39 @@ class RcfsOperations(pyfuse3.Operations):
         ref = handle.entry.content
         if ref is None:
             return b""
-        deadline = trio.current_time() + self.options.read_timeout
-        data = await self.reader.read(ref, off, size, deadline=deadline)
+        who = handle.reader
+        # One deadline per user operation: reads share the open's while it lasts (no second
+        # full wait after an open that waited); a read long after gets its own.
+        now = trio.current_time()
+        deadline = handle.deadline if handle.deadline > now else now + (
+            self._timeout(who) if who is not None else self.options.read_timeout)
+        if who is None:
+            data = await self.reader.read(ref, off, size, deadline=deadline)
+        else:
+            path = self.inodes.path(handle.inode) or (handle.entry.name,)
+            data = await self._waiting(who, path, ref, functools.partial(
+                self.reader.read, ref, off, size, deadline=deadline, priority=who.priority))
         self.counters["read_bytes"] += len(data)
-        if len(data) < size and self._size(handle.entry) is None:
-            self._learned[ref.key] = off + len(data)
-            self._invalidate_attr(handle.inode)
         return data
 
-    async def _learn_size(self, inode: int, entry: Entry) -> bool:
-        """Readers such as pdfinfo seek to the end first, so an unknown size must be known
-        before open returns. The first response of the download that the open starts
-        anyway tells it (no extra request, no HEAD); on failure the file opens with direct
-        I/O so reads still run to the real EOF."""
+    async def _learn_size(self, inode: int, entry: Entry, who: Reader, path: Path,
+                          deadline: float) -> None:
+        """An open must not return before the exact size is known: ``fstat`` of the open
+        file is what ``cp``, ``rsync`` and ``tar`` copy, and readers such as ``pdfinfo`` seek
+        to the end first. The first response of the download that the open starts anyway
+        tells it (no extra request, no HEAD); if it cannot be known by the operation's
+        deadline the open fails with that error (EAGAIN when throttled)."""
         assert entry.content is not None
         ref = entry.content
-        info = await self.reader.cached_info(ref)
-        size = info.size if info is not None else None
-        if size is None:
-            deadline = trio.current_time() + self.options.read_timeout
-            try:
-                size = await self.reader.size(ref, deadline=deadline)
-            except RcError as exc:
-                log.info("size of %s unknown at open: %s", ref.key, exc)
-                return False
-        if size is None:
-            return False
-        self._learned[ref.key] = size
+        size = await self._waiting(who, path, ref, functools.partial(
+            self.reader.size, ref, deadline=deadline, priority=who.priority))
+        self.counters["sizes_learned_at_open"] += 1
+        duration, pages = _duration_pages(entry)
+        self.sizes.observe(ref.content_type, size, duration, pages)
+        self._attrs.pop(inode, None)
         # Attributes only (no page locks): safe to wait for from open, in a thread.
         with trio.move_on_after(2):
             await self._invalidate_inode(inode)
-        return True
 
     def _invalidate_attr(self, inode: int) -> None:
         if self._nursery is not None:
@@ -486,6 +545,7 @@ class RcfsOperations(pyfuse3.Operations):
             await self.outbox.release(handle.outbox)
         elif handle.entry.content is not None:
             self.reader.cache.release(handle.entry.content.key)
+            await self.thumbnails.cached(handle.entry.content, self.reader)
 
     # -- extended attributes ------------------------------------------------------------------
 
@@ -704,6 +764,18 @@ class RcfsOperations(pyfuse3.Operations):
             pyfuse3.invalidate_entry_async(parent_ino, os.fsencode(name), ignore_enoent=True)
         except (OSError, RuntimeError) as exc:  # not mounted (fs-API tests)
             log.debug("invalidate_entry(%d, %s): %s", parent_ino, name, exc)
+
+
+def _duration_pages(entry: Entry) -> tuple[float | None, int | None]:
+    """Duration (s) and page count from the entry's attributes, for size estimates."""
+    def number(key: str) -> float | None:
+        try:
+            return float(entry.xattrs.get(key) or "")
+        except ValueError:
+            return None
+
+    pages = number("user.rc.pages")
+    return number("user.rc.duration"), int(pages) if pages is not None else None
 
 
 def _read_local(path: str, off: int, size: int) -> bytes:
