@@ -11,6 +11,7 @@ import pluggy
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.mount_helper import GENEROUS_LIMITS, REAL_LIMITS
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -43,12 +44,23 @@ def emulator(start_emulator: Callable[..., EmulatorProc]) -> EmulatorProc:
     return start_emulator("--data-seed", "1")
 
 
+def _limits(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Mount (and CLI, outbox) tests get RingCentral's real counts with scaled windows;
+    tests of the emulator and of the raw API client, which make many requests to check the
+    emulator's answers and claim nothing about what a user experiences, keep generous ones."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    if name.startswith(("test_emulator_", "test_api_")):
+        return GENEROUS_LIMITS
+    return REAL_LIMITS
+
+
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    """A module's own emulator (seed 1, generous limits, so any request in its log came from
-    that module's tests); modules that need other settings define their own ``emu``."""
-    with EmulatorProc("--data-seed", "1", "--limits",
-                      "Light=100000,Medium=100000,Heavy=100000,Auth=100000") as proc:
+def emu(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
+    """A module's own emulator (seed 1, so any request in its log came from that module's
+    tests) at RingCentral's default request counts, with the window and penalty scaled down
+    (``REAL_LIMITS``: the test world is the real world, only faster); modules that need
+    other settings define their own ``emu``."""
+    with EmulatorProc("--data-seed", "1", *_limits(request)) as proc:
         yield proc
 
 
@@ -75,11 +87,10 @@ def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[EmulatorProc]:
-    """One emulator for a module of read-only tests, with generous limits so order does not
-    matter (tests that exercise limits start their own)."""
-    with EmulatorProc("--data-seed", "1", "--limits",
-                      "Light=100000,Medium=100000,Heavy=100000,Auth=100000") as proc:
+def shared_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
+    """One emulator for a module of read-only tests, at RingCentral's default counts with
+    scaled windows (``REAL_LIMITS``)."""
+    with EmulatorProc("--data-seed", "1", *_limits(request)) as proc:
         yield proc
 
 

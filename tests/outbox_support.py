@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.emulator_proc import EmulatorProc
-from tests.mount_helper import GENEROUS_LIMITS, Mounted, wait_for
+from tests.mount_helper import REAL_LIMITS, Mounted, wait_for
 
 FAST_CLOCKS = ("--set", "fax_seconds_per_page=0.05", "--set", "sms_send_delay=0.05",
                "--set", "sms_deliver_delay=0.05")
@@ -30,7 +30,7 @@ FAX_TO = "+12125557464"
 SMS_TO = "+14155550123"
 
 
-def emulator_args(*extra: str, limits: tuple[str, ...] = GENEROUS_LIMITS) -> tuple[str, ...]:
+def emulator_args(*extra: str, limits: tuple[str, ...] = REAL_LIMITS) -> tuple[str, ...]:
     return ("--data-seed", "1", *limits, *FAST_CLOCKS, *extra)
 
 

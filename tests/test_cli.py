@@ -22,7 +22,7 @@ from rcfs.cli import _config, build_parser
 from rcfs.config import OUTBOX_KEYS, ConfigError, load
 from tests.emulator_proc import ROOT, EmulatorProc
 from tests.mount_helper import (
-    GENEROUS_LIMITS,
+    REAL_LIMITS,
     Mounted,
     folder_name,
     mounted_paths,
@@ -42,7 +42,7 @@ def rcfs(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.Completed
 
 @pytest.fixture
 def emu(start_emulator: Callable[..., EmulatorProc]) -> EmulatorProc:
-    return start_emulator("--data-seed", "1", *GENEROUS_LIMITS)
+    return start_emulator("--data-seed", "1", *REAL_LIMITS)
 
 
 # -- no mount ---------------------------------------------------------------------------------

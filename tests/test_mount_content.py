@@ -34,6 +34,7 @@ from tests.mount_helper import (
     recordings_of,
     require_tools,
     run,
+    warm_truth,
 )
 
 pytestmark = pytest.mark.mount
@@ -45,7 +46,9 @@ def summary(emu: EmulatorProc) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+def mnt(emu: EmulatorProc, rest: httpx.Client,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    warm_truth(rest, emu)  # before the mount spends the (shared) budget
     with module_mount(emu, tmp_path_factory.mktemp("content")) as m:
         yield m
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
-    GENEROUS_LIMITS,
+    REAL_LIMITS,
     Mounted,
     RequestLog,
     brief,
@@ -221,7 +221,7 @@ def test_mount_with_the_emulator_stopped_lists_and_reads_the_cache(
         start_emulator: Callable[..., EmulatorProc], tmp_path: Path) -> None:
     require_fuse()
     require_tools("cp", "cmp", "find")
-    emu = start_emulator("--data-seed", "1", *GENEROUS_LIMITS)
+    emu = start_emulator("--data-seed", "1", *REAL_LIMITS)
     m = Mounted(emu, tmp_path / "m", refresh_interval=REFRESH, timezone="UTC",
                 read_timeout=5)
     try:

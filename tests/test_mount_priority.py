@@ -1,0 +1,125 @@
+"""What the user clicked goes first (issue 10, item 3), at RingCentral's default counts with
+the window scaled to 6 s (Heavy: 10 per 6 s).
+
+``cp -r`` of a folder of 20 uncached recordings starts first and wants two whole windows;
+``mpv`` of another uncached recording must still start playing within 7 s (it is
+interactive: the next free Heavy slot is its), and the copy must then finish byte-exact
+within 1.25x the budget floor (the time the Heavy requests need at 10 per window).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.emulator_proc import EmulatorProc
+from tests.mount_helper import (
+    REAL_WINDOW,
+    Mounted,
+    RequestLog,
+    brief,
+    files_under,
+    module_mount,
+    require_tools,
+    wait_for,
+    warm_truth,
+)
+
+pytestmark = pytest.mark.mount
+
+HEAVY = 10  # RingCentral's default Heavy requests per window
+
+
+@pytest.fixture(scope="module")
+def mnt(emu: EmulatorProc, rest: httpx.Client,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    warm_truth(rest, emu)
+    with module_mount(emu, tmp_path_factory.mktemp("priority")) as m:
+        yield m
+
+
+def _folder(mnt: Mounted, number: str) -> Path:
+    return next(p for p in mnt.root.iterdir() if p.name.startswith(number + " "))
+
+
+def _heavy_idle(mnt: Mounted) -> bool:
+    heavy = mnt.status()["requests"].get("Heavy", {})
+    return heavy.get("remaining", HEAVY) >= heavy.get("limit", HEAVY) and not heavy.get("queued")
+
+
+def _rec_id(path: Path) -> str:
+    return path.name.rsplit("[", 1)[1].split("]")[0]
+
+
+def test_mpv_starts_within_7s_while_cp_copies_20_recordings(
+        mnt: Mounted, emu: EmulatorProc, rest: httpx.Client, tmp_path: Path) -> None:
+    require_tools("cp", "mpv")
+    bulk_src = _folder(mnt, "104") / "Recordings"
+    recs = list(files_under(bulk_src))
+    assert len(recs) == 20
+    played = next(iter(files_under(_folder(mnt, "103") / "Recordings")))
+    # Start from an unused Heavy window, so the floor below is the copy's own.
+    wait_for(lambda: _heavy_idle(mnt), 3 * REAL_WINDOW + 5, "an idle Heavy window",
+             interval=0.2, on_fail=lambda: str(mnt.status()["requests"]))
+    log = RequestLog(emu).mark()
+    t0 = time.monotonic()
+    cp = subprocess.Popen(["cp", "-r", str(bulk_src), str(tmp_path / "copy")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The copy has taken the first window before the player asks.
+        wait_for(lambda: len(log.content()) >= HEAVY, 30, "cp's first window of downloads")
+        asked = time.monotonic()
+        mpv = subprocess.Popen(["mpv", "--no-config", "--ao=null", "--vo=null", "--length=1",
+                                str(played)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started = _wait_for_line(mpv, b"AO:", 60)
+        mpv_start = started - asked
+        assert mpv.wait(60) == 0
+        assert cp.wait(300) == 0, cp.stderr.read() if cp.stderr else ""
+        took = time.monotonic() - t0
+    finally:
+        for proc in (cp,):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert mpv_start < 7.0, f"mpv started playing {mpv_start:.1f} s after it was launched"
+    for path in recs:
+        assert (tmp_path / "copy" / path.name).read_bytes() == emu.content(
+            "recording", _rec_id(path)), path.name
+    heavy = [e for e in log.since() if e.get("group") == "Heavy"]
+    content = log.content()
+    assert len(content) == 21, brief(content)  # 20 copied + 1 played, one request each
+    assert [e for e in log.since() if e["status"] == 429] == []
+    # The floor: n Heavy requests at 10 per window need ceil(n/10) - 1 full windows after
+    # the first one (this copy's requests and the player's, plus anything else Heavy).
+    floor = (math.ceil(len(heavy) / HEAVY) - 1) * REAL_WINDOW
+    assert took <= 1.25 * floor + 2.0, (
+        f"cp took {took:.1f} s for {len(heavy)} Heavy requests; floor {floor:.1f} s")
+    st = mnt.status()["readers"]
+    assert st["opens_by_class"]["bulk"] >= 20 and st["opens_by_class"]["interactive"] >= 1
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:
+    """The time ``marker`` appeared in ``proc``'s output (which is read as it comes)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            seen += chunk
+            if marker in seen:
+                return time.monotonic()
+    raise AssertionError(f"{marker!r} not printed within {timeout} s: {seen[-2000:]!r}")
