@@ -132,6 +132,7 @@ class RequestScheduler:
         *,
         reserve_fraction: float = 0.2,
         reserve_min: int = 1,
+        bulk_reserve_fraction: float = 0.05,
         spare_from: Priority = Priority.PREFETCH,
         window_margin: float = 0.1,
         penalty_margin: float = 1.0,
@@ -145,6 +146,7 @@ class RequestScheduler:
         self._window = float(window)
         self.reserve_fraction = reserve_fraction
         self.reserve_min = reserve_min
+        self.bulk_reserve_fraction = bulk_reserve_fraction
         self.spare_from = spare_from
         self.window_margin = window_margin
         self.penalty_margin = penalty_margin
@@ -169,8 +171,21 @@ class RequestScheduler:
         want = max(self.reserve_min, math.ceil(g.limit * self.reserve_fraction))
         return max(0, min(g.limit - 1, want))
 
+    def bulk_reserve(self, group: str) -> int:
+        """Slots per window BULK work leaves to INTERACTIVE..METADATA: one Heavy request
+        (5 % of a group, at least 1), so a file the user clicks during a copy that wants the
+        whole window is served at once instead of a window later. A pure copy pays 10 % of
+        Heavy throughput for it."""
+        g = self._group(group)
+        want = max(1, math.ceil(g.limit * self.bulk_reserve_fraction))
+        return max(0, min(g.limit - 1, want, self.reserve(group)))
+
     def _cap(self, g: _Group, w: _Waiter) -> int:
-        return g.limit - self.reserve(g.name) if w.spare_only else g.limit
+        if w.spare_only:
+            return g.limit - self.reserve(g.name)
+        if w.priority >= Priority.BULK:
+            return g.limit - self.bulk_reserve(g.name)
+        return g.limit
 
     def remaining(self, group: str) -> int:
         """Estimated requests left in the current window (ignores any penalty)."""
@@ -418,6 +433,7 @@ class RequestScheduler:
                 "remaining": self.remaining(g.name),
                 "spare": self.spare(g.name),
                 "reserve": self.reserve(g.name),
+                "bulk_reserve": self.bulk_reserve(g.name),
                 "limit": g.limit,
                 "window": g.window,
                 "queued": len(g.waiters),

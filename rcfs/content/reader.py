@@ -759,7 +759,7 @@ class ContentReader:
                             f"{exc.wait_s:.0f} s")
         elif isinstance(exc, RateLimitedError):
             err = ContentThrottledError(f.key, pos, f"throttled by RingCentral ({exc})")
-        elif isinstance(exc, NotSentError):
+        elif _caused_by(exc, NotSentError):
             err = ContentOfflineError(f.key, pos, f"RingCentral unreachable ({exc})")
         else:
             err = ContentUnavailableError(f.key, pos, f"download failed: {exc}")
@@ -1008,6 +1008,19 @@ class ContentReader:
                 await f.changed.wait()
         finally:
             self._prefetching -= 1
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """``exc`` or an exception it was raised from is a ``kind`` (a download that gave up
+    after its connection attempts failed wraps the connection error)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class ContentHandle:

@@ -53,6 +53,11 @@ ERRNO_TABLE: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def to_errno(exc: BaseException) -> int:
+    cause = exc.__cause__
+    if isinstance(exc, ContentUnavailableError) and (
+            (isinstance(cause, ApiError) and cause.status == 403)
+            or isinstance(cause, AuthRequiredError)):
+        return errno.EACCES  # a read the credentials may not make
     for kind, code in ERRNO_TABLE:
         if isinstance(exc, kind):
             if isinstance(exc, ApiError) and exc.status == 403:
