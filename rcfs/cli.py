@@ -24,7 +24,7 @@ log = logging.getLogger("rcfs")
 CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_file",
                 "redirect_uri", "ca_cert", "cache_dir", "state_dir", "cache_size",
                 "refresh_interval", "read_timeout", "uid", "gid", "umask", "timezone",
-                "log_level", "thumbnails")
+                "log_level", "thumbnails", "thumbnail_wait")
 # Flags of ``rcfs mount`` only: the kernel's read-ahead, the outbox's tuning (nothing else
 # mounts or sends).
 MOUNT_FLAGS = ("read_ahead_kib", *OUTBOX_KEYS)

@@ -45,6 +45,7 @@ class Config:
     refresh_interval: float = 60.0
     read_timeout: float = 150.0  # one user operation (open + its reads) waits at most this
     thumbnails: str = "always"  # always | cached | never (rcfs/fs/thumbnails.py)
+    thumbnail_wait: float = 600.0  # how long a thumbnailer may wait for spare budget
     read_ahead_kib: int = 1024  # the mount's kernel read-ahead (root only; 0 = kernel's)
     allow_other: bool = False
     allow_delete: bool = False
@@ -79,6 +80,8 @@ class Config:
             raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
         if not (math.isfinite(self.read_timeout) and self.read_timeout > 0):
             raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
+        if not (math.isfinite(self.thumbnail_wait) and self.thumbnail_wait > 0):
+            raise ConfigError(f"thumbnail_wait = {self.thumbnail_wait!r}: must be > 0")
         if self.thumbnails not in ("always", "cached", "never"):
             raise ConfigError(f"thumbnails = {self.thumbnails!r}: always, cached or never")
         if not 0 <= self.read_ahead_kib <= 65536:

@@ -193,7 +193,8 @@ class Mount:
                 uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
                 gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
                 umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout,
-                thumbnails=cfg.thumbnails, mountpoint=self.abs_mountpoint)
+                thumbnails=cfg.thumbnails, thumbnail_wait=cfg.thumbnail_wait,
+                mountpoint=self.abs_mountpoint)
             # The outbox spool and journal live beside the index of the same account.
             outbox = make_outbox(cfg, client, index.state_dir / "outbox")
             await trio.to_thread.run_sync(outbox.open)

@@ -81,3 +81,70 @@ def test_failure_records_match_the_uri_hash(tmp_path: Path) -> None:
     record.write_bytes(b"png")
     assert failure_records(path, tmp_path) == [record]
     assert failure_records(path + "x", tmp_path) == []
+
+
+def test_a_process_in_gnomes_thumbnail_sandbox_is_background(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 50, "nautilus")
+    fake_proc(tmp_path, 51, "bwrap", ppid=50, argv=(
+        "bwrap", "--ro-bind", "/m/x.pdf", "/tmp/gnome-desktop-file-to-thumbnail.pdf"))
+    fake_proc(tmp_path, 52, "bwrap", ppid=51)
+    fake_proc(tmp_path, 53, "some-new-thumbnailer", ppid=52)
+    c = ReaderClassifier(proc_root=str(tmp_path))
+    who = c.classify(53, "msg/1/2")
+    assert who.cls is ReaderClass.BACKGROUND and "thumbnail factory" in who.reason
+    # Nautilus itself (a copy) is bulk, not background.
+    assert c.classify(50, "msg/1/3").cls is ReaderClass.BULK
+
+
+def _png_with_uri(uri: str) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+            + chunk(b"tEXt", b"Thumb::URI\0" + uri.encode()) + chunk(b"IEND", b""))
+
+
+async def test_repair_removes_records_of_cached_documents_only(tmp_path: Path) -> None:
+    from rcfs.content.source import ContentRef
+    from rcfs.fs.thumbnails import ThumbnailPolicy, record_uri
+
+    mount = "/home/u/RC"
+    fail = tmp_path / "thumbnails" / "fail" / "gnome-thumbnail-factory"
+    fail.mkdir(parents=True)
+    refs = {
+        ("101 A", "Fax", "f [1].pdf"): ContentRef("msg", ("1", "2"), "u", "Medium", None,
+                                                  "application/pdf"),
+        ("101 A", "Fax", "g [3].pdf"): ContentRef("msg", ("3", "4"), "u", "Medium", None,
+                                                  "application/pdf"),
+        ("101 A", "Voicemail", "v [5].mp3"): ContentRef("msg", ("5", "6"), "u", "Medium",
+                                                        None, "audio/mpeg"),
+    }
+    records = {}
+    for parts in refs:
+        uri = "file://" + quote(mount + "/" + "/".join(parts), safe="/!$&'()*+,;=:@-._~")
+        records[parts] = fail / (hashlib.md5(uri.encode(), usedforsecurity=False)
+                                 .hexdigest() + ".png")
+        records[parts].write_bytes(_png_with_uri(uri))
+        assert record_uri(records[parts]) == uri
+    other = fail / "other.png"
+    other.write_bytes(_png_with_uri("file:///elsewhere/x.pdf"))
+
+    class Info:
+        def __init__(self, complete: bool) -> None:
+            self.complete = complete
+
+    class FakeReader:
+        async def cached_info(self, ref: ContentRef) -> Info:
+            return Info(ref.ids[0] in ("1", "5"))  # f.pdf and v.mp3 are cached
+
+    policy = ThumbnailPolicy("always", mount, cache_home=tmp_path)
+    removed = await policy.repair(refs.get, FakeReader())  # type: ignore[arg-type]
+    assert removed == 1
+    assert not records[("101 A", "Fax", "f [1].pdf")].exists()  # cached document: retried
+    assert records[("101 A", "Fax", "g [3].pdf")].exists()  # not cached: remembered
+    assert records[("101 A", "Voicemail", "v [5].mp3")].exists()  # audio: a true failure
+    assert other.exists()
+    assert policy.stats()["files_to_retry"] == 1

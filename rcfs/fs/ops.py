@@ -98,6 +98,7 @@ class MountOptions:
     """The deadline of one user operation (an open and the reads that follow it): long
     enough by default to ride out a full 60 s window plus a 60 s penalty."""
     thumbnails: str = "always"
+    thumbnail_wait: float = 600.0
     mountpoint: str = ""  # for the thumbnail failure records (file:// URIs)
 
 
@@ -136,7 +137,8 @@ class RcfsOperations(pyfuse3.Operations):
         self.sizes = SizeEstimator()
         self.readers = ReaderClassifier()
         self.waits = WaitWatch()
-        self.thumbnails = ThumbnailPolicy(self.options.thumbnails, self.options.mountpoint)
+        self.thumbnails = ThumbnailPolicy(self.options.thumbnails, self.options.mountpoint,
+                                          wait_s=self.options.thumbnail_wait)
         self._seen_trees: dict[str, Entry] = {}
         self._outbox_inodes: dict[str, set[int]] = {}  # folder -> inodes shown in its Outbox
         self._nursery: trio.Nursery | None = None
@@ -149,6 +151,19 @@ class RcfsOperations(pyfuse3.Operations):
     def bind(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         nursery.start_soon(self.waits.run)
+        nursery.start_soon(self._repair_thumbnails)
+
+    async def _repair_thumbnails(self) -> None:
+        """Once the tree is loaded: failure records of files now cached go (thumbnails.py)."""
+        await trio.sleep(10)
+        try:
+            await self.thumbnails.repair(self._content_of, self.reader)
+        except Exception:  # a convenience for the desktop: never take the mount down
+            log.exception("checking failed-thumbnail records")
+
+    def _content_of(self, path: Path) -> ContentRef | None:
+        entry = self._resolve(path)
+        return entry.content if entry is not None else None
 
     def readers_status(self) -> dict[str, Any]:
         """Who reads (status.json): opens per class, the requests waiting now."""

@@ -44,6 +44,7 @@ _PRIORITY = {ReaderClass.INTERACTIVE: Priority.INTERACTIVE, ReaderClass.BULK: Pr
 BACKGROUND_NAMES = frozenset({
     "evince-thumbnailer", "atril-thumbnailer", "xreader-thumbnailer", "papers-thumbnailer",
     "gdk-pixbuf-thumbnailer", "ffmpegthumbnailer", "totem-video-thumbnailer",
+    "totem-gallery-thumbnailer",
     "gnome-thumbnail-font", "gsf-office-thumbnailer", "gnome-epub-thumbnailer",
     "gnome-mobi-thumbnailer", "glycin-image-rs", "glycin-svg", "glycin-heif",
     "tumblerd", "tumbler", "thumbnail.so", "kio_thumbnail",
@@ -53,6 +54,11 @@ BACKGROUND_NAMES = frozenset({
 })
 # Parents whose children are thumbnail workers (bwrap alone is not enough: flatpak uses it).
 BACKGROUND_PARENTS = frozenset({"tumblerd", "tracker-extract-3", "localsearch-extractor-3"})
+# GNOME's thumbnail factory runs every thumbnailer under bwrap with the file bound at this
+# path (gnome-desktop-thumbnail-script.c): any ancestor's command line naming it marks a
+# thumbnailer, listed above or not. KDE's thumbnail worker is a kioworker with "thumbnail"
+# in its command line.
+SANDBOX_MARKERS = ("/tmp/gnome-desktop-file-to-thumbnail", "thumbnail.so")
 BULK_NAMES = frozenset({
     "cp", "mv", "rsync", "tar", "bsdtar", "cpio", "pax", "dd", "install", "scp", "sftp-server",
     "rclone", "zip", "7z", "7za", "unison", "borg", "restic", "duplicity", "gio", "gvfsd",
@@ -102,6 +108,7 @@ class _Proc:
     names: frozenset[str]
     parents: frozenset[str]
     at: float
+    sandboxed: bool = False  # it or an ancestor runs as a desktop's thumbnail worker
 
 
 @dataclass
@@ -128,6 +135,9 @@ class ReaderClassifier:
         if proc.parents & _BACKGROUND_PARENTS:
             return Reader(pid, proc.tgid, comm, ReaderClass.BACKGROUND,
                           "started by a thumbnailer service")
+        if proc.sandboxed:
+            return Reader(pid, proc.tgid, comm, ReaderClass.BACKGROUND,
+                          "run by a desktop thumbnail factory")
         hit = proc.names & _BULK
         if hit:
             return Reader(pid, proc.tgid, comm, ReaderClass.BULK, f"a copy tool ({min(hit)})")
@@ -162,13 +172,15 @@ class ReaderClassifier:
         names = self._names(tgid)
         comm = _read(f"{self.proc_root}/{tgid}/comm").strip() or status.get("Name", "")
         parents: set[str] = set()
+        sandboxed = _marked(_read(f"{self.proc_root}/{tgid}/cmdline"))
         ppid = int(_status(self.proc_root, tgid).get("PPid", "0") or 0)
         for _ in range(4):  # the thumbnailer, bwrap, the factory/service
             if ppid <= 1:
                 break
             parents |= self._names(ppid)
+            sandboxed = sandboxed or _marked(_read(f"{self.proc_root}/{ppid}/cmdline"))
             ppid = int(_status(self.proc_root, ppid).get("PPid", "0") or 0)
-        proc = _Proc(tgid, comm, frozenset(names), frozenset(parents), now)
+        proc = _Proc(tgid, comm, frozenset(names), frozenset(parents), now, sandboxed)
         self._procs[pid] = proc
         return proc
 
@@ -190,6 +202,10 @@ class ReaderClassifier:
                 names.update(_cut(os.path.basename(a)) for a in argv[1:3]
                              if a and not a.startswith("-"))
         return names
+
+
+def _marked(cmdline: str) -> bool:
+    return any(marker in cmdline for marker in SANDBOX_MARKERS)
 
 
 def _read(path: str) -> str:
