@@ -920,3 +920,29 @@ def test_emulator_property_concurrent_reads_under_faults(
     gets = content_gets(emu, rid, since)
     starts = {off // BS for off, _ in reads} | {0}
     assert len(gets) <= len(starts) + (count if fault else 0), gets
+
+
+async def test_a_reader_that_gives_up_drops_its_queued_download(tmp_path: Path) -> None:
+    """An open (size) or read whose process was interrupted while its download still waited
+    for a request slot: nobody wants the download any more, so it is never sent."""
+    src = FakeSource({"rec/40": payload(BS)}, hang=True)  # entering = waiting for a slot
+    ref = ref_for("rec/40")
+    async with reader_on(tmp_path, src) as reader:
+        with trio.move_on_after(1):
+            await reader.size(ref)
+        await trio.sleep(0.1)
+        assert reader.stats()["active_streams"] == 0
+        with trio.move_on_after(1):
+            await reader.read(ref, 0, 10)
+        await trio.sleep(0.1)
+        assert reader.stats()["active_streams"] == 0
+    assert len(src.opens) == 2  # each asked once, neither left waiting
+
+
+async def test_size_timeout_when_throttled_is_a_throttled_error(tmp_path: Path) -> None:
+    from rcfs.content.errors import ContentThrottledError
+
+    src = FakeSource({"rec/41": payload(100)}, fail=BudgetExhaustedError("Heavy", 50.0))
+    async with reader_on(tmp_path, src) as reader:
+        with pytest.raises(ContentThrottledError, match="Heavy request budget is empty"):
+            await reader.size(ref_for("rec/41"))
