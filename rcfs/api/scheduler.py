@@ -173,9 +173,9 @@ class RequestScheduler:
 
     def bulk_reserve(self, group: str) -> int:
         """Slots per window BULK work leaves to INTERACTIVE..METADATA: one Heavy request
-        (5 % of a group, at least 1), so a file the user clicks during a copy that wants the
-        whole window is served at once instead of a window later. A pure copy pays 10 % of
-        Heavy throughput for it."""
+        (5 % of a group, at least 1; Heavy is 10 per 60 s, docs/ringcentral.md §3.1), so a
+        file the user clicks during a copy that wants the whole window is served at once
+        instead of a window later. A pure copy pays 10 % of Heavy throughput for it."""
         g = self._group(group)
         want = max(1, math.ceil(g.limit * self.bulk_reserve_fraction))
         return max(0, min(g.limit - 1, want, self.reserve(group)))

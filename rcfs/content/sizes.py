@@ -1,5 +1,6 @@
 """Provisional sizes for content whose size the API does not give (recordings, greetings,
-most attachments): a plausible figure until the first download tells the exact one.
+most attachments; docs/ringcentral.md §6.5): a plausible figure until the first download
+tells the exact one.
 
 Why: a 0-byte regular file is typed ``text/plain`` by GIO (Nautilus then shows a text icon
 for an ``.mp3`` and opens a voicemail in a text editor) and looks empty to tools that
