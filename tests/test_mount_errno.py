@@ -117,6 +117,11 @@ def test_ctrl_c_and_sigkill_end_a_wait_for_budget_within_a_second(
         _wait_until_waiting(mnt, cat.pid)
         assert seen["class"] == "interactive"
         assert _heavy(mnt)["queue"]["interactive"]["waiting"] == 2
+        # A wait of more than 5 s is logged once: the file, the process, the reason.
+        line = wait_for(lambda: next((ln for ln in mnt.log().splitlines()
+                                      if "has waited" in ln and f"pid {py.pid} " in ln), None),
+                        15, "the slow-wait log line")
+        assert left[0].name in line and "waiting for a Heavy request slot" in line, line
         took_int = _ended_within(py, signal.SIGINT)
         took_kill = _ended_within(cat, signal.SIGKILL)
     finally:
