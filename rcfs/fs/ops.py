@@ -161,6 +161,16 @@ class RcfsOperations(pyfuse3.Operations):
         except Exception:  # a convenience for the desktop: never take the mount down
             log.exception("checking failed-thumbnail records")
 
+    async def _thumbnail_retry(self, ref: ContentRef) -> None:
+        """A file a thumbnailer failed on was read: once its download has reached the disk,
+        the desktop's failure record goes."""
+        with trio.move_on_after(120):
+            await self.reader.settle(ref)
+        try:
+            await self.thumbnails.cached(ref, self.reader)
+        except Exception:
+            log.exception("%s: removing failed-thumbnail records", ref.key)
+
     def _content_of(self, path: Path) -> ContentRef | None:
         entry = self._resolve(path)
         return entry.content if entry is not None else None
@@ -560,7 +570,9 @@ class RcfsOperations(pyfuse3.Operations):
             await self.outbox.release(handle.outbox)
         elif handle.entry.content is not None:
             self.reader.cache.release(handle.entry.content.key)
-            await self.thumbnails.cached(handle.entry.content, self.reader)
+            ref = handle.entry.content
+            if self.thumbnails.waiting_for(ref.key) and self._nursery is not None:
+                self._nursery.start_soon(self._thumbnail_retry, ref)
 
     # -- extended attributes ------------------------------------------------------------------
 

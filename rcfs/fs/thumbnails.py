@@ -140,6 +140,10 @@ class ThumbnailPolicy:
         log.debug("%s: refused to %s (thumbnails = %s)", "/".join(path), who, self.mode)
         raise pyfuse3.FUSEError(code)
 
+    def waiting_for(self, key: str) -> bool:
+        """A thumbnailer failed on ``key`` and the file is not known to be cached yet."""
+        return key in self._failed
+
     def failed(self, ref: ContentRef, path: tuple[str, ...]) -> None:
         """A thumbnailer's open or read failed: it has probably recorded a failure."""
         self.counters["failed"] += 1
