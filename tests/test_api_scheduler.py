@@ -390,3 +390,38 @@ async def test_tenant_from_context_variable(autojump_clock: MockClock) -> None:
             n.start_soon(want, f"x{i}", "x", 0.1 * (i + 1))
         n.start_soon(want, "y0", "y", 1)
     assert order == ["x0", "y0", "x1", "x2"]
+
+
+async def test_a_sequential_copy_keeps_its_share_against_a_threaded_one(
+        autojump_clock: MockClock) -> None:
+    """Eight workers of one copy keep eight requests queued; a sequential copy asks again
+    0.5 s after each grant (its download). When a whole window's slots free at once, the
+    threaded copy may not take them all: each copy gets half of the bulk budget."""
+    s = make(limits={"Heavy": 10}, window=10.0)
+    assert s.bulk_reserve("Heavy") == 1
+    order: list[str] = []
+    work = list(range(40))
+
+    async def greedy() -> None:
+        while work:
+            work.pop()
+            async with s.slot("Heavy", Priority.BULK, tenant="greedy"):
+                order.append("g")
+
+    async def sequential() -> None:
+        for _ in range(12):
+            async with s.slot("Heavy", Priority.BULK, tenant="seq"):
+                order.append("s")
+            await trio.sleep(0.5)
+
+    async with trio.open_nursery() as n:
+        for _ in range(8):
+            n.start_soon(greedy)
+        await trio.sleep(0.1)
+        n.start_soon(sequential)
+    # From the sequential copy's first grant to its last: about half the slots are its.
+    last_s = len(order) - 1 - order[::-1].index("s")
+    while_both = order[order.index("s"):last_s + 1]
+    share = while_both.count("s") / len(while_both)
+    assert 0.35 <= share <= 0.65, "".join(order)
+    assert order.count("g") == 40 and order.count("s") == 12

@@ -13,9 +13,11 @@ import math
 import os
 import select
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -173,3 +175,69 @@ def test_mpv_starts_within_7s_during_cp_at_the_real_60s_window(
         print(f"real 60 s window: mpv started {mpv_start:.2f} s after launch")
         assert mpv_start < 7.0
         assert [e for e in log.since() if e["status"] == 429] == []
+
+
+THREADED_COPY = """
+import shutil, sys, os
+from concurrent.futures import ThreadPoolExecutor
+src, dst = sys.argv[1], sys.argv[2]
+files = [os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs]
+def copy(path):
+    out = os.path.join(dst, os.path.relpath(path, src))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    shutil.copyfile(path, out)
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(copy, files))
+"""
+
+
+def test_two_bulk_copies_share_the_budget_fairly(
+        mnt: Mounted, emu: EmulatorProc, tmp_path: Path) -> None:
+    """An 8-thread copy keeps 8 requests queued, ``cp -r`` one: served in arrival order the
+    8-thread copy would take 8 of every 9 slots; fair turns per process give cp half."""
+    require_tools("cp")
+    greedy_src = _folder(mnt, "102") / "Recordings"
+    cp_src = _folder(mnt, "101") / "Recordings"
+    greedy_ids = {_rec_id(p) for p in files_under(greedy_src)}
+    cp_ids = {_rec_id(p) for p in files_under(cp_src)}
+    wait_for(lambda: _heavy_idle(mnt), 3 * REAL_WINDOW + 5, "an idle Heavy window",
+             interval=0.2)
+    log = RequestLog(emu).mark()
+    greedy = subprocess.Popen([sys.executable, "-c", THREADED_COPY, str(greedy_src),
+                               str(tmp_path / "greedy")])
+    try:
+        # The greedy copy has all its threads waiting before cp starts.
+        wait_for(lambda: (_heavy(mnt).get("queue", {}).get("bulk", {}).get("waiting", 0)
+                          >= 5), 30, "the threaded copy's queue",
+                 on_fail=lambda: str(_heavy(mnt)))
+        cp = subprocess.run(["cp", "-r", str(cp_src), str(tmp_path / "cp")],
+                            capture_output=True, timeout=300, check=False)
+        assert cp.returncode == 0, cp.stderr
+        assert greedy.wait(300) == 0
+    finally:
+        if greedy.poll() is None:
+            greedy.kill()
+            greedy.wait()
+    order = ["cp" if _rec_of(e) in cp_ids else "greedy" if _rec_of(e) in greedy_ids else "?"
+             for e in log.content()]
+    assert order.count("cp") == len(cp_ids) and order.count("greedy") == len(greedy_ids)
+    # While both copied (from cp's first request to the last request of the one that
+    # finished first), cp got about half of the slots, not one in nine.
+    first_cp = order.index("cp")
+    last_common = min(max(i for i, o in enumerate(order) if o == who)
+                      for who in ("cp", "greedy"))
+    both = order[first_cp:last_common + 1]
+    share = both.count("cp") / len(both)
+    print(f"two bulk copies: order {''.join('c' if o == 'cp' else 'g' for o in order)}, "
+          f"cp share while both ran {share:.2f}")
+    assert share >= 0.35, order
+    assert [e for e in log.since() if e["status"] == 429] == []
+
+
+def _heavy(mnt: Mounted) -> dict[str, Any]:
+    return mnt.status()["requests"].get("Heavy", {})  # type: ignore[no-any-return]
+
+
+def _rec_of(entry: dict[str, Any]) -> str:
+    parts = entry["path"].split("/")
+    return parts[parts.index("recording") + 1] if "recording" in parts else ""

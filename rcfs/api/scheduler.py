@@ -101,6 +101,7 @@ class _Group:
     server_remaining: int | None = None
     phantoms: int = 0
     vtime: dict[int, float] = field(default_factory=dict)  # priority -> tag last granted
+    tenant_sends: dict[str | None, list[float]] = field(default_factory=dict)  # BULK grants
     last_tag: dict[tuple[int, str | None], float] = field(default_factory=dict)
 
     def active(self, now: float, margin: float) -> int:
@@ -287,13 +288,45 @@ class RequestScheduler:
                 head = g.waiters[0]
                 if g.active(now, self.window_margin) >= self._cap(g, head):
                     break
-                g.waiters.pop(0)
+                if head.priority == Priority.BULK:
+                    shares = self._bulk_shares(g, now)
+                    pick = next((w for w in g.waiters if w.priority == Priority.BULK
+                                 and shares.get(w.tenant, 1) > 0), None)
+                    if pick is None:
+                        break  # every waiting copy has had its share: keep the rest
+                    head = pick
+                    g.tenant_sends.setdefault(head.tenant, []).append(now)
+                g.waiters.remove(head)
                 g.vtime[head.priority] = max(g.vtime.get(head.priority, 0.0), head.tag)
                 g.sends.append(now)  # now >= every recorded send
                 g.sent += 1
                 head.granted_at = now
                 head.event.set()
         self._schedule(g, now)
+
+    def _bulk_shares(self, g: _Group, now: float) -> dict[str | None, int]:
+        """Slots each BULK tenant may still take in the current window. Copies that ran in
+        the window or wait now split the bulk budget evenly: a sequential ``cp`` (one request
+        at a time, absent from the queue while it downloads) keeps its half against a copy
+        with eight threads queued, even when a whole window's slots free at once. A copy
+        alone has the whole bulk budget (a share is held for a copy that was active within
+        the last window, at most one window after it finished)."""
+        span = g.window + self.window_margin
+        active: dict[str | None, int] = {}
+        for tenant, sends in list(g.tenant_sends.items()):
+            cut = bisect.bisect_right(sends, now, key=lambda s: s + span)
+            del sends[:cut]
+            if sends:
+                active[tenant] = len(sends)
+            else:
+                del g.tenant_sends[tenant]
+        for w in g.waiters:
+            if w.priority == Priority.BULK:
+                active.setdefault(w.tenant, 0)
+        if len(active) <= 1:
+            return {t: g.limit for t in active}
+        share = math.ceil((g.limit - self.bulk_reserve(g.name)) / len(active))
+        return {t: share - n for t, n in active.items()}
 
     def _schedule(self, g: _Group, now: float) -> None:
         """Set each waiter's eta (earliest grant if the queue stays as it is) and move its
@@ -304,15 +337,30 @@ class RequestScheduler:
         span = g.window + self.window_margin
         sends = list(g.sends)
         t = max(now, g.resume_at)
+        # A copy past its share waits until its own oldest send of the window expires;
+        # whoever queues behind the bulk class is not served before that either.
+        shares = self._bulk_shares(g, now) if len(g.tenant_sends) > 0 else {}
+        mine = {k: list(v) for k, v in g.tenant_sends.items()}
+        bulk_floor = -math.inf
         for x in g.waiters:
             cap = self._cap(g, x)
             first = bisect.bisect_right(sends, t, key=lambda s: s + span)
             if len(sends) - first >= cap:
                 t = max(t, sends[len(sends) - cap] + span)
-            x.eta = t
+            eta = t
+            if x.priority == Priority.BULK and len(shares) > 1:
+                own = mine.setdefault(x.tenant, [])
+                allowed = len(own) + shares.get(x.tenant, 0)
+                if allowed <= len(own) and own:
+                    eta = max(eta, own[max(0, len(own) - allowed)] + span)
+                own.append(eta)
+                bulk_floor = max(bulk_floor, eta)
+            elif x.priority > Priority.BULK:
+                t = eta = max(t, bulk_floor)
+            x.eta = eta
             if x.scope is not None:
                 x.scope.deadline = self._wake(x, now)
-            sends.append(t)
+            bisect.insort(sends, eta)
 
     def _unsend(self, g: _Group, at: float) -> None:
         i = bisect.bisect_left(g.sends, at)
