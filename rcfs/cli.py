@@ -179,6 +179,23 @@ def _find_mounts() -> list[Path]:
 
 
 def _status(args: argparse.Namespace) -> int:
+    try:
+        code = _print_status(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `rcfs status | head -1`: the reader is gone. Exit quietly, non-zero like any
+        # program whose output was cut (point stdout at /dev/null so the interpreter's final
+        # flush does not raise again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+    return code
+
+
+def _print_status(args: argparse.Namespace) -> int:
+    from rcfs.api.authstate import auth_line
+
     mounts = [Path(args.mountpoint)] if args.mountpoint else _find_mounts()
     if not mounts:
         print("rcfs: no rcfs mount found", file=sys.stderr)
@@ -193,6 +210,10 @@ def _status(args: argparse.Namespace) -> int:
             print(json.dumps(data, indent=2))
             continue
         print(f"{mp}: rcfs {data.get('version')} pid {data.get('pid')}")
+        print(f"  {auth_line(data.get('auth') or {})}")
+        for healed in data.get("rebuilt_stores") or []:
+            print(f"  {healed.get('store')} was damaged and rebuilt at mount "
+                  f"({healed.get('reason')}); old copy: {healed.get('moved_to')}")
         groups = data.get("requests", {}).get("groups", data.get("requests", {}))
         for name, g in sorted(groups.items()):
             if isinstance(g, dict):

@@ -7,6 +7,7 @@ call, so a remount while RingCentral is unreachable still shows everything known
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -26,6 +27,7 @@ import trio
 
 from rcfs import __version__, sdnotify
 from rcfs.api import Credentials, RcClient, RcError, TokenStore
+from rcfs.api.authstate import auth_line
 from rcfs.api.listing import ApiClient
 from rcfs.api.scheduler import Priority
 from rcfs.config import Config
@@ -36,6 +38,8 @@ from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.fs.readahead import raise_read_ahead
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.outbox import Outbox, Settings
+from rcfs.private import tighten_all
+from rcfs.storeheal import Healed
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +149,26 @@ class Mount:
         self.abs_mountpoint = os.path.abspath(mountpoint)  # for file:// URIs (thumbnails)
         self.started = time.time()
         self.layers: Layers | None = None
+        self.client: RcClient | None = None
+        self.healed: list[Healed] = []  # local stores found damaged and rebuilt at open
+
+    def auth_status(self) -> dict[str, Any]:
+        """The login as ``status.json`` shows it, with the user's folder name when known."""
+        if self.client is None:
+            return {}
+        out: dict[str, Any] = dict(self.client.tokens.status())
+        owner = out.get("owner_id")
+        if self.layers is not None and owner is not None:
+            with contextlib.suppress(KeyError, LookupError):
+                out["user"] = self.layers.index.folder_name(str(owner))
+        return out
 
     def status(self) -> dict[str, Any]:
         """What ``.rcfs/status.json`` and ``rcfs status`` show."""
         out: dict[str, Any] = {"version": __version__, "mountpoint": str(self.mountpoint),
-                               "pid": os.getpid(), "started": self.started}
+                               "pid": os.getpid(), "started": self.started,
+                               "auth": self.auth_status(),
+                               "rebuilt_stores": [h.as_dict() for h in self.healed]}
         if self.layers is not None:
             layers = self.layers
             out["requests"] = layers.client.scheduler.stats()
@@ -163,19 +182,29 @@ class Mount:
 
     async def run(self, ready: trio.Event | None = None) -> None:
         cfg = self.cfg
+        state_root, cache_root = _local_dirs(cfg)
+        # Everything this process creates (cache, index, spool, log) is private, whatever
+        # the umask it was started with; what an older rcfs left readable is fixed now.
+        os.umask(0o077)
+        await trio.to_thread.run_sync(
+            tighten_all, (cache_root.parent, state_root),
+            (cache_root, *(state_root / name for name in ("tokens", "accounts", "rcfs.log"))))
         store = token_store(cfg)
         tokens = store.load()
-        client = make_client(cfg, store)
-        state_root, cache_root = _local_dirs(cfg)
+        client = self.client = make_client(cfg, store)
         async with client, trio.open_nursery() as nursery:
             if tokens is None or tokens.owner_id is None:
                 try:
                     await client.tokens.access_token(client.deadline_in(30))
                 except RcError as exc:
-                    raise MountError(f"cannot log in to {cfg.server}: {exc}") from None
+                    action = client.tokens.status().get("last_error") or {}
+                    hint = f" ({action['action']})" if action.get("action") else ""
+                    raise MountError(f"cannot log in to {cfg.server}: {exc}{hint}") from None
                 tokens = client.tokens.current
             owner = tokens.owner_id if tokens is not None else "unknown"
             cache = await BlockCache.open(cache_root, budget=cfg.cache_size)
+            if cache.healed is not None:
+                self.healed.append(cache.healed)
             reader = ContentReader(cache, ApiContentSource(client, client.scheduler), nursery,
                                    ReaderConfig(read_deadline_s=cfg.read_timeout))
             index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
@@ -273,7 +302,7 @@ class Mount:
                    if isinstance(g, dict))
         content = self.layers.reader.stats()
         return (f"{len(self.layers.index.states)} mailboxes, {sent} requests, "
-                f"{content.get('bytes_read', 0)} bytes read")
+                f"{content.get('bytes_read', 0)} bytes read; {auth_line(self.auth_status())}")
 
     async def _refresh_loop(self) -> None:
         """Load every mailbox once in the background, then keep the ones in use fresh."""

@@ -567,3 +567,45 @@ def test_response_bodies_are_read_in_large_pieces() -> None:
     from rcfs.api import transport
 
     assert httpcore.AsyncHTTP11Connection.READ_NUM_BYTES >= transport.HTTP_READ_BYTES >= 1 << 20
+
+
+async def test_get_429_resend_waits_retry_after_even_in_a_pinned_group(
+        autojump_clock: MockClock) -> None:
+    """A content GET pinned to Heavy gets a 429 whose rate headers name another group: the
+    resend of that very request still waits out Retry-After (it went out 0.03 s later), and
+    the route's next request (same pinned group) waits for the penalty too."""
+    sent_at: list[float] = []
+
+    def stamp(resp: httpx.Response) -> object:
+        def f(_req: httpx.Request) -> httpx.Response:
+            sent_at.append(trio.current_time())
+            return resp
+        return f
+
+    fake = FakeRC(script=[stamp(throttled("3", "Light")), stamp(json_response(200, {"ok": 1})),
+                          stamp(json_response(200, {"ok": 2}))])
+    async with client(fake) as c:
+        r = await c.request("GET", CONTENT, group="Heavy", priority=Priority.INTERACTIVE)
+        assert r.json() == {"ok": 1}
+        assert c.scheduler.resume_at("Heavy") >= sent_at[0] + 3
+        assert c.scheduler.resume_at("Light") >= sent_at[0] + 3
+        stats = c.scheduler.stats()
+    assert len(sent_at) == 2 and sent_at[1] - sent_at[0] >= 3.0
+    # One 429 arrived: counted once, in the group the server named.
+    assert stats["Light"]["throttled_429"] == 1 and stats["Heavy"]["throttled_429"] == 0
+
+
+async def test_get_429_without_rate_headers_resend_waits_retry_after(
+        autojump_clock: MockClock) -> None:
+    sent_at: list[float] = []
+
+    def stamp(resp: httpx.Response) -> object:
+        def f(_req: httpx.Request) -> httpx.Response:
+            sent_at.append(trio.current_time())
+            return resp
+        return f
+
+    fake = FakeRC(script=[stamp(throttled("3", None)), stamp(json_response(200, {"ok": 1}))])
+    async with client(fake) as c:
+        await c.request("GET", CONTENT, group="Heavy", priority=Priority.INTERACTIVE)
+    assert len(sent_at) == 2 and sent_at[1] - sent_at[0] >= 3.0

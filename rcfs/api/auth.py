@@ -20,9 +20,11 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
+from rcfs.api.authstate import AuthState
 from rcfs.api.errors import (
     ApiError,
     AuthRequiredError,
@@ -114,6 +116,7 @@ class TokenManager:
         self._rejected: str | None = None  # access token the server refused
         self._flight: _Flight | None = None
         self.token_requests = 0  # for status/tests
+        self.state = AuthState(wall_clock)  # last auth error and its fix, for status
         # Blocking file I/O (fsync) goes to a thread, one at a time.
         self._fs_limiter = trio.CapacityLimiter(1)
 
@@ -128,6 +131,18 @@ class TokenManager:
 
     async def rejected(self, authorization: str) -> None:
         self.invalidate(authorization.removeprefix("Bearer "))
+
+    def denied(self, error: ApiError) -> None:
+        """An API call was refused for auth or permission reasons (status shows it)."""
+        before = (self.state.login_error, self.state.permission_error)
+        problem = self.state.note(error)
+        if problem is not None and all(p is None or (p.code, p.message) != (
+                problem.code, problem.message) for p in before):
+            log.warning("%s: %s", error, problem.action)  # once per distinct error
+
+    def status(self) -> dict[str, Any]:
+        """Who is logged in, until when, and the last auth error with its fix."""
+        return self.state.status(self._tokens)
 
     def invalidate(self, token: str) -> None:
         """The server refused ``token`` (unexpected 401): the next caller refreshes.
@@ -182,6 +197,8 @@ class TokenManager:
             return flight.result
         except BaseException as exc:
             flight.error = exc
+            if isinstance(exc, RcError):
+                self.state.note(exc)
             raise
         finally:
             self._flight = None
@@ -240,6 +257,7 @@ class TokenManager:
         await self._save(ts)  # before anyone can use the new access token
         self._tokens = ts
         self._rejected = None
+        self.state.granted()
         return ts
 
     async def login_jwt(self, deadline: float | None = None) -> TokenSet:

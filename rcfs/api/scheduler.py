@@ -417,15 +417,18 @@ class RequestScheduler:
                 g.phantoms += 1
         self._pump(g, now)
 
-    def penalize(self, group: str, retry_after: float | None = None) -> float:
+    def penalize(self, group: str, retry_after: float | None = None, *,
+                 count: bool = True) -> float:
         """A 429 arrived: send nothing in ``group`` until the penalty has fully passed.
 
         Returns the absolute time sending resumes. Overlapping 429s extend, never shorten.
+        ``count=False`` silences the group without counting a 429 in it (a second group
+        silenced for the same answer).
         """
         g = self._group(group)
         now = trio.current_time()
         seconds = 60.0 if retry_after is None else max(0.0, retry_after)
-        g.throttled_429 += 1
+        g.throttled_429 += count
         g.penalty_until = max(g.penalty_until, now + seconds)
         margin = min(self.penalty_margin, 0.1 * seconds)
         g.resume_at = max(g.resume_at, g.penalty_until + margin)

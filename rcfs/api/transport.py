@@ -112,6 +112,10 @@ class AuthHook(Protocol):
         """The server refused this header with a token error; forget that token."""
         ...
 
+    def denied(self, error: ApiError) -> None:
+        """A call failed with 401/403 (lost session, missing permission): for status."""
+        ...
+
 
 Origin = tuple[str, str, int]
 
@@ -320,12 +324,17 @@ class HttpCore:
             status = response.status_code
             if status == 429:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                resume = self.scheduler.penalize(actual, retry_after)
+                resume = self._penalize(guess, actual, retry_after)
                 log.warning("%s: 429 in group %s, penalty %.0f s", shown, actual,
                             60.0 if retry_after is None else retry_after)
                 if idempotent and throttled < self.max_429_retries and resume <= deadline:
                     throttled += 1
                     await close_quietly(response)
+                    # This very request waits out the penalty too, whatever group the
+                    # scheduler would queue it in next (a caller-pinned group, a group
+                    # without limits): its resend is the one RingCentral punishes first.
+                    guess = actual
+                    await trio.sleep_until(resume)
                     continue
                 await close_quietly(response)
                 raise RateLimitedError.from_429(response, retry_after, actual)
@@ -348,7 +357,10 @@ class HttpCore:
                     continue
             if status >= 400:
                 await close_quietly(response)
-                raise ApiError.from_response(response)
+                error = ApiError.from_response(response)
+                if auth is not None and status in (401, 403):
+                    auth.denied(error)
+                raise error
             return response
 
     async def _send_once(
@@ -396,6 +408,16 @@ class HttpCore:
         if limit is not None or remaining is not None or window is not None:
             self.scheduler.observe(actual, limit, remaining, window)
         return actual
+
+    def _penalize(self, guess: str, actual: str, retry_after: float | None) -> float:
+        """Silence the group the server named and the one this request was queued in (they
+        differ when a caller pinned the group or the server's label is wrong: both must
+        wait, or the route's next request goes out into the penalty). Returns when sending
+        may resume."""
+        resume = self.scheduler.penalize(actual, retry_after)
+        if guess.lower() != actual.lower():
+            resume = max(resume, self.scheduler.penalize(guess, retry_after, count=False))
+        return resume
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""

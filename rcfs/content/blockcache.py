@@ -39,6 +39,9 @@ from typing import Any, TypeVar
 import diskcache
 import trio
 
+from rcfs.private import DIR_MODE, FILE_MODE, private_dir
+from rcfs.storeheal import Healed, open_healing, sqlite_problem
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -208,6 +211,29 @@ class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
         filename = os.path.join(name[:2], name[2:] + ".val")
         return filename, os.path.join(self._directory, filename)
 
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None
+               ) -> int | None:
+        """diskcache's writer, private: folders 0700 and value files 0600 whatever the
+        umask (cached voicemails are nobody else's business)."""
+        full_dir = os.path.dirname(full_path)
+        for count in range(1, 11):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(full_dir, DIR_MODE)
+            try:
+                writer = open(full_path, mode, encoding=encoding,  # noqa: SIM115
+                              opener=lambda p, flags: os.open(p, flags, FILE_MODE))
+            except OSError:
+                if count == 10:
+                    raise
+                continue
+            with writer:
+                size = 0
+                for chunk in iterator:
+                    size += len(chunk)
+                    writer.write(chunk)
+                return size
+        return None
+
     def remove(self, file_path: str) -> None:
         # Keep the directories (the default removes empty ones, then recreates them).
         with contextlib.suppress(OSError):
@@ -236,6 +262,7 @@ class BlockCache:
         self.evicted_files = 0
         self.corrupt_blocks = 0
         self.rejected_blocks = 0
+        self.healed: Healed | None = None  # the database was damaged and rebuilt at open
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -252,9 +279,9 @@ class BlockCache:
         limiter = limiter or trio.CapacityLimiter(4)
         root = Path(directory) / FORMAT
 
-        def _open() -> tuple[diskcache.Cache, int, int]:
-            root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        def _open() -> tuple[diskcache.Cache, int, int, Healed | None]:
+            private_dir(root)
+            fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -264,16 +291,19 @@ class BlockCache:
                                          ) from None
                 raise
             try:
-                cache = diskcache.Cache(str(root / "db"), disk=_FlatDisk, **_SETTINGS)
-                used = int(cache.get(_USED, 0))
+                (cache, used), healed = open_healing(
+                    "block cache", root / "db", lambda: _open_db(root / "db"),
+                    check=lambda: sqlite_problem(root / "db" / DB_FILE, DISKCACHE_SCHEMA),
+                    strip=_strip_values)
             except BaseException:
                 os.close(fd)
                 raise
-            return cache, fd, used
+            return cache, fd, used, healed
 
-        cache, fd, used = await trio.to_thread.run_sync(_open, limiter=limiter)
+        cache, fd, used, healed = await trio.to_thread.run_sync(_open, limiter=limiter)
         self = cls(cache, root, fd, budget=budget, block_size=block_size, limiter=limiter,
                    used=used)
+        self.healed = healed
         log.debug("block cache %s opened: %d of %d bytes used", root, used, budget)
         return self
 
@@ -325,7 +355,8 @@ class BlockCache:
     def stats(self) -> dict[str, int]:
         return {"budget": self.budget, "used": self._used, "reserved": self._reserved,
                 "held_files": len(self._held), "evicted_files": self.evicted_files,
-                "corrupt_blocks": self.corrupt_blocks, "rejected_blocks": self.rejected_blocks}
+                "corrupt_blocks": self.corrupt_blocks, "rejected_blocks": self.rejected_blocks,
+                "rebuilt": int(self.healed is not None)}
 
     def hold(self, key: str) -> None:
         """Mark ``key`` in use: eviction skips it until every hold is released."""
@@ -664,6 +695,39 @@ class BlockCache:
             return total
         self._used = await self._run(_check)
         return self._used
+
+
+DB_FILE = "cache.db"
+DISKCACHE_SCHEMA: dict[str, set[str]] = {
+    "Settings": {"key", "value"},
+    "Cache": {"rowid", "key", "raw", "store_time", "expire_time", "access_time",
+              "access_count", "tag", "size", "mode", "filename", "value"},
+}
+"""The tables and columns diskcache reads (a database without them is not ours to use)."""
+
+
+def _open_db(db: Path) -> tuple[diskcache.Cache, int]:
+    """Open diskcache in ``db`` with a private database file (SQLite gives its WAL and
+    shared-memory files the database file's mode), and read the usage counter."""
+    private_dir(db)
+    os.close(os.open(db / DB_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+    cache = diskcache.Cache(str(db), disk=_FlatDisk, **_SETTINGS)
+    try:
+        used = int(cache.get(_USED, 0))
+    except BaseException:
+        cache.close()
+        raise
+    return cache, used
+
+
+def _strip_values(aside: Path) -> None:
+    """A moved-aside cache keeps its database (for a bug report), not its block files."""
+    for sub in aside.iterdir():
+        if sub.is_dir() and not sub.is_symlink():
+            for val in sub.glob("*.val"):
+                val.unlink()
+            with contextlib.suppress(OSError):
+                sub.rmdir()
 
 
 def disk_usage(path: Path) -> int:
