@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -330,6 +331,14 @@ def _demo(args: argparse.Namespace) -> int:
     if port_file.exists():
         port_file.unlink()
     _setup_logging(args.log_level)
+    try:
+        return _demo_in(args, workdir, port_file)
+    finally:
+        # The demo's cache, state and emulator files live only as long as the demo.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_in(args: argparse.Namespace, workdir: Path, port_file: Path) -> int:
     try:
         proc, info = _start_emulator(port_file, args.seed)
     except RuntimeError as exc:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,44 @@ from tests.emulator_proc import EmulatorProc, api_client
 from tests.mount_helper import GENEROUS_LIMITS, REAL_LIMITS
 
 IN_CI = bool(os.environ.get("CI"))
+LEFTOVER_PREFIX = "rcfs-"
+_session_tmp: Path | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the run its own $TMPDIR (inherited by the emulator and mount processes), so the
+    leftover check below sees only this run's folders, not another run's in the same /tmp.
+    pytest's own tmp_path folders stay where they were (resolved before the switch)."""
+    global _session_tmp
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory.getbasetemp()
+    _session_tmp = Path(tempfile.mkdtemp(prefix="pytest-tmp-"))
+    os.environ["TMPDIR"] = str(_session_tmp)
+    tempfile.tempdir = None  # gettempdir() reads $TMPDIR again
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left an ``rcfs-*`` folder in $TMPDIR (every test cleans up what
+    it makes: about 100 folders per run piled up in /tmp before this check)."""
+    global _session_tmp
+    if _session_tmp is None:
+        return
+    top, _session_tmp = _session_tmp, None
+    left = sorted(p.name for p in top.iterdir() if p.name.startswith(LEFTOVER_PREFIX))
+    mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+               if line.split()[1].startswith(str(top))]
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"this run left {len(left)} folder(s) in $TMPDIR ({top}): "
+                   f"{', '.join(left[:10])}")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"ERROR: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not mounted:  # never delete below a mount (a dead one would hang the walk)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture

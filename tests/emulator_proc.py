@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -37,6 +38,9 @@ class EmulatorProc:
 
     def __init__(self, *args: str, workdir: Path | None = None, timeout: float = 30.0,
                  check_openapi: bool = True) -> None:
+        # A folder we made is removed at stop() (kept only when the spec check failed, so
+        # the exchanges named in the failure can be read).
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rcfs-emu-"))
         self.port_file = self.workdir / "emulator.json"
         self.log_path = self.workdir / "emulator.log"
@@ -145,6 +149,8 @@ class EmulatorProc:
             if problems:
                 raise AssertionError(
                     openapi_check.format_problems(problems, str(self.exchanges_path)))
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> EmulatorProc:
         return self

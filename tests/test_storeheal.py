@@ -9,6 +9,7 @@ import random
 import sqlite3
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,8 +192,8 @@ def test_private_dir_and_tighten(tmp_path: Path, loose_umask: None,
 async def test_another_uid_cannot_read_cached_blocks(tmp_path: Path, loose_umask: None) -> None:
     """As uid 65534: a control file in an open folder is readable (the test can fail), a
     cached block is not."""
-    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"rcfs-priv-{os.getpid()}"
-    base.mkdir(mode=0o755)
+    # Not under the session's private TMPDIR: uid 65534 must be able to reach the folder.
+    base = Path(tempfile.mkdtemp(prefix="rcfs-priv-", dir="/tmp"))
     os.chmod(base, 0o755)
     try:
         control = base / "control"

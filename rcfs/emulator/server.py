@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -132,10 +133,12 @@ async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
     emu.platform_url, emu.media_url, emu.admin_url = urls["platform"], urls["media"], urls["admin"]
     ssl_kw: dict[str, Any] = {}
     ca_path = None
+    own_tls_dir: Path | None = None  # removed when the emulator stops
     if cfg.tls:
-        workdir = Path(tempfile.mkdtemp(prefix="rcfs-emulator-tls-"))
         if args.port_file:
             workdir = args.port_file.resolve().parent
+        else:
+            workdir = own_tls_dir = Path(tempfile.mkdtemp(prefix="rcfs-emulator-tls-"))
         ca_path, cert_path, key_path = _tls_files(workdir)
         ssl_kw = {"ssl_certfile": str(cert_path), "ssl_keyfile": str(key_path)}
     apps = {
@@ -195,7 +198,11 @@ async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
             _write_atomic(args.port_file, info)
         else:
             print(json.dumps(info, indent=1), flush=True)
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        if own_tls_dir is not None:
+            shutil.rmtree(own_tls_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -603,6 +603,8 @@ class RcfsOperations(pyfuse3.Operations):
     @_guard("setxattr")
     async def setxattr(self, inode: int, name: bytes, value: bytes,
                        ctx: pyfuse3.RequestContext) -> None:
+        if not name.startswith(b"user."):
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)  # as getxattr: one answer per namespace
         path, entry = self._entry_of(inode)
         text = os.fsdecode(name)
         target = self._outbox_target(path)
@@ -611,7 +613,7 @@ class RcfsOperations(pyfuse3.Operations):
             await outbox.setxattr(ext_id, rel, text, value)
             return
         if text != "user.rc.read_status" or entry.message_id is None:
-            raise pyfuse3.FUSEError(errno.ENOTSUP if text.startswith("user.") else errno.EPERM)
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         wanted = value.decode(errors="replace").strip()
         if wanted not in ("Read", "Unread"):
             log.info("setxattr user.rc.read_status on %s: %r is not Read or Unread",
@@ -622,6 +624,8 @@ class RcfsOperations(pyfuse3.Operations):
 
     @_guard("removexattr")
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        if not name.startswith(b"user."):
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         raise pyfuse3.FUSEError(errno.EROFS)
 
     # -- writes (read-only outside the outbox) ------------------------------------------------
