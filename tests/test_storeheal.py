@@ -58,7 +58,7 @@ def _damage_truncate(db: Path) -> None:
 
 
 def _damage_flip_header(db: Path) -> None:
-    _flip(db, list(range(0, 16)))  # "SQLite format 3\0": not a database any more
+    _flip(db, list(range(16)))  # "SQLite format 3\0": not a database any more
 
 
 def _damage_flip_pages(db: Path) -> None:

@@ -7,10 +7,10 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
-import shutil
 import tempfile
 import time
 from pathlib import Path
