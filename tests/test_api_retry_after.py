@@ -26,6 +26,7 @@ def test_content_429_resend_waits_retry_after(start_emulator: Callable[..., Emul
             emu.fault(kind="status", status=429, retry_after=RETRY_AFTER, count=1,
                       path=r"/recording/\d+/content")
             since = len(emu.requests())
+            assert rec.content_uri is not None
             data = await download(client, rec.content_uri)
             assert data == emu.content("recording", rec.id)
             log = [e for e in emu.requests(since) if "/content" in e["path"]]
