@@ -12,6 +12,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -142,6 +143,15 @@ def _local_dirs(cfg: Config) -> tuple[Path, Path]:
             Path(cfg.cache_dir).expanduser() / _digest(cfg.server))
 
 
+def _cache_roots(cache_dir: Path) -> list[Path]:
+    """The block caches under ``cache_dir`` (one per server, named by its digest): rcfs's
+    own, unlike whatever else the user keeps in a ``cache_dir`` they chose."""
+    try:
+        return [p for p in cache_dir.iterdir() if re.fullmatch(r"[0-9a-f]{16}", p.name)]
+    except OSError:
+        return []
+
+
 class Mount:
     def __init__(self, cfg: Config, mountpoint: Path) -> None:
         self.cfg = cfg
@@ -186,9 +196,10 @@ class Mount:
         # Everything this process creates (cache, index, spool, log) is private, whatever
         # the umask it was started with; what an older rcfs left readable is fixed now.
         os.umask(0o077)
-        await trio.to_thread.run_sync(
-            tighten_all, (cache_root.parent, state_root),
-            (cache_root, *(state_root / name for name in ("tokens", "accounts", "rcfs.log"))))
+        await trio.to_thread.run_sync(tighten_all, (cache_root.parent, state_root),
+                                      (*_cache_roots(cache_root.parent), *(
+                                          state_root / n for n in ("tokens", "accounts",
+                                                                   "rcfs.log"))))
         store = token_store(cfg)
         tokens = store.load()
         client = self.client = make_client(cfg, store)

@@ -46,6 +46,7 @@ import trio
 from rcfs.api.listing import ApiClient
 from rcfs.namespace.entries import Entry
 from rcfs.outbox.journal import Doc, Job, Rel, Store, new_id
+from rcfs.outbox.names import ORIGINAL_NAME_XATTR, STATUS_SUFFIX, escaped, shown_name
 from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.sender import Sender, Settings
 from rcfs.outbox.validate import (
@@ -71,7 +72,6 @@ log = logging.getLogger(__name__)
 CHANNELS = ("Fax", "Text", "Greetings")
 NUMBERED = ("Fax", "Text")
 BOXES = {"Sent": "Sent", "Failed": "Failed"}
-STATUS_SUFFIX = ".status.txt"
 README = "README.txt"
 MAX_BYTES = {"Fax": FAX_MAX_BYTES, "Text": MMS_MAX_BYTES, "Greetings": GREETING_MAX_BYTES}
 
@@ -183,7 +183,8 @@ class Outbox:
     def _rel_of(self, job: Job) -> Rel:
         if job.is_final:
             box = "Failed" if job.state == "failed" else "Sent"
-            return (box, *job.parent, job.final_name or job.name)
+            # shown_name again: a journal written before names were made safe
+            return (box, *job.parent, shown_name(job.final_name or job.name))
         return (*job.parent, job.name)
 
     def _changed(self, job: Job | None = None, ext: str | None = None) -> None:
@@ -272,6 +273,7 @@ class Outbox:
                   if f"user.rc.{k}" in OPTION_XATTRS and v})
         x["user.rc.status"] = job.state
         x["user.rc.job_id"] = job.id
+        x[ORIGINAL_NAME_XATTR] = escaped(job.name)
         x["user.rc.kind"] = job.kind
         if job.to:
             x["user.rc.to"] = job.to
@@ -290,8 +292,13 @@ class Outbox:
                          local_size=doc.size, writable=writable, xattrs=x)
         entry = Entry.directory(name, job.updated, writable=True)
         entry.xattrs = x
+        shown: set[str] = set()
         for doc in job.docs:
-            entry.add(Entry(doc.name, doc.mtime or job.updated,
+            doc_name = doc.name
+            if job.is_final:  # the documents of a finished job folder: safe names too
+                doc_name = shown_name(doc.name, shown)
+                shown.add(doc_name)
+            entry.add(Entry(doc_name, doc.mtime or job.updated,
                             local_path=str(self.store.file_path(doc.file_id)),
                             local_size=doc.size, writable=writable,
                             xattrs={"user.rc.status": job.state, "user.rc.job_id": job.id}))
@@ -942,7 +949,7 @@ def status_text(job: Job) -> str:
             job.kind, "delivered to the recipient's phone")
     else:
         result = f"sent (RingCentral status {job.remote_status or 'unknown'})"
-    lines = [head, "", f"Result:      {result}"]
+    lines = [head, "", f"Result:      {result}", f"File name:   {job.name}"]
     if job.error_code or job.http_status:
         code = " ".join(x for x in (f"HTTP {job.http_status}" if job.http_status else "",
                                     job.error_code or "") if x)
@@ -962,7 +969,9 @@ def status_text(job: Job) -> str:
         lines.append(f"Pages:       {job.pages}")
     lines += ["", "History:"]
     lines += [f"  {_when(t)}  {text}" for t, text in job.history]
-    return "\n".join(lines) + "\n"
+    # Names and server messages are the user's or RingCentral's text: escaped, so `cat` of
+    # a status file can never move the cursor or recolour the terminal.
+    return "\n".join(escaped(line) for line in lines) + "\n"
 
 
 def greeting_label(job: Job) -> str:

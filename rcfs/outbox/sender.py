@@ -63,6 +63,7 @@ from rcfs.api.uploads import (
     upload_greeting,
 )
 from rcfs.outbox.journal import Job, Store
+from rcfs.outbox.names import shown_name
 from rcfs.outbox.validate import greeting_type, safe_upload_name
 
 log = logging.getLogger(__name__)
@@ -388,7 +389,7 @@ class Sender:
         taken = {j.final_name for j in self.store.jobs.values()
                  if j is not job and j.final_name and j.parent == job.parent
                  and (j.state == "failed") == (job.state == "failed")}
-        job.final_name = unique_name(job.name, taken)
+        job.final_name = shown_name(job.name, taken)  # safe, and fits with .status.txt
 
     # -- from number ----------------------------------------------------------------------
 
@@ -600,18 +601,3 @@ def matches(job: Job, m: Message) -> bool:
         if (hn and hn != wn) or (hs >= 0 and hs != ws):
             return False
     return True
-
-
-def unique_name(name: str, taken: set[str]) -> str:
-    """``name``, or ``name (2).ext``, ``(3)``... if taken."""
-    if name not in taken:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    n = 2
-    while True:
-        candidate = f"{stem} ({n})" + (f".{ext}" if ext else "")
-        if candidate not in taken:
-            return candidate
-        n += 1
