@@ -5,6 +5,7 @@ private to the user, the login state shows in ``rcfs status``, outbox names are 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -253,6 +254,10 @@ def test_missing_permission_names_it(emu: EmulatorProc, tmp_path: Path) -> None:
         assert m.unmount() == 0, m.log()
 
 
+def _three_done(folder: Path) -> bool:
+    return folder.is_dir() and sum(n.endswith(".status.txt") for n in os.listdir(folder)) == 3
+
+
 # -- outbox names -----------------------------------------------------------------------------
 
 
@@ -275,9 +280,8 @@ def test_outbox_names_are_made_safe(emu: EmulatorProc, tmp_path: Path) -> None:
                 assert write_file(ob / "Fax" / number / name, pdf(1, f"{number}{i}")) == 0
         for box, number in (("Sent", good), ("Failed", bad)):
             folder = ob / box / "Fax" / number
-            wait(lambda f=folder: f.is_dir() and len([
-                n for n in os.listdir(f) if n.endswith(".status.txt")]) == 3, 60,
-                f"3 jobs in {box}/", interval=0.2, on_fail=m.log)
+            wait(functools.partial(_three_done, folder), 60, f"3 jobs in {box}/",
+                 interval=0.2, on_fail=m.log)
             listed = os.listdir(folder)
             for name in listed:
                 assert not any(ord(c) < 32 or c == "\x7f" for c in name), repr(name)
