@@ -31,6 +31,7 @@ PART_LAYER = {
     "proc": "helpers",
     "sdnotify": "helpers",
     "storeheal": "helpers",
+    "private": "helpers",
     "api": "api",
     "content": "content",
     "namespace": "namespace",

@@ -4,7 +4,8 @@ the action that fixes it.
 A lost session otherwise shows only as EIO on every read; the user needs to know whether to
 run ``rcfs login``, fix the app's permissions in the developer console or the client
 credentials in the configuration. The action is keyed on RingCentral's error codes (the
-OAuth ``error`` and ``errors[].errorCode``), never on the localised message.
+OAuth ``error`` and ``errors[].errorCode``, docs/ringcentral.md §2.9 and §4.2), never on the
+localised message.
 """
 
 from __future__ import annotations

@@ -330,7 +330,8 @@ class HttpCore:
                 if idempotent and throttled < self.max_429_retries and resume <= deadline:
                     throttled += 1
                     await close_quietly(response)
-                    # This very request waits out the penalty too, whatever group the
+                    # This very request waits out the penalty too (docs/ringcentral.md
+                    # §3.3: nothing is sent in the group meanwhile), whatever group the
                     # scheduler would queue it in next (a caller-pinned group, a group
                     # without limits): its resend is the one RingCentral punishes first.
                     guess = actual
