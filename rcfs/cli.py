@@ -136,7 +136,9 @@ def _mount(args: argparse.Namespace) -> int:
     argv = [a for a in sys.argv[1:] if a != "--daemon"]
     log_path = Path(cfg.state_dir).expanduser() / "rcfs.log"
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log_path, "ab") as logf:
+    # Private like everything in state_dir (the log names callers and files).
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "ab") as logf:
         subprocess.Popen([sys.executable, "-m", "rcfs.cli", *argv, "--notify-fd", str(write_fd)],
                          pass_fds=(write_fd,), start_new_session=True, stdin=subprocess.DEVNULL,
                          stdout=logf, stderr=logf)
