@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import math
 import os
 import re
 import signal
@@ -43,6 +44,8 @@ from rcfs.private import tighten_all
 from rcfs.storeheal import Healed
 
 log = logging.getLogger(__name__)
+
+STATUS_POLL_S = 2.0
 
 
 class MountError(Exception):
@@ -301,9 +304,15 @@ class Mount:
         sdnotify.notify("READY=1")
         if ready is not None:
             ready.set()
+        # STATUS= every 30 s, and within STATUS_POLL_S when the login state changes (a lost
+        # session must show in `systemctl --user status` before the next half minute).
+        last_auth, last_sent = "", -math.inf
         while True:
-            await trio.sleep(30)
-            sdnotify.notify("STATUS=" + self.status_line())
+            auth = auth_line(self.auth_status())
+            if auth != last_auth or trio.current_time() - last_sent >= 30:
+                sdnotify.notify("STATUS=" + self.status_line())
+                last_auth, last_sent = auth, trio.current_time()
+            await trio.sleep(STATUS_POLL_S)
 
     def status_line(self) -> str:
         if self.layers is None:

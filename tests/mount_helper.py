@@ -126,7 +126,7 @@ class Mounted:
                  refresh_interval: float = 1.0, args: Iterable[str] = (),
                  cache_dir: Path | None = None, state_dir: Path | None = None,
                  mountpoint: Path | None = None, name: str = "mnt", flags: bool = False,
-                 **config: Any) -> None:
+                 env: dict[str, str] | None = None, **config: Any) -> None:
         self.emu = emu
         self.user = user or emu.user(admin=True)
         self.workdir = workdir
@@ -140,6 +140,7 @@ class Mounted:
         self.refresh_interval = refresh_interval
         self.extra = config
         self.flags = flags  # every option as a flag, no config file
+        self.env = env or {}  # extra environment of the rcfs process (e.g. NOTIFY_SOCKET)
         self.proc: subprocess.Popen[bytes] | None = None
         self._logf: Any = None
         self.starts = 0
@@ -153,10 +154,11 @@ class Mounted:
                      state_dir=self.state_dir, refresh_interval=self.refresh_interval,
                      **self.extra)
         options = ["--config", str(self.config_path)]
-        env = None
+        env = {**os.environ, **self.env} if self.env else None
         if self.flags:
             options = self._flag_options()
-            env = {**os.environ, "XDG_CONFIG_HOME": str(self.workdir / "no-config")}
+            env = {**os.environ, **self.env,
+                   "XDG_CONFIG_HOME": str(self.workdir / "no-config")}
         try:
             self.mountpoint.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a dead FUSE mount: rcfs itself cleans it up

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -202,8 +203,13 @@ def test_lost_login_shows_in_status(emu: EmulatorProc, rest: httpx.Client,
                        state_dir=tmp_path / "state")
     res = _rcfs("login", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
+    # systemd's side of sd_notify: a datagram socket the mount reports STATUS= lines to.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(15)
     # The mount has no JWT: only the stored session (nothing to log in again with).
-    m = Mounted(emu, tmp_path, user=user, refresh_interval=600, timezone="UTC", jwt="")
+    m = Mounted(emu, tmp_path, user=user, refresh_interval=600, timezone="UTC", jwt="",
+                env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
     try:
         m.start()
         m.wait_loaded()
@@ -232,8 +238,24 @@ def test_lost_login_shows_in_status(emu: EmulatorProc, rest: httpx.Client,
         text = _rcfs("status", str(m.mountpoint))
         assert "NOT logged in" in text.stdout and "run rcfs login" in text.stdout
         assert m.alive  # a lost login is an error answer, not a dead mount
+        # STATUS= follows within seconds, not at the next half minute.
+        statuses = _status_lines(notify, until="NOT logged in")
+        assert "logged in as" in statuses[0] and "run rcfs login" in statuses[-1], statuses
     finally:
+        notify.close()
         assert m.unmount() == 0, m.log()
+
+
+def _status_lines(sock: socket.socket, until: str) -> list[str]:
+    """The STATUS= lines received until one contains ``until`` (bounded by the timeout)."""
+    lines: list[str] = []
+    while not lines or until not in lines[-1]:
+        try:
+            message = sock.recv(65536).decode()
+        except TimeoutError:
+            raise AssertionError(f"no STATUS= with {until!r}; got {lines}") from None
+        lines += [x[len("STATUS="):] for x in message.split("\n") if x.startswith("STATUS=")]
+    return lines
 
 
 def test_missing_permission_names_it(emu: EmulatorProc, tmp_path: Path) -> None:
