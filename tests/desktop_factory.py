@@ -51,7 +51,8 @@ def thumbnail(factory: Any, path: str) -> dict[str, Any]:
 
 
 def main(paths: list[str]) -> None:
-    factory = GnomeDesktop.DesktopThumbnailFactory.new(GnomeDesktop.DesktopThumbnailSize.NORMAL)
+    # Nautilus 43 asks for large (256 px) thumbnails (nautilus-thumbnails.c).
+    factory = GnomeDesktop.DesktopThumbnailFactory.new(GnomeDesktop.DesktopThumbnailSize.LARGE)
     print(json.dumps([thumbnail(factory, p) for p in paths]))
 
 
