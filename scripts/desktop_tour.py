@@ -227,6 +227,18 @@ def visit(demo: Demo, folder: Path, name: str, env: dict[str, str], out: Path,
     }
 
 
+def remove_sandbox_leftovers(workdir: Path) -> None:
+    """The factory's /tmp/gnome-desktop-thumbnailer-XXXXXX folders holding our cache path
+    (bwrap creates the GStreamer cache's mount point inside them when the cache is under
+    /tmp, as the tour's is, and gnome-desktop cannot remove them then)."""
+    if not str(workdir).startswith("/tmp/"):
+        return
+    rel = workdir.relative_to("/tmp")
+    for leftover in Path("/tmp").glob("gnome-desktop-thumbnailer-*"):
+        if (leftover / rel).exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "desktop-tour-out")
@@ -270,6 +282,7 @@ def main() -> int:
         if demo is not None:
             demo.stop()
         end_processes(tour_pids())
+        remove_sandbox_leftovers(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

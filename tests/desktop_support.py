@@ -74,10 +74,27 @@ def desktop_env(home: Path) -> dict[str, str]:
     return env
 
 
+def remove_sandbox_leftovers(cache_home: str) -> None:
+    """Remove the factory's ``/tmp/gnome-desktop-thumbnailer-XXXXXX`` folders that hold our
+    cache path. With ``$XDG_CACHE_HOME`` under /tmp (a test's), bwrap creates the mount point
+    of the GStreamer cache inside the sandbox's /tmp, which is that folder on the host, so
+    gnome-desktop cannot remove it; with a real ~/.cache this does not happen."""
+    rel = Path(cache_home).relative_to("/tmp") if cache_home.startswith("/tmp/") \
+        else None
+    if rel is None:
+        return
+    for leftover in Path("/tmp").glob("gnome-desktop-thumbnailer-*"):
+        if (leftover / rel).exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def run_factory(paths: Iterable[Path], env: dict[str, str], timeout: float = 240.0
                 ) -> list[dict[str, Any]]:
     """Thumbnail ``paths`` with GNOME's factory as Nautilus does; one record per path."""
-    res = run([SYSTEM_PYTHON, str(FACTORY), *map(str, paths)], env=env, timeout=timeout)
+    try:
+        res = run([SYSTEM_PYTHON, str(FACTORY), *map(str, paths)], env=env, timeout=timeout)
+    finally:
+        remove_sandbox_leftovers(env["XDG_CACHE_HOME"])
     out: list[dict[str, Any]] = json.loads(res.stdout)
     return out
 

@@ -31,6 +31,7 @@ from tests.desktop_support import (
     fail_records,
     ident_of,
     png_text,
+    remove_sandbox_leftovers,
     require_factory,
     require_programs,
     run_factory,
@@ -210,6 +211,7 @@ def test_uncached_thumbnail_waits_for_spare_budget_never_ahead_of_the_user(
         _, cp_err = cp.communicate(timeout=180)
         f_out, f_err = factory.communicate(timeout=240)
     finally:
+        remove_sandbox_leftovers(env["XDG_CACHE_HOME"])
         for proc in (cp, factory):
             if proc is None:
                 continue
