@@ -122,6 +122,14 @@ TOKEN_SCHEMA = {
     },
     "additionalProperties": False,
 }
+# docs/ringcentral.md §12.1: the ext spec's WsTokenResponse.
+WSTOKEN_SCHEMA = {
+    "type": "object",
+    "required": ["ws_access_token", "uri", "expires_in"],
+    "properties": {"ws_access_token": {"type": "string"}, "uri": {"type": "string"},
+                   "expires_in": {"type": "integer"}},
+    "additionalProperties": False,
+}
 # §4.3 / docs batch-requests.md: 207 with Accept: application/vnd.ringcentral.multipart+json.
 BATCH_SCHEMA = {
     "type": "array",
@@ -153,6 +161,8 @@ NON_SPEC_PATHS = (
                 reason="spec48 only (docs/ringcentral.md §2.1, §2.6)"),
     NonSpecPath("POST", "/restapi/oauth/revoke", "revokeToken", (200,), None,
                 reason="spec48 only (docs/ringcentral.md §2.8): 200 with an empty body"),
+    NonSpecPath("POST", "/restapi/oauth/wstoken", "createWsToken", (200,), WSTOKEN_SCHEMA,
+                reason="WebSocket token, newer spec only (docs/ringcentral.md §12.1)"),
     NonSpecPath("GET", "/restapi/oauth/authorize", "authorize", (302,), None,
                 reason="browser login page (docs/ringcentral.md §2.4): 302 with Location"),
     NonSpecPath("GET",

@@ -164,6 +164,7 @@ async def message_delete(request: Request) -> Response:
         msg.availability = "Deleted"
         msg.deleted_at = now
         msg.last_modified_time = now
+        emu.store.emit("message_deleted", msg)
     return Response(status_code=204)
 
 

@@ -31,6 +31,7 @@ from rcfs.emulator import (
     routes_oauth,
     routes_reports,
     routes_send,
+    routes_ws,
 )
 from rcfs.emulator.core import Emulator, json_response
 from rcfs.emulator.errors import ApiError, agw_404, rc_error
@@ -346,7 +347,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/restapi/{version}", _version, methods=["GET"]),
     ]
     for module in (routes_oauth, routes_account, routes_messages, routes_content,
-                   routes_calllog, routes_greetings, routes_send, routes_reports):
+                   routes_calllog, routes_greetings, routes_send, routes_reports, routes_ws):
         routes.extend(module.routes())
     return routes
 
@@ -358,12 +359,15 @@ def make_api_app(emu: Emulator, origin: str) -> ASGIApp:
     )
     app.state.emu = emu
     app.state.origin = origin
-    return RcMiddleware(app, emu, origin)
+    wrapped = RcMiddleware(app, emu, origin)
+    if origin == "platform":
+        emu.ws.api_app = wrapped  # tunnelled WebSocket requests run through it
+    return wrapped
 
 
 def make_admin_app(emu: Emulator) -> ASGIApp:
     app = Starlette(
-        routes=admin.routes(),
+        routes=admin.routes() + routes_ws.admin_routes(),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
     app.state.emu = emu

@@ -38,6 +38,15 @@ class EmulatorConfig:
     corrupted_window: float = 10.0
     access_token_query_on_platform: bool = True
 
+    # WebSocket gateway (WEBSOCKET_NOTES): ConnectionDetails values, in seconds.
+    ws_token_ttl: int = 600  # 600 s, as the official SDK extension assumes; reusable until then
+    ws_recovery_timeout: float = 180.0
+    ws_recovery_buffer: int = 100
+    ws_idle_timeout: float = 1800.0
+    ws_absolute_timeout: float = 86400.0
+    ws_max_connections: int = 50  # per OAuth session
+    ws_max_active_requests: int = 10  # tunnelled requests in flight per connection
+
     # Content.
     content_host: str = "media"  # "media" | "platform" | "media443": where attachment URIs point
     recording_content_on_platform: bool = False  # False: platform host answers 404 (H7)

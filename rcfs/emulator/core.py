@@ -60,6 +60,9 @@ class Emulator:
         self._timer_seq = itertools.count()
         # Sync state: token -> (kind, extension id or None, sync time, filters)
         self.sync_tokens: dict[str, dict[str, Any]] = {}
+        from rcfs.emulator.wsgateway import WsGateway  # it renders messages: routes import us
+
+        self.ws = WsGateway(self)
 
     # -- time-driven behaviour ---------------------------------------------------------------
 

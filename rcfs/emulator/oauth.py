@@ -22,7 +22,7 @@ from rcfs.emulator.errors import ApiError, oauth_error, rc_error, unauthorized
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ALL_SCOPES = (
     "ReadAccounts ReadMessages EditMessages ReadCallLog ReadCallRecording SMS Faxes "
-    "EditExtensions ReadPresence"
+    "EditExtensions ReadPresence WebSocket CallControl"
 )
 LIMITED_SCOPES = "ReadAccounts ReadMessages EditMessages SMS Faxes"
 

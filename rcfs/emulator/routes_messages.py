@@ -480,6 +480,7 @@ def _apply_update(emu: Emulator, msg: Message, body: Any) -> None:
         raise invalid_param("readStatus")
     msg.read_status = status
     msg.last_modified_time = emu.clock.now()
+    emu.store.emit("message_updated", msg)
 
 
 async def put_message(request: Request) -> Response:
@@ -521,6 +522,9 @@ def delete_one(emu: Emulator, msg: Message, purge: bool) -> None:
         msg.availability = "Purged"
         msg.purged_at = now
         msg.last_modified_time = now
+    else:
+        return
+    emu.store.emit("message_deleted", msg)
 
 
 async def delete_message(request: Request) -> Response:

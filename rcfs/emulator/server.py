@@ -150,6 +150,7 @@ async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
     for name, app in apps.items():
         config = uvicorn.Config(app, log_level=args.log_level, access_log=False,
                                 lifespan="off", timeout_keep_alive=30, server_header=False,
+                                ws="wsproto",
                                 **ssl_kw)
         servers.append((_Server(config), socks[name]))
 

@@ -234,6 +234,13 @@ class Store:
         self.reports: dict[str, ReportTask] = {}
         self.sent: list[SentItem] = []
         self._next_id = 5_209_304_000 + account_id % 1000
+        # Called as listener(change, obj) for run-time changes (the WebSocket gateway's
+        # events): "message_new", "message_updated", "message_deleted", "call_new".
+        self.listeners: list[Callable[[str, Any], None]] = []
+
+    def emit(self, change: str, obj: Any) -> None:
+        for listener in list(self.listeners):
+            listener(change, obj)
 
     def new_id(self) -> int:
         self._next_id += 1
@@ -246,6 +253,7 @@ class Store:
     def add_message(self, msg: Message) -> None:
         self.messages[msg.id] = msg
         bisect.insort(self._by_ext.setdefault(msg.extension_id, []), (msg.creation_time, msg.id))
+        self.emit("message_new", msg)
 
     def remove_message(self, msg_id: int) -> None:
         msg = self.messages.pop(msg_id)
@@ -253,6 +261,7 @@ class Store:
         i = bisect.bisect_left(lst, (msg.creation_time, msg.id))
         if i < len(lst) and lst[i] == (msg.creation_time, msg.id):
             del lst[i]
+        self.emit("message_deleted", msg)
 
     def messages_of(self, ext_id: int, start: float, end: float) -> list[Message]:
         """Messages of one extension created in (start, end], newest first."""
@@ -266,6 +275,7 @@ class Store:
         bisect.insort(self._calls_sorted, (call.start_time, call.id))
         if call.recording is not None:
             self.recordings[call.recording.id] = call.recording
+        self.emit("call_new", call)
 
     def calls_between(
         self, start: float, end: float, keep: Callable[[CallRecord], bool]
