@@ -28,7 +28,7 @@ CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_fil
                 "log_level", "thumbnails", "thumbnail_wait")
 # Flags of ``rcfs mount`` only: the kernel's read-ahead, the outbox's tuning (nothing else
 # mounts or sends).
-MOUNT_FLAGS = ("read_ahead_kib", *OUTBOX_KEYS)
+MOUNT_FLAGS = ("read_ahead_kib", "push_poll_interval", *OUTBOX_KEYS)
 
 
 def _setup_logging(level: str) -> None:
@@ -120,7 +120,8 @@ def _notify_parent(fd: int | None, message: str) -> None:
 
 
 def _mount(args: argparse.Namespace) -> int:
-    extra = {"allow_other": args.allow_other or None, "allow_delete": args.allow_delete or None}
+    extra = {"allow_other": args.allow_other or None, "allow_delete": args.allow_delete or None,
+             "notify": args.notify, "push": args.push}
     try:
         cfg = _config(args, **extra)
         cfg.jwt_value()  # an unreadable jwt_file is a configuration error, found up front
@@ -399,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     m.add_argument("--allow-delete", action="store_true",
                    help="rm of a message moves it to RingCentral's Deleted state")
+    m.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
+                   help="desktop notifications of new voicemails, faxes and texts")
+    m.add_argument("--push", action=argparse.BooleanOptionalAction, default=None,
+                   help="push events over RingCentral's WebSocket (default on); "
+                        "--no-push polls every refresh_interval")
     m.add_argument("--daemon", action="store_true", help="detach once the mount answers")
     m.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
     m.set_defaults(func=_mount)

@@ -54,6 +54,11 @@ class Config:
     umask: int = 0o022
     timezone: str = "local"
     log_level: str = "info"
+    # Freshness (rcfs/push.py): push events over RingCentral's WebSocket gateway; while the
+    # socket is healthy, polling is only a safety net every push_poll_interval seconds.
+    push: bool = True
+    push_poll_interval: float = 1800.0
+    notify: bool = False  # desktop notifications of new voicemails, faxes and texts
     # The outbox's sender (rcfs/outbox/sender.py; mapped onto its Settings in rcfs/mount.py).
     outbox_concurrency: int = 2  # sends in flight per kind (fax, text, greeting)
     outbox_max_attempts: int = 8  # transient failures before a job fails
@@ -78,6 +83,8 @@ class Config:
             raise ConfigError(f"cache_size = {self.cache_size!r}: {exc}") from None
         if self.refresh_interval <= 0:
             raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
+        if not (math.isfinite(self.push_poll_interval) and self.push_poll_interval > 0):
+            raise ConfigError(f"push_poll_interval = {self.push_poll_interval!r}: must be > 0")
         if not (math.isfinite(self.read_timeout) and self.read_timeout > 0):
             raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
         if not (math.isfinite(self.thumbnail_wait) and self.thumbnail_wait > 0):

@@ -31,6 +31,7 @@ from rcfs import __version__, sdnotify
 from rcfs.api import Credentials, RcClient, RcError, TokenStore
 from rcfs.api.authstate import auth_line
 from rcfs.api.listing import ApiClient
+from rcfs.api.push import PushClient
 from rcfs.api.scheduler import Priority
 from rcfs.config import Config
 from rcfs.content.blockcache import BlockCache
@@ -38,10 +39,13 @@ from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.fs.readahead import raise_read_ahead
+from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
+from rcfs.notify import DesktopNotifier
 from rcfs.outbox import Outbox, Settings
 from rcfs.private import tighten_all
 from rcfs.storeheal import Healed
+from rcfs.push import Freshness, IndexSync
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,8 @@ class Layers:
     index: MetadataIndex
     ops: RcfsOperations
     outbox: Outbox | None = None
+    freshness: Freshness | None = None
+    notifier: DesktopNotifier | None = None
 
 
 def make_client(cfg: Config, store: TokenStore) -> RcClient:
@@ -133,6 +139,41 @@ def outbox_settings(cfg: Config) -> Settings:
 
 def make_outbox(cfg: Config, client: ApiClient, spool_dir: Path) -> Outbox:
     return Outbox(client, spool_dir, outbox_settings(cfg))
+
+
+def make_freshness(cfg: Config, client: RcClient, index: MetadataIndex, mountpoint: Path,
+                   notifier: DesktopNotifier | None) -> Freshness:
+    """Push events (unless ``push = false``) and the polling intervals around them."""
+    context = None
+    if cfg.ca_cert:
+        context = ssl.create_default_context(cafile=os.path.expanduser(cfg.ca_cert))
+
+    def push(fresh: Freshness) -> PushClient:
+        return PushClient(client, on_event=fresh.on_event, on_state=fresh.on_state,
+                          on_gap=fresh.on_gap, ssl_context=context)
+
+    return Freshness(IndexSync(index), refresh_interval=cfg.refresh_interval,
+                     safety_interval=cfg.push_poll_interval,
+                     push=push if cfg.push else None,
+                     on_new=notifier.add if notifier is not None else None)
+
+
+def message_file(index: MetadataIndex, mountpoint: Path, ext_id: str,
+                 message_id: str) -> Path | None:
+    """Where a message's file is in the mount (its first file: the recording, the PDF,
+    the text), for the notification's "open" action."""
+    tree = index.trees.get(ext_id)
+    if tree is None:
+        return None
+    stack: list[tuple[tuple[str, ...], Entry]] = [((tree.name,), tree)]
+    while stack:
+        path, entry = stack.pop()
+        for name, child in sorted((entry.children or {}).items(), reverse=True):
+            if child.is_dir:
+                stack.append(((*path, name), child))
+            elif child.message_id == message_id and not name.endswith(".transcript.txt"):
+                return mountpoint.joinpath(*path, name)
+    return None
 
 
 def token_store(cfg: Config) -> TokenStore:
@@ -191,6 +232,11 @@ class Mount:
             out["filesystem"] = {**layers.ops.counters, "inodes": len(layers.ops.inodes)}
             out["readers"] = layers.ops.readers_status()
             out["outbox"] = layers.outbox.queue() if layers.outbox is not None else []
+            if layers.freshness is not None:
+                out["push"] = layers.freshness.status()
+            if layers.notifier is not None:
+                out["notify"] = {"state": layers.notifier.state,
+                                 "raised": layers.notifier.raised}
         return out
 
     async def run(self, ready: trio.Event | None = None) -> None:
@@ -245,10 +291,20 @@ class Mount:
             outbox.on_gone = lambda ext, rel: ops.forget_path(
                 (index.folder_name(ext), "Outbox", *rel))
             outbox.on_change = ops.outbox_changed
-            index.on_change = ops.tree_changed
+            notifier = None
+            if cfg.notify:
+                notifier = DesktopNotifier(
+                    lambda ext, mid: message_file(index, self.mountpoint, ext, mid))
+            fresh = make_freshness(cfg, client, index, self.mountpoint, notifier)
+
+            def changed(ext_id: str) -> None:
+                ops.tree_changed(ext_id)
+                fresh.changed(ext_id)
+
+            index.on_change = changed
             index.bind(nursery)
             ops.bind(nursery)
-            self.layers = Layers(client, cache, reader, index, ops, outbox)
+            self.layers = Layers(client, cache, reader, index, ops, outbox, fresh, notifier)
             fuse_options = set(pyfuse3.default_options)
             fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
             if cfg.allow_other:
@@ -259,6 +315,9 @@ class Mount:
                 nursery.start_soon(self._announce, ready)
                 nursery.start_soon(self._refresh_loop)
                 nursery.start_soon(outbox.run)
+                nursery.start_soon(fresh.run)
+                if notifier is not None:
+                    nursery.start_soon(notifier.run)
                 await pyfuse3.main()
             finally:
                 # Always unmount: a dead mount freezes whoever touches the folder next.
@@ -326,19 +385,22 @@ class Mount:
 
     async def _refresh_loop(self) -> None:
         """Load every mailbox once in the background, then keep the ones in use fresh."""
-        assert self.layers is not None
-        index = self.layers.index
+        assert self.layers is not None and self.layers.freshness is not None
+        index, fresh = self.layers.index, self.layers.freshness
         for ext_id in list(index.states):
             try:
                 await index.refresh(ext_id, Priority.METADATA)
             except RcError:
                 pass  # logged by the index; stale-if-error
+        fresh.arm()  # what the initial load found is not news
         while True:
-            await trio.sleep(self.cfg.refresh_interval)
+            # refresh_interval, or the push safety net's while the socket is healthy.
+            await fresh.wait_poll()
             if time.time() - index.extensions_at >= EXTENSIONS_REFRESH:
                 # Users added to (or removed from) the account appear without a remount.
                 try:
                     await index.load_extensions(Priority.BACKGROUND)
+                    fresh.mailboxes_changed()
                 except RcError as exc:
                     log.info("extension list not refreshed: %s", exc)
                     index.extensions_at = time.time()

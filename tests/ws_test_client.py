@@ -15,7 +15,6 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from rcfs.api.wsconn import open_gateway
-
 from tests.emulator_proc import EmulatorProc, verify_for
 
 Frame = list[Any]

@@ -1,0 +1,179 @@
+"""Freshness: push events drive the index's syncs; polling is the safety net.
+
+An event names one mailbox: only that mailbox is synced (message-sync, one Light request;
+call-log sync when a call event says a recording may exist), and events that arrive while
+its sync runs collapse into one more sync after it. While the socket is healthy the index
+polls every ``push_poll_interval`` seconds (a safety net for an event the gateway never
+sent); when the socket is down or unavailable it polls at ``refresh_interval`` again.
+
+``IndexSync`` is the only code here that knows the index's insides: it is the adapter the
+index's own "sync this mailbox now" method will replace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from rcfs.api.errors import RcError
+from rcfs.api.models import Message
+from rcfs.api.push import PushClient, PushEvent
+from rcfs.api.scheduler import Priority
+from rcfs.namespace.index import MetadataIndex
+
+log = logging.getLogger(__name__)
+
+COALESCE_S = 0.05  # events of one burst (several filters, one change) share a sync
+
+
+class IndexSync:
+    """What freshness needs from the metadata index."""
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self.index = index
+
+    def mailboxes(self) -> list[str]:
+        return list(self.index.states)
+
+    def messages(self, ext_id: str) -> dict[str, Message]:
+        state = self.index.states.get(ext_id)
+        return dict(state.messages) if state is not None else {}
+
+    def set_poll_interval(self, seconds: float) -> None:
+        self.index.refresh_interval = seconds
+
+    async def sync_now(self, ext_id: str, calls: bool) -> None:
+        """A sync of ``ext_id`` that begins after this call (an event's change may be newer
+        than a sync already in flight, whose answer is then not enough)."""
+        running = self.index._refreshing.get(ext_id)
+        if running is not None:
+            await running.wait()
+        if calls:
+            # The account's call-log sync is rate-gated by the refresh interval; a call
+            # event is the reason to run it now.
+            self.index._account_call_time = 0.0
+        await self.index.refresh(ext_id, Priority.LISTING)
+
+
+class Freshness:
+    """Maps push events to syncs and sets the polling interval from the socket's state."""
+
+    def __init__(self, sync: IndexSync, *, refresh_interval: float, safety_interval: float,
+                 push: Callable[[Freshness], PushClient] | None = None,
+                 on_new: Callable[[str, list[Message]], None] | None = None) -> None:
+        self.sync = sync
+        self.refresh_interval = refresh_interval
+        self.safety_interval = max(safety_interval, refresh_interval)
+        self.on_new = on_new
+        self.interval = refresh_interval
+        self.push = push(self) if push is not None else None
+        self._dirty: dict[str, bool] = {}  # ext id -> call log too
+        self._running: set[str] = set()
+        self._wake = trio.Event()
+        self._known: dict[str, set[str]] = {}
+        self._armed = False
+        self.event_syncs = 0
+
+    # -- callbacks of the push client -------------------------------------------------------
+
+    def on_event(self, event: PushEvent) -> None:
+        mailboxes = self.sync.mailboxes()
+        if event.ext_id is None or event.ext_id not in mailboxes:
+            targets = mailboxes if event.ext_id is None else []
+        else:
+            targets = [event.ext_id]
+        for ext in targets:
+            self._mark(ext, event.kind == "telephony")
+
+    def on_gap(self) -> None:
+        """Events may have been lost: catch up every mailbox (each one sync)."""
+        for ext in self.sync.mailboxes():
+            self._mark(ext, True)
+
+    def on_state(self, state: str) -> None:
+        interval = self.safety_interval if state == "connected" else self.refresh_interval
+        if interval != self.interval:
+            log.info("push %s: polling every %g s", state, interval)
+        self.interval = interval
+        self.sync.set_poll_interval(interval)
+
+    def filters(self) -> list[str]:
+        out = []
+        for ext in self.sync.mailboxes():
+            base = f"/restapi/v1.0/account/~/extension/{ext}"
+            out += [f"{base}/message-store", f"{base}/telephony/sessions"]
+        return out
+
+    # -- new items, for desktop notifications ----------------------------------------------
+
+    def arm(self) -> None:
+        """The initial load is done: from now on new items are news."""
+        for ext in self.sync.mailboxes():
+            self._known[ext] = set(self.sync.messages(ext))
+        self._armed = True
+
+    def changed(self, ext_id: str) -> None:
+        """Index callback (after a rebuild): report messages not seen before."""
+        current = self.sync.messages(ext_id)
+        if not self._armed or self.on_new is None:
+            return
+        known = self._known.setdefault(ext_id, set())
+        new = [m for k, m in current.items() if k not in known]
+        known.update(current)
+        if new:
+            self.on_new(ext_id, new)
+
+    # -- the sync worker -------------------------------------------------------------------
+
+    def _mark(self, ext: str, calls: bool) -> None:
+        self._dirty[ext] = self._dirty.get(ext, False) or calls
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.push is not None:
+                self.push.set_filters(self.filters())
+                nursery.start_soon(self.push.run)
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                await trio.sleep(COALESCE_S)
+                for ext in list(self._dirty):
+                    if ext not in self._running:
+                        calls = self._dirty.pop(ext)
+                        self._running.add(ext)
+                        nursery.start_soon(self._sync_loop, ext, calls)
+
+    async def _sync_loop(self, ext: str, calls: bool) -> None:
+        try:
+            while True:
+                self.event_syncs += 1
+                try:
+                    await self.sync.sync_now(ext, calls)
+                except RcError:
+                    pass  # logged by the index; the polling safety net retries
+                if ext not in self._dirty:
+                    return
+                calls = self._dirty.pop(ext)
+        finally:
+            self._running.discard(ext)
+
+    async def wait_poll(self) -> None:
+        """Sleep one polling interval; wake early when the interval shrinks (socket lost)."""
+        start = trio.current_time()
+        while True:
+            left = start + self.interval - trio.current_time()
+            if left <= 0:
+                return
+            await trio.sleep(min(left, 1.0))
+
+    def mailboxes_changed(self) -> None:
+        if self.push is not None:
+            self.push.set_filters(self.filters())
+
+    def status(self) -> dict[str, Any]:
+        push = self.push.status() if self.push is not None else {"state": "off"}
+        return {**push, "poll_interval": self.interval, "event_syncs": self.event_syncs}

@@ -1,0 +1,185 @@
+"""Push freshness of a real rcfs mount (issue 14), at RingCentral's default request counts
+with the windows scaled down 10x (``--window 6 --penalty 6``; the mount's intervals are
+scaled alike: refresh_interval 6 s stands for 60 s, push_poll_interval 180 s for 1800 s).
+
+New voicemails, faxes and texts appear within 2 s through the WebSocket; deletions vanish;
+a dropped socket loses nothing (recovery replays, a refused recovery resubscribes and
+catches up); an app without the WebSocket permission polls; idle Light requests with the
+socket are under a tenth of polling's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator_proc import EmulatorProc
+from tests.mount_helper import Mounted, files_under, module_mount, require_fuse, wait_for
+
+pytestmark = pytest.mark.mount
+
+SCALE = 10  # emulator window and mount intervals are 1/10 of RingCentral's
+REFRESH = 60 / SCALE
+SAFETY = 1800 / SCALE
+PUSH_WITHIN = 2.0
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    with module_mount(emu, tmp_path_factory.mktemp("push"), refresh_interval=REFRESH,
+                      push_poll_interval=SAFETY) as m:
+        wait_connected(m)
+        yield m
+
+
+def wait_connected(m: Mounted, timeout: float = 30.0) -> dict[str, Any]:
+    return wait_for(lambda: m.status()["push"]["state"] == "connected" and m.status()["push"],
+                    timeout, "the push socket to be connected",
+                    on_fail=lambda: f"{m.status().get('push')}\n{m.log()}")
+
+
+def _find(top: Path, ident: str) -> list[Path]:
+    return [p for p in files_under(top) if f"[{ident}]" in p.name]
+
+
+def _seen_within(top: Path, ident: str, timeout: float, gone: bool = False) -> float:
+    start = time.monotonic()
+    wait_for(lambda: bool(_find(top, ident)) != gone, timeout,
+             f"message {ident} to {'disappear' if gone else 'appear'}", interval=0.05)
+    return time.monotonic() - start
+
+
+def test_voicemail_fax_and_text_appear_within_2s(mnt: Mounted, emu: EmulatorProc) -> None:
+    admin = emu.user(admin=True)
+    top = mnt.folder()
+    status = mnt.status()["push"]
+    assert status["poll_interval"] == SAFETY  # polling is only the safety net now
+    events_before = status["events"]
+    took = {}
+    for kind, spec in (("VoiceMail", {"from_name": "Push Caller", "duration": 9}),
+                       ("Fax", {"pages": 2}),
+                       ("SMS", {"text": "pushed to you"})):
+        added = emu.admin("POST", "/_emulator/messages", {
+            "extension_id": admin["extension_id"], "type": kind, **spec})
+        took[kind] = _seen_within(top, str(added["id"]), PUSH_WITHIN + 3)
+    print(f"push latency: {took}")
+    assert all(t <= PUSH_WITHIN for t in took.values()), took
+    status = mnt.status()["push"]
+    assert status["events"] >= events_before + 3 and status["reconnects"] == 0
+    assert status["last_event"]["kind"] == "message-store"
+    assert status["last_event"]["extension"] == admin["extension_id"]
+
+
+def test_deleted_message_disappears(mnt: Mounted, emu: EmulatorProc) -> None:
+    admin = emu.user(admin=True)
+    top = mnt.folder()
+    added = emu.admin("POST", "/_emulator/messages", {
+        "extension_id": admin["extension_id"], "type": "VoiceMail", "duration": 5})
+    _seen_within(top, str(added["id"]), PUSH_WITHIN + 3)
+    emu.admin("DELETE", f"/_emulator/messages/{added['id']}")
+    took = _seen_within(top, str(added["id"]), PUSH_WITHIN + 3, gone=True)
+    print(f"deleted message gone after {took:.2f}s")
+    assert took <= PUSH_WITHIN
+
+
+def test_dropped_socket_misses_nothing(mnt: Mounted, emu: EmulatorProc) -> None:
+    """Messages keep arriving while the socket is dropped twice, once with its recovery
+    refused: every one of them shows up."""
+    admin = emu.user(admin=True)
+    top = mnt.folder()
+    before = mnt.status()["push"]
+    ids: list[str] = []
+
+    def producer() -> None:
+        for i in range(12):
+            added = emu.admin("POST", "/_emulator/messages", {
+                "extension_id": admin["extension_id"], "type": "SMS",
+                "text": f"during the outage {i}"})
+            ids.append(str(added["id"]))
+            time.sleep(0.25)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        emu.admin("POST", "/_emulator/ws", {"action": "drop"})
+        wait_for(lambda: mnt.status()["push"]["recoveries"] > before["recoveries"], 15,
+                 "the socket to be recovered", on_fail=mnt.log)
+        emu.admin("POST", "/_emulator/ws", {"action": "refuse_recovery"})
+        emu.admin("POST", "/_emulator/ws", {"action": "drop"})
+    finally:
+        thread.join(30)
+    wait_for(lambda: all(_find(top, i) for i in ids), 20, "every message sent meanwhile",
+             on_fail=lambda: f"missing {[i for i in ids if not _find(top, i)]}\n{mnt.log()}")
+    after = wait_connected(mnt)
+    assert after["reconnects"] >= before["reconnects"] + 2
+    assert after["recoveries"] >= before["recoveries"] + 1
+    assert after["recoveries_failed"] >= before["recoveries_failed"] + 1
+    assert after["subscriptions"] >= before["subscriptions"] + 1
+
+
+def test_no_websocket_permission_polls_at_the_normal_interval(
+        emu: EmulatorProc, tmp_path: Path) -> None:
+    require_fuse()
+    info = emu.info
+    with Mounted(emu, tmp_path, refresh_interval=REFRESH, push_poll_interval=SAFETY,
+                 client_id=info["limited_client_id"],
+                 client_secret=info["limited_client_secret"]) as m:
+        m.wait_loaded()
+        status = wait_for(lambda: m.status()["push"]["state"] == "unavailable"
+                          and m.status()["push"], 30, "push to be unavailable",
+                          on_fail=m.log)
+        assert status["poll_interval"] == REFRESH
+        assert "WebSocket" in status["last_error"]
+        added = emu.admin("POST", "/_emulator/messages", {
+            "extension_id": emu.user(admin=True)["extension_id"], "type": "Fax"})
+        took = _seen_within(m.folder(), str(added["id"]), REFRESH * 3)
+        print(f"fax seen by polling after {took:.2f}s")
+        log = m.log()
+    assert log.count("push notifications unavailable") == 1
+
+
+def _idle_light(emu: EmulatorProc, m: Mounted, seconds: float) -> int:
+    """Light requests while a file manager keeps the mailbox folder open (lists it every
+    second) and nothing changes on the server."""
+    top = m.folder()
+    start = len(emu.requests())
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        list(files_under(top))
+        time.sleep(1.0)
+    return sum(1 for e in emu.requests(start) if e.get("group") == "Light")
+
+
+@pytest.mark.slow
+def test_idle_light_requests_push_vs_polling(emu: EmulatorProc, mnt: Mounted,
+                                             tmp_path: Path) -> None:
+    """10 idle minutes in scaled time (60 s): the socket's Light requests are under a
+    tenth of polling's."""
+    idle = 600 / SCALE
+    wait_connected(mnt)
+    push = _idle_light(emu, mnt, idle)
+    mnt.unmount()
+    try:
+        with Mounted(emu, tmp_path, refresh_interval=REFRESH, args=["--no-push"],
+                     timezone="UTC") as polling_mount:
+            polling_mount.wait_loaded()
+            assert polling_mount.status()["push"]["state"] == "off"
+            polling = _idle_light(emu, polling_mount, idle)
+    finally:
+        mnt.start()
+        mnt.wait_loaded()
+    print(f"Light requests over 10 idle (scaled) minutes: push {push}, polling {polling}")
+    assert polling >= 5, polling
+    assert push * 10 < polling, (push, polling)
