@@ -133,7 +133,13 @@ class DesktopNotifier:
         address = DBusAddress(OBJECT_PATH, bus_name=BUS_NAME, interface=BUS_NAME)
         while True:
             await self._wake.wait()
-            await trio.sleep(self.burst_s)  # the rest of the burst joins this one
+            # The rest of the burst joins this one: wait for a quiet ``burst_s`` (bounded).
+            with trio.move_on_after(10 * self.burst_s):
+                while True:
+                    count = len(self._pending)
+                    await trio.sleep(self.burst_s)
+                    if len(self._pending) == count:
+                        break
             self._wake = trio.Event()
             items, self._pending = self._pending, []
             if not items:
