@@ -44,9 +44,11 @@ def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def wait_connected(m: Mounted, timeout: float = 30.0) -> dict[str, Any]:
-    return wait_for(lambda: m.status()["push"]["state"] == "connected" and m.status()["push"],
-                    timeout, "the push socket to be connected",
-                    on_fail=lambda: f"{m.status().get('push')}\n{m.log()}")
+    status: dict[str, Any] = wait_for(
+        lambda: m.status()["push"]["state"] == "connected" and m.status()["push"],
+        timeout, "the push socket to be connected",
+        on_fail=lambda: f"{m.status().get('push')}\n{m.log()}")
+    return status
 
 
 def _find(top: Path, ident: str) -> list[Path]:
