@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +202,32 @@ def test_idle_light_requests_push_vs_polling(emu: EmulatorProc, mnt: Mounted,
           f"{len(polling)}\npush: {push}\npolling: {polling}")
     assert len(polling) >= 5, polling
     assert len(push) * 10 < len(polling), (push, polling)
+
+
+@pytest.mark.slow
+def test_token_refresh_keeps_the_socket_and_its_events(
+        start_emulator: Callable[..., EmulatorProc], tmp_path: Path) -> None:
+    """Access tokens that live 80 s (rcfs renews 60 s before expiry) and a mount idle for
+    longer: the socket stays up across the refreshes (no reconnect) and its events arrive.
+    (The gateway closes a socket whose OAuth token expired unrefreshed.)"""
+    require_fuse()
+    emu = start_emulator("--data-seed", "1", "--window", "6", "--penalty", "6",
+                         "--set", "access_ttl=80")
+    admin = emu.user(admin=True)
+    with Mounted(emu, tmp_path, refresh_interval=REFRESH, push_poll_interval=SAFETY,
+                 timezone="UTC") as m:
+        m.wait_loaded()
+        first = wait_connected(m)
+        tokens_before = m.status()["token_requests"]
+        late = []
+        for idle in (0, 100):  # 100 s without a REST call: only the socket's keep-alive
+            time.sleep(idle)   # renews the token (the 10x scaling does not apply to it)
+            added = emu.admin("POST", "/_emulator/messages", {
+                "extension_id": admin["extension_id"], "type": "SMS", "text": "tick"})
+            if _seen_within(m.folder(), str(added["id"]), 10) > PUSH_WITHIN:
+                late.append(added["id"])
+        status = m.status()
+    assert status["token_requests"] >= tokens_before + 2, "the access token was not renewed"
+    assert status["push"]["reconnects"] == first["reconnects"], status["push"]
+    assert status["push"]["state"] == "connected"
+    assert not late, f"arrived later than {PUSH_WITHIN}s: {late}"
