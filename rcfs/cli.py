@@ -240,6 +240,7 @@ def _print_status(args: argparse.Namespace) -> int:
             error = f"  (error: {ext['last_error']})" if ext.get("last_error") else ""
             print(f"  {ext['folder']}: {ext['messages']} messages, {ext['recordings']} "
                   f"recordings{error}")
+        _print_push(data)
         queue = data.get("outbox", [])
         print(f"  outbox: {len(queue)} queued")
         for job in queue:
@@ -247,6 +248,30 @@ def _print_status(args: argparse.Namespace) -> int:
             print(f"    {job.get('state', '?'):<8} {job.get('kind', '?'):<8} "
                   f"{job.get('to') or '':<16} {job.get('path', '')}{error}")
     return 0
+
+
+def _print_push(data: dict[str, Any]) -> None:
+    push = data.get("push")
+    if not push:
+        return
+    since = (" since " + time.strftime("%H:%M:%S", time.localtime(push["since"]))
+             if push.get("since") else "")
+    line = (f"  push: {push.get('state')}{since}, polling every "
+            f"{push.get('poll_interval', 0):g}s")
+    if push.get("state") != "off":
+        line += (f"; {push.get('events', 0)} events, {push.get('reconnects', 0)} reconnects, "
+                 f"{push.get('recoveries', 0)} recoveries "
+                 f"({push.get('recoveries_failed', 0)} failed)")
+    print(line)
+    last = push.get("last_event")
+    if last:
+        at = time.strftime("%H:%M:%S", time.localtime(last.get("at") or 0))
+        print(f"    last event {at}: {last.get('kind')} of extension {last.get('extension')}")
+    if push.get("last_error") and push.get("state") != "connected":
+        print(f"    last error: {push['last_error']}")
+    notify = data.get("notify")
+    if notify:
+        print(f"  notifications: {notify.get('state')}, {notify.get('raised', 0)} raised")
 
 
 # -- login / logout ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ socket are under a tenth of polling's.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,14 @@ from typing import Any
 import pytest
 
 from tests.emulator_proc import EmulatorProc
-from tests.mount_helper import Mounted, files_under, module_mount, require_fuse, wait_for
+from tests.mount_helper import (
+    Mounted,
+    files_under,
+    module_mount,
+    require_fuse,
+    run,
+    wait_for,
+)
 
 pytestmark = pytest.mark.mount
 
@@ -81,6 +89,9 @@ def test_voicemail_fax_and_text_appear_within_2s(mnt: Mounted, emu: EmulatorProc
     assert status["events"] >= events_before + 3 and status["reconnects"] == 0
     assert status["last_event"]["kind"] == "message-store"
     assert status["last_event"]["extension"] == admin["extension_id"]
+    out = run([sys.executable, "-m", "rcfs.cli", "status", str(mnt.mountpoint)]).stdout
+    assert "push: connected since" in out and f"polling every {SAFETY:g}s" in out, out
+    assert "last event" in out and "message-store of extension" in out, out
 
 
 def test_deleted_message_disappears(mnt: Mounted, emu: EmulatorProc) -> None:
