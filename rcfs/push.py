@@ -13,6 +13,7 @@ index's own "sync this mailbox now" method will replace.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,13 @@ class IndexSync:
 
     def __init__(self, index: MetadataIndex) -> None:
         self.index = index
+        self.started = time.time()
+
+    def synced_here(self, ext_id: str) -> bool:
+        """Has a sync of ``ext_id`` begun in this process (a snapshot's does not count)?"""
+        state = self.index.states.get(ext_id)
+        return ext_id in self.index._refreshing or (
+            state is not None and state.refreshed_at >= self.started)
 
     def mailboxes(self) -> list[str]:
         return list(self.index.states)
@@ -88,10 +96,13 @@ class Freshness:
         for ext in targets:
             self._mark(ext, event.kind == "telephony")
 
-    def on_gap(self) -> None:
-        """Events may have been lost: catch up every mailbox (each one sync)."""
+    def on_gap(self, initial: bool = False) -> None:
+        """Events may have been lost: catch up every mailbox (each one sync). After the
+        first subscription, only the mailboxes already synced: the others' first sync is
+        still to come."""
         for ext in self.sync.mailboxes():
-            self._mark(ext, True)
+            if not initial or self.sync.synced_here(ext):
+                self._mark(ext, not initial)
 
     def on_state(self, state: str) -> None:
         interval = self.safety_interval if state == "connected" else self.refresh_interval

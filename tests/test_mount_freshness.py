@@ -40,8 +40,9 @@ APPEAR_WITHIN = REFRESH + 2.0
 
 @pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    # The polling path (push freshness has its own tests: test_mount_push.py).
     with module_mount(emu, tmp_path_factory.mktemp("fresh"), refresh_interval=REFRESH,
-                      read_timeout=5) as m:
+                      read_timeout=5, push=False) as m:
         yield m
 
 

@@ -6,12 +6,12 @@ client cannot receive webhooks.
 
 What the client does (as RingCentral's own @rc-ex/ws does, WEBSOCKET_NOTES §9):
 * a ws token (Auth group) is cached and reused until 0.8 x its lifetime;
-* after ``ConnectionDetails`` it POSTs the subscription over the socket (one per connection);
+* after ``ConnectionDetails`` it POSTs the subscription over the socket (one per connection)
+  and reports a *gap* (``on_gap(initial)``): changes made before it were never pushed;
 * silence for ``heartbeat_interval`` sends a ``Heartbeat``; no frame within ``reply_timeout``
   means the connection is dead;
 * a lost connection is recovered with the last ``wsc`` token (the gateway replays missed
-  events); a failed recovery, or a fresh connection after the first, subscribes again and
-  reports a *gap* (events may be lost: the caller catches up over REST);
+  events); a failed recovery subscribes again, with a gap (the caller catches up over REST);
 * then reconnects back off exponentially with full jitter;
 * an app without the WebSocket permission gets ``state = "unavailable"``, logged once.
 
@@ -85,7 +85,7 @@ class PushClient:
 
     def __init__(self, client: RcClient, *, on_event: Callable[[PushEvent], None],
                  on_state: Callable[[str], None] | None = None,
-                 on_gap: Callable[[], None] | None = None,
+                 on_gap: Callable[[bool], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  settings: PushSettings | None = None,
                  rng: random.Random | None = None) -> None:
@@ -293,9 +293,9 @@ class PushClient:
         self.last_event = {"at": time.time(), "kind": kind, "extension": ext}
         self.on_event(PushEvent(ext, kind, event, body))
 
-    def _gap(self) -> None:
+    def _gap(self, initial: bool = False) -> None:
         if self.on_gap is not None:
-            self.on_gap()
+            self.on_gap(initial)
 
     # -- requests over the socket ----------------------------------------------------------
 
@@ -319,15 +319,16 @@ class PushClient:
     async def _subscriber(self, ws: WebSocketConnection, fresh: bool) -> None:
         """Subscribe when needed, then again whenever the filters change."""
         if fresh:
-            await self._subscribe(ws)
+            self._filters_changed = trio.Event()  # this subscription has the latest
+            await self._subscribe(ws, new_session=True)
         else:
             self._set_state("connected")
         while True:
             await self._filters_changed.wait()
             self._filters_changed = trio.Event()
-            await self._subscribe(ws)
+            await self._subscribe(ws, new_session=False)
 
-    async def _subscribe(self, ws: WebSocketConnection) -> None:
+    async def _subscribe(self, ws: WebSocketConnection, new_session: bool) -> None:
         filters = self._effective_filters()
         if not filters:
             self._set_state("connected")
@@ -339,7 +340,7 @@ class PushClient:
             # Call events need CallControl; without it recordings keep coming by polling.
             log.info("push: no permission for call events; messages only")
             self._dropped_telephony = True
-            return await self._subscribe(ws)
+            return await self._subscribe(ws, new_session)
         if status in (401, 403):
             raise PushUnavailable(f"subscription refused: HTTP {status} "
                                   f"{(reply or {}).get('errorCode', '')}")
@@ -350,12 +351,14 @@ class PushClient:
             raise RcError(f"subscription failed: HTTP {status} {reply!r:.200}")
         self._subscription_id = str(reply.get("id"))
         self.counters["subscriptions"] += 1
-        again = self._subscribed_once
+        first = not self._subscribed_once
         self._subscribed_once = True
         self._set_state("connected")
         log.info("push: subscribed to %d event filters", len(filters))
-        if again:
-            self._gap()  # events between the old session and this one are lost
+        if new_session:
+            # Events before this subscription were not sent to us: what was synced
+            # before it must be synced again (at the first one: only what already was).
+            self._gap(initial=first)
 
     def _effective_filters(self) -> list[str]:
         if self._dropped_telephony:
