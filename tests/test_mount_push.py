@@ -10,6 +10,7 @@ socket are under a tenth of polling's.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -104,6 +105,20 @@ def test_deleted_message_disappears(mnt: Mounted, emu: EmulatorProc) -> None:
     took = _seen_within(top, str(added["id"]), PUSH_WITHIN + 3, gone=True)
     print(f"deleted message gone after {took:.2f}s")
     assert took <= PUSH_WITHIN
+
+
+def test_a_new_folder_shows_in_its_parents_attributes_at_once(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    """The kernel holds a folder's attributes for a few seconds: a pushed change that adds
+    a month folder invalidates them (the link count counts subfolders)."""
+    vm = mnt.folder() / "Voicemail"
+    links = os.stat(vm).st_nlink  # now in the kernel's attribute cache
+    added = emu.admin("POST", "/_emulator/messages", {
+        "extension_id": emu.user(admin=True)["extension_id"], "type": "VoiceMail",
+        "duration": 4, "creation_time": "2019-01-15T10:00:00Z"})
+    _seen_within(vm / "2019-01", str(added["id"]), PUSH_WITHIN + 3)
+    wait_for(lambda: os.stat(vm).st_nlink == links + 1, PUSH_WITHIN,
+             "the Voicemail folder's link count to count 2019-01", interval=0.05)
 
 
 def test_dropped_socket_misses_nothing(mnt: Mounted, emu: EmulatorProc) -> None:

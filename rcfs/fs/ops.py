@@ -749,7 +749,8 @@ class RcfsOperations(pyfuse3.Operations):
     # -- freshness ----------------------------------------------------------------------------
 
     def tree_changed(self, ext_id: str) -> None:
-        """Index callback: tell the kernel about entries that disappeared."""
+        """Index callback: tell the kernel about entries that disappeared and folders whose
+        entries changed."""
         new = self.index.trees.get(ext_id)
         old = self._seen_trees.get(ext_id)
         if new is not None:
@@ -763,12 +764,17 @@ class RcfsOperations(pyfuse3.Operations):
         if parent_ino is None or old.children is None:
             return
         new_children = new.children or {}
+        changed = new_children.keys() != old.children.keys()
         for name, child in old.children.items():
             other = new_children.get(name)
             if other is None:
                 self._forget_entry(parent_ino, name)
             elif child.is_dir and other.is_dir:
                 self._diff((*path, name), child, other)
+        if changed:
+            # Its link count and times changed: the kernel would show the old ones for
+            # DIR_TIMEOUT (a pushed change shows at once).
+            self._invalidate_attr(parent_ino)
 
     def outbox_changed(self, ext_id: str | None) -> None:
         """The outbox changed behind the kernel's back (a job's state, a status file, a
