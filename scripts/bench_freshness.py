@@ -37,7 +37,8 @@ def latency(emu: EmulatorProc, m: Mounted, samples: int, rng: random.Random) -> 
             "extension_id": admin["extension_id"], "type": "VoiceMail", "duration": 5})
         start = time.monotonic()
         ident = f"[{added['id']}]"
-        wait_for(lambda: any(ident in p.name for p in files_under(m.folder())), 300,
+        wait_for(lambda ident=ident: any(ident in p.name for p in files_under(m.folder())),
+                 300,
                  "the new voicemail", interval=0.05)
         out.append(time.monotonic() - start)
     return out

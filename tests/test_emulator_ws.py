@@ -303,3 +303,23 @@ async def test_connection_limit_per_session(emu: EmulatorProc) -> None:
                 assert meta["type"] == "Error" and body["errorCode"] == "WSG-1002"
     finally:
         await _admin(emu, "POST", "/_emulator/config", {"ws_max_connections": 50})
+
+
+async def test_sends_and_their_status_changes_are_pushed(emu: EmulatorProc) -> None:
+    """A text sent through the socket (a tunnelled POST): its new message, then its
+    Queued -> Sent change, pushed when due without any request driving the clock."""
+    async with open_websocket_url(socket_url(_token(emu))) as ws:
+        c = GatewayClient(ws)
+        await c.recv()
+        await c.subscribe([MS])
+        _, nums = await c.request("GET", "/restapi/v1.0/account/~/extension/~/phone-number")
+        sender = next(n["phoneNumber"] for n in nums["records"]
+                      if "SmsSender" in n.get("features", []))
+        meta, sms = await c.request("POST", "/restapi/v1.0/account/~/extension/~/sms", {
+            "from": {"phoneNumber": sender}, "to": [{"phoneNumber": "+14155550123"}],
+            "text": "over the socket"})
+        assert meta["status"] == 200 and sms["messageStatus"] == "Queued"
+        _, env = await c.next_of("ServerNotification")
+        assert env["body"]["changes"][0]["newMessageIds"] == [int(sms["id"])]
+        _, env = await c.next_of("ServerNotification", timeout=10)
+        assert env["body"]["changes"][0] == {"type": "SMS", "newCount": 0, "updatedCount": 1}

@@ -116,6 +116,7 @@ class PushClient:
         self._last_inbound = 0.0
         self._inbound = trio.Event()
         self._dropped_telephony = False
+        self._told_unavailable = False
 
     # -- public --------------------------------------------------------------------------
 
@@ -144,8 +145,10 @@ class PushClient:
             try:
                 await self._connection()
             except PushUnavailable as exc:
+                if not self._told_unavailable:  # once: it is retried every hour
+                    log.warning("push notifications unavailable, polling instead: %s", exc)
+                    self._told_unavailable = True
                 self._set_state("unavailable", str(exc))
-                log.warning("push notifications unavailable, polling instead: %s", exc)
                 await trio.sleep(self.settings.unavailable_retry)
                 continue
             except RateLimitedError as exc:

@@ -478,8 +478,9 @@ def _live(emu: Emulator, msg_id: int) -> Message | None:
     return msg
 
 
-def _touch(msg: Message, when: float) -> None:
+def _touch(emu: Emulator, msg: Message, when: float) -> None:
     msg.last_modified_time = max(when, msg.last_modified_time + 0.001)
+    emu.store.emit("message_updated", msg)  # a status change: a message-store event
 
 
 def fax_aggregate(statuses: list[str]) -> str:
@@ -505,7 +506,7 @@ def schedule_fax(emu: Emulator, msg_id: int, start: float, pages: int,
                 rcpt["messageStatus"] = "SendingFailed"
                 rcpt["faxErrorCode"] = render_error
             m.message_status = "SendingFailed"
-            _touch(m, when)
+            _touch(emu, m, when)
         emu.at(start + spp, fail_all)
         return
 
@@ -525,7 +526,7 @@ def schedule_fax(emu: Emulator, msg_id: int, start: float, pages: int,
             if not m.fax_page_count:
                 m.fax_page_count = pages
             m.message_status = fax_aggregate([str(r.get("messageStatus")) for r in m.to])
-            _touch(m, when)
+            _touch(emu, m, when)
         return finish
 
     for i in range(len(msg.to)):
@@ -547,7 +548,7 @@ def schedule_sms(emu: Emulator, msg_id: int, start: float) -> None:
             m.delivery_error_code = "SMS-UP-410"
         else:
             m.message_status = "Sent"
-        _touch(m, when)
+        _touch(emu, m, when)
 
     def delivered(when: float) -> None:
         m = _live(emu, msg_id)
@@ -560,7 +561,7 @@ def schedule_sms(emu: Emulator, msg_id: int, start: float) -> None:
         else:
             m.message_status = "Delivered"
             m.sms_delivery_time = when
-        _touch(m, when)
+        _touch(emu, m, when)
 
     emu.at(start + cfg.sms_send_delay, sent)
     emu.at(start + cfg.sms_send_delay + cfg.sms_deliver_delay, delivered)

@@ -315,6 +315,7 @@ async def _watchdog(websocket: WebSocket, gw: WsGateway, session: WsSession,
     cfg = gw.emu.config
     while not conn.closing:
         await asyncio.sleep(WATCH_INTERVAL)
+        gw.emu.tick()  # timed changes (a fax sent, a text delivered) are pushed when due
         now = gw.emu.clock.now()
         if session.oauth.revoked:
             text = error_frame("OAU-213", "Token not found", 401)
