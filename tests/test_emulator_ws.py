@@ -1,4 +1,4 @@
-"""Contract of the emulator's WebSocket gateway (WEBSOCKET_NOTES): token, ConnectionDetails,
+"""Contract of the emulator's WebSocket gateway (docs/ringcentral.md §12): token, ConnectionDetails,
 tunnelled requests and subscriptions, event bodies, heartbeats, timeouts, recovery with
 replay, connection limits and the admin faults. The client is our own (tests/ws_test_client).
 """

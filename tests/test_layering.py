@@ -38,6 +38,7 @@ PART_LAYER = {
     "outbox": "outbox",
     "fs": "fs",
     "push": "top",
+    "notify": "top",  # desktop notifications, wired by mount.py
     "mount": "top",
     "cli": "top",
     "config": "top",
@@ -49,6 +50,8 @@ CONFINED = {
     "pyfuse3": ("rcfs/fs/", "rcfs/mount.py"),
     "httpx": ("rcfs/api/",),
     "httpcore": ("rcfs/api/",),
+    "trio_websocket": ("rcfs/api/",),
+    "jeepney": ("rcfs/notify.py",),
     "diskcache": ("rcfs/content/", "rcfs/namespace/", "rcfs/storeheal.py"),
     "sqlite3": ("rcfs/content/", "rcfs/namespace/", "rcfs/storeheal.py"),
 }

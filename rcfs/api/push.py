@@ -4,7 +4,7 @@ Why: polling spends Light (and Heavy) requests whether anything changed or not, 
 shows up one interval late. The gateway pushes message-store and telephony events; a desktop
 client cannot receive webhooks.
 
-What the client does (as RingCentral's own @rc-ex/ws does, WEBSOCKET_NOTES §9):
+What the client does (as RingCentral's own @rc-ex/ws does, docs/ringcentral.md §12.9):
 * a ws token (Auth group) is cached and reused until 0.8 x its lifetime;
 * after ``ConnectionDetails`` it POSTs the subscription over the socket (one per connection)
   and reports a *gap* (``on_gap(initial)``): changes made before it were never pushed;

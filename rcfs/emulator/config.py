@@ -38,7 +38,7 @@ class EmulatorConfig:
     corrupted_window: float = 10.0
     access_token_query_on_platform: bool = True
 
-    # WebSocket gateway (WEBSOCKET_NOTES): ConnectionDetails values, in seconds.
+    # WebSocket gateway (docs/ringcentral.md §12): ConnectionDetails values, in seconds.
     ws_token_ttl: int = 600  # 600 s, as the official SDK extension assumes; reusable until then
     ws_recovery_timeout: float = 180.0
     ws_recovery_buffer: int = 100

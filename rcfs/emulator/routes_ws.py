@@ -31,7 +31,7 @@ from rcfs.emulator.wsgateway import (
 )
 
 WATCH_INTERVAL = 0.2
-DETAILS_GAP = 0.05  # replay after ConnectionDetails in later writes (WEBSOCKET_NOTES §11)
+DETAILS_GAP = 0.05  # replay after ConnectionDetails in later writes (docs/ringcentral.md §12.11)
 
 
 async def wstoken(request: Request) -> Response:

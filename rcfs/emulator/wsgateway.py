@@ -6,7 +6,7 @@ and a buffer of the last ``ws_recovery_buffer`` notifications. Each notification
 session's ``wsc`` with its sequence number in the token, so a client that recovers with the
 last token it saw gets exactly the notifications it missed.
 
-Choices where RingCentral's documentation is silent (WEBSOCKET_NOTES §10): ws tokens live
+Choices where RingCentral's documentation is silent (docs/ringcentral.md §12.10): ws tokens live
 ``ws_token_ttl`` (600 s) and may be reused until then, as @rc-ex/ws does; a bad or expired ws
 token is an ``Error`` frame then close code 4401; too many connections per OAuth session is
 ``WSG-1002`` then 4429; tunnelled requests count in their rate-limit group like HTTP ones.
