@@ -119,7 +119,7 @@ async def test_failed_connections_back_off_with_jitter(
     assert [e["status"] for e in tries][:6] == [503] * 6
     gaps = [b["time"] - a["time"] for a, b in zip(tries, tries[1:], strict=False)]
     assert all(g <= 1.6 + 0.5 for g in gaps), gaps  # capped
-    assert len({round(g, 2) for g in gaps}) == len(gaps), gaps  # jittered, not fixed
+    assert max(gaps) - min(gaps) > 0.1, gaps  # jittered, not a fixed period
     assert push.counters["recoveries_failed"] + push.counters["recoveries"] >= 1
 
 

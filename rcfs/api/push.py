@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _EXT = re.compile(r"/extension/(\d+|~)(?:/|$)")
 SUBSCRIPTION = "/restapi/v1.0/subscription"
+STABLE_S = 10.0  # a connection up this long resets the backoff (shorter ones count as failures)
 
 
 class PushUnavailable(RcError):
@@ -117,6 +118,7 @@ class PushClient:
         self._inbound = trio.Event()
         self._dropped_telephony = False
         self._told_unavailable = False
+        self._reached = False  # this connection got its ConnectionDetails
 
     # -- public --------------------------------------------------------------------------
 
@@ -162,8 +164,9 @@ class PushClient:
                 self._set_state("down", "closed by the gateway")
             self._wsc_at = trio.current_time()
             self.counters["reconnects"] += 1
-            if trio.current_time() - started > 2 * self.settings.backoff_max:
+            if self._reached and self._wsc_at - started >= STABLE_S:
                 failures = 0  # it had been up for a while: start the backoff over
+            self._reached = False
             if failures == 0 and delay is None and self._recoverable():
                 failures += 1
                 continue  # recover at once: the gateway keeps our events for us
@@ -217,6 +220,7 @@ class PushClient:
     def _connected(self, meta: dict[str, Any], body: Any, recover: bool) -> bool:
         """Take the session context; True when the subscription must be made anew."""
         details = body if isinstance(body, dict) else {}
+        self._reached = True
         self._recovery_timeout = float(details.get("recoveryTimeout", 180))
         self._take_wsc(meta, force=True)
         outcome = details.get("recoveryState")
