@@ -44,8 +44,8 @@ from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.notify import DesktopNotifier
 from rcfs.outbox import Outbox, Settings
 from rcfs.private import tighten_all
-from rcfs.storeheal import Healed
 from rcfs.push import Freshness, IndexSync
+from rcfs.storeheal import Healed
 
 log = logging.getLogger(__name__)
 
