@@ -35,6 +35,7 @@ from rcfs.emulator import (
 )
 from rcfs.emulator.core import Emulator, json_response
 from rcfs.emulator.errors import ApiError, agw_404, rc_error
+from rcfs.emulator.faults import fault_error
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -53,28 +54,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return _error_response(rc_error(405, "CMN-405", "Method not allowed"))
     return _error_response(rc_error(exc.status_code, "CMN-104", str(exc.detail)))
-
-
-def _fault_response(params: dict[str, Any], rate_headers: dict[str, str]) -> ApiError:
-    status = int(params.get("status", 503))
-    headers: dict[str, str] = {}
-    if status == 429:
-        code = str(params.get("code", "CMN-301"))
-        message = str(params.get("message", "Request rate exceeded"))
-        if params.get("rate_headers", True) and code == "CMN-301":
-            headers.update(rate_headers)
-            headers["X-Rate-Limit-Remaining"] = "0"
-        if params.get("retry_after", 60) is not None and code == "CMN-301":
-            headers["Retry-After"] = str(params.get("retry_after", 60))
-        return rc_error(429, code, message, headers=headers)
-    if status == 503:
-        if params.get("retry_after") is not None:
-            headers["Retry-After"] = str(params["retry_after"])
-        return rc_error(503, str(params.get("code", "CMN-201")),
-                        str(params.get("message", "Service temporary unavailable")),
-                        headers=headers)
-    return rc_error(status, str(params.get("code", "CMN-203")),
-                    str(params.get("message", "Internal Server Error")), headers=headers)
 
 
 def _textual(content_type: str) -> bool:
@@ -235,8 +214,24 @@ class RcMiddleware:
             send = recorder.send(send)
         delay = 0.0
         swallow = False  # reset_response: the handler's answer never reaches the client
+        replaced = False  # a status fault the route never reached: its answer is dropped
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and scope.get("rc_status_fault"):
+                # The route answered before counting the request (unknown path, bad
+                # token, unthrottled endpoint): the fault still fires, with no group.
+                rule = scope.pop("rc_status_fault")
+                replaced = True
+                fault_exc = fault_error(rule.params, {})
+                entry["status"] = fault_exc.status
+                await _error_response(fault_exc)(scope, receive, emit)
+                return
+            await emit(message)
+
+        async def emit(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if delay:
                     await asyncio.sleep(delay)
@@ -272,12 +267,12 @@ class RcMiddleware:
         scope["rc_faults"] = fired
         for rule in fired:
             if rule.kind == "status":
-                guess = self._guess_headers(scope)
-                fault_exc = _fault_response(rule.params, guess)
-                entry["status"] = fault_exc.status
-                entry["fault"] = rule.kind
-                await _error_response(fault_exc)(scope, receive, send_wrapper)
-                return
+                # Answered where the route counts the request (Emulator.throttle), so the
+                # fault carries the route's real rate-limit group and headers.
+                scope["rc_status_fault"] = rule
+                fired = fired[:fired.index(rule) + 1]
+                scope["rc_faults"] = fired
+                break
             if rule.kind == "revoke":
                 auth = request.headers.get("authorization", "")
                 emu.tokens.revoke(auth.partition(" ")[2].strip())
@@ -314,12 +309,6 @@ class RcMiddleware:
         wanted = header or param
         if wanted and scope["method"] == "POST":
             scope["method"] = wanted.upper()
-
-    def _guess_headers(self, scope: Scope) -> dict[str, str]:
-        limit = self.emu.config.limits.get("Light", 50)
-        return {"X-Rate-Limit-Group": "Light", "X-Rate-Limit-Limit": str(limit),
-                "X-Rate-Limit-Remaining": "0",
-                "X-Rate-Limit-Window": str(round(self.emu.config.window))}
 
 
 async def _version_root(request: Request) -> Response:

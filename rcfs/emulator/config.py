@@ -59,6 +59,10 @@ class EmulatorConfig:
     sms_send_delay: float = 2.0
     sms_deliver_delay: float = 5.0
     call_log_lag: float = 0.0  # a call added at run time shows up this long after it ends
+    # A message sent through fax/sms/mms shows in message-store listings and message-sync
+    # this long after it was created (its id answers at once): the store's indexing lag
+    # that a client must wait out before deciding that an unclear send did not happen.
+    message_store_lag: float = 0.0
     recording_processing: float = 0.0  # its recording content is 404 until then
     deleted_to_purged: float = 5 * DAY
     purged_to_gone: float = 5 * DAY

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from rcfs.emulator.clock import Clock
 from rcfs.emulator.config import EmulatorConfig
 from rcfs.emulator.errors import ApiError, invalid_param, not_found, rc_error
-from rcfs.emulator.faults import Faults
+from rcfs.emulator.faults import Faults, fault_error
 from rcfs.emulator.oauth import Session, TokenService
 from rcfs.emulator.ratelimit import RateLimiter
 from rcfs.emulator.store import Extension, Store
@@ -134,8 +134,18 @@ class Emulator:
         return caller
 
     def throttle(self, request: Request, client_id: str, owner: str, group: str) -> None:
+        """Count the request in ``group`` (429 when over). A pending ``status`` fault of
+        this request (see ``RcMiddleware``) fires here, where the route's real group is
+        known: an injected 429 is not counted (like a real one), an injected 5xx is."""
         request.scope["rc_group"] = group
-        decision = self.limiter.check(client_id, owner, group, self.clock.now())
+        rule = request.scope.pop("rc_status_fault", None)
+        now = self.clock.now()
+        if rule is not None and int(rule.params.get("status", 503)) == 429:
+            peeked = self.limiter.headers(self.limiter.peek(client_id, owner, group, now))
+            fault = fault_error(rule.params, peeked)
+            request.scope["rc_rate_headers"] = {}
+            raise fault
+        decision = self.limiter.check(client_id, owner, group, now)
         headers = self.limiter.headers(decision)
         request.scope["rc_rate_headers"] = headers
         if not decision.allowed:
@@ -143,6 +153,8 @@ class Emulator:
                 429, "CMN-301", "Request rate exceeded",
                 headers={**headers, "Retry-After": str(decision.retry_after)},
             )
+        if rule is not None:
+            raise fault_error(rule.params, headers)
 
     def account(self, caller: Caller, account_id: str) -> int:
         if account_id in ("~", str(self.store.account_id)):

@@ -46,6 +46,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rcfs.emulator.errors import ApiError, rc_error
+
 KINDS = {
     "status", "delay", "reset", "short206", "ignore_range", "partial_200", "no_length",
     "bandwidth", "revoke", "lie_length", "reset_request", "reset_response",
@@ -135,3 +137,31 @@ class Faults:
             rule.applied += 1
             fired.append(rule)
         return fired
+
+
+def fault_error(params: dict[str, Any], rate_headers: dict[str, str]) -> ApiError:
+    """The error a ``status`` rule answers with. ``rate_headers`` are the route's real
+    rate-limit headers (its group, limit, window): a 429 CMN-301 carries them with
+    ``Remaining: 0`` unless ``rate_headers`` is false; other statuses carry them as they
+    are (the gateway counted the request before the backend failed)."""
+    status = int(params.get("status", 503))
+    headers: dict[str, str] = {}
+    if status != 429:
+        headers.update(rate_headers)
+    if status == 429:
+        code = str(params.get("code", "CMN-301"))
+        message = str(params.get("message", "Request rate exceeded"))
+        if params.get("rate_headers", True) and code == "CMN-301" and rate_headers:
+            headers.update(rate_headers)
+            headers["X-Rate-Limit-Remaining"] = "0"
+        if params.get("retry_after", 60) is not None and code == "CMN-301":
+            headers["Retry-After"] = str(params.get("retry_after", 60))
+        return rc_error(429, code, message, headers=headers)
+    if status == 503:
+        if params.get("retry_after") is not None:
+            headers["Retry-After"] = str(params["retry_after"])
+        return rc_error(503, str(params.get("code", "CMN-201")),
+                        str(params.get("message", "Service temporary unavailable")),
+                        headers=headers)
+    return rc_error(status, str(params.get("code", "CMN-203")),
+                    str(params.get("message", "Internal Server Error")), headers=headers)

@@ -50,6 +50,14 @@ class RateLimiter:
         bucket.sent.append(now)
         return Decision(True, group, limit, limit - len(bucket.sent), win)
 
+    def peek(self, client_id: str, owner: str, group: str, now: float) -> Decision:
+        """The state of a bucket without counting a request (an injected 429 fault)."""
+        limit = self.config.limits.get(group, 50)
+        bucket = self._buckets.get((client_id, owner, group), _Bucket())
+        used = sum(1 for t in bucket.sent if t > now - self.config.window)
+        return Decision(True, group, limit, max(0, limit - used),
+                        max(1, round(self.config.window)))
+
     def headers(self, decision: Decision) -> dict[str, str]:
         lower = self.config.group_header_case == "lower"
         name = decision.group.lower() if lower else decision.group

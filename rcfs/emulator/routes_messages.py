@@ -306,6 +306,8 @@ def _select(emu: Emulator, msgs: list[Message], availability: set[str], f: dict[
     out: list[Message] = []
     append = out.append
     for m in msgs:
+        if m.visible_at > now:  # sent, not indexed yet (message_store_lag)
+            continue
         if (m.availability != "Alive" or m.gone) and not settle(emu, m, now):
             continue
         if m.availability not in availability:
@@ -628,8 +630,11 @@ async def message_sync(request: Request) -> Response:
             raise _msg_333()
         f = {k: old[k] for k in ("types", "directions", "conversation_id", "distinct")}
         since = old["sync_time"] - SYNC_OVERLAP
-        everything = _live(emu, emu.store.messages_of(ext.id, _FAR_PAST, now))
-        changed = [m for m in everything if m.last_modified_time > since and _matches(m, f)]
+        everything = [m for m in _live(emu, emu.store.messages_of(ext.id, _FAR_PAST, now))
+                      if m.visible_at <= now]
+        # Appearing in the store (after message_store_lag) counts as a change.
+        changed = [m for m in everything if max(m.last_modified_time, m.visible_at) > since
+                   and _matches(m, f)]
         # Optional frame extension: dateFrom reaches further back, recordCount adds that
         # many older records before the current frame.
         frame_start = old["frame_start"]
@@ -639,11 +644,13 @@ async def message_sync(request: Request) -> Response:
             if date_from < frame_start:
                 extra += [m for m in emu.store.messages_of(ext.id, date_from, frame_start)
                           if m.creation_time < frame_start and m.availability == "Alive"
+                          and m.visible_at <= now
                           and _matches(m, f)]
                 frame_start = date_from
         if record_count is not None:
             before = [m for m in emu.store.messages_of(ext.id, _FAR_PAST, frame_start)
                       if m.creation_time < frame_start and m.availability == "Alive"
+                      and m.visible_at <= now
                       and _matches(m, f)][:record_count]
             if before:
                 extra += before

@@ -632,6 +632,7 @@ def _store_fax(emu: Emulator, ext: Extension, to: list[dict[str, Any]], opts: di
         message_status="Queued", read_status="Unread", fax_page_count=0,
         fax_resolution=opts["faxResolution"], cover_index=opts["coverIndex"],
         cover_page_text=opts.get("coverPageText"),
+        visible_at=now + emu.config.message_store_lag,
     )
     emu.store.add_message(msg)
     if pages > FAX_MAX_PAGES and render_error is None:
@@ -924,6 +925,7 @@ async def _send_sms(request: Request, emu: Emulator, attempt: SendAttempt,
         {"phoneNumber": sender, "name": ext.name}, to, attachments,
         subject=text or None, message_status="Queued", read_status="Unread",
         conversation_id=conv, sms_sending_attempts=1,
+        visible_at=now + emu.config.message_store_lag,
     )
     emu.store.add_message(msg)
     schedule_sms(emu, mid, now)

@@ -125,6 +125,8 @@ class Message:
     deleted_at: float | None = None
     purged_at: float | None = None
     gone: bool = False
+    # Listings and message-sync leave the message out until then (message_store_lag).
+    visible_at: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.last_modified_time:
