@@ -114,9 +114,13 @@ class Soak:
         self.messages: dict[str, dict[str, Any]] = {}
         self.files: list[Path] = []
         self.rss: list[int] = []
+        # Voicemails the refresher added on the server: id -> None until the mount lists it.
+        self.new_voicemails: dict[str, Path | None] = {}
+        self.added_bytes: dict[Path, bytes] = {}
         # Bumped when a kill -9 starts and when the mount is back: an operation that spans
         # a change met a dead mount, which is the point, not a fault of rcfs.
         self.generation = 0
+        self.content_requests = 0
         self.up = threading.Event()
         self.up.set()
 
@@ -149,7 +153,9 @@ class Soak:
         key = hashlib.sha256(str(path.relative_to(self.mnt.root)).encode()).hexdigest()[:24]
         out = self.expected_dir / key
         if not out.exists():
-            out.write_bytes(expected_bytes(self.emu, path, self.messages))
+            data = self.added_bytes.get(path)
+            out.write_bytes(data if data is not None
+                            else expected_bytes(self.emu, path, self.messages))
         return out
 
     # -- workload ---------------------------------------------------------------------------
@@ -168,7 +174,8 @@ class Soak:
     def read_one(self, rng: random.Random, stop: float) -> None:
         self.up.wait()
         gen = self.generation
-        path = rng.choice(self.files)
+        added = [p for p in self.new_voicemails.values() if p is not None]
+        path = rng.choice(added[-5:] if added and rng.random() < 0.3 else self.files)
         want_path = self.expected(path)
         size = want_path.stat().st_size
         seek = rng.random() < 0.4 and size > 65536
@@ -254,6 +261,9 @@ class Soak:
             time.sleep(rng.uniform(1.0, 3.0))
 
     def refresher(self, stop: float) -> None:
+        """New texts and voicemails on the server; the folders in use are listed, and each
+        new voicemail, once the mount shows it, joins the files the readers pick from (so
+        cold reads go on after the seeded files are all cached)."""
         rng = random.Random(self.rng.random())
         admin = self.emu.user(admin=True)
         while time.monotonic() < stop:
@@ -261,11 +271,34 @@ class Soak:
             self.emu.admin("POST", "/_emulator/messages", {
                 "extension_id": admin["extension_id"], "type": "SMS", "direction": "Inbound",
                 "from": f"+1415555{rng.randrange(500, 510):04d}", "text": "soak refresh"})
+            vm = self.emu.admin("POST", "/_emulator/messages", {
+                "extension_id": admin["extension_id"], "type": "VoiceMail",
+                "from": f"+1415555{rng.randrange(600, 610):04d}",
+                "duration": rng.randrange(20, 120)})
+            self.new_voicemails[str(vm["id"])] = None
             for area in ("Texts", "Voicemail", "Fax"):
                 with contextlib.suppress(OSError):
                     os.listdir(self.mnt.folder() / area)
+            self.discover()
             self.fig.count("refreshes")
             time.sleep(rng.uniform(2.0, 4.0))
+
+    def discover(self) -> None:
+        waiting = {i for i, p in self.new_voicemails.items() if p is None}
+        if not waiting:
+            return
+        top = self.mnt.folder() / "Voicemail"
+        with contextlib.suppress(OSError):
+            for month in sorted(os.listdir(top))[-2:]:
+                for name in os.listdir(top / month):
+                    m = re.search(r"\[(\d+)\]\.mp3$", name)
+                    if m and m.group(1) in waiting:
+                        path = top / month / name
+                        self.added_bytes[path] = self.emu.content("message", m.group(1))
+                        self.new_voicemails[m.group(1)] = path
+                        with self.fig.lock:
+                            self.files.append(path)
+                        self.fig.count("new voicemails seen")
 
     def inject_faults(self, rng: random.Random) -> None:
         for spec in rng.sample(CONTENT_FAULTS, 4):
@@ -370,6 +403,8 @@ class Soak:
                   f"{dict(self.fig.errors)} sends {sends}", file=sys.stderr, flush=True)
         self.rss.append(self.rss_kib())
         self.mnt.check_log()
+        self.content_requests = sum(1 for e in self.emu.requests()
+                                    if "/content" in e["path"] and e["method"] == "GET")
         return self.summary(time.monotonic() - started, sends)
 
     def summary(self, seconds: float, sends: dict[str, int]) -> dict[str, Any]:
@@ -378,6 +413,7 @@ class Soak:
             "minutes": round(seconds / 60, 1), "phases": fig.phases,
             "operations": sum(v for k, v in fig.ops.items() if k != "verified files"),
             "ops": dict(fig.ops), "read_errors": dict(fig.errors),
+            "content_requests": self.content_requests,
             "faults_injected": fig.faults_injected, "kill9_remounts": fig.kills,
             "wrong_bytes": len(fig.wrong_bytes), "wrong_bytes_detail": fig.wrong_bytes[:20],
             "sends": sends, "duplicate_sends": sends.get("duplicate", 0),

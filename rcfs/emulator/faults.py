@@ -8,6 +8,10 @@ gets the same faults on every run.
 Kinds:
   status       answer ``status`` (429 with/without Retry-After and rate headers, 500, 503)
                instead of processing; ``code``/``message``/``retry_after``/``rate_headers``.
+               It fires where the route counts the request (``Emulator.throttle``), so its
+               headers name the route's real rate-limit group, limit and window; a 429 is
+               not counted, another status is. A request the route answers before counting
+               it (bad token, unknown path, unthrottled endpoint) gets it without a group.
   delay        process the request, then wait ``seconds`` before the response starts
                (slow first byte; a send whose response is late).
   reset        content: send ``after_bytes`` (default: half) of the body, then drop the
