@@ -278,6 +278,8 @@ def test_fault_gives_right_bytes_or_documented_errno(world: tuple[Emu, Mounted],
         again = copy(path, tmp_path / "again")
         assert again.error is None and again.data == want, (
             f"re-read after {case.name}: {again.error} {again.stderr}\n{m.log()[-3000:]}")
+        # ... and ls -l shows its real size (a lying Content-Length must not stick).
+        assert path.stat().st_size == len(want), (path.stat().st_size, len(want))
     # ... and another file, never read, too: the mount is healthy.
     assert m.alive, f"the mount died:\n{m.log()}"
     other = pool.take_short("Voicemail")
