@@ -518,6 +518,13 @@ class RcfsOperations(pyfuse3.Operations):
             data = await self._waiting(who, path, ref, functools.partial(
                 self.reader.read, ref, off, size, deadline=deadline, priority=who.priority))
         self.counters["read_bytes"] += len(data)
+        shown = self._attrs.get(handle.inode)
+        if len(data) < size and shown is not None and off + len(data) < shown[1].st_size:
+            # Reads end only at the real end: the size shown came from a response that lied
+            # (a Content-Length larger than the body). ls -l and the kernel (which would pad
+            # the last page with zeros) get the size the reader knows now.
+            self._attrs.pop(handle.inode, None)
+            self._invalidate_attr(handle.inode)
         return data
 
     async def _learn_size(self, inode: int, entry: Entry, who: Reader, path: Path,
