@@ -134,6 +134,9 @@ class RcfsOperations(pyfuse3.Operations):
         # again builds nothing. A rebuilt tree has new entry objects, which miss.
         self._attrs: dict[int, tuple[Entry, pyfuse3.EntryAttributes]] = {}
         self._reported: dict[int, int] = {}  # inode -> the st_size the kernel was last given
+        # Content keys read up to their end in this session: a size from a response header
+        # may lie (Content-Length larger than the body), so until then opens use direct I/O.
+        self._confirmed: set[str] = set()
         self._next_fh = 1
         self.sizes = SizeEstimator()
         self.readers = ReaderClassifier()
@@ -466,7 +469,9 @@ class RcfsOperations(pyfuse3.Operations):
         # So may one given to the kernel before another open learned the size: the page
         # cache only when the kernel's last size is the exact one (else it clamps reads to
         # an estimate: a cp got 148012 of 148128 bytes without an error, in the soak).
-        stale = self._reported.get(inode) != self._size(entry)
+        stale = self._reported.get(inode) != self._size(entry) or (
+            entry.content is not None and entry.content.size is None
+            and entry.content.key not in self._confirmed)
         info.keep_cache = not learned and not live and not stale
         info.direct_io = learned or live or stale
         return info
@@ -525,6 +530,8 @@ class RcfsOperations(pyfuse3.Operations):
             data = await self._waiting(who, path, ref, functools.partial(
                 self.reader.read, ref, off, size, deadline=deadline, priority=who.priority))
         self.counters["read_bytes"] += len(data)
+        if len(data) < size and off + len(data) == self._size(handle.entry):
+            self._confirmed.add(ref.key)  # read to the real end: the size is no guess
         shown = self._attrs.get(handle.inode)
         if len(data) < size and shown is not None and off + len(data) < shown[1].st_size:
             # Reads end only at the real end: the size shown came from a response that lied
