@@ -240,6 +240,14 @@ def _print_status(args: argparse.Namespace) -> int:
             error = f"  (error: {ext['last_error']})" if ext.get("last_error") else ""
             print(f"  {ext['folder']}: {ext['messages']} messages, {ext['recordings']} "
                   f"recordings{error}")
+        pinning = data.get("pinning") or {}
+        if pinning.get("pins"):
+            from rcfs.cli_offline import progress_line
+
+            print(f"  pinned: {', '.join(pinning['pins'])}")
+            print(f"    {progress_line(pinning)}")
+        for task in data.get("exports", []):
+            print(f"  export: {task.get('status')}  {task.get('folder')}")
         _print_push(data)
         queue = data.get("outbox", [])
         print(f"  outbox: {len(queue)} queued")
@@ -463,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("emulator", help="run the local RingCentral emulator (see its --help)",
                    add_help=False)
+    from rcfs.cli_offline import add_commands
+
+    add_commands(sub)
     return p
 
 

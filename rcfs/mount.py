@@ -32,15 +32,19 @@ from rcfs.api import Credentials, RcClient, RcError, TokenStore
 from rcfs.api.authstate import auth_line
 from rcfs.api.listing import ApiClient
 from rcfs.api.push import PushClient
-from rcfs.api.scheduler import Priority
+from rcfs.api.scheduler import DEFAULT_LIMITS, Priority
 from rcfs.config import Config
 from rcfs.content.blockcache import BlockCache
+from rcfs.content.bulk import BulkExport
 from rcfs.content.reader import ContentReader, ReaderConfig
+from rcfs.content.reports import ReportRunner
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.fs.readahead import raise_read_ahead
 from rcfs.namespace.entries import Entry
+from rcfs.namespace.exports import ExportManager
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
+from rcfs.namespace.pinning import PinManager
 from rcfs.notify import DesktopNotifier
 from rcfs.outbox import Outbox, Settings
 from rcfs.private import tighten_all
@@ -114,6 +118,8 @@ class Layers:
     outbox: Outbox | None = None
     freshness: Freshness | None = None
     notifier: DesktopNotifier | None = None
+    exports: ExportManager | None = None
+    pins: PinManager | None = None
 
 
 def make_client(cfg: Config, store: TokenStore) -> RcClient:
@@ -196,6 +202,44 @@ def _cache_roots(cache_dir: Path) -> list[Path]:
         return []
 
 
+RUNNING_MARK = "running"
+"""Present in the cache directory while a mount uses it: found at the next start, the last
+mount did not end cleanly (crash, kill -9, power loss)."""
+
+
+def _mark_running(cache_root: Path) -> bool:
+    """Mark the cache in use; True when the previous mount left its mark behind."""
+    mark = cache_root / RUNNING_MARK
+    unclean = mark.exists()
+    mark.write_text(str(os.getpid()))
+    return unclean
+
+
+def _mark_clean(cache_root: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (cache_root / RUNNING_MARK).unlink()
+
+
+async def _check_cache(cache: BlockCache) -> None:
+    """After an unclean shutdown: orphan value files and the usage counter are repaired
+    in the background (reads meanwhile work: every block is verified anyway)."""
+    log.warning("the last mount did not end cleanly: checking the content cache")
+    try:
+        used = await cache.check()
+    except Exception:
+        log.exception("content cache check failed")
+        return
+    log.info("content cache checked: %d bytes in use", used)
+
+
+def _rate(client: RcClient, group: str) -> float:
+    """Requests per second the group allows (learned from headers, else the defaults)."""
+    stats = client.scheduler.stats().get(group)
+    if stats:
+        return float(stats["limit"]) / max(float(stats["window"]), 1e-3)
+    return float(DEFAULT_LIMITS.get(group, 40)) / 60.0
+
+
 class Mount:
     def __init__(self, cfg: Config, mountpoint: Path) -> None:
         self.cfg = cfg
@@ -237,6 +281,10 @@ class Mount:
             if layers.notifier is not None:
                 out["notify"] = {"state": layers.notifier.state,
                                  "raised": layers.notifier.raised}
+            if layers.exports is not None:
+                out["exports"] = layers.exports.status()
+            if layers.pins is not None:
+                out["pinning"] = layers.pins.status()
         return out
 
     async def run(self, ready: trio.Event | None = None) -> None:
@@ -265,7 +313,11 @@ class Mount:
             cache = await BlockCache.open(cache_root, budget=cfg.cache_size)
             if cache.healed is not None:
                 self.healed.append(cache.healed)
-            reader = ContentReader(cache, ApiContentSource(client, client.scheduler), nursery,
+            unclean = _mark_running(cache_root)
+            if unclean:
+                nursery.start_soon(_check_cache, cache)
+            source = ApiContentSource(client, client.scheduler)
+            reader = ContentReader(cache, source, nursery,
                                    ReaderConfig(read_deadline_s=cfg.read_timeout))
             index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
                                   owner or ""), refresh_interval=cfg.refresh_interval,
@@ -287,7 +339,23 @@ class Mount:
             # The outbox spool and journal live beside the index of the same account.
             outbox = make_outbox(cfg, client, index.state_dir / "outbox")
             await trio.to_thread.run_sync(outbox.open)
-            ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox)
+            runner = ReportRunner(client)
+
+            def can_export() -> bool:
+                return index.me is not None and index.me.is_admin and not exports.refused
+
+            exports = ExportManager(runner, index.state_dir / "exports.json", can_export)
+            exports.load()
+            source.renew = exports.fresh_uri
+            pins = PinManager(reader, index, index.state_dir / "pins.json",
+                              rate_of=lambda group: _rate(client, group),
+                              bulk=BulkExport(runner, source, cache, reader.forget),
+                              can_export=can_export)
+            pins.load()
+            ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
+                                 plugins=[exports, pins])
+            pins.resolve = ops.resolve
+            exports.on_rename = ops.forget_path
             outbox.on_gone = lambda ext, rel: ops.forget_path(
                 (index.folder_name(ext), "Outbox", *rel))
             outbox.on_change = ops.outbox_changed
@@ -300,11 +368,14 @@ class Mount:
             def changed(ext_id: str) -> None:
                 ops.tree_changed(ext_id)
                 fresh.changed(ext_id)
+                pins.changed()
 
             index.on_change = changed
             index.bind(nursery)
             ops.bind(nursery)
-            self.layers = Layers(client, cache, reader, index, ops, outbox, fresh, notifier)
+            exports.bind(nursery)
+            self.layers = Layers(client, cache, reader, index, ops, outbox, freshness=fresh,
+                                 notifier=notifier, exports=exports, pins=pins)
             fuse_options = set(pyfuse3.default_options)
             fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
             if cfg.allow_other:
@@ -318,6 +389,7 @@ class Mount:
                 nursery.start_soon(fresh.run)
                 if notifier is not None:
                     nursery.start_soon(notifier.run)
+                nursery.start_soon(pins.run)
                 await pyfuse3.main()
             finally:
                 # Always unmount: a dead mount freezes whoever touches the folder next.
@@ -331,6 +403,7 @@ class Mount:
                     await index.close()
                     await cache.aclose()
                     outbox.close()
+                    _mark_clean(cache_root)
 
     async def _signals(self, nursery: trio.Nursery) -> None:
         # Stays subscribed after the first signal, so a second Ctrl-C during the unmount

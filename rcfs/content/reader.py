@@ -497,6 +497,13 @@ class ContentReader:
                 return
             await busy[0].changed.wait()
 
+    def forget(self, key: str) -> None:
+        """Blocks of ``key`` reached the cache without this reader (the bulk export path):
+        drop its idle view of the file so the next read looks at the cache again."""
+        f = self._files.get(key)
+        if f is not None and not f.busy() and f.loaded.is_set():
+            del self._files[key]
+
     def file_requests(self, ref: ContentRef) -> int:
         """Content requests this reader made for ``ref`` in this session (tests, status)."""
         f = self._files.get(ref.key)

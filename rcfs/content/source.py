@@ -7,12 +7,14 @@ to its end" and consumes exact ``(offset, bytes)`` pieces; tests inject an in-me
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from rcfs.api.content import DEFAULT_MAX_CONTINUATIONS, StreamingClient, fetch_range
+from rcfs.api.errors import ApiError
 from rcfs.api.scheduler import Priority
 
 __all__ = ["ApiContentSource", "ContentBody", "ContentRef", "ContentSource", "SpareBudget"]
@@ -75,19 +77,43 @@ class SpareBudget(Protocol):
 
 class ApiContentSource:
     """The real source: ``fetch_range`` over the RingCentral client (``RcClient``, whose
-    ``scheduler`` tells the spare budget)."""
+    ``scheduler`` tells the spare budget).
+
+    ``renew`` gives a current URI for content whose URI can expire (export archives): a
+    404 on opening asks it once and retries with the URI it returns.
+    """
 
     def __init__(self, client: StreamingClient, scheduler: SpareBudget | None = None, *,
-                 max_continuations: int = DEFAULT_MAX_CONTINUATIONS) -> None:
+                 max_continuations: int = DEFAULT_MAX_CONTINUATIONS,
+                 renew: Callable[[ContentRef], Awaitable[str | None]] | None = None) -> None:
         self._client = client
         self._scheduler = scheduler
         self._max_continuations = max_continuations
+        self.renew = renew
 
     def open(self, ref: ContentRef, start: int, *, priority: Priority,
              deadline: float | None) -> AbstractAsyncContextManager[ContentBody]:
-        return fetch_range(self._client, ref.uri, start, None, priority=priority,
-                           deadline=deadline, group=ref.group,
-                           max_continuations=self._max_continuations)
+        return self._open(ref, start, priority, deadline)
+
+    @contextlib.asynccontextmanager
+    async def _open(self, ref: ContentRef, start: int, priority: Priority,
+                    deadline: float | None) -> AsyncIterator[ContentBody]:
+        def fetch(uri: str) -> AbstractAsyncContextManager[ContentBody]:
+            return fetch_range(self._client, uri, start, None, priority=priority,
+                               deadline=deadline, group=ref.group,
+                               max_continuations=self._max_continuations)
+
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                body = await stack.enter_async_context(fetch(ref.uri))
+            except ApiError as exc:
+                if exc.status not in (404, 410) or self.renew is None:
+                    raise
+                fresh = await self.renew(ref)
+                if not fresh or fresh == ref.uri:
+                    raise
+                body = await stack.enter_async_context(fetch(fresh))
+            yield body
 
     def spare(self, group: str) -> int:
         return self._scheduler.spare(group) if self._scheduler is not None else 0

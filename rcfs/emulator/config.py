@@ -75,6 +75,13 @@ class EmulatorConfig:
     report_outcome: str = "Completed"
     max_report_tasks: int = 2
     archive_max_bytes: int = 1 << 30
+    # Archive URIs expire (I: undocumented lifetime): > 0 hands out URIs valid this many
+    # emulated seconds (an ``expires`` query parameter); later GETs answer 404 CMN-102.
+    archive_uri_ttl: float = 0.0
+    # Damaged attachment archives (tests of a client's fallback): the first N attachment
+    # members are left out, the next N stored with one byte flipped after the CRC.
+    archive_drop_members: int = 0
+    archive_corrupt_members: int = 0
 
     # When set, a file path: one JSON line per request/response exchange, which the test
     # harness validates against the OpenAPI spec (tests/openapi_check.py).

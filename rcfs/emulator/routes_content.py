@@ -38,6 +38,7 @@ from rcfs.emulator.core import emulator_of
 from rcfs.emulator.errors import agw_404, invalid_param, not_found, rc_error
 from rcfs.emulator.faults import CONTENT_KINDS, FaultRule
 from rcfs.emulator.routes_messages import find_message
+from rcfs.emulator.routes_reports import archive_expired
 from rcfs.emulator.store import Blob
 
 CHUNK = 64 * 1024
@@ -302,7 +303,7 @@ async def report_archive(request: Request) -> Response:
     if task is None:
         raise not_found("taskId")
     raw = p["archiveId"]
-    if not raw.isdigit() or int(raw) >= len(task.archives):
+    if not raw.isdigit() or int(raw) >= len(task.archives) or archive_expired(emu, request):
         raise not_found("archiveId")
     blob = task.archives[int(raw)]
     return serve_blob(request, blob, filename=f"{raw}.{extension_for(blob.content_type)}",

@@ -130,7 +130,10 @@ def _file_name(att: Attachment) -> str:
     return f"{att.id}.{extension_for(att.blob.content_type)}"
 
 
-def _zip(entries: list[tuple[str, bytes]], compress: bool) -> bytes:
+def _zip(entries: list[tuple[str, bytes]], compress: bool,
+         corrupt: frozenset[str] = frozenset()) -> bytes:
+    """A zip of ``entries``; members named in ``corrupt`` get one payload byte flipped after
+    their CRC was computed (a damaged archive a client must detect)."""
     buf = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with zipfile.ZipFile(buf, "w", method) as zf:
@@ -138,7 +141,17 @@ def _zip(entries: list[tuple[str, bytes]], compress: bool) -> bytes:
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = method
             zf.writestr(info, data)
-    return buf.getvalue()
+        infos = {i.filename: i for i in zf.infolist()}
+    raw = bytearray(buf.getvalue())
+    for name in corrupt:
+        info = infos[name]
+        if info.file_size == 0:
+            continue
+        # Local header: 30 fixed bytes, the name, the extra field; then the payload.
+        extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+        at = info.header_offset + 30 + len(info.filename.encode("utf-8")) + extra_len
+        raw[at] ^= 0xFF
+    return bytes(raw)
 
 
 def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
@@ -172,17 +185,23 @@ def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
                 files.append((name, att.blob.bytes()))
     archives = [Blob("application/zip", data=_zip(json_entries, compress=True))]
     limit = emu.config.archive_max_bytes
+    drop = max(0, emu.config.archive_drop_members)
+    n_bad = max(0, emu.config.archive_corrupt_members)
+    corrupt = frozenset(name for name, _ in files[drop:drop + n_bad])
+    files = files[drop:]
     batch: list[tuple[str, bytes]] = []
     size = _ZIP_END
     for name, data in files:
         cost = _ZIP_ENTRY_OVERHEAD + 2 * len(name.encode("utf-8")) + len(data)
         if batch and size + cost > limit:
-            archives.append(Blob("application/zip", data=_zip(batch, compress=False)))
+            archives.append(Blob("application/zip", data=_zip(batch, compress=False,
+                                                              corrupt=corrupt)))
             batch, size = [], _ZIP_END
         batch.append((name, data))
         size += cost
     if batch:
-        archives.append(Blob("application/zip", data=_zip(batch, compress=False)))
+        archives.append(Blob("application/zip", data=_zip(batch, compress=False,
+                                                          corrupt=corrupt)))
     return archives
 
 
@@ -320,10 +339,20 @@ async def get_archive_list(request: Request) -> Response:
     if task.status != "Completed":
         raise not_found("archiveId")
     base = _task_uri(emu, task)
+    ttl = emu.config.archive_uri_ttl
+    query = f"?expires={int(emu.clock.now() + ttl)}" if ttl > 0 else ""
     return json_response({"records": [
-        {"size": len(blob.data or b""), "uri": f"{base}/archive/{n}"}
+        {"size": len(blob.data or b""), "uri": f"{base}/archive/{n}{query}"}
         for n, blob in enumerate(task.archives)
     ]})
+
+
+def archive_expired(emu: Emulator, request: Request) -> bool:
+    """With ``archive_uri_ttl`` set, an archive URI is good until its ``expires`` time (I)."""
+    if emu.config.archive_uri_ttl <= 0:
+        return False
+    raw = request.query_params.get("expires", "")
+    return not raw.isdigit() or emu.clock.now() > int(raw)
 
 
 def routes() -> list[BaseRoute]:
@@ -335,4 +364,4 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-__all__ = ["build_archives", "render_task", "routes"]
+__all__ = ["archive_expired", "build_archives", "render_task", "routes"]

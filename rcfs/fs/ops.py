@@ -33,6 +33,7 @@ from rcfs.fs.thumbnails import ThumbnailPolicy
 from rcfs.fs.waits import WaitWatch
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
+from rcfs.namespace.plugins import FsPlugin, PluginError
 from rcfs.outbox.protocol import OutboxError, OutboxFs, Rel
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _guard(
                 return await fn(*args, **kwargs)
             except pyfuse3.FUSEError:
                 raise
-            except OutboxError as exc:
+            except (OutboxError, PluginError) as exc:
                 log.warning("%s: %s", what, exc)
                 raise pyfuse3.FUSEError(exc.errno) from None
             except RcError as exc:
@@ -119,9 +120,10 @@ class RcfsOperations(pyfuse3.Operations):
     def __init__(self, index: MetadataIndex, reader: ContentReader,
                  options: MountOptions | None = None,
                  status: Callable[[], dict[str, Any]] | None = None,
-                 outbox: OutboxFs | None = None) -> None:
+                 outbox: OutboxFs | None = None, plugins: Sequence[FsPlugin] = ()) -> None:
         super().__init__()
         self.outbox = outbox
+        self.plugins = list(plugins)
         self.index = index
         self.reader = reader
         self.options = options or MountOptions()
@@ -197,13 +199,25 @@ class RcfsOperations(pyfuse3.Operations):
         control = Entry.directory(CONTROL_DIR)
         control.add(Entry(STATUS_FILE, 0.0, data=b""))
         root.add(control)
+        for tree in self._plugin_roots().values():
+            root.add(tree)
         return root
+
+    def _plugin_roots(self) -> dict[str, Entry]:
+        return {name: tree for p in self.plugins for name, tree in p.roots().items()}
+
+    def resolve(self, path: Path) -> Entry | None:
+        """The entry at ``path`` (plugins walk the tree with it: pinning a folder)."""
+        return self._resolve(path)
 
     def _resolve(self, path: Path) -> Entry | None:
         if not path:
             return self._root()
         if path[0] == CONTROL_DIR:
             return self._root().walk(path)
+        extra = self._plugin_roots().get(path[0]) if self.plugins else None
+        if extra is not None:
+            return extra.walk(path[1:])
         ext_id = self._folders().get(path[0])
         if ext_id is None:
             return None
@@ -608,7 +622,11 @@ class RcfsOperations(pyfuse3.Operations):
             # two FUSE round trips per entry that the kernel never caches.
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         text = os.fsdecode(name)
-        _, entry = self._entry_of(inode)
+        path, entry = self._entry_of(inode)
+        for plugin in self.plugins:
+            found = await plugin.getxattr(path, entry, text)
+            if found is not None:
+                return found.encode()
         value = entry.xattrs.get(text)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
@@ -618,8 +636,11 @@ class RcfsOperations(pyfuse3.Operations):
     async def listxattr(self, inode: int,
                         ctx: pyfuse3.RequestContext) -> list[bytes]:
         self.counters["listxattrs"] += 1
-        _, entry = self._entry_of(inode)
-        return [k.encode() for k in sorted(entry.xattrs)]
+        path, entry = self._entry_of(inode)
+        names = set(entry.xattrs)
+        for plugin in self.plugins:
+            names.update(plugin.xattr_names(path, entry))
+        return [k.encode() for k in sorted(names)]
 
     @_guard("setxattr")
     async def setxattr(self, inode: int, name: bytes, value: bytes,
@@ -633,6 +654,9 @@ class RcfsOperations(pyfuse3.Operations):
             outbox, ext_id, rel = target
             await outbox.setxattr(ext_id, rel, text, value)
             return
+        for plugin in self.plugins:
+            if await plugin.setxattr(path, entry, text, value):
+                return
         if text != "user.rc.read_status" or entry.message_id is None:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         wanted = value.decode(errors="replace").strip()
@@ -647,6 +671,10 @@ class RcfsOperations(pyfuse3.Operations):
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         if not name.startswith(b"user."):
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+        path, entry = self._entry_of(inode)
+        for plugin in self.plugins:
+            if await plugin.removexattr(path, entry, os.fsdecode(name)):
+                return
         raise pyfuse3.FUSEError(errno.EROFS)
 
     # -- writes (read-only outside the outbox) ------------------------------------------------
