@@ -212,6 +212,12 @@ ALLOW: tuple[Allow, ...] = (
     Allow("*AnsweringRule*", "*greetings[].custom.uri", "additional property",
           "RingCentral's CustomGreetingInfo carries uri (and contentUri) besides id (SDK "
           "definitions generated from the older spec); spec46 lists only id"),
+    Allow("readMessageStoreReportTask", "startTime", "additional property",
+          "the export docs' task samples carry startTime once running (API_NOTES §5.7); "
+          "spec46's MessageStoreReport lacks it"),
+    Allow("readMessageStoreReportTask", "finishTime", "additional property",
+          "the export docs' task samples carry finishTime once final (API_NOTES §5.7); "
+          "spec46's MessageStoreReport lacks it"),
 )
 
 

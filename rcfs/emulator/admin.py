@@ -217,6 +217,12 @@ async def content(request: Request) -> Response:
         if greeting is None:
             raise not_found("greetingId")
         blob = greeting.blob
+    elif kind == "report":  # <taskId>/<archive number>
+        task_id, _, n = ident.partition("/")
+        task = emu.store.reports.get(task_id)
+        if task is None or not n.isdigit() or int(n) >= len(task.archives):
+            raise not_found("archiveId")
+        blob = task.archives[int(n)]
     else:
         raise not_found("kind")
     return _raw(blob.bytes(), blob.content_type)
