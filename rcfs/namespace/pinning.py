@@ -53,6 +53,9 @@ FILE_OVERHEAD = 8 << 10
 """Cache charge of a small file beyond its bytes (4 KiB pages, rows, its record)."""
 PIECE = 1 << 20
 IDLE_RECHECK_S = 30.0
+SETTLE_S = 1.0
+"""After a wake-up, wait this long for more pins: ``rcfs pin a b c`` pins one path at a
+time, and one batch of all of them may go through one export instead of three."""
 RETRY_S = 5.0
 
 
@@ -233,6 +236,7 @@ class PinManager:
                 await trio.sleep(RETRY_S)
             with trio.move_on_after(IDLE_RECHECK_S):
                 await self._wake.wait()
+                await trio.sleep(SETTLE_S)
 
     async def _round(self) -> None:
         targets = self._targets()
