@@ -22,10 +22,11 @@ fails is never stored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -226,8 +227,9 @@ class BulkExport:
         async with self.source.open(ref, 0, priority=Priority.BACKGROUND,
                                     deadline=None) as body:
             try:
-                async for member in members(_chunks(body)):
-                    await self._member(member, item_of, siblings, result)
+                async with contextlib.aclosing(members(_Chunks(body))) as walk:
+                    async for member in walk:
+                        await self._member(member, item_of, siblings, result)
             except ZipStreamError as exc:
                 log.warning("archive %s: %s (the rest of it is fetched per file)", ref.key, exc)
             finally:
@@ -271,6 +273,16 @@ class BulkExport:
         return True
 
 
-async def _chunks(body: AsyncIterable[tuple[int, bytes]]) -> AsyncIterator[bytes]:
-    async for _offset, piece in body:
-        yield piece
+class _Chunks:
+    """The bytes of a download's ``(offset, piece)`` stream (a class, not an async
+    generator: one left unfinished would be finalised by the garbage collector)."""
+
+    def __init__(self, body: AsyncIterable[tuple[int, bytes]]) -> None:
+        self._it = body.__aiter__()
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        _offset, piece = await self._it.__anext__()
+        return piece
