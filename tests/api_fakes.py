@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from rcfs.api import Credentials, RcClient, TokenSet
+from rcfs.api.content import StreamingClient, fetch_range
 
 PLATFORM = "https://platform.example.com"
 MEDIA = "https://media.example.com"
@@ -118,3 +119,9 @@ def client(fake: FakeRC, *, media: str = MEDIA, ts: TokenSet | None = _DEFAULT,
     """An RcClient on the fake; ``ts=None`` starts without a session (e.g. to load a store)."""
     return RcClient(credentials or creds(), media_url=media, transport=fake.transport(),
                     tokens=tokens() if ts is _DEFAULT else ts, **kw)
+
+
+async def download(client: StreamingClient, uri: str, *, max_bytes: int | None = None) -> bytes:
+    """A whole object in memory (tests only: the product streams into the block cache)."""
+    async with fetch_range(client, uri, 0, None) as body:
+        return await body.read_all(max_bytes)

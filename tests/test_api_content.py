@@ -25,15 +25,14 @@ from rcfs.api.content import (
     ContentChangedError,
     ContentError,
     IncompleteContentError,
-    download,
     fetch_range,
     parse_content_range,
-    probe_size,
 )
 from rcfs.api.errors import ApiError
 from rcfs.api.listing import list_call_log, list_greetings, list_messages
 from rcfs.api.models import Attachment, Message
 from rcfs.api.scheduler import Priority
+from tests.api_fakes import download
 from tests.emulator_proc import EmulatorProc, verify_for
 
 # Closing an httpx body before its end (inherent when a server sends more than the range)
@@ -550,14 +549,6 @@ async def test_download_helper_and_max_bytes() -> None:
     assert await download(client, URI) == data
     with pytest.raises(ContentError, match="larger than"):
         await download(FakeClient(FaultyMedia(data)), URI, max_bytes=1000)
-
-
-@pytest.mark.parametrize("fault", ["none", "ignore_range", "no_length_no_total"])
-async def test_probe_size(fault: str) -> None:
-    server = FaultyMedia(payload(5000), fault=fault)
-    size = await probe_size(FakeClient(server), URI)
-    assert size == (None if fault == "no_length_no_total" else 5000)
-    assert server.ranges == ["bytes=0-0"]
 
 
 async def test_early_exit_closes_response() -> None:

@@ -19,16 +19,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import trio
 
-from rcfs.api.content import download
 from rcfs.api.errors import ApiError
 from rcfs.api.listing import (
     MULTIPART_JSON,
     BatchItemError,
     create_message_store_report,
     delete_message,
-    get_account,
     get_extension,
+    get_message,
     get_messages_batch,
     list_call_log,
     list_extensions,
@@ -37,7 +37,6 @@ from rcfs.api.listing import (
     list_phone_numbers,
     list_report_archives,
     update_read_status,
-    wait_message_store_report,
 )
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
@@ -51,8 +50,9 @@ from rcfs.api.uploads import (
     send_mms,
     send_sms,
     upload_greeting,
-    wait_until_final,
 )
+from rcfs.content.reports import ReportRunner, RunnerConfig
+from tests.api_fakes import download
 from tests.emulator_proc import EmulatorProc
 from tests.test_api_content import PLATFORM, FakeClient, emulator_client
 
@@ -103,10 +103,9 @@ async def test_account_extension_phone_numbers() -> None:
         raise AssertionError(path)
 
     client = client_for(handler)
-    acc = await get_account(client)
     me = await get_extension(client)
     nums = await list_phone_numbers(client)
-    assert acc.id == "1" and me.id == "2" and me.is_admin and me.account_id == "1"
+    assert me.id == "2" and me.is_admin and me.account_id == "1"
     assert [n.number for n in nums] == ["+16505550100"] and nums[0].can_send_sms
 
 
@@ -375,7 +374,7 @@ async def test_message_store_report() -> None:
     client = client_for(handler)
     task = await create_message_store_report(client, message_types=["Fax", "VoiceMail"])
     assert task.status == "Accepted"
-    done = await wait_message_store_report(client, task.id, poll_interval=0.01)
+    done = await ReportRunner(client, RunnerConfig(first_poll_s=0.01)).wait(task.id)
     assert done.status == "Completed" and polls[0] == 3
     archives = await list_report_archives(client, task.id)
     assert [a.size for a in archives] == [14168, None]
@@ -833,6 +832,16 @@ async def test_emulator_call_log_sync(shared_emulator: EmulatorProc) -> None:
 
 
 @pytest.mark.slow
+async def _until_final(client: Any, message_id: str) -> Message:
+    """Poll a sent message until its status is final (bounded)."""
+    with trio.fail_after(30):
+        while True:
+            message = await get_message(client, "~", message_id)
+            if is_final(message):
+                return message
+            await trio.sleep(0.2)
+
+
 async def test_emulator_sends_and_status(shared_emulator: EmulatorProc) -> None:
     emu = shared_emulator
     emu.admin("POST", "/_emulator/config", {"fax_seconds_per_page": 0.05,
@@ -856,9 +865,9 @@ async def test_emulator_sends_and_status(shared_emulator: EmulatorProc) -> None:
         if mms_from is not None:
             mms = await send_mms(client, mms_from, "+14155550100", [png], text="look")
             assert any(a.type == "MmsAttachment" for a in mms.attachments)
-        done = await wait_until_final(client, "~", fax.id, poll_interval=0.2, timeout=30)
+        done = await _until_final(client, fax.id)
         assert done.message_status in ("Sent", "SendingFailed")
-        delivered = await wait_until_final(client, "~", sms.id, poll_interval=0.2, timeout=30)
+        delivered = await _until_final(client, sms.id)
         assert delivered.message_status in ("Delivered", "DeliveryFailed", "SendingFailed")
     sent = {s["kind"]: s for s in emu.sent()}
     assert sent["fax"]["attachments"][0]["sha256"] == hashlib.sha256(pdf.content).hexdigest()
@@ -877,8 +886,8 @@ async def test_emulator_message_store_report() -> None:
                       check_openapi=False) as emu:
         async with emulator_client(emu) as client:
             task = await create_message_store_report(client, message_types=["Fax"])
-            done = await wait_message_store_report(client, task.id, poll_interval=0.2,
-                                                   timeout=30)
+            done = await ReportRunner(client, RunnerConfig(first_poll_s=0.2,
+                                                           task_timeout_s=30)).wait(task.id)
             assert done.status == "Completed"
             archives = await list_report_archives(client, task.id)
             assert archives and all(a.size for a in archives)

@@ -207,11 +207,9 @@ async def test_close_reopen_and_restart_cost_nothing(tmp_path: Path) -> None:
     src = FakeSource({"rec/3": data})
     ref = ref_for("rec/3")
     async with reader_on(tmp_path, src) as reader:
-        with reader.open(ref) as h:
-            assert await h.read(0, len(data)) == data
-        with reader.open(ref) as h:
-            assert await h.read(100, 5000) == data[100:5100]
-            assert await h.read(0, len(data)) == data
+        assert await reader.read(ref, 0, len(data)) == data
+        assert await reader.read(ref, 100, 5000) == data[100:5100]
+        assert await reader.read(ref, 0, len(data)) == data
     assert len(src.opens) == 1
     # A new process: the cache is reopened from disk, and the network is gone.
     offline = FakeSource({}, fail=httpx.ConnectError("no network"))
@@ -226,12 +224,10 @@ async def test_closing_mid_download_does_not_restart_it(tmp_path: Path) -> None:
     src = FakeSource({"rec/4": data}, delay=0.002)
     ref = ref_for("rec/4")
     async with reader_on(tmp_path, src) as reader:
-        with reader.open(ref) as h:
-            assert await h.read(0, 1000) == data[:1000]
+        assert await reader.read(ref, 0, 1000) == data[:1000]
         with trio.move_on_after(0.05):
             await reader.read(ref, 20 * BS, 10, deadline=trio.current_time() + 10)
-        with reader.open(ref) as h:
-            assert await h.read(0, len(data)) == data
+        assert await reader.read(ref, 0, len(data)) == data
     assert len(src.opens) == 1
 
 
@@ -560,10 +556,10 @@ async def test_prefetch_spends_only_spare_budget(tmp_path: Path) -> None:
     src = FakeSource({"rec/19": data}, spare_budget=0)
     ref = ref_for("rec/19")
     async with reader_on(tmp_path, src) as reader:
-        assert not reader.prefetch(ref)
+        assert reader.prefetch(ref) is None
         assert src.opens == []
         src.spare_budget = 3
-        assert reader.prefetch(ref)
+        assert reader.prefetch(ref) is not None
         for _ in range(100):
             info = await reader.cached_info(ref)
             if info is not None and info.complete:
@@ -580,6 +576,10 @@ async def test_pin_keeps_content_offline(tmp_path: Path) -> None:
     ref = ref_for("rec/20")
     async with reader_on(tmp_path, src) as reader:
         await reader.pin(ref)
+        assert src.opens == []  # pinning alone fetches nothing
+        done = reader.prefetch(ref)
+        assert done is not None
+        await done.wait()
         for _ in range(100):
             info = await reader.cached_info(ref)
             if info is not None and info.complete:
@@ -805,8 +805,7 @@ async def test_emulator_ten_readers_of_a_cold_50mb_recording_one_request(
             for _ in range(10):
                 n.start_soon(cat)
         # Close, reopen, read again: served from the cache.
-        with reader.open(ref) as h:
-            assert len(await h.read(0, 1 << 20)) == 1 << 20
+        assert len(await reader.read(ref, 0, 1 << 20)) == 1 << 20
         assert await digest_all(reader, ref) == want
         await reader.settle()
     assert digests == [want] * 10

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulator_proc import EmulatorProc
-from tests.mount_helper import ROOT, Mounted, RequestLog, module_mount, run, wait_for
+from tests.emulator_proc import ROOT, EmulatorProc
+from tests.mount_helper import Mounted, RequestLog, module_mount, run, wait_for
 
 pytestmark = pytest.mark.mount
 
@@ -50,7 +50,8 @@ def _task(mnt: Mounted, **match: Any) -> dict[str, Any]:
     tasks = [t for t in mnt.status().get("exports", [])
              if all(t.get(k) == v for k, v in match.items())]
     assert len(tasks) == 1, mnt.status().get("exports")
-    return tasks[0]
+    found: dict[str, Any] = tasks[0]
+    return found
 
 
 def test_exports_folder_only_for_report_capable_credentials(

@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_proc import ROOT, EmulatorProc, api_client
 from tests.mount_helper import (
-    ROOT,
     Mounted,
     RequestLog,
     content_requests,

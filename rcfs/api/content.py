@@ -22,8 +22,6 @@ Usage::
         async for offset, chunk in body:
             cache.write(offset, chunk)
     body.total_size  # known once the iteration has finished, whenever the server says it
-
-``download()`` is the whole-object convenience.
 """
 
 from __future__ import annotations
@@ -47,10 +45,8 @@ __all__ = [
     "IncompleteContentError",
     "RangeReader",
     "StreamingClient",
-    "download",
     "fetch_range",
     "parse_content_range",
-    "probe_size",
 ]
 
 DEFAULT_MAX_CONTINUATIONS = 8
@@ -520,39 +516,3 @@ async def fetch_range(
         yield reader
     finally:
         await reader.aclose()
-
-
-async def download(
-    client: StreamingClient,
-    uri: str,
-    *,
-    priority: Priority = Priority.INTERACTIVE,
-    deadline: float | None = None,
-    group: str | None = None,
-    max_bytes: int | None = None,
-    max_continuations: int = DEFAULT_MAX_CONTINUATIONS,
-) -> bytes:
-    """The whole object in memory. For small objects and tests; the cache streams instead."""
-    async with fetch_range(client, uri, 0, None, priority=priority, deadline=deadline,
-                           group=group, max_continuations=max_continuations) as reader:
-        return await reader.read_all(max_bytes)
-
-
-async def probe_size(
-    client: StreamingClient,
-    uri: str,
-    *,
-    priority: Priority = Priority.METADATA,
-    deadline: float | None = None,
-    group: str | None = None,
-) -> int | None:
-    """The object's size for one request of the group's budget (docs/ringcentral.md §6.5 b):
-    a GET of ``bytes=0-0`` whose Content-Range tells the total (a server that ignores Range
-    answers with Content-Length; the body is not read past the first byte). ``None`` if
-    unknown."""
-    async with fetch_range(client, uri, 0, 0, priority=priority, deadline=deadline,
-                           group=group, max_continuations=0) as reader:
-        async for _piece in reader:
-            pass
-    return reader.total_size
-

@@ -33,12 +33,10 @@ from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
-import trio
 
 from rcfs.api.errors import ApiError
 from rcfs.api.models import (
     EPOCH,
-    Account,
     AnsweringRule,
     ArchiveRef,
     CallLogRecord,
@@ -50,7 +48,6 @@ from rcfs.api.models import (
     Recording,
     ReportTask,
     format_time,
-    parse_account,
     parse_answering_rule,
     parse_archive_ref,
     parse_call_log_record,
@@ -74,7 +71,6 @@ __all__ = [
     "create_message_store_report",
     "delete_message",
     "ext_path",
-    "get_account",
     "get_extension",
     "get_greeting",
     "get_message",
@@ -89,7 +85,6 @@ __all__ = [
     "list_phone_numbers",
     "list_report_archives",
     "update_read_status",
-    "wait_message_store_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -255,12 +250,6 @@ class Pager(Generic[T]):
 
 
 # -- account and extensions --------------------------------------------------------------------
-
-
-async def get_account(client: ApiClient, *, priority: Priority = Priority.METADATA,
-                      deadline: float | None = None) -> Account:
-    return parse_account(await client.get_json(account_path(), priority=priority,
-                                               deadline=deadline))
 
 
 async def get_extension(client: ApiClient, ext_id: str = "~", *,
@@ -643,24 +632,6 @@ async def get_message_store_report(client: ApiClient, task_id: str, *,
                                    deadline: float | None = None) -> ReportTask:
     return parse_report_task(await client.get_json(
         account_path(f"/message-store-report/{task_id}"), priority=priority, deadline=deadline))
-
-
-async def wait_message_store_report(
-    client: ApiClient,
-    task_id: str,
-    *,
-    poll_interval: float = 30.0,
-    timeout: float = 3600.0,
-    priority: Priority = Priority.BACKGROUND,
-) -> ReportTask:
-    """Poll until the task is Completed/Failed/Cancelled. Each poll is a Heavy request, so
-    the default interval is 30 s (the docs' 10 s sample would use the whole Heavy budget)."""
-    with trio.fail_after(timeout):
-        while True:
-            task = await get_message_store_report(client, task_id, priority=priority)
-            if task.is_finished:
-                return task
-            await trio.sleep(poll_interval)
 
 
 async def list_report_archives(client: ApiClient, task_id: str, *,

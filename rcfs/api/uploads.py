@@ -20,15 +20,11 @@ Why this shape (docs/ringcentral.md §7):
 from __future__ import annotations
 
 import json
-import mimetypes
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
-
-import trio
 
 from rcfs.api.listing import ApiClient, ext_path, get_message
 from rcfs.api.models import Greeting, Message, format_time, parse_greeting, parse_message
@@ -50,7 +46,6 @@ __all__ = [
     "send_mms",
     "send_sms",
     "upload_greeting",
-    "wait_until_final",
 ]
 
 FAX_MAX_BYTES = 50 * 1024 * 1024
@@ -84,12 +79,6 @@ class UploadFile:
     file_name: str
     content: bytes
     content_type: str
-
-    @classmethod
-    def from_path(cls, path: str | Path, content_type: str | None = None) -> UploadFile:
-        p = Path(path)
-        ctype = content_type or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-        return cls(p.name, p.read_bytes(), ctype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,23 +287,3 @@ def is_final(message: Message, *, sent_is_final: bool = False) -> bool:
     if message.type == "Fax":
         return status in _FAX_FINAL
     return status in _SMS_FINAL or (sent_is_final and status == "Sent")
-
-
-async def wait_until_final(
-    client: ApiClient,
-    ext_id: str,
-    message_id: str,
-    *,
-    poll_interval: float = 30.0,
-    timeout: float = 3600.0,
-    sent_is_final: bool = False,
-    priority: Priority = Priority.BACKGROUND,
-) -> Message:
-    """Poll ``get_message`` (Light) until ``is_final``; raises ``trio.TooSlowError`` after
-    ``timeout``. The default interval is gentle: a fax takes about a minute per page."""
-    with trio.fail_after(timeout):
-        while True:
-            message = await get_message(client, ext_id, message_id, priority=priority)
-            if is_final(message, sent_is_final=sent_is_final):
-                return message
-            await trio.sleep(poll_interval)

@@ -9,7 +9,7 @@ imports pyfuse3; ``rcfs.api`` knows nothing of this package.
                     (tests inject fakes), and ``ApiContentSource`` over
                     ``rcfs.api.content.fetch_range`` (every response validated there).
 * ``blockcache.py`` ``BlockCache``: persistent, checksummed blocks under a hard byte budget.
-* ``reader.py``     ``ContentReader``: ``read(ref, offset, size)``, handles, prefetch, pins.
+* ``reader.py``     ``ContentReader``: ``read(ref, offset, size)``, prefetch, pins.
 * ``errors.py``     what a read can fail with (mapped to errno by the FUSE layer).
 
 Why requests, not bytes
@@ -161,14 +161,13 @@ from __future__ import annotations
 
 from rcfs.content.blockcache import DEFAULT_BLOCK_SIZE, BlockCache, FileInfo, parse_size
 from rcfs.content.errors import ContentNotFoundError, ContentTimeoutError, ContentUnavailableError
-from rcfs.content.reader import ContentHandle, ContentReader, ReaderConfig, open_reader
+from rcfs.content.reader import ContentReader, ReaderConfig, open_reader
 from rcfs.content.source import ApiContentSource, ContentRef, ContentSource
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "ApiContentSource",
     "BlockCache",
-    "ContentHandle",
     "ContentNotFoundError",
     "ContentReader",
     "ContentRef",

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -151,8 +151,8 @@ def _leaf(name: str | None) -> str | None:
     return None if not name else name.replace("/", "_").replace("\\", "_")
 
 
-def match(item_of: dict[tuple[str, str], BulkItem],
-          siblings: dict[tuple[str, str], tuple[tuple[str, str | None], ...]],
+def match(item_of: Mapping[tuple[str, str], BulkItem],
+          siblings: Mapping[tuple[str, str], tuple[tuple[str, str | None], ...]],
           name: str) -> BulkItem | None:
     """The wanted attachment an archive member is, or None when that is not certain."""
     m = _MEMBER.search(name)

@@ -42,7 +42,7 @@ from rcfs.content.source import ContentBody, ContentRef, ContentSource
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContentHandle", "ContentReader", "ReaderConfig", "open_reader"]
+__all__ = ["ContentReader", "ReaderConfig", "open_reader"]
 
 
 @dataclass
@@ -348,11 +348,6 @@ class ContentReader:
             self._drop_unwanted(f)
             self.cache.release(f.key)
 
-    def open(self, ref: ContentRef) -> ContentHandle:
-        """A handle for repeated reads of one file; while any is open the file's blocks are
-        not evicted. Closing does not stop a running download."""
-        return ContentHandle(self, ref)
-
     def known_size(self, ref: ContentRef) -> int | None:
         """The exact size if it is known without any I/O: API metadata, a download of this
         session, or the cache's record once ``probe_size`` looked it up."""
@@ -450,24 +445,25 @@ class ContentReader:
         """What the cache holds for ``ref`` (size and type survive block eviction)."""
         return await self.cache.info(ref.key)
 
-    def prefetch(self, ref: ContentRef) -> bool:
+    def prefetch(self, ref: ContentRef) -> trio.Event | None:
         """Download ``ref`` into the cache in the background, only with spare budget and at
-        PREFETCH priority; returns False when nothing was started."""
+        PREFETCH priority. Returns an event set when that download ended (complete or
+        not: look at the cache), or None when nothing was started."""
         if (self._prefetching >= self.config.max_prefetch_streams
                 or self._interactive_waiting
                 or self.source.spare(ref.group) <= 0):
-            return False
+            return None
         self._prefetching += 1
         self.counters["prefetches"] += 1
-        self._nursery.start_soon(self._prefetch, ref)
-        return True
+        done = trio.Event()
+        self._nursery.start_soon(self._prefetch, ref, done)
+        return done
 
     async def pin(self, ref: ContentRef, pinned: bool = True) -> None:
-        """Keep ``ref`` offline (exempt from eviction) and fetch it when budget is spare."""
+        """Keep ``ref`` offline (exempt from eviction), or make it evictable again. Fetching
+        is the caller's choice (``prefetch``, or the bulk path of the pinning loop)."""
         f = await self._file(ref)
         await self.cache.pin(ref.key, pinned, block_size=f.block_size)
-        if pinned:
-            self.prefetch(ref)
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Stop the downloads, then wait (at most ``timeout``) for the blocks they already
@@ -997,7 +993,7 @@ class ContentReader:
 
     # -- prefetch -------------------------------------------------------------------------
 
-    async def _prefetch(self, ref: ContentRef) -> None:
+    async def _prefetch(self, ref: ContentRef, done: trio.Event) -> None:
         try:
             f = await self._file(ref)
             if any(not s.done for s in f.streams):
@@ -1015,6 +1011,7 @@ class ContentReader:
                 await f.changed.wait()
         finally:
             self._prefetching -= 1
+            done.set()
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -1028,32 +1025,6 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-class ContentHandle:
-    """An open file: reads through the reader, holding the file against eviction."""
-
-    def __init__(self, reader: ContentReader, ref: ContentRef) -> None:
-        self.reader = reader
-        self.ref = ref
-        self._closed = False
-        reader.cache.hold(ref.key)
-
-    async def read(self, offset: int, size: int, *, deadline: float | None = None) -> bytes:
-        if self._closed:
-            raise ValueError("read from a closed content handle")
-        return await self.reader.read(self.ref, offset, size, deadline=deadline)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.reader.cache.release(self.ref.key)
-
-    def __enter__(self) -> ContentHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 __all__ = ["Member", "ZipStreamError", "members"]
@@ -113,7 +113,7 @@ def _check(name: str, data: bytes, crc: int, usize: int) -> Member:
 
 
 async def members(chunks: AsyncIterator[bytes], *,
-                  max_member: int = 512 << 20) -> AsyncIterator[Member]:
+                  max_member: int = 512 << 20) -> AsyncGenerator[Member, None]:
     """The members of the zip streamed by ``chunks``, in archive order (see module doc)."""
     buf = _Buffer(chunks)
     while await buf.need(4):

@@ -32,9 +32,7 @@ from typing import Any
 
 import trio
 
-from rcfs.api.scheduler import Priority
 from rcfs.content.bulk import BulkExport, BulkItem, choose
-from rcfs.content.errors import ContentUnavailableError
 from rcfs.content.reader import ContentReader
 from rcfs.content.reports import EXPORT_TYPES
 from rcfs.content.source import ContentRef
@@ -51,12 +49,12 @@ CACHED_XATTR = "user.rc.cached"
 UNKNOWN_SIZE = 256 << 10
 FILE_OVERHEAD = 8 << 10
 """Cache charge of a small file beyond its bytes (4 KiB pages, rows, its record)."""
-PIECE = 1 << 20
 IDLE_RECHECK_S = 30.0
 SETTLE_S = 1.0
 """After a wake-up, wait this long for more pins: ``rcfs pin a b c`` pins one path at a
 time, and one batch of all of them may go through one export instead of three."""
 RETRY_S = 5.0
+PREFETCH_RETRY_S = 0.25
 
 
 @dataclass
@@ -227,42 +225,47 @@ class PinManager:
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Keys pinned in the cache by an earlier session: unpinned by the first round when
+        # no pin covers them any more (an unpin just before an unmount).
+        self._cache_pinned = set(await self.reader.cache.pinned_keys())
         while True:
             self._wake = trio.Event()
+            incomplete = True
             try:
-                await self._round()
+                incomplete = await self._round()
             except Exception:
                 log.exception("pinning round failed; retrying")
-                await trio.sleep(RETRY_S)
-            with trio.move_on_after(IDLE_RECHECK_S):
+            with trio.move_on_after(RETRY_S if incomplete else IDLE_RECHECK_S):
                 await self._wake.wait()
                 await trio.sleep(SETTLE_S)
 
-    async def _round(self) -> None:
+    async def _round(self) -> bool:
+        """One pass; True when something pinned is still not cached."""
         targets = self._targets()
         keys = set(targets)
         cache = self.reader.cache
         for key in keys - self._cache_pinned:
-            await cache.pin(key, True)
+            await self.reader.pin(targets[key].ref, True)
         for key in self._cache_pinned - keys:
-            await cache.pin(key, False)
+            await cache.pin(key, False)  # no longer in the tree: no ref, the key will do
             self._done.discard(key)
         self._cache_pinned = keys
         missing = [t for k, t in targets.items() if not await self._complete(k, t)]
         sizes = await self._sizes(targets)
         self._report(targets, sizes, missing, "downloading" if missing else "idle")
         if not missing:
-            return
+            return False
         missing = await self._bulk(missing, targets, sizes)
         for t in missing:
-            if self._wake.is_set():
-                return  # pins or the tree changed: plan again
-            await self._fetch(t)
+            if self._wake.is_set() or not await self._fetch(t):
+                return True  # pins or the tree changed: plan again
             if await self._complete(t.ref.key, t):
                 missing = [m for m in missing if m is not t]
             self._report(targets, await self._sizes(targets), [
                 m for m in missing if m.ref.key not in self._done], "downloading")
-        self._report(targets, await self._sizes(targets), [], "idle")
+        left = [m for m in missing if m.ref.key not in self._done]
+        self._report(targets, await self._sizes(targets), left, "waiting" if left else "idle")
+        return bool(left)
 
     async def _complete(self, key: str, t: _Target) -> bool:
         if key in self._done:
@@ -273,21 +276,17 @@ class PinManager:
             return True
         return False
 
-    async def _fetch(self, t: _Target) -> None:
-        """Read the file through the reader at PREFETCH priority (one download, spare
-        budget only); a read that fails leaves it for the next round."""
-        pos = 0
-        try:
-            while True:
-                deadline = trio.current_time() + 300
-                data = await self.reader.read(t.ref, pos, PIECE, deadline=deadline,
-                                              priority=Priority.PREFETCH)
-                pos += len(data)
-                if len(data) < PIECE:
-                    break
-        except ContentUnavailableError as exc:
-            log.info("pinned %s not fetched yet: %s", "/".join(t.path), exc)
-            await trio.sleep(RETRY_S)
+    async def _fetch(self, t: _Target) -> bool:
+        """One file through the reader's prefetch (spare budget only, never while an
+        interactive read waits); False when the pins or the tree changed meanwhile."""
+        while True:
+            done = self.reader.prefetch(t.ref)
+            if done is not None:
+                await done.wait()
+                return True
+            if self._wake.is_set():
+                return False
+            await trio.sleep(PREFETCH_RETRY_S)
 
     # -- the bulk path -------------------------------------------------------------------
 

@@ -285,13 +285,3 @@ class Store:
         os.rename(tmp, self.files / file_id)
         fsync_dir(self.files)
         return file_id, digest.hexdigest()
-
-    def copy_file_sync(self, file_id: str, size: int | None = None) -> Path:
-        """A writable temp copy of a spooled file (optionally truncated/extended)."""
-        dst = self.new_tmp()
-        with open(self.files / file_id, "rb") as src, open(dst, "wb") as out:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-            if size is not None:
-                out.truncate(size)
-        return dst
