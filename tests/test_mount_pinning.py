@@ -196,3 +196,24 @@ def test_unpin(mnt: Mounted) -> None:
     assert os.getxattr(some, "user.rc.pin") == b"1"
     os.removexattr(some, "user.rc.pin")
     assert os.getxattr(some, "user.rc.pin") == b"0"
+
+
+def test_cache_is_checked_in_the_background_after_an_unclean_shutdown(mnt: Mounted) -> None:
+    import diskcache
+
+    assert mnt.proc is not None
+    mnt.proc.kill()  # no unmount, no cleanup: the cache stays marked as in use
+    mnt.proc.wait(10)
+    mnt.unmount()  # clears the dead mount
+    roots = list(mnt.cache_dir.glob("*/v1/db"))
+    assert len(roots) == 1
+    with diskcache.Cache(str(roots[0])) as db:
+        real = int(db.get("s:used"))
+        db.set("s:used", 1 << 40)  # what a crash between two writes can leave
+    mnt.start()
+    wait_for(lambda: "content cache checked" in mnt.log(), 30, "the background check")
+    assert "did not end cleanly" in mnt.log()
+    used = mnt.status()["content"]["cache"]["used"]
+    assert 0 < used < CACHE and abs(used - real) < (1 << 20)
+    mnt.restart()  # a clean unmount: no check next time
+    assert mnt.log_path.read_text().count("did not end cleanly") == 1
