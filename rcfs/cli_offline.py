@@ -127,8 +127,12 @@ def _wait(root: Path, check: Callable[[dict[str, Any]], tuple[bool, str]],
         time.sleep(POLL_S)
 
 
+def _covered(rel: str, planned: list[str]) -> bool:
+    return any(rel == p or rel.startswith(p + "/") or not p for p in planned)
+
+
 def _pin(args: argparse.Namespace, value: bytes) -> int:
-    roots = set()
+    wanted: dict[Path, list[str]] = {}
     for raw in args.paths:
         path = Path(raw)
         root = mount_root(path)
@@ -137,19 +141,21 @@ def _pin(args: argparse.Namespace, value: bytes) -> int:
             return 2
         if not _set(path, "user.rc.pin", value, "pin" if value == b"1" else "unpin"):
             return 1
-        roots.add(root)
+        rel = path.absolute().relative_to(root).as_posix()
+        wanted.setdefault(root, []).append("" if rel == "." else rel)
     if value != b"1" or args.no_wait:
         return 0
     asked = time.time()
 
-    def check(status: dict[str, Any]) -> tuple[bool, str]:
-        p = status.get("pinning") or {}
-        fresh = float(p.get("updated", 0)) >= asked
-        done = fresh and p.get("state") == "idle" and p.get("files_done") == p.get(
-            "files_total")
-        return done, progress_line(p)
+    for root, rels in sorted(wanted.items()):
+        def check(status: dict[str, Any], rels: list[str] = rels) -> tuple[bool, str]:
+            p = status.get("pinning") or {}
+            planned = list(p.get("planned") or [])
+            done = (float(p.get("updated", 0)) >= asked and p.get("state") == "idle"
+                    and all(_covered(r, planned) for r in rels)
+                    and p.get("files_done") == p.get("files_total"))
+            return done, progress_line(p)
 
-    for root in sorted(roots):
         _wait(root, check, args.timeout)
     return 0
 

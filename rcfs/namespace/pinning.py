@@ -84,6 +84,7 @@ class PinManager:
         self.progress: dict[str, Any] = {"state": "idle"}
         self.requests = 0
         self.last_choice: str | None = None
+        self._planned: list[str] = []  # the pins the current round works for
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -241,6 +242,7 @@ class PinManager:
 
     async def _round(self) -> bool:
         """One pass; True when something pinned is still not cached."""
+        self._planned = sorted("/".join(p) for p in self.pins)
         targets = self._targets()
         keys = set(targets)
         cache = self.reader.cache
@@ -354,6 +356,7 @@ class PinManager:
         eta = sum(n / max(self.rate_of(g), 1e-9) for g, n in by_group.items())
         self.progress = {
             "state": state, "pins": sorted("/".join(p) for p in self.pins),
+            "planned": self._planned,
             "files_total": len(targets), "files_done": len(done),
             "bytes_total": sum(s or 0 for s in sizes.values()),
             "bytes_done": sum(sizes.get(k) or 0 for k in done),
