@@ -213,10 +213,10 @@ ALLOW: tuple[Allow, ...] = (
           "RingCentral's CustomGreetingInfo carries uri (and contentUri) besides id (SDK "
           "definitions generated from the older spec); spec46 lists only id"),
     Allow("readMessageStoreReportTask", "startTime", "additional property",
-          "the export docs' task samples carry startTime once running (API_NOTES §5.7); "
+          "the export docs' task samples carry startTime once running (docs/ringcentral.md §5.7); "
           "spec46's MessageStoreReport lacks it"),
     Allow("readMessageStoreReportTask", "finishTime", "additional property",
-          "the export docs' task samples carry finishTime once final (API_NOTES §5.7); "
+          "the export docs' task samples carry finishTime once final (docs/ringcentral.md §5.7); "
           "spec46's MessageStoreReport lacks it"),
 )
 

@@ -41,6 +41,7 @@ PART_LAYER = {
     "notify": "top",  # desktop notifications, wired by mount.py
     "mount": "top",
     "cli": "top",
+    "cli_offline": "top",
     "config": "top",
     "__init__": "top",
     "__main__": "top",
