@@ -41,6 +41,7 @@ from rcfs.content.reports import ReportRunner
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.fs.readahead import raise_read_ahead
+from rcfs.namespace.account_calls import AccountCalls
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.exports import ExportManager
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
@@ -352,8 +353,10 @@ class Mount:
                               bulk=BulkExport(runner, source, cache, reader.forget),
                               can_export=can_export)
             pins.load()
+            account_calls = AccountCalls(
+                index, index.tz, lambda: index.me is not None and index.me.is_admin)
             ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
-                                 plugins=[exports, pins])
+                                 plugins=[exports, pins, account_calls])
             pins.resolve = ops.resolve
             exports.on_rename = ops.forget_path
             outbox.on_gone = lambda ext, rel: ops.forget_path(
@@ -369,6 +372,7 @@ class Mount:
                 ops.tree_changed(ext_id)
                 fresh.changed(ext_id)
                 pins.changed()
+                account_calls.changed()
 
             index.on_change = changed
             index.bind(nursery)

@@ -306,7 +306,7 @@ class RcfsOperations(pyfuse3.Operations):
             attr.st_size = size if size is not None else self._shown_size(entry)
             self._reported[inode] = attr.st_size
             attr.st_blocks = (attr.st_size + 511) // 512
-            known = size is not None and path[:1] != (CONTROL_DIR,)
+            known = size is not None and path[:1] != (CONTROL_DIR,) and not entry.live
             attr.entry_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
             attr.attr_timeout = FILE_TIMEOUT if known else UNKNOWN_SIZE_TIMEOUT
         if path[1:2] == (OUTBOX,):
@@ -479,7 +479,7 @@ class RcfsOperations(pyfuse3.Operations):
         # A size learned just now may still be stale in the kernel's attribute cache (an
         # estimate), which would clamp page-cache reads: this one open uses direct I/O, so
         # reads run to the true end of file; later opens use the page cache.
-        live = path[:1] == (CONTROL_DIR,) or path[1:2] == (OUTBOX,)
+        live = path[:1] == (CONTROL_DIR,) or path[1:2] == (OUTBOX,) or entry.live
         # So may one given to the kernel before another open learned the size: the page
         # cache only when the kernel's last size is the exact one (else it clamps reads to
         # an estimate: a cp got 148012 of 148128 bytes without an error, in the soak).

@@ -29,6 +29,7 @@ class Entry:
     local_size: int | None = None
     message_id: str | None = None  # for setxattr read_status / unlink
     extension_id: str | None = None
+    live: bool = False  # bytes may change under the same name (Calls CSVs): no long caching
 
     @classmethod
     def directory(cls, name: str, mtime: float = 0.0, writable: bool = False) -> Entry:

@@ -43,7 +43,7 @@ from rcfs.namespace.entries import Entry
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: every call is kept (Calls/), not only recorded ones
 MAILBOX_TYPES = ("User", "DigitalUser", "VirtualUser", "FaxUser", "Voicemail", "Department")
 GREETING_REFRESH = 3600.0
 EXTENSIONS_REFRESH = 600.0
@@ -381,7 +381,8 @@ class MetadataIndex:
 
     @staticmethod
     def _apply_calls(state: ExtensionState, records: Any, removed: Any, full: bool) -> bool:
-        with_rec = {r.id: r for r in records if r.recordings}
+        # Every call, not only recorded ones: Calls/ lists them all.
+        with_rec = {r.id: r for r in records}
         if full:
             changed = with_rec.keys() != state.calls.keys()
             state.calls = with_rec
@@ -432,6 +433,16 @@ class MetadataIndex:
         if state is not None and state.messages.pop(message_id, None) is not None:
             self._rebuild(ext_id)
             await self._persist(ext_id)
+
+    def calls(self, ext_id: str, start: float | None = None,
+              end: float | None = None) -> list[CallLogRecord]:
+        """Call-log records of a mailbox in [start, end) (the account-level Calls CSV)."""
+        state = self.states.get(ext_id)
+        if state is None:
+            return []
+        return [c for c in state.calls.values()
+                if (start is None or c.start_time.timestamp() >= start)
+                and (end is None or c.start_time.timestamp() < end)]
 
     # -- trees -------------------------------------------------------------------------------
 

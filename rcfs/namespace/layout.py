@@ -6,6 +6,7 @@
       Texts/<party>/<time> in|out [<id>].txt   (+ [<id>]-<n>.<ext> for MMS attachments)
       Recordings/YYYY-MM/<time> in|out <party> to|from <party> (<duration>) [<rec id>].mp3
       Greetings/<Type> [<id>].wav
+      Calls/YYYY-MM.csv                        (the call log, rcfs.namespace.calls_csv)
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import tzinfo
 
-from rcfs.api.models import Attachment, CallLogRecord, Greeting, Message, Party
-from rcfs.namespace import naming
+from rcfs.api.models import Attachment, CallLogRecord, Greeting, Message, Party, Recording
+from rcfs.namespace import calls_csv, naming
 from rcfs.namespace.entries import ContentRef, Entry
 
 VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS = (
@@ -143,6 +144,36 @@ def add_message(root: Entry, msg: Message, tz: tzinfo | None, own: set[str],
                              ext_id=ext_id))
 
 
+def _call_parts(call: CallLogRecord, rec: Recording, tz: tzinfo | None,
+                recording_type: str | None) -> tuple[str, str, str, int | None]:
+    """(month folder, file name, content type, duration) of one recording of a call."""
+    when = call.start_time
+    direction = "in" if call.direction == "Inbound" else "out"
+    other, me = (call.from_, call.to) if direction == "in" else (call.to, call.from_)
+    duration = rec.duration if rec.duration is not None else call.duration
+    stem = naming.join(naming.stamp(when, tz), direction, _party_of(other),
+                       "to" if direction == "in" else "from", _party_of(me))
+    tag = f" ({naming.duration(duration)})" if duration is not None else ""
+    # The call log does not say; the account's format comes from one recording's
+    # metadata (MetadataIndex.recording_type).
+    mime = rec.content_type or recording_type or "audio/mpeg"
+    ext = naming.extension_for(mime)
+    name = naming.fit(stem, tag + naming.id_tail(rec.id, ext))
+    return naming.month(when, tz), name, mime, duration
+
+
+def recording_path(call: CallLogRecord, tz: tzinfo | None,
+                   recording_type: str | None = None) -> str | None:
+    """``Recordings/YYYY-MM/<name>`` of the call's first recording (the Calls CSV names it)."""
+    if call.deleted:
+        return None
+    for rec in call.recordings:
+        if rec.content_uri:
+            month, name, _mime, _duration = _call_parts(call, rec, tz, recording_type)
+            return f"{RECORDINGS}/{month}/{name}"
+    return None
+
+
 def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str,
              recording_type: str | None = None) -> None:
     """Place each recording of a call under Recordings/YYYY-MM/."""
@@ -152,17 +183,7 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str,
         if not rec.content_uri:
             continue
         when = call.start_time
-        direction = "in" if call.direction == "Inbound" else "out"
-        other, me = (call.from_, call.to) if direction == "in" else (call.to, call.from_)
-        duration = rec.duration if rec.duration is not None else call.duration
-        stem = naming.join(naming.stamp(when, tz), direction, _party_of(other),
-                           "to" if direction == "in" else "from", _party_of(me))
-        tag = f" ({naming.duration(duration)})" if duration is not None else ""
-        # The call log does not say; the account's format comes from one recording's
-        # metadata (MetadataIndex.recording_type).
-        mime = rec.content_type or recording_type or "audio/mpeg"
-        ext = naming.extension_for(mime)
-        name = naming.fit(stem, tag + naming.id_tail(rec.id, ext))
+        month, name, mime, duration = _call_parts(call, rec, tz, recording_type)
         xattrs = {
             "user.rc.id": rec.id,
             "user.rc.type": "CallRecording",
@@ -175,7 +196,7 @@ def add_call(root: Entry, call: CallLogRecord, tz: tzinfo | None, ext_id: str,
             "user.mime_type": mime.split(";")[0],
         }
         ref = ContentRef("rec", (rec.id,), rec.content_uri, "Heavy", None, mime)
-        folder = root.subdir(RECORDINGS).subdir(naming.month(when, tz))
+        folder = root.subdir(RECORDINGS).subdir(month)
         folder.add(_file(name, when.timestamp(), {k: v for k, v in xattrs.items() if v},
                          content=ref, ext_id=ext_id))
 
@@ -207,8 +228,11 @@ def build_extension(name: str, messages: Iterable[Message], calls: Iterable[Call
         root.subdir(folder)
     for msg in messages:
         add_message(root, msg, tz, own_numbers, ext_id)
+    calls = list(calls)
     for call in calls:
         add_call(root, call, tz, ext_id, recording_type)
+    calls_csv.add_calls_folder(root, calls, tz,
+                               lambda c: recording_path(c, tz, recording_type))
     for greeting in greetings:
         # Greetings carry no time in the API: the time rcfs first saw each one (persisted),
         # so it stays the same across refreshes and remounts (rsync sees no change).
