@@ -462,21 +462,26 @@ def expected_bytes(emu: EmulatorProc, path: Path, messages: dict[str, dict[str, 
 OUTBOX = "Outbox"  # issue 6's writable folder: another suite's business
 
 
-def files_under(top: Path, *, outbox: bool = False) -> Iterator[Path]:
-    """Every file below ``top`` (sorted per folder), leaving out Outbox folders."""
+EXTRAS = ("Calls", "Exports")  # issue 13's generated folders: their own suites
+
+
+def files_under(top: Path, *, outbox: bool = False, extras: bool = False) -> Iterator[Path]:
+    """Every file below ``top`` (sorted per folder), leaving out Outbox folders and (unless
+    ``extras``) the Calls/ and Exports/ folders."""
     for dirpath, dirs, files in os.walk(top):
         if not outbox and OUTBOX in dirs:
             dirs.remove(OUTBOX)
+        if not extras:
+            dirs[:] = [d for d in dirs if d not in EXTRAS]
         dirs.sort()
         for name in sorted(files):
             yield Path(dirpath) / name
 
 
 def walk(top: Path) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk`` without Outbox folders."""
+    """``os.walk`` without Outbox, Calls and Exports folders."""
     for dirpath, dirs, files in os.walk(top):
-        if OUTBOX in dirs:
-            dirs.remove(OUTBOX)
+        dirs[:] = [d for d in dirs if d != OUTBOX and d not in EXTRAS]
         yield dirpath, dirs, files
 
 

@@ -112,9 +112,10 @@ def test_root_has_one_folder_per_mailbox_and_status(mnt: Mounted, summary: dict[
                                                      ) -> None:
     expected = {_folder(e) for e in summary["extensions"]}
     assert len(expected) == 5
-    assert set(os.listdir(mnt.root)) == expected | {".rcfs"}
+    # An admin also gets Exports/ and the account-level Calls/ (issue 13's own suites).
+    assert set(os.listdir(mnt.root)) == expected | {".rcfs", "Exports", "Calls"}
     for name in expected:
-        assert set(os.listdir(mnt.root / name)) - {OUTBOX} == AREAS, name
+        assert set(os.listdir(mnt.root / name)) - {OUTBOX, "Calls"} == AREAS, name
     status = mnt.status()
     assert status["pid"] == mnt.proc.pid  # type: ignore[union-attr]
     assert {e["folder"] for e in status["extensions"].values()} == expected
@@ -147,7 +148,8 @@ def test_ls_lR_sends_no_request(mnt: Mounted, emu: EmulatorProc) -> None:
     assert content_requests(sent) == []
     # Browsing answers from memory: not even a listing request once the tree is loaded.
     assert sent == [], brief(sent)
-    files = [p for p in files_under(mnt.root, outbox=True) if ".rcfs" not in p.parts]
+    files = [p for p in files_under(mnt.root, outbox=True, extras=True)
+             if ".rcfs" not in p.parts]
     listed = [ln for ln in out.splitlines() if ln.startswith("-r")]
     assert len(listed) == len(files) > 500
     assert took < 30
@@ -158,8 +160,9 @@ def test_every_message_recording_and_greeting_has_a_file(
     require_tools("find")
     found = run(["find", str(mnt.root), "-type", "f", "-print0"]).stdout.split("\0")
     found = [f for f in found if f]
-    assert len(found) == len(list(files_under(mnt.root, outbox=True)))
-    found = [f for f in found if OUTBOX not in Path(f).parts]
+    assert len(found) == len(list(files_under(mnt.root, outbox=True, extras=True)))
+    found = [f for f in found if OUTBOX not in Path(f).parts
+             and not {"Calls", "Exports"} & set(Path(f).relative_to(mnt.root).parts[:2])]
     for ext in summary["extensions"]:
         top = mnt.root / _folder(ext)
         rel = [Path(f).relative_to(top) for f in found if Path(f).is_relative_to(top)]

@@ -118,7 +118,10 @@ class PinManager:
         return None
 
     def xattr_names(self, path: Path, entry: Entry) -> list[str]:
-        return [PIN_XATTR] if entry.is_dir else [PIN_XATTR, CACHED_XATTR]
+        # user.rc.pin is listed where set (getxattr answers "0" elsewhere): an unpinned
+        # folder lists no attribute, as before pinning existed.
+        pin = [PIN_XATTR] if self.pinned(path) else []
+        return pin if entry.is_dir else [*pin, CACHED_XATTR]
 
     async def setxattr(self, path: Path, entry: Entry, name: str, value: bytes) -> bool:
         if name != PIN_XATTR:
