@@ -55,6 +55,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=520)
     ap.add_argument("--window", type=float, default=60.0)
+    ap.add_argument("--only", choices=("per-file", "export"), help="run one path only")
     args = ap.parse_args()
     window = f"{args.window:g}"
     rows = []
@@ -65,8 +66,11 @@ def main() -> int:
         emu.admin("POST", "/_emulator/messages", {
             "extension_id": str(user["extension_id"]), "type": "VoiceMail", "duration": 2,
             "creation_time": end, "repeat": args.count, "step": 360 * 86400 / args.count})
-        for label, who in (("per-file GETs (no report permission)", user),
-                           ("export (admin)", emu.user(admin=True))):
+        paths = (("per-file", "per-file GETs (no report permission)", user),
+                 ("export", "export (admin)", emu.user(admin=True)))
+        for key, label, who in paths:
+            if args.only not in (None, key):
+                continue
             work = Path(tempfile.mkdtemp(prefix="rcfs-bench-pin-"))
             try:
                 with Mounted(emu, work, user=who, refresh_interval=600,

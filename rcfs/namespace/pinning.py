@@ -51,6 +51,7 @@ FILE_OVERHEAD = 8 << 10
 """Cache charge of a small file beyond its bytes (4 KiB pages, rows, its record)."""
 IDLE_RECHECK_S = 30.0
 SETTLE_S = 1.0
+SETTLE_MAX_S = 30.0
 """After a wake-up, wait this long for more pins: ``rcfs pin a b c`` pins one path at a
 time, and one batch of all of them may go through one export instead of three."""
 RETRY_S = 5.0
@@ -241,7 +242,19 @@ class PinManager:
                 log.exception("pinning round failed; retrying")
             with trio.move_on_after(RETRY_S if incomplete else IDLE_RECHECK_S):
                 await self._wake.wait()
-                await trio.sleep(SETTLE_S)
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait until no pin arrived for ``SETTLE_S`` (at most ``SETTLE_MAX_S``): pins that
+        come one by one (``rcfs pin`` of twelve month folders) are planned as one batch,
+        so they share one export instead of starting several."""
+        with trio.move_on_after(SETTLE_MAX_S):
+            while True:
+                self._wake = trio.Event()
+                with trio.move_on_after(SETTLE_S):
+                    await self._wake.wait()
+                    continue
+                return
 
     async def _round(self) -> bool:
         """One pass; True when something pinned is still not cached."""
