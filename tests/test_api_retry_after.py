@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import trio
 
-from rcfs.api.content import download
 from rcfs.api.listing import list_call_log
+from tests.api_fakes import download
 from tests.emulator_proc import EmulatorProc
 from tests.test_api_content import emulator_client
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.emulator_proc import ROOT, EmulatorProc, api_client
 from tests.mount_helper import (
+    REAL_LIMITS,
     Mounted,
     RequestLog,
     content_requests,
@@ -50,7 +51,7 @@ def _add_year(emu: EmulatorProc, ext_id: str, year: int, count: int) -> list[str
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6",
+    with EmulatorProc("--data-seed", "1", *REAL_LIMITS,
                       "--set", "report_step=0.5") as proc:
         ext_id = str(proc.user(admin=True)["extension_id"])
         _add_year(proc, ext_id, YEAR, COUNT)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.mount_helper import Mounted, RequestLog, module_mount, wait_for
+from tests.mount_helper import REAL_LIMITS, Mounted, RequestLog, module_mount, wait_for
 
 pytestmark = pytest.mark.mount
 
@@ -29,7 +29,7 @@ HEADER = ["time", "direction", "from", "to", "name", "duration", "result", "reco
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6") as proc:
+    with EmulatorProc("--data-seed", "1", *REAL_LIMITS) as proc:
         yield proc
 
 

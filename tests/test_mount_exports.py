@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.emulator_proc import ROOT, EmulatorProc
-from tests.mount_helper import Mounted, RequestLog, module_mount, run, wait_for
+from tests.mount_helper import REAL_LIMITS, Mounted, RequestLog, module_mount, run, wait_for
 
 pytestmark = pytest.mark.mount
 
@@ -29,7 +29,7 @@ ARCHIVE_TTL = 120
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6",
+    with EmulatorProc("--data-seed", "1", *REAL_LIMITS,
                       "--set", "report_step=1", "--set", f"archive_uri_ttl={ARCHIVE_TTL}",
                       "--set", "archive_max_bytes=3000000") as proc:
         yield proc

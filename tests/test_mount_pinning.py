@@ -20,6 +20,7 @@ import pytest
 
 from tests.emulator_proc import ROOT, EmulatorProc, api_client
 from tests.mount_helper import (
+    REAL_LIMITS,
     Mounted,
     RequestLog,
     content_requests,
@@ -38,7 +39,7 @@ CACHE = 24 << 20
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6") as proc:
+    with EmulatorProc("--data-seed", "1", *REAL_LIMITS) as proc:
         yield proc
 
 

@@ -496,6 +496,7 @@ class ContentReader:
     def forget(self, key: str) -> None:
         """Blocks of ``key`` reached the cache without this reader (the bulk export path):
         drop its idle view of the file so the next read looks at the cache again."""
+        self._probed.discard(key)  # its size is in the cache's record now
         f = self._files.get(key)
         if f is not None and not f.busy() and f.loaded.is_set():
             del self._files[key]

@@ -475,7 +475,8 @@ class RcfsOperations(pyfuse3.Operations):
             self.reader.cache.hold(entry.content.key)
         info = pyfuse3.FileInfo(fh=fh)
         # Immutable content keeps the page cache across opens; a live file (status.json,
-        # the outbox's status files) needs direct I/O so reads never see an older version.
+        # the outbox's status files, the Calls/ CSVs) needs direct I/O so reads never see
+        # an older version.
         # A size learned just now may still be stale in the kernel's attribute cache (an
         # estimate), which would clamp page-cache reads: this one open uses direct I/O, so
         # reads run to the true end of file; later opens use the page cache.

@@ -206,7 +206,7 @@ class PinManager:
     async def _sizes(self, targets: dict[str, _Target]) -> dict[str, int | None]:
         sizes: dict[str, int | None] = {}
         for key, t in targets.items():
-            size = t.ref.size
+            size = self.reader.known_size(t.ref)  # metadata, or learned by a download
             if size is None:
                 info = await self.reader.cached_info(t.ref)
                 size = info.size if info is not None else None
