@@ -382,13 +382,15 @@ def warm_truth(rc: httpx.Client, emu: EmulatorProc) -> None:
         recordings_of(rc, str(ext["id"]))
 
 
-def messages_of(rc: httpx.Client, ext_id: str) -> list[dict[str, Any]]:
+def messages_of(rc: httpx.Client, ext_id: str, *, fresh: bool = False
+                ) -> list[dict[str, Any]]:
     """Every Alive message of an extension, through the REST API (``rc``: ``api_client`` of
     the admin; keep ONE per test module: every new login opens a session, and the emulator,
     like RingCentral, revokes the oldest past five, which would be the mount's). Fetched
-    once per emulator and extension (``_TRUTH``)."""
+    once per emulator and extension (``_TRUTH``); ``fresh`` fetches again (after a test
+    added messages)."""
     key = (str(rc.base_url), "messages", ext_id)
-    if key in _TRUTH:
+    if key in _TRUTH and not fresh:
         return list(_TRUTH[key])
     out: list[dict[str, Any]] = []
     page = 1

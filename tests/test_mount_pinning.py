@@ -56,9 +56,10 @@ def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield m
 
 
-def _messages(mnt: Mounted, rest: httpx.Client) -> dict[str, dict[str, Any]]:
+def _messages(mnt: Mounted, rest: httpx.Client, *, fresh: bool = False
+              ) -> dict[str, dict[str, Any]]:
     ext_id = str(mnt.user["extension_id"])
-    return {str(m["id"]): m for m in messages_of(rest, ext_id)}
+    return {str(m["id"]): m for m in messages_of(rest, ext_id, fresh=fresh)}
 
 
 def _cached(path: Path) -> str:
@@ -167,7 +168,7 @@ def test_new_items_in_a_pinned_folder_are_fetched(mnt: Mounted, emu: EmulatorPro
 
 def test_pins_survive_a_remount_and_read_offline(mnt: Mounted, emu: EmulatorProc,
                                                  rest: httpx.Client) -> None:
-    messages = _messages(mnt, rest)
+    messages = _messages(mnt, rest, fresh=True)  # an earlier test added a fax
     fax = mnt.folder() / "Fax"
     files = list(files_under(fax))
     expected = {f.name: expected_bytes(emu, f, messages) for f in files}
