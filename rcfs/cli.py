@@ -215,6 +215,8 @@ def _print_status(args: argparse.Namespace) -> int:
             continue
         print(f"{mp}: rcfs {data.get('version')} pid {data.get('pid')}")
         print(f"  {auth_line(data.get('auth') or {})}")
+        for action in (data.get("auth") or {}).get("missing_permissions") or []:
+            print(f"  permission: {action}")
         for healed in data.get("rebuilt_stores") or []:
             print(f"  {healed.get('store')} was damaged and rebuilt at mount "
                   f"({healed.get('reason')}); old copy: {healed.get('moved_to')}")

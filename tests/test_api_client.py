@@ -465,6 +465,19 @@ async def test_get_network_errors_retried_then_transport_error(autojump_clock: M
     assert len(fake.api_requests()) == 8
 
 
+async def test_refused_connections_spend_no_budget(autojump_clock: MockClock) -> None:
+    """A request that never reached the server (refused, connect timeout) gives its slot
+    back: an outage must read as "offline", not drain the budget into "throttled"."""
+    fake = FakeRC(script=[httpx.ConnectError("refused"), httpx.ConnectTimeout("syn"),
+                          httpx.ReadError("reset"), json_response(200, {"ok": 1})])
+    async with client(fake, max_attempts=4) as c:
+        before = c.scheduler.remaining("Light")
+        assert (await c.request("GET", MSG, priority=Priority.LISTING)).json() == {"ok": 1}
+        # Two refused attempts cost nothing; the reset one reached the server, as did the 200.
+        assert c.scheduler.remaining("Light") == before - 2
+        assert c.scheduler.stats()["Light"]["sent"] == 2
+
+
 async def test_timeouts_end_in_deadline_exceeded(autojump_clock: MockClock) -> None:
     fake = FakeRC(script=[httpx.ReadTimeout("slow")] * 4)
     async with client(fake) as c:

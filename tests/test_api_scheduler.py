@@ -425,3 +425,25 @@ async def test_a_sequential_copy_keeps_its_share_against_a_threaded_one(
     share = while_both.count("s") / len(while_both)
     assert 0.35 <= share <= 0.65, "".join(order)
     assert order.count("g") == 40 and order.count("s") == 12
+
+
+async def test_refund_returns_the_slot_and_the_copys_share(autojump_clock: MockClock) -> None:
+    """A send that never reached the server is refunded: the window's count and the BULK
+    tenant's share both get the slot back, so the copy's next request goes out at once."""
+    s = make()  # Heavy 10, one slot kept from BULK: two copies share 9, 5 each
+    t0 = trio.current_time()
+
+    async def bulk(tenant: str) -> float:
+        async with s.slot("Heavy", Priority.BULK, tenant=tenant):
+            return trio.current_time()
+
+    assert await bulk("rsync") == t0
+    assert [await bulk("cp") for _ in range(4)] == [t0] * 4
+    async with s.slot("Heavy", Priority.BULK, tenant="cp") as slot:  # cp's 5th: refused
+        assert s.remaining("Heavy") == 4
+        s.refund(slot)
+        assert s.remaining("Heavy") == 5
+    assert s.remaining("Heavy") == 5  # leaving the block does not charge it again
+    assert s.stats()["Heavy"]["sent"] == 5
+    assert await bulk("cp") == t0  # still within cp's share of 5
+    assert await bulk("cp") > t0 + 60  # the 6th is past it: wait for the window

@@ -210,9 +210,7 @@ ROWS = [
     row("429-no-retry-after", "Recordings", {"kind": "status", "status": 429,
                                              "retry_after": None, "count": 1},
         "bytes", "EAGAIN", reread=False),
-    row("emulator-down", "Voicemail", None, "ENETUNREACH", action="down",
-        marks=pytest.mark.xfail(reason="seen: EAGAIN at open after 3 s with the emulator "
-                                "killed (connection refused); the README says ENETUNREACH")),
+    row("emulator-down", "Voicemail", None, "ENETUNREACH", action="down"),
 ]
 
 
@@ -266,7 +264,10 @@ def test_fault_gives_right_bytes_or_documented_errno(world: tuple[Emu, Mounted],
     if case.action == "down":
         emu.replace()
     for what, out, expected in outcomes:
-        check(out, expected, case, what)
+        try:
+            check(out, expected, case, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- mount log ---\n{m.log()[-4000:]}") from None
     print(f"{case.name}: " + ", ".join(
         f"{what}: {out.error or 'bytes'} in {out.seconds:.1f}s" for what, out, _ in outcomes))
     # The fault is gone: the same file reads right (nothing wrong was cached) ...

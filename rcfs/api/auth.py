@@ -134,7 +134,7 @@ class TokenManager:
 
     def denied(self, error: ApiError) -> None:
         """An API call was refused for auth or permission reasons (status shows it)."""
-        before = (self.state.login_error, self.state.permission_error)
+        before = [self.state.login_error, *self.state.permission_errors.values()]
         problem = self.state.note(error)
         if problem is not None and all(p is None or (p.code, p.message) != (
                 problem.code, problem.message) for p in before):

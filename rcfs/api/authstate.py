@@ -80,13 +80,20 @@ class AuthProblem:
 
 
 class AuthState:
-    """The last login error (cleared by the next successful token grant) and the last
-    permission error (kept: a permission does not come back by itself)."""
+    """The last login error (cleared by the next successful token grant) and every distinct
+    permission error (kept: a permission does not come back by itself, and an app that
+    lacks two permissions must show both, not whichever failed last)."""
 
     def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._now = wall_clock
         self.login_error: AuthProblem | None = None
-        self.permission_error: AuthProblem | None = None
+        self.permission_errors: dict[str, AuthProblem] = {}
+
+    @property
+    def permission_error(self) -> AuthProblem | None:
+        """The most recent permission error."""
+        errors = self.permission_errors.values()
+        return max(errors, key=lambda p: p.at) if errors else None
 
     def note(self, exc: RcError) -> AuthProblem | None:
         """Record ``exc`` if it is an auth/permission error; returns the record."""
@@ -96,7 +103,7 @@ class AuthState:
         code = exc.error_code if isinstance(exc, ApiError) else None
         if isinstance(exc, ApiError) and exc.codes & PERMISSION_CODES:
             problem = AuthProblem(code, str(exc), action, self._now())
-            self.permission_error = problem
+            self.permission_errors[action] = problem
             return problem
         problem = AuthProblem(code, str(exc), action, self._now())
         self.login_error = problem
@@ -106,7 +113,8 @@ class AuthState:
         self.login_error = None
 
     def status(self, tokens: TokenSet | None) -> dict[str, Any]:
-        """``logged_in``, ``owner_id``, expiries and ``last_error`` (with its ``action``)."""
+        """``logged_in``, ``owner_id``, expiries, ``last_error`` (with its ``action``) and
+        ``missing_permissions`` (the action for each permission the app was refused)."""
         now = self._now()
         errors = [p for p in (self.login_error, self.permission_error) if p is not None]
         last = max(errors, key=lambda p: p.at) if errors else None
@@ -117,6 +125,7 @@ class AuthState:
             "expires_at": tokens.expires_at if tokens is not None else None,
             "refresh_expires_at": tokens.refresh_expires_at if tokens is not None else None,
             "last_error": last.as_dict() if last is not None else None,
+            "missing_permissions": sorted(self.permission_errors),
         }
         return out
 

@@ -83,6 +83,7 @@ class Slot:
 
     group: str
     sent_at: float
+    tenant: str | None = None  # the fairness key a BULK grant was charged to
 
 
 @dataclass(eq=False)
@@ -221,7 +222,7 @@ class RequestScheduler:
         g = self._group(group)
         w = await self._acquire(g, priority, deadline, tenant if tenant else TENANT.get())
         assert w.granted_at is not None
-        slot = Slot(g.name.lower(), w.granted_at)
+        slot = Slot(g.name.lower(), w.granted_at, w.tenant)
         try:
             yield slot
         finally:
@@ -273,7 +274,7 @@ class RequestScheduler:
         if w in g.waiters:
             g.waiters.remove(w)
         elif w.granted_at is not None:  # granted, then cancelled before sending
-            self._unsend(g, w.granted_at)
+            self._unsend(g, w.granted_at, w.tenant)
             g.sent -= 1
         self._pump(g, trio.current_time())
 
@@ -362,10 +363,29 @@ class RequestScheduler:
                 x.scope.deadline = self._wake(x, now)
             bisect.insort(sends, eta)
 
-    def _unsend(self, g: _Group, at: float) -> None:
+    def _unsend(self, g: _Group, at: float, tenant: str | None) -> bool:
+        """Forget a grant at ``at`` (and its charge to a copy's share); False if gone."""
+        mine = g.tenant_sends.get(tenant)
+        if mine is not None and at in mine:
+            mine.remove(at)
         i = bisect.bisect_left(g.sends, at)
         if i < len(g.sends) and g.sends[i] == at:
             del g.sends[i]
+            return True
+        return False
+
+    def refund(self, slot: Slot) -> None:
+        """The request never reached the server (connection refused, connect timeout): it
+        cost nothing there, so it costs nothing here. Without this, a dead network would
+        spend the budget (and a copy's share of it) on nothing and turn "offline" into
+        "throttled"."""
+        g = self._groups.get(slot.group)
+        if g is None or slot.group in UNTHROTTLED_GROUPS:
+            return
+        if self._unsend(g, slot.sent_at, slot.tenant):
+            g.sent -= 1
+            slot.sent_at = math.nan  # the exit's re-stamp finds nothing to move
+            self._pump(g, trio.current_time())
 
     def _restamp(self, slot: Slot, now: float) -> None:
         g = self._groups[slot.group]
@@ -382,7 +402,7 @@ class RequestScheduler:
         if actual_group.lower() == slot.group:
             return
         old = self._groups[slot.group]
-        self._unsend(old, slot.sent_at)
+        self._unsend(old, slot.sent_at, slot.tenant)
         old.sent -= 1
         self._pump(old, trio.current_time())
         new = self._group(actual_group)

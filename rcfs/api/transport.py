@@ -375,8 +375,12 @@ class HttpCore:
     ) -> tuple[httpx.Response, Slot]:
         """One attempt: wait for budget, send, and (unless streaming a 2xx) read the body."""
         async with self.scheduler.slot(group, priority, deadline) as slot:
-            with trio.move_on_at(deadline) as cs:
-                response = await self._http.send(request, stream=True)
+            try:
+                with trio.move_on_at(deadline) as cs:
+                    response = await self._http.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                self.scheduler.refund(slot)  # never reached the server
+                raise
             if cs.cancelled_caught:
                 raise DeadlineExceededError(f"{shown}: no response before the deadline")
         log.debug("%s -> %d", shown, response.status_code)
