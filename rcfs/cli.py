@@ -28,7 +28,7 @@ CONFIG_FLAGS = ("server", "media_server", "client_id", "client_secret", "jwt_fil
                 "log_level", "thumbnails", "thumbnail_wait")
 # Flags of ``rcfs mount`` only: the kernel's read-ahead, the outbox's tuning (nothing else
 # mounts or sends).
-MOUNT_FLAGS = ("read_ahead_kib", "push_poll_interval", *OUTBOX_KEYS)
+MOUNT_FLAGS = ("read_ahead_kib", "push_poll_interval", "lookup_deadline", *OUTBOX_KEYS)
 
 
 def _setup_logging(level: str) -> None:
@@ -239,9 +239,7 @@ def _print_status(args: argparse.Namespace) -> int:
               f"downloads, {content.get('active_streams', 0)} in progress; cache "
               f"{cache.get('used', 0)} of {cache.get('budget', 0)} bytes")
         for ext in data.get("extensions", {}).values():
-            error = f"  (error: {ext['last_error']})" if ext.get("last_error") else ""
-            print(f"  {ext['folder']}: {ext['messages']} messages, {ext['recordings']} "
-                  f"recordings{error}")
+            print(f"  {ext['folder']}: {_mailbox_line(ext)}")
         pinning = data.get("pinning") or {}
         if pinning.get("pins"):
             from rcfs.cli_offline import progress_line
@@ -250,6 +248,10 @@ def _print_status(args: argparse.Namespace) -> int:
             print(f"    {progress_line(pinning)}")
         for task in data.get("exports", []):
             print(f"  export: {task.get('status')}  {task.get('folder')}")
+        index = data.get("index", {})
+        if index.get("moved_aside"):
+            print(f"  metadata index: {index['moved_aside']} unreadable index(es) moved aside "
+                  f"and rebuilt")
         _print_push(data)
         queue = data.get("outbox", [])
         print(f"  outbox: {len(queue)} queued")
@@ -282,6 +284,27 @@ def _print_push(data: dict[str, Any]) -> None:
     notify = data.get("notify")
     if notify:
         print(f"  notifications: {notify.get('state')}, {notify.get('raised', 0)} raised")
+
+
+def _mailbox_line(ext: dict[str, Any]) -> str:
+    """One mailbox of ``rcfs status``: files per folder, loading progress, errors."""
+    files = ext.get("files", {})
+    areas = ("Voicemail", "Fax", "Texts", "Recordings", "Greetings")
+    text = ", ".join(f"{files[k]} {k}" for k in areas if files.get(k)) or "no files yet"
+    progress = ext.get("progress") or {}
+    if ext.get("loading") and progress:
+        text += (f"; loading: {progress.get('messages', 0)} messages in "
+                 f"{progress.get('pages', 0)} pages")
+        if progress.get("waiting"):
+            text += f", waiting for {progress['waiting']}"
+    elif ext.get("loading"):
+        text += "; loading"
+    if ext.get("last_error"):
+        text += f" (error: {ext['last_error']})"
+    calls = ext.get("calls") or {}
+    if calls.get("last_error"):
+        text += f" (call log: {calls['last_error']})"
+    return text
 
 
 # -- login / logout ------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Config:
     read_timeout: float = 150.0  # one user operation (open + its reads) waits at most this
     thumbnails: str = "always"  # always | cached | never (rcfs/fs/thumbnails.py)
     thumbnail_wait: float = 600.0  # how long a thumbnailer may wait for spare budget
+    lookup_deadline: float = 2.0  # longest a listing waits for a folder never loaded
     read_ahead_kib: int = 1024  # the mount's kernel read-ahead (root only; 0 = kernel's)
     allow_other: bool = False
     allow_delete: bool = False
@@ -91,6 +92,9 @@ class Config:
             raise ConfigError(f"thumbnail_wait = {self.thumbnail_wait!r}: must be > 0")
         if self.thumbnails not in ("always", "cached", "never"):
             raise ConfigError(f"thumbnails = {self.thumbnails!r}: always, cached or never")
+        if not 0 <= self.lookup_deadline <= 60:
+            raise ConfigError(f"lookup_deadline = {self.lookup_deadline!r}: must be between 0 "
+                              f"and 60 seconds")
         if not 0 <= self.read_ahead_kib <= 65536:
             raise ConfigError(f"read_ahead_kib = {self.read_ahead_kib!r}: must be between 0 "
                               f"(the kernel's default) and 65536")

@@ -44,6 +44,7 @@ from rcfs.fs.readahead import raise_read_ahead
 from rcfs.namespace.account_calls import AccountCalls
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.exports import ExportManager
+from rcfs.namespace import layout
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.namespace.pinning import PinManager
 from rcfs.notify import DesktopNotifier
@@ -169,17 +170,11 @@ def message_file(index: MetadataIndex, mountpoint: Path, ext_id: str,
                  message_id: str) -> Path | None:
     """Where a message's file is in the mount (its first file: the recording, the PDF,
     the text), for the notification's "open" action."""
-    tree = index.trees.get(ext_id)
-    if tree is None:
+    if ext_id not in index.states:
         return None
-    stack: list[tuple[tuple[str, ...], Entry]] = [((tree.name,), tree)]
-    while stack:
-        path, entry = stack.pop()
-        for name, child in sorted((entry.children or {}).items(), reverse=True):
-            if child.is_dir:
-                stack.append(((*path, name), child))
-            elif child.message_id == message_id and not name.endswith(".transcript.txt"):
-                return mountpoint.joinpath(*path, name)
+    for rel in index.message_files(ext_id, message_id):
+        if not rel[-1].endswith(".transcript.txt"):
+            return mountpoint.joinpath(index.folder_name(ext_id), *rel)
     return None
 
 
@@ -247,6 +242,10 @@ class Mount:
         self.mountpoint = mountpoint
         self.abs_mountpoint = os.path.abspath(mountpoint)  # for file:// URIs (thumbnails)
         self.started = time.time()
+        # Seconds from the start of ``run`` (the program is loaded) to the index being open
+        # and to the mount answering: what a remount of a big account costs (issue 12).
+        self.startup: dict[str, float] = {}
+        self._t0 = time.monotonic()
         self.layers: Layers | None = None
         self.client: RcClient | None = None
         self.healed: list[Healed] = []  # local stores found damaged and rebuilt at open
@@ -267,13 +266,15 @@ class Mount:
         out: dict[str, Any] = {"version": __version__, "mountpoint": str(self.mountpoint),
                                "pid": os.getpid(), "started": self.started,
                                "auth": self.auth_status(),
-                               "rebuilt_stores": [h.as_dict() for h in self.healed]}
+                               "rebuilt_stores": [h.as_dict() for h in self.healed],
+                               "startup": self.startup}
         if self.layers is not None:
             layers = self.layers
             out["requests"] = layers.client.scheduler.stats()
             out["token_requests"] = layers.client.tokens.token_requests
             out["content"] = layers.reader.stats()
             out["extensions"] = layers.index.status()
+            out["index"] = layers.index.index_status()
             out["filesystem"] = {**layers.ops.counters, "inodes": len(layers.ops.inodes)}
             out["readers"] = layers.ops.readers_status()
             out["outbox"] = layers.outbox.queue() if layers.outbox is not None else []
@@ -289,6 +290,7 @@ class Mount:
         return out
 
     async def run(self, ready: trio.Event | None = None) -> None:
+        self._t0 = time.monotonic()
         cfg = self.cfg
         state_root, cache_root = _local_dirs(cfg)
         # Everything this process creates (cache, index, spool, log) is private, whatever
@@ -322,15 +324,19 @@ class Mount:
                                    ReaderConfig(read_deadline_s=cfg.read_timeout))
             index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
                                   owner or ""), refresh_interval=cfg.refresh_interval,
-                                  tz=_tz(cfg.timezone))
+                                  tz=_tz(cfg.timezone), lookup_deadline=cfg.lookup_deadline)
             await index.open()
-            try:
-                await index.load_extensions()
-            except RcError as exc:
-                if not index.states:
+            self.startup["index_open_s"] = round(time.monotonic() - self._t0, 3)
+            if index.store is not None and index.store.healed is not None:
+                self.healed.append(index.store.healed)
+            if not index.states:
+                # A first mount: the mailbox folders come from the extension list. A
+                # remount shows what the index knows at once; refreshing starts after.
+                try:
+                    await index.load_extensions()
+                except RcError as exc:
                     raise MountError(f"cannot reach {cfg.server} and nothing is cached: "
                                      f"{exc}") from None
-                log.warning("RingCentral unreachable (%s); serving the cached listing", exc)
             options = MountOptions(
                 uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
                 gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
@@ -368,13 +374,14 @@ class Mount:
                     lambda ext, mid: message_file(index, self.mountpoint, ext, mid))
             fresh = make_freshness(cfg, client, index, self.mountpoint, notifier)
 
-            def changed(ext_id: str) -> None:
-                ops.tree_changed(ext_id)
-                fresh.changed(ext_id)
+            def changed(ext_id: str, removed: list[tuple[str, ...]],
+                        folders: list[tuple[str, ...]]) -> None:
+                ops.tree_changed(ext_id, removed, folders)
                 pins.changed()
                 account_calls.changed()
 
             index.on_change = changed
+            index.on_messages = fresh.messages_written
             index.bind(nursery)
             ops.bind(nursery)
             exports.bind(nursery)
@@ -432,6 +439,7 @@ class Mount:
 
         for _ in range(600):
             if await trio.to_thread.run_sync(_probe):
+                self.startup["answer_s"] = round(time.monotonic() - self._t0, 3)
                 break
             await trio.sleep(0.05)
         # Only now: the kernel clamps read-ahead to what the server's INIT reply says.
@@ -461,9 +469,20 @@ class Mount:
                 f"{content.get('bytes_read', 0)} bytes read; {auth_line(self.auth_status())}")
 
     async def _refresh_loop(self) -> None:
-        """Load every mailbox once in the background, then keep the ones in use fresh."""
+        """Load every mailbox's message store once in the background (Light requests), then
+        keep fresh only what is in use: nothing Medium or Heavy runs on a timer while
+        nobody looks (the call log only for Recordings in use, greetings for Greetings).
+        The sleep is the polling interval: ``refresh_interval``, or the push safety net's
+        while the socket is healthy (push events sync a mailbox as soon as it changes)."""
         assert self.layers is not None and self.layers.freshness is not None
         index, fresh = self.layers.index, self.layers.freshness
+        if not index.extensions_at:
+            try:
+                await index.load_extensions(Priority.METADATA)
+                fresh.mailboxes_changed()
+            except RcError as exc:
+                log.warning("RingCentral unreachable (%s); serving the cached listing", exc)
+                index.extensions_at = time.time()
         for ext_id in list(index.states):
             try:
                 await index.refresh(ext_id, Priority.METADATA)
@@ -471,9 +490,9 @@ class Mount:
                 pass  # logged by the index; stale-if-error
         fresh.arm()  # what the initial load found is not news
         while True:
-            # refresh_interval, or the push safety net's while the socket is healthy.
             await fresh.wait_poll()
-            if time.time() - index.extensions_at >= EXTENSIONS_REFRESH:
+            used = [e for e in index.states if index.in_use(e)]
+            if used and time.time() - index.extensions_at >= EXTENSIONS_REFRESH:
                 # Users added to (or removed from) the account appear without a remount.
                 try:
                     await index.load_extensions(Priority.BACKGROUND)
@@ -481,7 +500,8 @@ class Mount:
                 except RcError as exc:
                     log.info("extension list not refreshed: %s", exc)
                     index.extensions_at = time.time()
-            recent = time.time() - 5 * self.cfg.refresh_interval
-            for ext_id in list(index.states):
-                if index.used_at.get(ext_id, 0.0) >= recent:
-                    index.touch(ext_id)
+            for ext_id in used:
+                index.touch(ext_id, user=False)
+                for area in (layout.RECORDINGS, layout.GREETINGS):
+                    if index.in_use(ext_id, area):
+                        index.touch(ext_id, area, user=False)

@@ -16,3 +16,16 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+def release_memory() -> None:
+    """Give freed heap back to the system after a burst of big temporary objects (a first
+    sync parses pages of thousands of messages): glibc keeps freed memory in its arenas
+    otherwise, and the mount's RSS would stay at the burst's peak. Linux/glibc only."""
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -6,8 +6,8 @@ its sync runs collapse into one more sync after it. While the socket is healthy 
 polls every ``push_poll_interval`` seconds (a safety net for an event the gateway never
 sent); when the socket is down or unavailable it polls at ``refresh_interval`` again.
 
-``IndexSync`` is the only code here that knows the index's insides: it is the adapter the
-index's own "sync this mailbox now" method will replace.
+``IndexSync`` is the adapter to the metadata index's public API (sync a mailbox, mark a
+call log stale, set the polling interval, message ids).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ COALESCE_S = 0.05  # events of one burst (several filters, one change) share a s
 
 
 class IndexSync:
-    """What freshness needs from the metadata index."""
+    """What freshness needs from the metadata index (its public API only)."""
 
     def __init__(self, index: MetadataIndex) -> None:
         self.index = index
@@ -40,30 +40,32 @@ class IndexSync:
     def synced_here(self, ext_id: str) -> bool:
         """Has a sync of ``ext_id`` begun in this process (a snapshot's does not count)?"""
         state = self.index.states.get(ext_id)
-        return ext_id in self.index._refreshing or (
+        return self.index.syncing(ext_id) or (
             state is not None and state.refreshed_at >= self.started)
 
     def mailboxes(self) -> list[str]:
         return list(self.index.states)
 
-    def messages(self, ext_id: str) -> dict[str, Message]:
+    def loaded(self, ext_id: str) -> bool:
+        """Has a full sync of ``ext_id`` completed (now or in an earlier mount)?"""
         state = self.index.states.get(ext_id)
-        return dict(state.messages) if state is not None else {}
+        return state is not None and state.msgs_complete
+
+    def message_ids(self, ext_id: str) -> set[str]:
+        return self.index.message_ids(ext_id)
 
     def set_poll_interval(self, seconds: float) -> None:
-        self.index.refresh_interval = seconds
+        self.index.set_poll_interval(seconds)
 
     async def sync_now(self, ext_id: str, calls: bool) -> None:
         """A sync of ``ext_id`` that begins after this call (an event's change may be newer
         than a sync already in flight, whose answer is then not enough)."""
-        running = self.index._refreshing.get(ext_id)
-        if running is not None:
-            await running.wait()
-        if calls:
-            # The account's call-log sync is rate-gated by the refresh interval; a call
-            # event is the reason to run it now.
-            self.index._account_call_time = 0.0
+        await self.index.wait_sync(ext_id)
         await self.index.refresh(ext_id, Priority.LISTING)
+        if calls:
+            # A call ended: a recording may exist. The call log is Heavy; it is synced now
+            # only if someone looks at Recordings, else marked stale for the next look.
+            await self.index.calls_changed(ext_id, Priority.LISTING)
 
 
 class Freshness:
@@ -123,17 +125,23 @@ class Freshness:
     def arm(self) -> None:
         """The initial load is done: from now on new items are news."""
         for ext in self.sync.mailboxes():
-            self._known[ext] = set(self.sync.messages(ext))
+            if self.sync.loaded(ext):
+                self._known[ext] = self.sync.message_ids(ext)
         self._armed = True
 
-    def changed(self, ext_id: str) -> None:
-        """Index callback (after a rebuild): report messages not seen before."""
-        current = self.sync.messages(ext_id)
+    def messages_written(self, ext_id: str, records: list[Message]) -> None:
+        """Index callback (a batch of messages written): report those not seen before."""
         if not self._armed or self.on_new is None:
             return
-        known = self._known.setdefault(ext_id, set())
-        new = [m for k, m in current.items() if k not in known]
-        known.update(current)
+        known = self._known.get(ext_id)
+        if known is None:
+            # A mailbox added (or whose first load failed) before arm(): its first load
+            # is not news; what it holds once loaded is the baseline.
+            if self.sync.loaded(ext_id):
+                self._known[ext_id] = self.sync.message_ids(ext_id)
+            return
+        new = [m for m in records if m.id not in known]
+        known.update(m.id for m in records)
         if new:
             self.on_new(ext_id, new)
 

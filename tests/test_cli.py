@@ -223,7 +223,7 @@ def test_mount_from_flags_only_then_status_and_unmount(emu: EmulatorProc,
         res = rcfs("status", str(m.root))
         assert res.returncode == 0, res.stderr
         assert f"{m.root}: rcfs {__version__} pid {m.proc.pid}" in res.stdout  # type: ignore[union-attr]
-        assert "101 Alice Whitaker:" in res.stdout and " messages, " in res.stdout
+        assert "101 Alice Whitaker: " in res.stdout and " Voicemail, " in res.stdout
         res = rcfs("status", "--json", str(m.root))
         data = json.loads(res.stdout)
         assert data["pid"] == m.proc.pid and len(data["extensions"]) == 5  # type: ignore[union-attr]

@@ -180,6 +180,10 @@ def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: Emulat
     for path in cached:  # in the cache now
         path.read_bytes()
     uncached = next(p for p in files_under(top / "Recordings"))
+    os.listdir(top / "Greetings")  # loaded on first look (issue 10): look before the outage
+    wait_for(lambda: all(e["calls"]["loaded"] and e["greetings_loaded"]
+                         for e in mnt.status()["extensions"].values()
+                         if e["folder"] == top.name), 30, "greetings loaded")
     listing = run(["ls", "-lR", str(top)]).stdout
     for rule in ({"kind": "status", "status": 503, "origin": "platform"},
                  {"kind": "status", "status": 503, "origin": "media"}):
@@ -261,14 +265,16 @@ def test_mount_with_the_emulator_stopped_lists_and_reads_the_cache(
 
 
 def test_refreshes_share_one_account_call_log_sync(mnt: Mounted, emu: EmulatorProc) -> None:
-    # Every mailbox in use is refreshed each interval, all at the same moment; the account's
-    # call log (Heavy budget) must be synced once for all of them, never once per mailbox
-    # with the same sync token.
-    for name in os.listdir(mnt.root):
-        if name not in (".rcfs", "Calls", "Exports"):
-            os.listdir(mnt.root / name / "Voicemail")  # all five mailboxes are in use
+    # Every mailbox whose Recordings someone looks at is refreshed each interval, all at
+    # the same moment; the account's call log (Heavy budget) must be synced once for all
+    # of them, never once per mailbox with the same sync token.
+    boxes = [mnt.root / n for n in os.listdir(mnt.root) if n not in (".rcfs", "Calls", "Exports")]
     log = RequestLog(emu).mark()
-    time.sleep(4 * REFRESH + 0.5)  # hands off: only the mount's own refresh loop runs
+    end = time.monotonic() + 4 * REFRESH + 0.5
+    while time.monotonic() < end:  # all five Recordings folders in use the whole time
+        for box in boxes:
+            os.listdir(box / "Recordings")
+        time.sleep(0.2)
     sent = log.since()
     syncs = [e for e in sent if e["path"].endswith("/call-log-sync")]
     msg_syncs = [e for e in sent if e["path"].endswith("/message-sync")]
@@ -280,3 +286,17 @@ def test_refreshes_share_one_account_call_log_sync(mnt: Mounted, emu: EmulatorPr
     tokens = [e["query"] for e in syncs]
     assert len(tokens) == len(set(tokens)), "the same sync token was used twice"
     assert content_requests(sent) == []
+
+
+def test_an_idle_mount_spends_nothing_on_a_timer(mnt: Mounted, emu: EmulatorProc) -> None:
+    # Issue 10: nothing Heavy or Medium on a timer while the user does nothing; refreshes
+    # stop once no folder was used for five intervals (a timer refresh is not a use).
+    for name in os.listdir(mnt.root):
+        if name != ".rcfs":
+            os.listdir(mnt.root / name / "Voicemail")
+    time.sleep(5 * REFRESH + 1)  # the folders leave "in use"
+    log = RequestLog(emu).mark()
+    time.sleep(4 * REFRESH + 0.5)  # hands off
+    sent = log.since()
+    assert [e for e in sent if e.get("group") in ("Medium", "Heavy")] == [], brief(sent)
+    assert len(sent) <= 5, brief(sent)  # at most the refreshes already under way

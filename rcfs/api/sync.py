@@ -165,6 +165,20 @@ class MessageSync:
         self._recent.clear()
         return self._result(data, full=True)
 
+    async def grow(self, record_count: int) -> SyncResult[Message]:
+        """One page further back: ISync with ``recordCount`` returns what changed plus up
+        to ``record_count`` records older than the frame so far (message-sync has no
+        paging; this is how a big mailbox loads in pages, each usable at once). The caller
+        stops when a page brings nothing older. A rejected token raises (the caller starts
+        the full sync over)."""
+        if self.sync_token is None:
+            raise ValueError("grow() needs the token of a full sync")
+        params: Params = {"syncType": "ISync", "syncToken": self.sync_token,
+                          "recordCount": str(record_count)}
+        data = await self._client.get_json(self.path, params=params, priority=self.priority,
+                                           deadline=self._deadline())
+        return self._result(data, full=False)
+
     def _result(self, data: Any, *, full: bool) -> SyncResult[Message]:
         raw_records, info = _sync_info(data)
         sync_time = parse_time_opt(info.get("syncTime")) or datetime.now(UTC)
@@ -230,6 +244,11 @@ class MessageSync:
         except ModelError as exc:
             log.warning("message-sync: skipping unparsable message: %s", exc)
             return None
+
+    def forget_recent(self) -> None:
+        """Drop the dedupe memory (after a full sync of many pages: it would hold every
+        id until the horizon passes; a repeated record is then merely applied again)."""
+        self._recent.clear()
 
     def _prune(self, now: datetime) -> None:
         horizon = now - _DEDUPE_HORIZON

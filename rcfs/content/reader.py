@@ -351,11 +351,16 @@ class ContentReader:
     def known_size(self, ref: ContentRef) -> int | None:
         """The exact size if it is known without any I/O: API metadata, a download of this
         session, or the cache's record once ``probe_size`` looked it up."""
-        f = self._files.get(ref.key)
+        size = self.known_size_of(ref.key)
+        return size if size is not None else ref.size
+
+    def known_size_of(self, key: str) -> int | None:
+        """``known_size`` by content key, without the API's metadata (listings from the
+        metadata index carry that themselves)."""
+        f = self._files.get(key)
         if f is not None and f.size is not None:
             return f.size  # a download corrects wrong metadata
-        learned = self._sizes.get(ref.key)
-        return learned if learned is not None else ref.size
+        return self._sizes.get(key)
 
     async def probe_size(self, ref: ContentRef) -> int | None:
         """``known_size``, else the size a download of an earlier session persisted in the

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import stat
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -34,6 +35,8 @@ from rcfs.fs.waits import WaitWatch
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.namespace.plugins import FsPlugin, PluginError
+from rcfs.namespace.store import Listed
+from rcfs.namespace.tree import Subfolder
 from rcfs.outbox.protocol import OutboxError, OutboxFs, Rel
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ IO_SIZE = 1 << 20
 """st_blksize: cp, cat and rsync size their reads by it (coreutils: at least 128 KiB). A
 first open that runs with direct I/O (size unknown until then) makes one FUSE request per
 read, so 1 MiB reads (the largest FUSE request, the cache's block) mean 8x fewer round trips."""
+ATTR_CACHE = 4096
+"""Attributes kept per inode (LRU): a listing served again builds nothing, yet a find of
+100,000 files does not keep 100,000 of them."""
 NEGATIVE_TIMEOUT = 600.0
 OUTBOX_TIMEOUT = 1.0
 """Outbox entries are live (files move to Sent/, status files appear and change): a short
@@ -130,11 +136,13 @@ class RcfsOperations(pyfuse3.Operations):
         self.status = status or (dict)
         self.inodes = InodeTable()
         self._handles: dict[int, _Handle] = {}
-        self._dirs: dict[int, tuple[Path, list[str]]] = {}  # fh -> (folder, sorted names)
+        # fh -> (folder, sorted names, what each name is: an index listing's tuples, taken
+        # at opendir, so readdir continues without querying again; None: resolve by path)
+        self._dirs: dict[int, tuple[Path, list[str], list[Any] | None]] = {}
         # inode -> (entry, attributes) for files whose attributes cannot change while the
-        # entry object lives (known size, outside .rcfs and the outbox): listing a big folder
-        # again builds nothing. A rebuilt tree has new entry objects, which miss.
-        self._attrs: dict[int, tuple[Entry, pyfuse3.EntryAttributes]] = {}
+        # entry stays equal (known size, outside .rcfs and the outbox): listing a big folder
+        # again builds nothing. A changed entry compares unequal and misses.
+        self._attrs: OrderedDict[int, tuple[Entry, pyfuse3.EntryAttributes]] = OrderedDict()
         self._reported: dict[int, int] = {}  # inode -> the st_size the kernel was last given
         # Content keys read up to their end in this session: a size from a response header
         # may lie (Content-Length larger than the body), so until then opens use direct I/O.
@@ -145,7 +153,7 @@ class RcfsOperations(pyfuse3.Operations):
         self.waits = WaitWatch()
         self.thumbnails = ThumbnailPolicy(self.options.thumbnails, self.options.mountpoint,
                                           wait_s=self.options.thumbnail_wait)
-        self._seen_trees: dict[str, Entry] = {}
+        self._probing: set[str] = set()  # content keys whose cached size is being looked up
         self._outbox_inodes: dict[str, set[int]] = {}  # folder -> inodes shown in its Outbox
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
@@ -194,8 +202,8 @@ class RcfsOperations(pyfuse3.Operations):
     def _root(self) -> Entry:
         root = Entry.directory("", 0.0)
         for name, ext_id in self._folders().items():
-            tree = self.index.trees.get(ext_id)
-            root.add(tree if tree is not None else Entry.directory(name))
+            node = self.index.node(ext_id, ())
+            root.add(node if node is not None else Entry.directory(name))
         control = Entry.directory(CONTROL_DIR)
         control.add(Entry(STATUS_FILE, 0.0, data=b""))
         root.add(control)
@@ -223,14 +231,29 @@ class RcfsOperations(pyfuse3.Operations):
             return None
         if len(path) >= 2 and path[1] == OUTBOX and self.outbox is not None:
             return self.outbox.root(ext_id).walk(path[2:])
-        tree = self.index.trees.get(ext_id)
-        if tree is None:
-            tree = Entry.directory(path[0])
+        return self.index.node(ext_id, path[1:])
+
+    def _children(self, path: Path, entry: Entry) -> dict[str, Entry]:
+        """A folder's entries: index folders (``children is None``) are queried; a
+        mailbox folder also shows its Outbox."""
+        if entry.children is not None:
+            return entry.children
+        ext_id = self._ext_of(path)
+        if ext_id is None:
+            return {}
+        kids = self.index.children(ext_id, path[1:])
         if len(path) == 1 and self.outbox is not None:
-            shown = Entry.directory(tree.name, tree.mtime)
-            shown.children = {**(tree.children or {}), OUTBOX: self.outbox.root(ext_id)}
-            return shown
-        return tree.walk(path[1:])
+            kids = {**kids, OUTBOX: self.outbox.root(ext_id)}
+        return kids
+
+    def _subfolders(self, path: Path, entry: Entry) -> int:
+        if entry.children is not None:
+            return sum(1 for c in entry.children.values() if c.is_dir)
+        ext_id = self._ext_of(path)
+        if ext_id is None:
+            return 0
+        outbox = 1 if len(path) == 1 and self.outbox is not None else 0
+        return self.index.subfolders(ext_id, path[1:]) + outbox
 
     def _outbox_target(self, path: Path) -> tuple[OutboxFs, str, Rel] | None:
         """(outbox, extension id, path below Outbox) when ``path`` is inside an Outbox."""
@@ -250,8 +273,9 @@ class RcfsOperations(pyfuse3.Operations):
         ext_id = self._ext_of(path)
         if ext_id is None:
             return
-        await self.index.ensure_loaded(ext_id)
-        self.index.touch(ext_id)
+        area = path[1] if len(path) > 1 else None
+        await self.index.ensure_loaded(ext_id, area)
+        self.index.touch(ext_id, area)
 
     def _size(self, entry: Entry) -> int | None:
         """The exact size, or None while only an estimate is known."""
@@ -275,11 +299,14 @@ class RcfsOperations(pyfuse3.Operations):
         look it up once (no request), so listings after a remount show the exact size (rsync
         compares sizes) instead of an estimate."""
         if not entry.is_dir and entry.content is not None:
-            await self.reader.probe_size(entry.content)
+            size = await self.reader.probe_size(entry.content)
+            if size is not None and entry.content.size is None:
+                self.index.record_size(entry.content.key, size)
 
     def _attr(self, inode: int, entry: Entry, path: Path) -> pyfuse3.EntryAttributes:
         cached = self._attrs.get(inode)
-        if cached is not None and cached[0] is entry:
+        if cached is not None and cached[0] == entry:
+            self._attrs.move_to_end(inode)
             return cached[1]
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
@@ -292,8 +319,7 @@ class RcfsOperations(pyfuse3.Operations):
         if entry.is_dir:
             perm = 0o755 if entry.writable else 0o555
             attr.st_mode = stat.S_IFDIR | (perm & ~self.options.umask)
-            subdirs = sum(1 for c in (entry.children or {}).values() if c.is_dir)
-            attr.st_nlink = 2 + subdirs
+            attr.st_nlink = 2 + self._subfolders(path, entry)
             attr.st_size = 0
             attr.entry_timeout = attr.attr_timeout = DIR_TIMEOUT
         else:
@@ -314,7 +340,68 @@ class RcfsOperations(pyfuse3.Operations):
             self._outbox_inodes.setdefault(path[0], set()).add(inode)
         elif not entry.is_dir and attr.attr_timeout == FILE_TIMEOUT:
             self._attrs[inode] = (entry, attr)
+            if len(self._attrs) > ATTR_CACHE:
+                self._attrs.popitem(last=False)
         return attr
+
+    def _listed_attr(self, inode: int, item: Subfolder | Listed) -> pyfuse3.EntryAttributes:
+        """Attributes of one item of an index listing (a folder, or an immutable message
+        file), without decoding the file's payload: what makes ``find`` fast."""
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = inode
+        attr.generation = 0
+        mtime_ns = int(item[1] * 1e9)
+        attr.st_mtime_ns = attr.st_ctime_ns = attr.st_atime_ns = mtime_ns
+        attr.st_uid = self.options.uid
+        attr.st_gid = self.options.gid
+        attr.st_blksize = IO_SIZE
+        if isinstance(item, Subfolder):
+            attr.st_mode = stat.S_IFDIR | (0o555 & ~self.options.umask)
+            attr.st_nlink = 2 + item.subfolders
+            attr.entry_timeout = attr.attr_timeout = DIR_TIMEOUT
+            return attr
+        _name, _mtime, size, key, ctype, duration, pages = item
+        if size is None and key is not None:
+            size = self.reader.known_size_of(key)
+        attr.st_mode = stat.S_IFREG | (0o444 & ~self.options.umask)
+        attr.st_nlink = 1
+        attr.st_size = size if size is not None else self.sizes.estimate(ctype, duration,
+                                                                           pages)
+        self._reported[inode] = attr.st_size  # readdirplus gives it to the kernel
+        attr.st_blocks = (attr.st_size + 511) // 512
+        attr.entry_timeout = attr.attr_timeout = (
+            FILE_TIMEOUT if size is not None else UNKNOWN_SIZE_TIMEOUT)
+        return attr
+
+    def _probe_sizes(self, folder: Path, files: list[Listed]) -> None:
+        """Sizes learned by downloads of an earlier session survive in the content cache:
+        look them up in the background (no request), never while a listing waits, and
+        refresh the attributes of the files whose size turned up."""
+        if self.reader.cache.used == 0 or self._nursery is None:
+            return  # nothing downloaded yet (a first mount): nothing to find
+        names = [f[0] for f in files if f[2] is None and f[3] is not None
+                 and f[3] not in self._probing and self.reader.known_size_of(f[3]) is None]
+        if not names:
+            return
+        self._probing.update(f[3] for f in files if f[0] in set(names) and f[3])
+        self._nursery.start_soon(self._probe_files, folder, names)
+
+    async def _probe_files(self, folder: Path, names: list[str]) -> None:
+        for name in names:
+            path = (*folder, name)
+            try:
+                entry = self._resolve(path)
+                if entry is None or entry.content is None:
+                    continue
+                size = await self.reader.probe_size(entry.content)
+            except Exception as exc:  # a background nicety: never worth a crash
+                log.debug("size probe of %s: %s", "/".join(path), exc)
+                return
+            if size is not None:
+                self.index.record_size(entry.content.key, size)
+                inode = self.inodes.known(path)
+                if inode is not None:
+                    self._invalidate_attr(inode)
 
     def _path_of(self, inode: int) -> Path:
         path = self.inodes.path(inode)
@@ -396,10 +483,23 @@ class RcfsOperations(pyfuse3.Operations):
         entry = self._resolve(path)
         if entry is None or not entry.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR if entry else errno.ENOENT)
-        for child in (entry.children or {}).values():
-            await self._size_from_cache(child)
         fh = self._new_fh()
-        self._dirs[fh] = (path, sorted((entry.children or {}).keys()))
+        ext_id = self._ext_of(path)
+        listing = (self.index.listing(ext_id, path[1:])
+                   if ext_id is not None and entry.children is None else None)
+        if listing is None:
+            children = self._children(path, entry)
+            for child in children.values():
+                await self._size_from_cache(child)
+            self._dirs[fh] = (path, sorted(children), None)
+            return fh
+        items: dict[str, Any] = {sub.name: sub for sub in listing.folders}
+        items.update((f[0], f) for f in listing.files)
+        if len(path) == 1 and self.outbox is not None:
+            items[OUTBOX] = None  # resolved by path
+        names = sorted(items)
+        self._dirs[fh] = (path, names, [items[n] for n in names])
+        self._probe_sizes(path, listing.files)
         return fh
 
     @_guard("readdir")
@@ -408,20 +508,27 @@ class RcfsOperations(pyfuse3.Operations):
         listing = self._dirs.get(fh)
         if listing is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        folder, names = listing
-        # One walk for the folder, not one per child (a folder may hold 10,000 texts). The
-        # root is the exception: an extension folder resolved alone also shows its Outbox.
-        parent = self._resolve(folder) if folder else None
-        children = parent.children if parent is not None and parent.children else {}
+        folder, names, items = listing
+        children: dict[str, Entry] = {}
+        if items is None and folder:
+            # One walk for the folder, not one per child. The root is the exception: an
+            # extension folder resolved alone also shows its Outbox.
+            parent = self._resolve(folder)
+            children = self._children(folder, parent) if parent is not None else {}
         for i in range(start_id, len(names)):
             name = names[i]
             path = (*folder, name)
-            entry = children.get(name) if folder else self._resolve(path)
-            if entry is None:
-                continue  # vanished since opendir
-            inode = self.inodes.inode(path)
-            if not pyfuse3.readdir_reply(token, os.fsencode(name),
-                                         self._attr(inode, entry, path), i + 1):
+            item = items[i] if items is not None else None
+            if item is not None:
+                inode = self.inodes.inode(path)
+                attr = self._listed_attr(inode, item)
+            else:
+                entry = children.get(name) if children else self._resolve(path)
+                if entry is None:
+                    continue  # vanished since opendir
+                inode = self.inodes.inode(path)
+                attr = self._attr(inode, entry, path)
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), attr, i + 1):
                 return
             self.inodes.looked_up(inode)
 
@@ -547,8 +654,8 @@ class RcfsOperations(pyfuse3.Operations):
         self.counters["read_bytes"] += len(data)
         if len(data) < size and off + len(data) == self._size(handle.entry):
             self._confirmed.add(ref.key)  # read to the real end: the size is no guess
-        shown = self._attrs.get(handle.inode)
-        if len(data) < size and shown is not None and off + len(data) < shown[1].st_size:
+        shown = self._reported.get(handle.inode)  # by getattr, lookup or a listing
+        if len(data) < size and shown is not None and off + len(data) < shown:
             # Reads end only at the real end: the size shown came from a response that lied
             # (a Content-Length larger than the body). ls -l and the kernel (which would pad
             # the last page with zeros) get the size the reader knows now.
@@ -568,6 +675,8 @@ class RcfsOperations(pyfuse3.Operations):
         size = await self._waiting(who, path, ref, functools.partial(
             self.reader.size, ref, deadline=deadline, priority=who.priority))
         self.counters["sizes_learned_at_open"] += 1
+        if ref.size is None:
+            self.index.record_size(ref.key, size)  # listings after a remount show it
         duration, pages = _duration_pages(entry)
         self.sizes.observe(ref.content_type, size, duration, pages)
         self._attrs.pop(inode, None)
@@ -798,33 +907,21 @@ class RcfsOperations(pyfuse3.Operations):
 
     # -- freshness ----------------------------------------------------------------------------
 
-    def tree_changed(self, ext_id: str) -> None:
-        """Index callback: tell the kernel about entries that disappeared and folders whose
-        entries changed."""
-        new = self.index.trees.get(ext_id)
-        old = self._seen_trees.get(ext_id)
-        if new is not None:
-            self._seen_trees[ext_id] = new
-        if old is None or new is None:
+    def tree_changed(self, ext_id: str, removed: list[Path], folders: list[Path]) -> None:
+        """Index callback: files that left the tree leave the kernel's cache; folders whose
+        listing changed get fresh attributes (mtime, link count) at once."""
+        if ext_id not in self.index.states:
             return
-        self._diff((old.name,), old, new)
-
-    def _diff(self, path: Path, old: Entry, new: Entry) -> None:
-        parent_ino = self.inodes.known(path)
-        if parent_ino is None or old.children is None:
-            return
-        new_children = new.children or {}
-        changed = new_children.keys() != old.children.keys()
-        for name, child in old.children.items():
-            other = new_children.get(name)
-            if other is None:
-                self._forget_entry(parent_ino, name)
-            elif child.is_dir and other.is_dir:
-                self._diff((*path, name), child, other)
-        if changed:
-            # Its link count and times changed: the kernel would show the old ones for
-            # DIR_TIMEOUT (a pushed change shows at once).
-            self._invalidate_attr(parent_ino)
+        top = self.index.folder_name(ext_id)
+        for rel in removed:
+            parent_ino = self.inodes.known((top, *rel[:-1]))
+            if parent_ino is not None:
+                self._forget_entry(parent_ino, rel[-1])
+        for rel in folders:
+            for depth in range(len(rel) + 1):
+                ino = self.inodes.known((top, *rel[:depth]))
+                if ino is not None:
+                    self._invalidate_attr(ino)
 
     def outbox_changed(self, ext_id: str | None) -> None:
         """The outbox changed behind the kernel's back (a job's state, a status file, a

@@ -1,184 +1,122 @@
-"""The metadata index: everything the tree needs, fetched by sync and persisted.
+"""The metadata index: what the tree shows, synced from RingCentral into SQLite.
 
-Why an index: listing a folder must never wait on the network when we already know the
-answer (file managers fire thousands of lookups), a remount offline must still show
-everything, and RingCentral's sync APIs turn "what changed" into one request per refresh
-(message-sync ISync, Light) instead of re-listing. Each extension's state is persisted in
-a diskcache under the state directory after every refresh.
+Why an index: listing a folder must never wait on the network when the answer is known
+(file managers fire thousands of lookups), a remount must show everything at once, even
+offline, and RingCentral's sync APIs turn "what changed" into one request per refresh.
 
-Freshness: a folder in use triggers ``touch(ext_id)``; a refresh runs in the background at
-most every ``refresh_interval`` seconds; the caller only waits (with a deadline) when an
-extension has never been loaded. Failures keep the last known state (stale-if-error).
+How (issue 12): the index lives on disk (``store``: one row per file, see its docstring
+for why SQLite) and is queried (``tree``), never held whole; a refresh writes only the
+rows that changed. Only each mailbox's small state and folder skeleton are in RAM.
+
+* First sync in pages: message-sync FSync with ``recordCount``, then ISync growing the
+  frame back one page at a time; each page is written (and listed) as it arrives, and
+  ``status()`` shows the progress.
+* Message store, call log and greetings sync independently: a 429 on one never hides the
+  others. Listing waits for the network only for a folder never loaded, and at most
+  ``lookup_deadline`` seconds; what arrives later shows through ``on_change`` (kernel
+  invalidation).
+* No budget spent on what nobody looks at: the call log (Heavy) only while Recordings is
+  in use, backing off while nothing changes; greetings and answering rules (Medium) only
+  while Greetings is; the message store (Light) only for mailboxes in use.
+* Single-flight: concurrent refreshes of one mailbox, of the call log, of the greetings
+  and the one recording-format probe each share one request.
+
+For push notifications (issue 14, ``rcfs.push``): ``request_sync(ext_id)`` asks for an
+incremental sync of one mailbox now (coalesced: a sync already running absorbs it);
+``calls_changed(ext_id)`` marks a call log stale after a telephony event;
+``set_poll_interval(seconds)`` sets how often mailboxes in use are polled (raised to a
+safety-net interval while the socket is healthy); ``on_messages`` hears every batch of
+messages written (desktop notifications pick the new ones); ``message_ids`` and
+``message_files`` answer from the store.
+For exports (issue 13): ``calls(ext_id, start, end)`` returns a mailbox's call records.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import diskcache
 import trio
 
-from rcfs.api.client import RcClient
 from rcfs.api.errors import ApiError, RcError
 from rcfs.api.listing import (
     delete_message,
     get_extension,
-    get_recording,
     list_extensions,
-    list_greetings,
     list_phone_numbers,
     update_read_status,
 )
-from rcfs.api.models import EPOCH, CallLogRecord, Extension, Greeting, Message
+from rcfs.api.models import EPOCH, Message, SyncResult
 from rcfs.api.scheduler import Priority
-from rcfs.api.sync import CallLogSync, MessageSync
+from rcfs.api.sync import MessageSync
 from rcfs.namespace import layout
+from rcfs.namespace.callsync import GREETING_REFRESH, CallLogIndex
 from rcfs.namespace.entries import Entry
+from rcfs.namespace.mailbox import Mailbox, message_rows
+from rcfs.namespace.store import Row, Store
+from rcfs.namespace.tree import Listing, TreeView
+from rcfs.proc import release_memory
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 2  # 2: every call is kept (Calls/), not only recorded ones
 MAILBOX_TYPES = ("User", "DigitalUser", "VirtualUser", "FaxUser", "Voicemail", "Department")
-GREETING_REFRESH = 3600.0
 EXTENSIONS_REFRESH = 600.0
+DB_NAME = "metadata.sqlite3"
 
 
-@dataclass
-class ExtensionState:
-    ext: Extension
-    own_numbers: set[str] = field(default_factory=set)
-    messages: dict[str, Message] = field(default_factory=dict)
-    calls: dict[str, CallLogRecord] = field(default_factory=dict)
-    greetings: list[Greeting] = field(default_factory=list)
-    msg_token: str | None = None
-    msg_time: datetime | None = None
-    call_token: str | None = None
-    call_time: datetime | None = None
-    loaded: bool = False
-    refreshed_at: float = 0.0  # time.time() when the last successful refresh began
-    greetings_at: float = 0.0
-    greeting_seen: dict[str, float] = field(default_factory=dict)  # id -> first seen
-    calls_ok: bool = True
-    last_error: str | None = None
+class MetadataIndex(CallLogIndex):
+    """Owns the per-mailbox sync state; answers the tree from the on-disk index. The call
+    log and greetings are in ``CallLogIndex`` (callsync.py), state and writes in
+    ``IndexBase`` (base.py)."""
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "ext": self.ext, "own_numbers": self.own_numbers, "messages": self.messages,
-            "calls": self.calls, "greetings": self.greetings, "msg_token": self.msg_token,
-            "msg_time": self.msg_time, "call_token": self.call_token,
-            "call_time": self.call_time, "refreshed_at": self.refreshed_at,
-            "greetings_at": self.greetings_at, "calls_ok": self.calls_ok,
-            "greeting_seen": self.greeting_seen,
-        }
+    # -- opening and closing -----------------------------------------------------------------
 
-    @classmethod
-    def restore(cls, data: dict[str, Any]) -> ExtensionState:
-        state = cls(data["ext"])
-        for key, value in data.items():
-            if key != "ext":
-                setattr(state, key, value)
-        state.loaded = True
-        return state
-
-
-class MetadataIndex:
-    """Owns the per-extension metadata and the trees built from it."""
-
-    def __init__(self, client: RcClient, state_dir: Path, *, refresh_interval: float = 60.0,
-                 tz: tzinfo | None = None, first_load_timeout: float = 30.0,
-                 on_change: Callable[[str], None] | None = None) -> None:
-        self.client = client
-        self.state_dir = state_dir
-        self.refresh_interval = refresh_interval
-        self.tz = tz
-        self.first_load_timeout = first_load_timeout
-        self.on_change = on_change
-        self.me: Extension | None = None
-        self.states: dict[str, ExtensionState] = {}
-        self.trees: dict[str, Entry] = {}
-        self._db: diskcache.Cache | None = None
-        self._refreshing: dict[str, trio.Event] = {}
-        self._nursery: trio.Nursery | None = None
-        self._limiter = trio.CapacityLimiter(1)
-        self._account_calls_lock = trio.Lock()  # one account call-log sync at a time
-        self._account_calls: CallLogSync | None = None
-        self._account_call_time = 0.0
-        self.extensions_at = 0.0
-        self.errors = 0
-        # WAV or MP3 is an account-wide setting and the call log does not say which: one
-        # recording's metadata (one Heavy request, once per account, persisted) tells.
-        self.recording_type: str | None = None
-        self._folder_map: dict[str, str] = {}
-        self._folder_key: tuple[tuple[str, str | None, str | None], ...] | None = None
-        self.used_at: dict[str, float] = {}  # ext id -> last time one of its folders was used
-
-    # -- persistence -------------------------------------------------------------------------
+    def _render_key(self) -> str:
+        return f"{layout.RENDER_VERSION}/{getattr(self.tz, 'key', None) or self.tz!s}"
 
     async def open(self) -> None:
-        """Load the persisted snapshot: the tree is complete before any network call."""
-        def _open() -> tuple[diskcache.Cache, dict[str, Any]]:
+        """Open the index: every mailbox known before is listable before any request."""
+        def _open() -> tuple[Store, dict[str, Any], dict[str, Any], dict[str, Any]]:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = diskcache.Cache(str(self.state_dir / "metadata"))
-            found = {}
-            if db.get("version") == SNAPSHOT_VERSION:
-                for key in db.get("extensions", []):
-                    data = db.get(f"ext:{key}")
-                    if data is not None:
-                        found[key] = data
-            meta = {"me": db.get("me"), "exts": found,
-                    "account_call": db.get("account_call"),
-                    "recording_type": db.get("recording_type")}
-            return db, meta
+            _drop_v1(self.state_dir)
+            store = Store(self.state_dir / DB_NAME)
+            meta = store.meta()
+            boxes = store.mailboxes()
+            if boxes and meta.get("render") != self._render_key():
+                log.info("names changed since the index was written (%s -> %s): rebuilding",
+                         meta.get("render"), self._render_key())
+                for ext_id in boxes:
+                    store.drop_mailbox(ext_id)
+                boxes, meta = {}, {}
+            store.set_meta({"render": self._render_key()})
+            store.refresh_snapshot()
+            dirs = {ext_id: store.dir_stats(ext_id) for ext_id in boxes}
+            return store, meta, boxes, dirs
 
-        self._db, meta = await trio.to_thread.run_sync(_open, limiter=self._limiter)
-        self.me = meta["me"]
-        self.recording_type = meta["recording_type"]
-        for ext_id, data in meta["exts"].items():
-            try:
-                self.states[ext_id] = ExtensionState.restore(data)
-            except (KeyError, TypeError, AttributeError) as exc:
-                log.warning("ignoring unreadable cached metadata of extension %s: %s",
-                            ext_id, exc)
-        if meta["account_call"]:
+        store, meta, boxes, dirs = await trio.to_thread.run_sync(_open, limiter=self._writer)
+        self.store, self.view = store, TreeView(store)
+        self.me = meta.get("me")
+        self.recording_type = meta.get("recording_type")
+        if meta.get("account_call"):
             token, when = meta["account_call"]
             self._account_calls = self._make_account_sync(token, when)
-        for ext_id in self.states:
-            self._rebuild(ext_id, notify=False)
-
-    async def _persist(self, ext_id: str | None = None) -> None:
-        db = self._db
-        if db is None:
-            return
-        snaps = {k: s.snapshot() for k, s in self.states.items()
-                 if ext_id is None or k == ext_id}
-        me = self.me
-        account_call = None
-        if self._account_calls is not None:
-            account_call = (self._account_calls.sync_token, self._account_calls.sync_time)
-        ids = list(self.states)
-        recording_type = self.recording_type
-
-        def _write() -> None:
-            db.set("recording_type", recording_type)
-            for k, snap in snaps.items():
-                db.set(f"ext:{k}", snap)
-            db.set("me", me)
-            db.set("extensions", ids)
-            db.set("account_call", account_call)
-            db.set("version", SNAPSHOT_VERSION)
-
-        await trio.to_thread.run_sync(_write, limiter=self._limiter)
+        for ext_id, data in boxes.items():
+            try:
+                box = Mailbox.restore(data)
+            except (KeyError, TypeError, AttributeError) as exc:
+                log.warning("ignoring unreadable state of mailbox %s: %s", ext_id, exc)
+                continue
+            box.set_dirs(dirs.get(ext_id, {}))
+            self.states[ext_id] = box
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await trio.to_thread.run_sync(db.close, limiter=self._limiter)
+        if self.store is not None:
+            store, self.store = self.store, None
+            await trio.to_thread.run_sync(store.close, limiter=self._writer)
 
     # -- extensions --------------------------------------------------------------------------
 
@@ -197,221 +135,213 @@ class MetadataIndex:
         seen = set()
         for ext in exts:
             seen.add(ext.id)
-            state = self.states.get(ext.id)
-            if state is None:
-                self.states[ext.id] = ExtensionState(ext)
+            box = self.states.get(ext.id)
+            if box is None:
+                self.states[ext.id] = Mailbox(ext)
             else:
-                state.ext = ext
+                box.ext = ext
+            await self._save(ext.id)
         for gone in set(self.states) - seen:
             del self.states[gone]
-            self.trees.pop(gone, None)
+            await self._write(lambda s, g=gone: s.drop_mailbox(g))  # type: ignore[misc]
         self.extensions_at = time.time()
-        await self._persist()
+        await self._save_meta()
 
-    # -- refresh -----------------------------------------------------------------------------
+    # -- scheduling --------------------------------------------------------------------------
 
     def bind(self, nursery: trio.Nursery) -> None:
         """Background refreshes run in ``nursery`` (the mount's)."""
         self._nursery = nursery
 
-    def stale(self, ext_id: str) -> bool:
-        state = self.states.get(ext_id)
-        return state is None or time.time() - state.refreshed_at >= self.refresh_interval
+    def set_poll_interval(self, seconds: float) -> None:
+        """How often a mailbox in use is polled (message store; the call log backs off from
+        it). Push notifications raise it to a safety-net interval while the socket is
+        healthy."""
+        self.poll_interval = max(1.0, seconds)
 
-    def touch(self, ext_id: str) -> None:
-        """A folder of ``ext_id`` is in use: refresh it in the background if stale."""
-        self.used_at[ext_id] = time.time()
-        if ext_id in self._refreshing or not self.stale(ext_id) or self._nursery is None:
-            return
-        self._nursery.start_soon(self._refresh_quietly, ext_id, Priority.LISTING)
+    def request_sync(self, ext_id: str, priority: Priority = Priority.METADATA) -> None:
+        """An event says mailbox ``ext_id`` changed: sync it now, in the background.
+        Coalesced: while a sync of it runs, this starts nothing new."""
+        if ext_id in self.states and f"m:{ext_id}" not in self._flights:
+            self._spawn(self.refresh, ext_id, priority)
 
-    async def ensure_loaded(self, ext_id: str) -> None:
-        """Wait (bounded) for the first load of an extension nobody has seen yet."""
-        state = self.states.get(ext_id)
-        if state is None or state.loaded:
-            return
-        with trio.move_on_after(self.first_load_timeout):
-            await self.refresh(ext_id, Priority.LISTING)
+    def syncing(self, ext_id: str) -> bool:
+        """Is a message-store sync of ``ext_id`` running?"""
+        return f"m:{ext_id}" in self._flights
 
-    async def _refresh_quietly(self, ext_id: str, priority: Priority) -> None:
-        try:
-            await self.refresh(ext_id, priority)
-        except RcError:
-            pass  # logged in refresh; the last known listing stays (stale-if-error)
-
-    async def refresh(self, ext_id: str, priority: Priority = Priority.METADATA) -> None:
-        """One refresh of an extension (single-flight: concurrent callers wait for it)."""
-        running = self._refreshing.get(ext_id)
+    async def wait_sync(self, ext_id: str) -> None:
+        """Wait for the message-store sync of ``ext_id`` in flight, if any."""
+        running = self._flights.get(f"m:{ext_id}")
         if running is not None:
             await running.wait()
+
+    def stale(self, ext_id: str) -> bool:
+        box = self.states.get(ext_id)
+        return box is None or time.time() - box.refreshed_at >= self.poll_interval
+
+    def touch(self, ext_id: str, area: str | None = None, *, user: bool = True) -> None:
+        """A folder of ``ext_id`` (in ``area``) is in use: refresh what it shows in the
+        background when stale. ``user=False``: the mount's timer, which keeps fresh what
+        was used recently without counting as a use itself (so idling stops refreshes)."""
+        now = time.time()
+        box = self.states.get(ext_id)
+        if box is None:
             return
-        done = self._refreshing[ext_id] = trio.Event()
+        if user:
+            self.used_at[ext_id] = now
+            if area is not None:
+                self.area_used_at[(ext_id, area)] = now
+        # Timer refreshes go after what someone is waiting for (and back off, below).
+        priority = Priority.LISTING if user else Priority.METADATA
+        if f"m:{ext_id}" not in self._flights and self.stale(ext_id):
+            self._spawn(self.refresh, ext_id, priority)
+        if area == layout.RECORDINGS and self._calls_stale(box, backoff=not user):
+            self._spawn(self.refresh_calls, ext_id, priority)
+        elif area == layout.GREETINGS and now - box.greetings_at >= GREETING_REFRESH:
+            self._spawn(self.refresh_greetings, ext_id, priority)
+
+    async def ensure_loaded(self, ext_id: str, area: str | None = None) -> None:
+        """A folder never loaded is being looked at: wait for it, at most
+        ``lookup_deadline`` seconds (then it lists what is known and fills in later)."""
+        box = self.states.get(ext_id)
+        if box is None:
+            return
+        if area == layout.RECORDINGS and box.calls_ok and not box.calls_loaded:
+            fn: Callable[[str, Priority], Awaitable[None]] = self.refresh_calls
+        elif area == layout.GREETINGS and not box.greetings_at:
+            fn = self.refresh_greetings
+        elif not box.loaded:
+            fn = self.refresh
+        else:
+            return
+        # One deadline per first look, not per FUSE request: ``ls`` of a new folder is a
+        # lookup, a getattr and an opendir, which together wait at most the deadline.
+        key = f"{fn.__name__}:{ext_id}"
+        deadline = self._first_look.setdefault(key, trio.current_time() + self.lookup_deadline)
+        with trio.move_on_at(deadline):
+            await self._quietly(fn, ext_id, Priority.LISTING)
+
+    # -- message store -----------------------------------------------------------------------
+
+    async def refresh(self, ext_id: str, priority: Priority = Priority.METADATA) -> None:
+        """One message-store refresh of a mailbox (single-flight)."""
+        await self._single_flight(f"m:{ext_id}", lambda: self._refresh(ext_id, priority))
+
+    async def _refresh(self, ext_id: str, priority: Priority) -> None:
+        box = self.states.get(ext_id)
+        if box is None:
+            return
+        # Fresh as of the moment its requests were sent (stamping the end made the refresh
+        # loop find the mailbox not quite stale every other tick).
+        began = time.time()
+        box.loading = True
         try:
-            await self._refresh(ext_id, priority)
+            if not box.own_numbers:
+                await self._own_numbers(box, priority)
+            await self._sync_messages(box, priority)
         except RcError as exc:
             self.errors += 1
-            state = self.states.get(ext_id)
-            if state is not None:
-                state.last_error = str(exc)
-            log.warning("refresh of extension %s failed, serving the last known listing: %s",
+            box.last_error = str(exc)
+            box.progress["waiting"] = None
+            log.warning("refresh of mailbox %s failed, serving the last known listing: %s",
                         ext_id, exc)
             raise
         finally:
-            del self._refreshing[ext_id]
-            done.set()
+            box.loading = False
+        box.refreshed_at = began
+        box.last_error = None
+        await self._save(ext_id)
 
-    async def _refresh(self, ext_id: str, priority: Priority) -> None:
-        state = self.states[ext_id]
-        # The listing is as fresh as the moment its requests were sent. (Stamping the end
-        # instead made the refresh loop, which ticks every refresh_interval, find the
-        # extension not quite stale on every other tick: a period of twice the interval.)
-        began = time.time()
-        changed = await self._sync_messages(state, priority)
-        if not state.own_numbers:
-            try:
-                nums = await list_phone_numbers(self.client, ext_id, priority=priority)
-                state.own_numbers = {n.number for n in nums}
-            except ApiError as exc:
-                log.info("phone numbers of %s unavailable: %s", ext_id, exc)
-        if state.calls_ok:
-            changed |= await self._sync_calls(state, priority)
-            if self.recording_type is None and await self._learn_recording_type(priority):
-                changed = True
-                for other in self.states:
-                    if other != ext_id and other in self.trees:
-                        self._rebuild(other)
-        if time.time() - state.greetings_at >= GREETING_REFRESH:
-            changed |= await self._sync_greetings(state, priority)
-        state.loaded = True
-        state.refreshed_at = began
-        state.last_error = None
-        if changed or ext_id not in self.trees:
-            self._rebuild(ext_id)
-        await self._persist(ext_id)
-
-    async def _sync_messages(self, state: ExtensionState, priority: Priority) -> bool:
-        sync = MessageSync(self.client, state.ext.id, date_from=EPOCH,
-                           sync_token=state.msg_token, sync_time=state.msg_time,
-                           priority=priority)
-        result = await sync.sync()
-        changed = False
-        if result.full and not result.older_records_exist:
-            fresh = {m.id: m for m in result.records}
-            changed = fresh.keys() != state.messages.keys() or any(
-                state.messages.get(k) != m for k, m in fresh.items())
-            state.messages = fresh
-        else:
-            for msg in result.records:
-                if state.messages.get(msg.id) != msg:
-                    state.messages[msg.id] = msg
-                    changed = True
-        for mid in result.removed_ids:
-            if state.messages.pop(mid, None) is not None:
-                changed = True
-        for removed in result.removed:
-            if state.messages.pop(removed.id, None) is not None:
-                changed = True
-        state.msg_token, state.msg_time = sync.sync_token, sync.sync_time
-        return changed
-
-    def _make_account_sync(self, token: str | None, when: datetime | None) -> CallLogSync:
-        return CallLogSync(self.client, None, date_from=EPOCH, sync_token=token,
-                           sync_time=when, priority=Priority.METADATA)
-
-    async def _sync_calls(self, state: ExtensionState, priority: Priority) -> bool:
-        """Recordings come from the call log: the account-level log for admins (one request
-        per 1,000 records for everyone), the extension's own otherwise."""
+    async def _own_numbers(self, box: Mailbox, priority: Priority) -> None:
         try:
-            if self.me is not None and self.me.is_admin:
-                return await self._sync_account_calls(priority)
-            sync = CallLogSync(self.client, state.ext.id, date_from=EPOCH,
-                               sync_token=state.call_token, sync_time=state.call_time,
-                               priority=priority)
+            nums = await list_phone_numbers(self.client, box.ext.id, priority=priority)
+            box.own_numbers = sorted({n.number for n in nums if n.number})
+        except ApiError as exc:
+            log.info("phone numbers of %s unavailable: %s", box.ext.id, exc)
+
+    def _message_sync(self, box: Mailbox, priority: Priority) -> MessageSync:
+        sync = self._msyncs.get(box.ext.id)
+        token = box.msg_token if box.msgs_complete else None
+        if sync is None or sync.sync_token != token:
+            sync = MessageSync(self.client, box.ext.id, date_from=EPOCH, sync_token=token,
+                               sync_time=box.msg_time, record_count=self.page_size)
+            self._msyncs[box.ext.id] = sync
+        sync.priority = priority
+        return sync
+
+    async def _sync_messages(self, box: Mailbox, priority: Priority) -> None:
+        sync = self._message_sync(box, priority)
+        box.progress.update(waiting="message-sync (Light)")
+        if sync.sync_token is not None:
             result = await sync.sync()
-            state.call_token, state.call_time = sync.sync_token, sync.sync_time
-            return self._apply_calls(state, result.records, result.removed_ids, result.full)
-        except ApiError as exc:
-            if exc.status == 403:
-                log.warning("no permission to read the call log (%s): Recordings stay empty",
-                            exc.error_code)
-                state.calls_ok = False
-                return False
-            raise
+            if not result.full:
+                box.msg_token, box.msg_time = sync.sync_token, sync.sync_time
+                await self._apply_messages(box, list(result.records),
+                                           list(result.removed_ids))
+                box.progress["waiting"] = None
+                return
+            async with self._pages:
+                await self._full_sync(box, sync, result)
+            return
+        async with self._pages:
+            await self._full_sync(box, sync, await sync.sync())
 
-    async def _sync_account_calls(self, priority: Priority) -> bool:
-        # Refreshes of several extensions run concurrently and all land here: one sync
-        # serves them all (concurrent syncs would spend Heavy budget on the same token).
-        async with self._account_calls_lock:
-            if time.time() - self._account_call_time < self.refresh_interval:
-                return False
-            if self._account_calls is None:
-                self._account_calls = self._make_account_sync(None, None)
-            self._account_calls.priority = priority
-            began = time.time()
-            result = await self._account_calls.sync()
-            self._account_call_time = began
-            by_ext: dict[str, list[CallLogRecord]] = {}
-            for rec in result.records:
-                if rec.extension_id:
-                    by_ext.setdefault(rec.extension_id, []).append(rec)
-            changed = False
-            for ext_id, state in self.states.items():
-                if self._apply_calls(state, by_ext.get(ext_id, []), result.removed_ids,
-                                     result.full):
-                    changed = True
-                    if ext_id in self.trees:
-                        self._rebuild(ext_id)
-                        # The persisted account token now points past these calls: persist
-                        # the extension too, or a remount would never show them.
-                        await self._persist(ext_id)
-            return changed
+    async def _full_sync(self, box: Mailbox, sync: MessageSync,
+                         first: SyncResult[Message]) -> None:
+        """A full sync, in pages: each page is listed as soon as it is written, and only
+        one page of parsed messages is alive at a time."""
+        box.msgs_complete = False
+        box.progress = {"phase": "first sync", "pages": 0, "messages": 0, "waiting": None,
+                        "started": time.time()}
+        seen: set[str] = set()
+        oldest: datetime | None = None
+        page: SyncResult[Message] | None = first
+        more = first.older_records_exist
+        del first
+        while page is not None:
+            older = [m.creation_time for m in page.records
+                     if oldest is None or m.creation_time < oldest]
+            seen.update(m.id for m in page.records)
+            seen.difference_update(page.removed_ids)
+            await self._apply_messages(box, list(page.records), list(page.removed_ids))
+            box.progress["pages"] += 1
+            box.progress["messages"] = len(seen)
+            if older:
+                oldest = min(older)
+            if box.progress["pages"] > 1:
+                # recordCount is a lower bound when more exist ("the server can return
+                # more"): a page with fewer older records than asked for was the last.
+                more = len(older) >= self.page_size
+            page = None
+            if more and oldest is not None:
+                box.progress["waiting"] = (f"message-sync page {box.progress['pages'] + 1} "
+                                           "(Light)")
+                page = await sync.grow(self.page_size)
+        await self._sweep(box, "m:", {f"m:{mid}" for mid in seen})
+        box.msg_token, box.msg_time = sync.sync_token, sync.sync_time
+        box.msgs_complete = True
+        box.progress.update(phase="complete", waiting=None, finished=time.time())
+        # The pages are written; what they cost in RAM goes back (the dedupe memory of
+        # the sync only matters for the 5 s ISync overlap; a repeat writes nothing).
+        sync.forget_recent()
+        del seen
+        release_memory()
 
-    async def _learn_recording_type(self, priority: Priority) -> bool:
-        sample = next((rec for st in self.states.values() for call in st.calls.values()
-                       for rec in call.recordings), None)
-        if sample is None:
-            return False
-        try:
-            meta = await get_recording(self.client, sample.id, priority=priority)
-        except ApiError as exc:
-            log.info("recording format unknown (%s); names use .mp3 for now", exc)
-            return False
-        self.recording_type = meta.content_type
-        return meta.content_type is not None
+    async def _apply_messages(self, box: Mailbox, records: list[Message],
+                              removed: list[str]) -> None:
+        if not records and not removed:
+            return
+        tz, own, ext_id = self.tz, box.own(), box.ext.id
 
-    @staticmethod
-    def _apply_calls(state: ExtensionState, records: Any, removed: Any, full: bool) -> bool:
-        # Every call, not only recorded ones: Calls/ lists them all.
-        with_rec = {r.id: r for r in records}
-        if full:
-            changed = with_rec.keys() != state.calls.keys()
-            state.calls = with_rec
-            return changed
-        changed = False
-        for rid, rec in with_rec.items():
-            if state.calls.get(rid) != rec:
-                state.calls[rid] = rec
-                changed = True
-        for rid in removed:
-            if state.calls.pop(rid, None) is not None:
-                changed = True
-        return changed
+        def build() -> tuple[dict[str, list[Row]], list[str]]:
+            ups = {f"m:{m.id}": message_rows(m, tz, own, ext_id) for m in records}
+            return ups, [f"m:{mid}" for mid in removed]
 
-    async def _sync_greetings(self, state: ExtensionState, priority: Priority) -> bool:
-        try:
-            greetings = await list_greetings(self.client, state.ext.id, priority=priority)
-        except ApiError as exc:
-            log.info("greetings of %s unavailable: %s", state.ext.id, exc)
-            state.greetings_at = time.time()
-            return False
-        state.greetings_at = time.time()
-        changed = [g.id for g in greetings] != [g.id for g in state.greetings]
-        state.greetings = greetings
-        for g in greetings:
-            state.greeting_seen.setdefault(g.id, state.greetings_at)
-        return changed
+        await self._apply(ext_id, build)
+        if records and self.on_messages is not None:
+            self.on_messages(ext_id, records)
 
-    # -- changes made through the filesystem ---------------------------------------------------
+    # -- changes made through the filesystem -------------------------------------------------
 
     async def set_read_status(self, ext_id: str, message_id: str, status: str) -> None:
         """``setfattr -n user.rc.read_status -v Read``: one Medium PUT, then the index."""
@@ -420,31 +350,18 @@ class MetadataIndex:
         msg = await update_read_status(self.client, ext_id, message_id,
                                        "Read" if status == "Read" else "Unread",
                                        priority=Priority.INTERACTIVE)
-        state = self.states.get(ext_id)
-        if state is not None:
-            state.messages[msg.id] = msg
-            self._rebuild(ext_id)
-            await self._persist(ext_id)
+        box = self.states.get(ext_id)
+        if box is not None:
+            await self._apply_messages(box, [msg], [])
 
     async def delete_message(self, ext_id: str, message_id: str) -> None:
         """``rm`` under --allow-delete: the message goes to RingCentral's Deleted state."""
         await delete_message(self.client, ext_id, message_id, priority=Priority.INTERACTIVE)
-        state = self.states.get(ext_id)
-        if state is not None and state.messages.pop(message_id, None) is not None:
-            self._rebuild(ext_id)
-            await self._persist(ext_id)
+        box = self.states.get(ext_id)
+        if box is not None:
+            await self._apply_messages(box, [], [message_id])
 
-    def calls(self, ext_id: str, start: float | None = None,
-              end: float | None = None) -> list[CallLogRecord]:
-        """Call-log records of a mailbox in [start, end) (the account-level Calls CSV)."""
-        state = self.states.get(ext_id)
-        if state is None:
-            return []
-        return [c for c in state.calls.values()
-                if (start is None or c.start_time.timestamp() >= start)
-                and (end is None or c.start_time.timestamp() < end)]
-
-    # -- trees -------------------------------------------------------------------------------
+    # -- the tree ----------------------------------------------------------------------------
 
     def folder_name(self, ext_id: str) -> str:
         ext = self.states[ext_id].ext
@@ -458,32 +375,79 @@ class MetadataIndex:
             self._folder_key = key
         return self._folder_map
 
-    def _rebuild(self, ext_id: str, notify: bool = True) -> None:
-        state = self.states.get(ext_id)
-        if state is None:
-            return
-        own = set(state.own_numbers)
-        if state.ext.number:
-            own.add(state.ext.number)
-        greet_mtime = state.greeting_seen
-        self.trees[ext_id] = layout.build_extension(
-            self.folder_name(ext_id), state.messages.values(), state.calls.values(),
-            state.greetings, own, self.tz, ext_id, greeting_mtime=greet_mtime,
-            recording_type=self.recording_type)
-        if notify and self.on_change is not None:
-            self.on_change(ext_id)
+    def node(self, ext_id: str, rel: tuple[str, ...]) -> Entry | None:
+        """The entry at ``rel`` inside a mailbox's folder (``()``: the folder itself).
+        Folders come back with ``children=None``: list them with ``children``."""
+        box = self.states.get(ext_id)
+        if box is None or self.view is None:
+            return None
+        return self.view.node(box, self.folder_name(ext_id), rel)
+
+    def children(self, ext_id: str, rel: tuple[str, ...]) -> dict[str, Entry]:
+        box = self.states.get(ext_id)
+        if box is None or self.view is None:
+            return {}
+        return self.view.children(box, rel)
+
+    def listing(self, ext_id: str, rel: tuple[str, ...]) -> Listing | None:
+        """A folder's subfolders and files as plain tuples (what ``readdir`` needs)."""
+        box = self.states.get(ext_id)
+        if box is None or self.view is None or "/".join(rel) not in box.tree:
+            return None
+        return self.view.listing(box, rel)
+
+    def message_ids(self, ext_id: str) -> set[str]:
+        """Ids of the messages of a mailbox the index lists."""
+        return self.store.source_ids(ext_id, "m:") if self.store is not None else set()
+
+    def message_files(self, ext_id: str, message_id: str) -> list[tuple[str, ...]]:
+        """Where a message's files are, relative to its mailbox's folder (a point query)."""
+        if self.store is None:
+            return []
+        return [(*d.split("/"), n) for d, n in self.store.files_of(ext_id, f"m:{message_id}")]
+
+    def subfolders(self, ext_id: str, rel: tuple[str, ...]) -> int:
+        box = self.states.get(ext_id)
+        return 0 if box is None or self.view is None else self.view.subfolders(box, rel)
 
     def status(self) -> dict[str, Any]:
-        return {
-            ext_id: {
+        def when(t: float) -> str | None:
+            return datetime.fromtimestamp(t, UTC).isoformat() if t else None
+
+        out: dict[str, Any] = {}
+        for ext_id, box in self.states.items():
+            counts = {area: sum(n for d, (n, _m) in box.dirs.items()
+                                if d == area or d.startswith(area + "/"))
+                      for area in layout.AREAS}
+            out[ext_id] = {
                 "folder": self.folder_name(ext_id),
-                "messages": len(s.messages),
-                "recordings": sum(len(c.recordings) for c in s.calls.values()),
-                "greetings": len(s.greetings),
-                "loaded": s.loaded,
-                "refreshed_at": datetime.fromtimestamp(s.refreshed_at, UTC).isoformat()
-                if s.refreshed_at else None,
-                "last_error": s.last_error,
+                "files": counts,
+                "recordings": counts[layout.RECORDINGS],
+                "greetings": counts[layout.GREETINGS],
+                "greetings_loaded": bool(box.greetings_at),
+                "loaded": box.loaded,
+                "loading": box.loading or not box.msgs_complete,
+                "progress": dict(box.progress),
+                "calls": {"loaded": box.calls_loaded, "allowed": box.calls_ok,
+                          "last_error": box.calls_error},
+                "refreshed_at": when(box.refreshed_at),
+                "last_error": box.last_error,
             }
-            for ext_id, s in self.states.items()
-        }
+        return out
+
+    def index_status(self) -> dict[str, Any]:
+        store = self.store
+        return {"moved_aside": store.moved_aside if store is not None else 0,
+                "queries": self.view.queries if self.view is not None else 0,
+                "errors": self.errors}
+
+
+def _drop_v1(state_dir: Path) -> None:
+    """The first index (schema 1) was a diskcache directory of pickled snapshots: this rcfs
+    cannot read it and rebuilds from RingCentral instead (one log line)."""
+    old = state_dir / "metadata"
+    if old.is_dir():
+        import shutil
+
+        log.warning("metadata index of an older rcfs (%s) removed: rebuilding", old)
+        shutil.rmtree(old, ignore_errors=True)

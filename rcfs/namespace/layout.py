@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import tzinfo
 
 from rcfs.api.models import Attachment, CallLogRecord, Greeting, Message, Party, Recording
@@ -20,6 +20,10 @@ from rcfs.namespace.entries import ContentRef, Entry
 
 VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS = (
     "Voicemail", "Fax", "Texts", "Recordings", "Greetings")
+AREAS = (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS)
+RENDER_VERSION = 1
+"""The metadata index stores rendered names: bump this when a name or a folder of this
+module (or ``naming``) changes, so an index written before is rebuilt, never misread."""
 TEXT_TYPES = {"SMS", "Pager", "Text"}
 
 
@@ -252,3 +256,20 @@ def _settle_mtimes(folder: Entry) -> float:
             _settle_mtimes(child)
         folder.mtime = max(folder.mtime, child.mtime)
     return folder.mtime
+
+
+def rows(build: Callable[[Entry], None]) -> list[tuple[str, Entry]]:
+    """The files one object becomes, as ``(folder, entry)`` pairs (``folder`` relative to
+    the extension, e.g. ``Voicemail/2026-11``): what the metadata index stores as rows.
+    ``build`` is one of the ``add_*`` calls above applied to a scratch root."""
+    root = Entry.directory("")
+    build(root)
+    return list(_flatten(root, ""))
+
+
+def _flatten(folder: Entry, prefix: str) -> Iterator[tuple[str, Entry]]:
+    for child in (folder.children or {}).values():
+        if child.is_dir:
+            yield from _flatten(child, f"{prefix}/{child.name}" if prefix else child.name)
+        else:
+            yield prefix, child

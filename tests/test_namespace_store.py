@@ -1,0 +1,115 @@
+"""The on-disk metadata index (rcfs/namespace/store.py, tree.py): rows written only when
+they change, folder listings from one query, versions and corruption handled by moving the
+database aside and rebuilding (issues 11 and 12)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rcfs.api.models import Extension
+from rcfs.content.source import ContentRef
+from rcfs.namespace.entries import Entry
+from rcfs.namespace.mailbox import Mailbox, skeleton
+from rcfs.namespace.store import SCHEMA_VERSION, Row, Store, row
+from rcfs.namespace.tree import TreeView
+
+EXT = "400"
+
+
+def _row(folder: str, name: str, mtime: float, text: str = "hi") -> Row:
+    entry = Entry(name, mtime, data=text.encode(), xattrs={"user.rc.id": name},
+                  message_id=name)
+    return row(folder, entry)
+
+
+def _file(folder: str, name: str, mtime: float) -> Row:
+    ref = ContentRef("msg", (name, "1"), "https://media/x", "Medium", 12, "audio/mpeg")
+    return row(folder, Entry(name, mtime, content=ref))
+
+
+def test_apply_writes_only_what_changed_and_reports_removals(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.sqlite3")
+    first = store.apply(EXT, {"m:1": [_row("Texts/Bob", "a.txt", 10.0)],
+                              "m:2": [_file("Voicemail/2026-11", "b.mp3", 20.0)]}, [])
+    assert first.rows_written == 2
+    assert first.dirs == {"Texts/Bob": (1, 10.0), "Voicemail/2026-11": (1, 20.0)}
+    same = store.apply(EXT, {"m:1": [_row("Texts/Bob", "a.txt", 10.0)]}, [])
+    assert same.rows_written == 0 and same.dirs == {} and same.removed == []
+    renamed = store.apply(EXT, {"m:1": [_row("Texts/Bob", "a2.txt", 11.0)]}, [])
+    assert renamed.removed == [("Texts/Bob", "a.txt")]
+    gone = store.apply(EXT, {}, ["m:2"])
+    assert gone.removed == [("Voicemail/2026-11", "b.mp3")]
+    assert gone.dirs == {"Voicemail/2026-11": (0, 0.0)}
+    assert store.sources(EXT, "m:") == {"m:1"}
+    assert store.dir_stats(EXT) == {"Texts/Bob": (1, 11.0)}
+    store.close()
+
+
+def test_tree_view_lists_a_folder_with_one_query_and_drops_changed_folders(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.sqlite3")
+    rows = [_file("Fax/2026-11", f"{i:04d}.pdf", float(i)) for i in range(1000)]
+    store.apply(EXT, {f"m:{i}": [r] for i, r in enumerate(rows)}, [])
+    box = Mailbox(Extension(EXT, "101", "Alice", "User", "Enabled", False))
+    box.set_dirs(store.dir_stats(EXT))
+    view = TreeView(store, max_cached=1500)
+    assert [f.name for f in view.listing(box, ()).folders] == sorted(
+        ["Voicemail", "Fax", "Texts", "Recordings", "Greetings"])
+    month = view.node(box, "101 Alice", ("Fax", "2026-11"))
+    assert month is not None and month.is_dir and month.mtime == 999.0
+    before = view.queries
+    listing = view.listing(box, ("Fax", "2026-11"))
+    assert len(listing.files) == 1000 and view.queries == before + 1
+    assert listing.files[42] == ("0042.pdf", 42.0, 12, "msg/0042.pdf/1", "audio/mpeg", None,
+                                 None)
+    view.listing(box, ("Fax", "2026-11"))
+    assert view.queries == before + 1  # cached
+    found = view.node(box, "101 Alice", ("Fax", "2026-11", "0042.pdf"))
+    assert found is not None and found.content is not None and found.content.size == 12
+    assert view.node(box, "101 Alice", ("Fax", "2026-12", "x.pdf")) is None
+    view.invalidate(EXT, ["Fax/2026-11"])
+    view.listing(box, ("Fax", "2026-11"))
+    assert view.queries == before + 3
+    store.close()
+
+
+def test_skeleton_has_every_area_and_newest_mtimes() -> None:
+    tree = skeleton({"Voicemail/2026-10": (3, 5.0), "Voicemail/2026-11": (1, 9.0)})
+    assert tree[""]["Voicemail"] == 9.0 and tree[""]["Recordings"] == 0.0
+    assert tree["Voicemail"] == {"2026-10": 5.0, "2026-11": 9.0}
+    assert tree["Greetings"] == {}
+
+
+def test_an_unknown_schema_version_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = Store(path)
+    store.apply(EXT, {"m:1": [_row("Texts/Bob", "a.txt", 1.0)]}, [])
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    again = Store(path)
+    assert again.moved_aside == 1
+    assert again.dir_stats(EXT) == {}  # rebuilt empty, the old rows never misread
+    assert len(list(tmp_path.glob("m.sqlite3.corrupt-*"))) == 1
+    again.close()
+
+
+def test_a_corrupt_database_is_moved_aside_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "m.sqlite3"
+    path.write_bytes(b"this is not an SQLite database" * 200)
+    with caplog.at_level(logging.WARNING, logger="rcfs.namespace.store"):
+        store = Store(path)
+    assert store.moved_aside == 1
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    store.apply(EXT, {"m:1": [_row("Texts/Bob", "a.txt", 1.0)]}, [])
+    assert store.dir_stats(EXT) == {"Texts/Bob": (1, 1.0)}
+    bad = list(tmp_path.glob("m.sqlite3.corrupt-*"))
+    assert len(bad) == 1 and bad[0].read_bytes().startswith(b"this is not")
+    store.close()
+    assert Store(path).moved_aside == 0  # the rebuilt one opens cleanly
