@@ -216,10 +216,27 @@ class MetadataIndex(CallLogIndex):
             return
         # One deadline per first look, not per FUSE request: ``ls`` of a new folder is a
         # lookup, a getattr and an opendir, which together wait at most the deadline.
+        # The load runs in the background: a listing that stops waiting does not cancel it
+        # (what arrives later shows through on_change).
         key = f"{fn.__name__}:{ext_id}"
         deadline = self._first_look.setdefault(key, trio.current_time() + self.lookup_deadline)
+        if trio.current_time() >= deadline:
+            return
+        if self._nursery is None:
+            with trio.move_on_at(deadline):
+                await self._quietly(fn, ext_id, Priority.LISTING)
+            return
+        done = trio.Event()
+
+        async def load() -> None:
+            try:
+                await self._quietly(fn, ext_id, Priority.LISTING)
+            finally:
+                done.set()
+
+        self._nursery.start_soon(load)
         with trio.move_on_at(deadline):
-            await self._quietly(fn, ext_id, Priority.LISTING)
+            await done.wait()
 
     # -- message store -----------------------------------------------------------------------
 
