@@ -476,6 +476,7 @@ class Mount:
         while the socket is healthy (push events sync a mailbox as soon as it changes)."""
         assert self.layers is not None and self.layers.freshness is not None
         index, fresh = self.layers.index, self.layers.freshness
+        await index.check()  # the full integrity check, now that the mount answers
         if not index.extensions_at:
             try:
                 await index.load_extensions(Priority.METADATA)

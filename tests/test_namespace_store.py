@@ -113,3 +113,25 @@ def test_a_corrupt_database_is_moved_aside_with_one_warning(
     assert len(bad) == 1 and bad[0].read_bytes().startswith(b"this is not")
     store.close()
     assert Store(path).moved_aside == 0  # the rebuilt one opens cleanly
+
+
+def test_a_failed_integrity_check_rebuilds_at_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = Store(path)
+    rows = [_file("Fax/2026-11", f"{i:04d}.pdf", float(i)) for i in range(2000)]
+    store.apply(EXT, {f"m:{i}": [r] for i, r in enumerate(rows)}, [])
+    assert store.check() is None
+    store.close()
+    with open(path, "r+b") as fh:  # a data page in the middle, not the schema page
+        size = fh.seek(0, 2)
+        fh.seek((size // 4096 // 2) * 4096 + 100)
+        fh.write(b"\xa5" * 1000)
+    damaged = Store(path)  # the cheap checks at open pass: the mount answers at once
+    assert damaged.moved_aside == 0
+    assert damaged.check() is not None  # the background check finds it...
+    damaged.close()
+    rebuilt = Store(path)  # ...and the next open rebuilds
+    assert rebuilt.moved_aside == 1 and rebuilt.healed is not None
+    assert rebuilt.dir_stats(EXT) == {}
+    assert rebuilt.check() is None
+    rebuilt.close()

@@ -113,6 +113,12 @@ class MetadataIndex(CallLogIndex):
             box.set_dirs(dirs.get(ext_id, {}))
             self.states[ext_id] = box
 
+    async def check(self) -> None:
+        """The store's full integrity check, in a worker thread (after the mount answers)."""
+        store = self.store
+        if store is not None:
+            await trio.to_thread.run_sync(store.check)
+
     async def close(self) -> None:
         if self.store is not None:
             store, self.store = self.store, None

@@ -155,6 +155,7 @@ class Store:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker = self._marker()
         try:
             conn = self._connect()
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -164,12 +165,10 @@ class Store:
                 self._move_aside(f"schema version {version}, this rcfs reads "
                                  f"{SCHEMA_VERSION}")
                 conn = self._connect()
-            elif tables:
-                ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-                if ok != "ok":
-                    conn.close()
-                    self._move_aside(f"integrity check: {ok}")
-                    conn = self._connect()
+            elif marker.exists():
+                conn.close()
+                self._move_aside(marker.read_text(errors="replace").strip() or "damaged")
+                conn = self._connect()
         except sqlite3.DatabaseError as exc:
             self._move_aside(str(exc))
             conn = self._connect()
@@ -178,6 +177,27 @@ class Store:
         self._write = conn
         self._read = self._connect()
         self._read.execute("BEGIN")
+
+    def _marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".damaged")
+
+    def check(self) -> str | None:
+        """A full integrity check (``PRAGMA quick_check``: a scan of the whole database,
+        too slow to make a remount wait for): run in the background after the mount
+        answers. A problem is remembered and the next open moves the store aside."""
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            verdict = str(exc)
+        finally:
+            conn.close()
+        if verdict == "ok":
+            return None
+        self._marker().write_text(f"integrity check: {verdict}\n")
+        log.warning("metadata index %s failed its integrity check (%s): it is rebuilt at the "
+                    "next mount", self.path, verdict)
+        return str(verdict)
 
     def refresh_snapshot(self) -> None:
         """Let the reader see what the writer committed. Readers work in a snapshot (an
@@ -191,6 +211,7 @@ class Store:
         """The same healing as the block cache's (``rcfs.storeheal``): renamed to
         ``<name>.corrupt-<UTC time>`` (the newest copy kept), rebuilt, one warning."""
         target = move_aside(self.path)
+        self._marker().unlink(missing_ok=True)
         self.moved_aside += 1
         self.healed = Healed("metadata index", str(self.path), str(target), why, time.time())
         log.warning("metadata index %s unusable (%s): moved aside to %s, rebuilding from "
