@@ -266,6 +266,9 @@ def test_missing_permission_names_it(emu: EmulatorProc, tmp_path: Path) -> None:
                 client_secret=emu.info["limited_client_secret"])
     try:
         m.start()
+        # The call log is read only when Recordings is looked at (issue 10).
+        os.listdir(m.folder() / "Recordings")
+
         def lacks_read_call() -> bool:
             missing = m.status()["auth"].get("missing_permissions") or []
             return any(a.startswith("the app lacks ReadCall") for a in missing)
