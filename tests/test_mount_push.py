@@ -23,6 +23,8 @@ import pytest
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
     Mounted,
+    RequestLog,
+    brief,
     files_under,
     module_mount,
     require_fuse,
@@ -119,6 +121,32 @@ def test_a_new_folder_shows_in_its_parents_attributes_at_once(
     _seen_within(vm / "2019-01", str(added["id"]), PUSH_WITHIN + 3)
     wait_for(lambda: os.stat(vm).st_nlink == links + 1, PUSH_WITHIN,
              "the Voicemail folder's link count to count 2019-01", interval=0.05)
+
+
+def test_a_call_event_syncs_the_call_log_only_where_recordings_is_in_use(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    """A telephony event (a call ended: a recording may exist) syncs the call log (Heavy)
+    at once while someone looks at that mailbox's Recordings; a call of a mailbox whose
+    Recordings nobody looks at costs its message-sync only (its next look refreshes)."""
+    admin, other = emu.user(admin=True), emu.user(admin=False)
+    recordings = mnt.folder() / "Recordings"
+    list(files_under(recordings))  # in use now: the first look loads the call log
+    wait_for(lambda: mnt.status()["extensions"][admin["extension_id"]]["calls"]["loaded"],
+             30, "the call log to load", on_fail=mnt.log)
+    settle(emu)
+    log = RequestLog(emu).mark()
+    emu.admin("POST", "/_emulator/calls", {"extension_id": other["extension_id"],
+                                            "recording": True, "duration": 30})
+    wait_for(lambda: any(f"/extension/{other['extension_id']}/message-sync" in e["path"]
+                         for e in log.since()), PUSH_WITHIN + 3,
+             "the other mailbox's event sync", on_fail=lambda: "\n".join(brief(log.since())))
+    added = emu.admin("POST", "/_emulator/calls", {"extension_id": admin["extension_id"],
+                                                    "recording": True, "duration": 30})
+    took = _seen_within(recordings, str(added["recording_id"]), PUSH_WITHIN + 3)
+    print(f"recording listed after {took:.2f}s")
+    assert took <= PUSH_WITHIN
+    call_log = [e for e in log.since() if "/call-log" in e["path"]]
+    assert len(call_log) == 1, brief(log.since())
 
 
 def test_dropped_socket_misses_nothing(mnt: Mounted, emu: EmulatorProc) -> None:

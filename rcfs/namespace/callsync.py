@@ -62,6 +62,10 @@ class CallLogIndex(IndexBase):
         box = self.states.get(ext_id)
         if box is None or not box.calls_ok or not box.calls_loaded:
             return  # never loaded: its first look loads it
+        # A sync in flight may have been answered before the change: a new one after it.
+        running = self._flights.get("calls:account" if self._admin() else f"calls:{ext_id}")
+        if running is not None:
+            await running.wait()
         if self._admin():
             self._account_call_time = 0.0
         else:
