@@ -84,7 +84,9 @@ def test_scale_first_sync_find_idle_writes_and_remount(big: EmulatorProc,
                                                        tmp_path: Path) -> None:
     # One Heavy 429 on the call log while the message store is still loading.
     big.fault(kind="status", status=429, path="/call-log", count=1, retry_after=6)
-    m = Mounted(big, tmp_path, refresh_interval=REFRESH, timezone="UTC")
+    # The polling path: idle refreshes are what it measures (with the push socket
+    # connected there are none; push freshness has its own tests, test_mount_push.py).
+    m = Mounted(big, tmp_path, refresh_interval=REFRESH, timezone="UTC", push=False)
     with m:
         assert m.proc is not None
         pid = m.proc.pid
