@@ -41,10 +41,9 @@ from rcfs.content.reports import ReportRunner
 from rcfs.content.source import ApiContentSource
 from rcfs.fs.ops import MountOptions, RcfsOperations
 from rcfs.fs.readahead import raise_read_ahead
-from rcfs.namespace.account_calls import AccountCalls
-from rcfs.namespace.entries import Entry
-from rcfs.namespace.exports import ExportManager
 from rcfs.namespace import layout
+from rcfs.namespace.account_calls import AccountCalls
+from rcfs.namespace.exports import ExportManager
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.namespace.pinning import PinManager
 from rcfs.notify import DesktopNotifier
@@ -503,6 +502,6 @@ class Mount:
                     index.extensions_at = time.time()
             for ext_id in used:
                 index.touch(ext_id, user=False)
-                for area in (layout.RECORDINGS, layout.GREETINGS):
+                for area in (*layout.CALL_AREAS, layout.GREETINGS):
                     if index.in_use(ext_id, area):
                         index.touch(ext_id, area, user=False)

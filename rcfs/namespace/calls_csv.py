@@ -20,7 +20,7 @@ from rcfs.api.models import CallLogRecord, Party
 from rcfs.namespace import naming
 from rcfs.namespace.entries import Entry
 
-__all__ = ["CALLS", "HEADER", "account_folder", "add_calls_folder", "month_csv"]
+__all__ = ["CALLS", "HEADER", "account_folder", "add_calls_folder", "month_csv", "month_files"]
 
 CALLS = "Calls"
 HEADER = ("time", "direction", "from", "to", "name", "duration", "result", "recording")
@@ -69,13 +69,24 @@ def _by_month(calls: Iterable[CallLogRecord], tz: tzinfo | None
     return months
 
 
+def month_files(calls: Iterable[CallLogRecord], tz: tzinfo | None, recording: RecordingName,
+                mailbox: Callable[[CallLogRecord], str] | None = None) -> dict[str, Entry]:
+    """month (``YYYY-MM``) -> its ``YYYY-MM.csv`` file (the metadata index stores these as
+    rows of the mailbox's ``Calls/``)."""
+    files = {}
+    for month, group in sorted(_by_month(calls, tz).items()):
+        newest = max(c.start_time.timestamp() for c in group)
+        files[month] = Entry(f"{month}.csv", newest,
+                             data=month_csv(group, tz, recording, mailbox),
+                             xattrs={"user.mime_type": "text/csv"}, live=True)
+    return files
+
+
 def _folder(calls: Iterable[CallLogRecord], tz: tzinfo | None, recording: RecordingName,
             mailbox: Callable[[CallLogRecord], str] | None = None) -> Entry:
     folder = Entry.directory(CALLS)
-    for month, group in sorted(_by_month(calls, tz).items()):
-        newest = max(c.start_time.timestamp() for c in group)
-        folder.add(Entry(f"{month}.csv", newest, data=month_csv(group, tz, recording, mailbox),
-                         xattrs={"user.mime_type": "text/csv"}, live=True))
+    for entry in month_files(calls, tz, recording, mailbox).values():
+        folder.add(entry)
     return folder
 
 

@@ -22,10 +22,10 @@ from rcfs.api.listing import get_recording, list_greetings
 from rcfs.api.models import EPOCH, CallLogRecord
 from rcfs.api.scheduler import Priority
 from rcfs.api.sync import CallLogSync
-from rcfs.namespace import layout
+from rcfs.namespace import calls_csv, layout
 from rcfs.namespace.base import IndexBase
 from rcfs.namespace.mailbox import Mailbox, call_rows, greeting_rows
-from rcfs.namespace.store import Row
+from rcfs.namespace.store import Row, row
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CallLogIndex(IndexBase):
             self._account_call_time = 0.0
         else:
             box.calls_at = 0.0
-        if self.in_use(ext_id, layout.RECORDINGS):
+        if any(self.in_use(ext_id, area) for area in layout.CALL_AREAS):
             await self.refresh_calls(ext_id, priority)
 
     async def _refresh_calls(self, ext_id: str, priority: Priority) -> None:
@@ -135,7 +135,7 @@ class CallLogIndex(IndexBase):
         changed = False
         for target in targets:
             target.calls_loaded = True
-            recs = [r for r in by_ext.get(target.ext.id, []) if r.recordings]
+            recs = by_ext.get(target.ext.id, [])  # every call: Calls/ lists them all
             changed |= await self._apply_calls(target, recs, list(result.removed_ids),
                                                result.full)
         if self._admin():
@@ -162,7 +162,28 @@ class CallLogIndex(IndexBase):
                 changed = True
                 await self._apply(ext_id, lambda: ({}, gone),
                                   removed_calls=[g[2:] for g in gone])
+        if records or removed or full:
+            changed |= await self._write_call_months(box)
         return changed
+
+    async def _write_call_months(self, box: Mailbox) -> bool:
+        """Rewrite the mailbox's ``Calls/YYYY-MM.csv`` rows from its call table (unchanged
+        months are skipped by ``Store.apply``; a month without calls any more is removed).
+        Runs after the calls are written, so the readers' snapshot already holds them."""
+        tz, ext_id, rtype, store = self.tz, box.ext.id, self.recording_type, self.store
+        calls = self.calls(ext_id)
+
+        def recording(call: CallLogRecord) -> str | None:
+            return layout.recording_path(call, tz, rtype)
+
+        def build() -> tuple[dict[str, list[Row]], list[str]]:
+            files = calls_csv.month_files(calls, tz, recording)
+            ups = {f"cm:{m}": [row(layout.CALLS, e)] for m, e in files.items()}
+            have = store.sources(ext_id, "cm:") if store is not None else set()
+            return ups, sorted(have - set(ups))
+
+        change = await self._apply(ext_id, build)
+        return change is not None and bool(change.dirs or change.removed)
 
     async def _learn_recording_type(self, priority: Priority) -> None:
         await self._single_flight("recording-type", lambda: self._probe_recording(priority))
@@ -192,7 +213,7 @@ class CallLogIndex(IndexBase):
 
     def calls(self, ext_id: str, start: float | None = None,
               end: float | None = None) -> list[CallLogRecord]:
-        """Call-log records of a mailbox (those with recordings) in [start, end)."""
+        """Call-log records of a mailbox (every call, recorded or not) in [start, end)."""
         return self.store.calls(ext_id, start, end) if self.store is not None else []
 
     async def refresh_greetings(self, ext_id: str,

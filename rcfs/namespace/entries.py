@@ -30,6 +30,9 @@ class Entry:
     message_id: str | None = None  # for setxattr read_status / unlink
     extension_id: str | None = None
     live: bool = False  # bytes may change under the same name (Calls CSVs): no long caching
+    siblings: tuple[tuple[str, str | None], ...] = ()
+    """(attachment id, fileName) of every attachment of the message this file came from
+    (the bulk path matches export-archive members by them)."""
 
     @classmethod
     def directory(cls, name: str, mtime: float = 0.0, writable: bool = False) -> Entry:

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ from rcfs.namespace import layout
 from rcfs.namespace.callsync import GREETING_REFRESH, CallLogIndex
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.mailbox import Mailbox, message_rows
-from rcfs.namespace.store import Row, Store
+from rcfs.namespace.store import Row, Store, decode
 from rcfs.namespace.tree import Listing, TreeView
 from rcfs.proc import release_memory
 
@@ -66,6 +67,16 @@ log = logging.getLogger(__name__)
 MAILBOX_TYPES = ("User", "DigitalUser", "VirtualUser", "FaxUser", "Voicemail", "Department")
 EXTENSIONS_REFRESH = 600.0
 DB_NAME = "metadata.sqlite3"
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What the index knows of one message without its API record."""
+
+    type: str
+    created: datetime
+    attachments: tuple[tuple[str, str | None], ...]
+    """(attachment id, fileName) of each attachment."""
 
 
 class MetadataIndex(CallLogIndex):
@@ -201,7 +212,7 @@ class MetadataIndex(CallLogIndex):
         priority = Priority.LISTING if user else Priority.METADATA
         if f"m:{ext_id}" not in self._flights and self.stale(ext_id):
             self._spawn(self.refresh, ext_id, priority)
-        if area == layout.RECORDINGS and self._calls_stale(box, backoff=not user):
+        if area in layout.CALL_AREAS and self._calls_stale(box, backoff=not user):
             self._spawn(self.refresh_calls, ext_id, priority)
         elif area == layout.GREETINGS and now - box.greetings_at >= GREETING_REFRESH:
             self._spawn(self.refresh_greetings, ext_id, priority)
@@ -212,7 +223,7 @@ class MetadataIndex(CallLogIndex):
         box = self.states.get(ext_id)
         if box is None:
             return
-        if area == layout.RECORDINGS and box.calls_ok and not box.calls_loaded:
+        if area in layout.CALL_AREAS and box.calls_ok and not box.calls_loaded:
             fn: Callable[[str, Priority], Awaitable[None]] = self.refresh_calls
         elif area == layout.GREETINGS and not box.greetings_at:
             fn = self.refresh_greetings
@@ -428,6 +439,27 @@ class MetadataIndex(CallLogIndex):
         if self.store is None:
             return []
         return [(*d.split("/"), n) for d, n in self.store.files_of(ext_id, f"m:{message_id}")]
+
+    def message_info(self, ext_id: str, message_id: str) -> MessageInfo | None:
+        """Type, creation time and attachments (id, fileName) of one message, from its
+        rows (a point query): what the pinning's bulk path needs."""
+        found = self.store.content_row(ext_id, f"m:{message_id}") if self.store else None
+        if found is None:
+            return None
+        name, mtime, data = found
+        entry = decode(name, mtime, data, ext_id)
+        created = entry.xattrs.get("user.rc.created")
+        when = (datetime.fromisoformat(created) if created
+                else datetime.fromtimestamp(mtime, UTC))
+        return MessageInfo(entry.xattrs.get("user.rc.type", ""), when, entry.siblings)
+
+    def message_bytes(self, types: Iterable[str], start: datetime, end: datetime,
+                      unknown: int) -> int:
+        """Bytes of every mailbox's message files of ``types`` created in [start, end]
+        (``unknown`` per file of unknown size): one SQL scan, no request."""
+        if self.store is None:
+            return 0
+        return self.store.message_bytes(types, start.timestamp(), end.timestamp(), unknown)
 
     def subfolders(self, ext_id: str, rel: tuple[str, ...]) -> int:
         box = self.states.get(ext_id)

@@ -20,8 +20,11 @@ from rcfs.namespace.entries import ContentRef, Entry
 
 VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS = (
     "Voicemail", "Fax", "Texts", "Recordings", "Greetings")
-AREAS = (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS)
-RENDER_VERSION = 1
+CALLS = calls_csv.CALLS
+AREAS = (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS, CALLS)
+CALL_AREAS = (RECORDINGS, CALLS)
+"""Areas shown from the call log (Heavy): loaded on their first look, refreshed while used."""
+RENDER_VERSION = 2
 """The metadata index stores rendered names: bump this when a name or a folder of this
 module (or ``naming``) changes, so an index written before is rebuilt, never misread."""
 TEXT_TYPES = {"SMS", "Pager", "Text"}
@@ -60,8 +63,10 @@ def _file(name: str, mtime: float, xattrs: dict[str, str], *, content: ContentRe
     attrs = dict(xattrs)
     if mime:
         attrs["user.mime_type"] = mime.split(";")[0]
+    siblings = tuple((a.id, a.file_name) for a in msg.attachments) if msg and content else ()
     return Entry(name, mtime, content=content, data=data, xattrs=attrs,
-                 message_id=msg.id if msg else None, extension_id=ext_id or None)
+                 message_id=msg.id if msg else None, extension_id=ext_id or None,
+                 siblings=siblings)
 
 
 def _conversation_party(msg: Message, own: set[str]) -> str:

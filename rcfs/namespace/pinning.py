@@ -312,26 +312,18 @@ class PinManager:
         e = t.entry
         if t.ref.kind != "msg" or e.extension_id is None or e.message_id is None:
             return None
-        state = self.index.states.get(e.extension_id)
-        msg = state.messages.get(e.message_id) if state is not None else None
-        if msg is None or msg.type not in EXPORT_TYPES:
+        info = self.index.message_info(e.extension_id, e.message_id)
+        if info is None or info.type not in EXPORT_TYPES:
             return None
-        siblings = tuple((a.id, a.file_name) for a in msg.attachments)
-        return BulkItem(t.ref, e.extension_id, msg.id, t.ref.ids[1], msg.creation_time,
-                        msg.type or "", siblings)
+        return BulkItem(t.ref, e.extension_id, e.message_id, t.ref.ids[1], info.created,
+                        info.type, info.attachments)
 
     def _export_bytes(self, items: list[BulkItem]) -> int:
         """Bytes an export of the items' range would carry: every mailbox's attachments of
         those types in the range (the export is account-wide)."""
-        start = min(i.created for i in items)
-        end = max(i.created for i in items)
-        types = {i.msg_type for i in items}
-        total = 0
-        for state in self.index.states.values():
-            for msg in state.messages.values():
-                if msg.type in types and start <= msg.creation_time <= end:
-                    total += sum(a.size or UNKNOWN_SIZE for a in msg.attachments)
-        return total
+        return self.index.message_bytes({i.msg_type for i in items},
+                                        min(i.created for i in items),
+                                        max(i.created for i in items), UNKNOWN_SIZE)
 
     async def _bulk(self, missing: list[_Target], targets: dict[str, _Target],
                     sizes: dict[str, int | None]) -> list[_Target]:

@@ -16,11 +16,12 @@ as the block cache) and rebuilt, with one warning; ``healed`` says so for status
 * ``mailbox(ext_id, state)``: one small pickled row per mailbox (sync tokens, times, flags).
 * ``entry(ext_id, dir, name, src, mtime, size, ckey, data)``: the rendered tree; ``src``
   names the object a row came from (``m:<message id>``, ``c:<call id>``, ``g:<greeting
-  id>``) so an update replaces exactly that object's rows; ``size`` (NULL: unknown until
+  id>``, ``cm:<YYYY-MM>`` for a month's ``Calls/`` CSV) so an update replaces exactly
+  that object's rows; ``size`` (NULL: unknown until
   downloaded) and ``ckey`` (the content key) are all a listing needs, so ``readdir`` never
   decodes ``data``, the JSON of the content reference, inline bytes and extended
   attributes.
-* ``call(ext_id, id, start, data)``: call-log records with recordings (pickled
+* ``call(ext_id, id, start, data)``: every call-log record (pickled
   ``CallLogRecord``), queryable per mailbox and time range (monthly exports).
 
 Pickles are only ever read back by the rcfs that wrote them: the schema version changes
@@ -108,7 +109,8 @@ def encode(entry: Entry) -> str:
         "c": [ref.kind, list(ref.ids), ref.uri, ref.group, ref.size, ref.content_type]
         if ref is not None else None,
         "d": entry.data.decode("utf-8", "surrogateescape") if entry.data is not None else None,
-        "x": entry.xattrs, "m": entry.message_id,
+        "x": entry.xattrs, "m": entry.message_id, "l": entry.live,
+        **({"s": [list(s) for s in entry.siblings]} if entry.siblings else {}),
     }, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -121,7 +123,8 @@ def decode(name: str, mtime: float, data: str, ext_id: str, size: int | None = N
            if c else None)
     inline = raw["d"].encode("utf-8", "surrogateescape") if raw["d"] is not None else None
     return Entry(name, mtime, content=ref, data=inline, xattrs=raw["x"],
-                 message_id=raw["m"], extension_id=ext_id)
+                 message_id=raw["m"], extension_id=ext_id, live=bool(raw.get("l")),
+                 siblings=tuple((a, f) for a, f in raw.get("s", ())))
 
 
 @dataclass
@@ -356,6 +359,30 @@ class Store:
         return self._read.execute(
             f"SELECT dir, name FROM entry {BY_SRC} WHERE ext_id=? AND src=? ORDER BY dir, name",
             (ext_id, src)).fetchall()
+
+    def content_row(self, ext_id: str, src: str) -> tuple[str, float, str] | None:
+        """(name, mtime, data JSON) of the first downloadable file of one object (a point
+        query on ``entry_src``)."""
+        found = self._read.execute(
+            f"SELECT name, mtime, data FROM entry {BY_SRC} WHERE ext_id=? AND src=? AND "
+            "ckey IS NOT NULL ORDER BY dir, name LIMIT 1", (ext_id, src)).fetchone()
+        return None if found is None else (found[0], found[1], found[2])
+
+    def message_bytes(self, types: Iterable[str], start: float, end: float,
+                      unknown: int) -> int:
+        """Bytes of every message file (all mailboxes) of these types created in [start,
+        end], ``unknown`` for a file of unknown size: what an account-wide export of that
+        range carries (one scan of the message rows; rare, for the bulk-path choice)."""
+        kinds = sorted(set(types))
+        if not kinds:
+            return 0
+        marks = ",".join("?" * len(kinds))
+        (total,) = self._read.execute(
+            "SELECT COALESCE(SUM(COALESCE(size, ?)), 0) FROM entry WHERE src >= 'm:' AND "
+            "src < 'm;' AND mtime >= ? AND mtime <= ? AND "
+            f"json_extract(data, '$.x.\"user.rc.type\"') IN ({marks})",
+            (unknown, start, end, *kinds)).fetchone()
+        return int(total)
 
     def calls(self, ext_id: str, start: float | None = None,
               end: float | None = None) -> list[Any]:
