@@ -32,6 +32,7 @@ from rcfs.fs.inodes import ROOT, InodeTable, Path
 from rcfs.fs.readers import Reader, ReaderClass, ReaderClassifier
 from rcfs.fs.thumbnails import ThumbnailPolicy
 from rcfs.fs.waits import WaitWatch
+from rcfs.namespace.calls_csv import CALLS
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.namespace.plugins import FsPlugin, PluginError
@@ -344,9 +345,11 @@ class RcfsOperations(pyfuse3.Operations):
                 self._attrs.popitem(last=False)
         return attr
 
-    def _listed_attr(self, inode: int, item: Subfolder | Listed) -> pyfuse3.EntryAttributes:
+    def _listed_attr(self, inode: int, item: Subfolder | Listed,
+                     live: bool = False) -> pyfuse3.EntryAttributes:
         """Attributes of one item of an index listing (a folder, or an immutable message
-        file), without decoding the file's payload: what makes ``find`` fast."""
+        file), without decoding the file's payload: what makes ``find`` fast. ``live``:
+        a file whose bytes change under its name (a Calls CSV) keeps short timeouts."""
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
@@ -370,7 +373,7 @@ class RcfsOperations(pyfuse3.Operations):
         self._reported[inode] = attr.st_size  # readdirplus gives it to the kernel
         attr.st_blocks = (attr.st_size + 511) // 512
         attr.entry_timeout = attr.attr_timeout = (
-            FILE_TIMEOUT if size is not None else UNKNOWN_SIZE_TIMEOUT)
+            FILE_TIMEOUT if size is not None and not live else UNKNOWN_SIZE_TIMEOUT)
         return attr
 
     def _probe_sizes(self, folder: Path, files: list[Listed]) -> None:
@@ -521,7 +524,7 @@ class RcfsOperations(pyfuse3.Operations):
             item = items[i] if items is not None else None
             if item is not None:
                 inode = self.inodes.inode(path)
-                attr = self._listed_attr(inode, item)
+                attr = self._listed_attr(inode, item, live=folder[1:2] == (CALLS,))
             else:
                 entry = children.get(name) if children else self._resolve(path)
                 if entry is None:
