@@ -363,6 +363,7 @@ class Mount:
             ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
                                  plugins=[exports, pins, account_calls])
             pins.resolve = ops.resolve
+            pins.children = ops.children
             exports.on_rename = ops.forget_path
             outbox.on_gone = lambda ext, rel: ops.forget_path(
                 (index.folder_name(ext), "Outbox", *rel))

@@ -219,6 +219,10 @@ class RcfsOperations(pyfuse3.Operations):
         """The entry at ``path`` (plugins walk the tree with it: pinning a folder)."""
         return self._resolve(path)
 
+    def children(self, path: Path, entry: Entry) -> dict[str, Entry]:
+        """A folder's entries, index folders included (plugins walk folders with it)."""
+        return self._children(path, entry)
+
     def _resolve(self, path: Path) -> Entry | None:
         if not path:
             return self._root()

@@ -78,6 +78,9 @@ class PinManager:
         self.bulk = bulk
         self.can_export = can_export
         self.resolve: Callable[[Path], Entry | None] = lambda path: None
+        self.children: Callable[[Path, Entry], dict[str, Entry]] = (
+            lambda path, entry: entry.children or {})
+        """A folder's entries: index folders hold none in memory (``children is None``)."""
         self.pins: set[Path] = set()
         self._cache_pinned: set[str] = set()
         self._done: set[str] = set()
@@ -198,7 +201,7 @@ class PinManager:
                 path, node = stack.pop()
                 if node.is_dir:
                     stack.extend(((*path, name), child)
-                                 for name, child in (node.children or {}).items())
+                                 for name, child in self.children(path, node).items())
                 elif node.content is not None and node.local_path is None:
                     out.setdefault(node.content.key, _Target(path, node, node.content))
         return out
