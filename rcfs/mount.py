@@ -228,11 +228,16 @@ async def _check_cache(cache: BlockCache) -> None:
 
 
 def _rate(client: RcClient, group: str) -> float:
-    """Requests per second the group allows (learned from headers, else the defaults)."""
-    stats = client.scheduler.stats().get(group)
+    """Requests per second the group allows (learned from headers, else the default count
+    over the window learned from another group: the groups share one window length, and a
+    group never used yet, e.g. Heavy before the call log is first looked at, must not look
+    ten times scarcer than it is)."""
+    every = client.scheduler.stats()
+    stats = every.get(group)
     if stats:
         return float(stats["limit"]) / max(float(stats["window"]), 1e-3)
-    return float(DEFAULT_LIMITS.get(group, 40)) / 60.0
+    window = next((float(s["window"]) for s in every.values() if s and s.get("window")), 60.0)
+    return float(DEFAULT_LIMITS.get(group, 40)) / max(window, 1e-3)
 
 
 class Mount:
