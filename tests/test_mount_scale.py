@@ -57,7 +57,8 @@ def _rss_mb(pid: int) -> int:
 
 
 def _mailboxes(m: Mounted) -> list[Path]:
-    return [m.root / n for n in sorted(os.listdir(m.root)) if n != ".rcfs"]
+    return [m.root / n for n in sorted(os.listdir(m.root))
+            if n not in (".rcfs", "Calls", "Exports")]
 
 
 def _folders(m: Mounted) -> list[str]:
