@@ -58,7 +58,7 @@ def test_tree_view_lists_a_folder_with_one_query_and_drops_changed_folders(
     box.set_dirs(store.dir_stats(EXT))
     view = TreeView(store, max_cached=1500)
     assert [f.name for f in view.listing(box, ()).folders] == sorted(
-        ["Voicemail", "Fax", "Texts", "Recordings", "Greetings"])
+        ["Voicemail", "Fax", "Texts", "Recordings", "Greetings", "Calls"])
     month = view.node(box, "101 Alice", ("Fax", "2026-11"))
     assert month is not None and month.is_dir and month.mtime == 999.0
     before = view.queries
