@@ -23,6 +23,7 @@ from rcfs.api.errors import RcError
 from rcfs.api.models import Message
 from rcfs.api.push import PushClient, PushEvent
 from rcfs.api.scheduler import Priority
+from rcfs.namespace.idset import IdSet
 from rcfs.namespace.index import MetadataIndex
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Freshness:
         self._dirty: dict[str, bool] = {}  # ext id -> call log too
         self._running: set[str] = set()
         self._wake = trio.Event()
-        self._known: dict[str, set[str]] = {}
+        self._known: dict[str, IdSet] = {}
         self._armed = False
         self.event_syncs = 0
 
@@ -126,7 +127,7 @@ class Freshness:
         """The initial load is done: from now on new items are news."""
         for ext in self.sync.mailboxes():
             if self.sync.loaded(ext):
-                self._known[ext] = self.sync.message_ids(ext)
+                self._known[ext] = IdSet(self.sync.message_ids(ext))
         self._armed = True
 
     def messages_written(self, ext_id: str, records: list[Message]) -> None:
@@ -138,7 +139,7 @@ class Freshness:
             # A mailbox added (or whose first load failed) before arm(): its first load
             # is not news; what it holds once loaded is the baseline.
             if self.sync.loaded(ext_id):
-                self._known[ext_id] = self.sync.message_ids(ext_id)
+                self._known[ext_id] = IdSet(self.sync.message_ids(ext_id))
             return
         new = [m for m in records if m.id not in known]
         known.update(m.id for m in records)
