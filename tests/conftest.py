@@ -107,38 +107,17 @@ def emu(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
 
 @pytest.fixture(scope="module")
 def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    """One REST session per module: every extra JWT login opens a session, and RingCentral
-    keeps five per user and app (a sixth would end the mount's)."""
+    """The module's REST client as the admin user of its ``emu``. One per module: every JWT
+    login opens a session, and RingCentral keeps five per user and app (a sixth would end
+    the mount's, and each login spends the Auth budget the mount shares)."""
     with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture
-def admin(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    """A REST client as the admin user of the module's ``emu``."""
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture
-def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    """A REST client as a non-admin user of the module's ``emu``."""
-    with api_client(emu, emu.user(admin=False)) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def shared_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
-    """One emulator for a module of read-only tests, at RingCentral's default counts with
-    scaled windows (``REAL_LIMITS``)."""
-    with EmulatorProc("--data-seed", "1", *_limits(request)) as proc:
-        yield proc
-
-
-@pytest.fixture
-def rc(shared_emulator: EmulatorProc) -> Iterator[Any]:
-    """An httpx client authenticated as the admin user on the shared emulator."""
-    with api_client(shared_emulator) as client:
+def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
+    """The module's REST client as a non-admin user of its ``emu``."""
+    with api_client(emu, emu.user(admin=False)) as client:
         yield client
 
 

@@ -691,10 +691,9 @@ def _fault_id(spec: dict[str, Any]) -> str:
 
 
 @pytest.mark.slow
-async def test_emulator_downloads_match_source(shared_emulator: EmulatorProc) -> None:
+async def test_emulator_downloads_match_source(emu: EmulatorProc) -> None:
     """No fault: every attachment of a mailbox, a recording and a greeting, byte-equal to
     the emulator's source bytes; one request each; sizes learned."""
-    emu = shared_emulator
     emu.clear_faults()
     ext_id = smallest_mailbox(emu)
     async with emulator_client(emu) as client:
@@ -725,11 +724,10 @@ async def test_emulator_downloads_match_source(shared_emulator: EmulatorProc) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", EMULATOR_FAULTS, ids=_fault_id)
-async def test_emulator_downloads_under_fault(shared_emulator: EmulatorProc,
+async def test_emulator_downloads_under_fault(emu: EmulatorProc,
                                               spec: dict[str, Any]) -> None:
     """Every attachment of a mailbox, whole and as a middle range, under one injected
     content fault: byte-equal to a download without faults."""
-    emu = shared_emulator
     emu.clear_faults()
     ext_id = smallest_mailbox(emu)
     async with emulator_client(emu) as client:

@@ -713,9 +713,8 @@ ALL = ["Alive", "Deleted", "Purged"]
 
 
 @pytest.mark.slow
-async def test_emulator_lists_every_message(shared_emulator: EmulatorProc) -> None:
+async def test_emulator_lists_every_message(emu: EmulatorProc) -> None:
     """Every message of every mailbox, whatever the page size; explicit dateFrom always."""
-    emu = shared_emulator
     summary = emu.admin("GET", "/_emulator/summary")
     since = len(emu.requests())
     async with emulator_client(emu) as client:
@@ -738,8 +737,7 @@ async def test_emulator_lists_every_message(shared_emulator: EmulatorProc) -> No
 
 
 @pytest.mark.slow
-async def test_emulator_batch_get(shared_emulator: EmulatorProc) -> None:
-    emu = shared_emulator
+async def test_emulator_batch_get(emu: EmulatorProc) -> None:
     async with emulator_client(emu) as client:
         listed = await list_messages(client).collect()
         ids = [m.id for m in listed[:60]] + ["999999999"]
@@ -755,8 +753,7 @@ async def test_emulator_batch_get(shared_emulator: EmulatorProc) -> None:
 
 
 @pytest.mark.slow
-async def test_emulator_read_status_delete_purge(shared_emulator: EmulatorProc) -> None:
-    emu = shared_emulator
+async def test_emulator_read_status_delete_purge(emu: EmulatorProc) -> None:
     added = emu.admin("POST", "/_emulator/messages", {"type": "SMS", "text": "mark me"})
     mid = str(added["id"])
     async with emulator_client(emu) as client:
@@ -773,8 +770,7 @@ async def test_emulator_read_status_delete_purge(shared_emulator: EmulatorProc) 
 
 
 @pytest.mark.slow
-async def test_emulator_message_sync(shared_emulator: EmulatorProc) -> None:
-    emu = shared_emulator
+async def test_emulator_message_sync(emu: EmulatorProc) -> None:
     async with emulator_client(emu) as client:
         me = await get_extension(client)
         alive = await list_messages(client).collect()
@@ -809,8 +805,7 @@ async def test_emulator_message_sync(shared_emulator: EmulatorProc) -> None:
 
 
 @pytest.mark.slow
-async def test_emulator_call_log_sync(shared_emulator: EmulatorProc) -> None:
-    emu = shared_emulator
+async def test_emulator_call_log_sync(emu: EmulatorProc) -> None:
     async with emulator_client(emu) as client:
         company = await list_call_log(client, None).collect()
         sync = CallLogSync(client, None)
@@ -842,8 +837,7 @@ async def _until_final(client: Any, message_id: str) -> Message:
             await trio.sleep(0.2)
 
 
-async def test_emulator_sends_and_status(shared_emulator: EmulatorProc) -> None:
-    emu = shared_emulator
+async def test_emulator_sends_and_status(emu: EmulatorProc) -> None:
     emu.admin("POST", "/_emulator/config", {"fax_seconds_per_page": 0.05,
                                             "sms_send_delay": 0.05,
                                             "sms_deliver_delay": 0.05})

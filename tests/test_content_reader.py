@@ -890,9 +890,8 @@ async def test_emulator_media_player_pattern_costs_two_requests(
                               "partial_200", "lie_length", None]),
        count=st.integers(1, 2), reads=reads_st, seed=st.integers(0, 2**16))
 def test_emulator_property_concurrent_reads_under_faults(
-        shared_emulator: EmulatorProc, tmp_path_factory: pytest.TempPathFactory,
+        emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory,
         fault: str | None, count: int, reads: list[tuple[int, int]], seed: int) -> None:
-    emu = shared_emulator
     rid, uri = new_recording(emu, 40 + seed % 7)  # ~0.7 MB: 10-11 blocks
     data = emu.content("recording", rid)
     if fault is not None:

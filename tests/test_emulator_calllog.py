@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client, limited_client
+from tests.emulator_support import assert_error
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 LAG = 20.0  # call_log_lag of the shared emulator
@@ -101,15 +102,6 @@ def ids(body: dict[str, Any]) -> list[str]:
     return [rec["id"] for rec in body["records"]]
 
 
-def assert_error(r: httpx.Response, status: int, code: str, **fields: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["errorCode"] == code, body
-    for key, value in fields.items():
-        assert body["errors"][0].get(key) == value or body.get(key) == value, body
-    return body
-
-
 def ffprobe_duration(path: Path) -> float:
     tool = shutil.which("ffprobe")
     if tool is None:
@@ -124,14 +116,14 @@ def ffprobe_duration(path: Path) -> float:
 # -- listing -----------------------------------------------------------------------------------
 
 
-def test_simple_and_detailed_views(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_simple_and_detailed_views(emu: EmulatorProc, rest: httpx.Client) -> None:
     """G2, G4: Simple has no legs/transport; Detailed adds them; recording object shape."""
     day, end = window()
     me = emu.user(admin=True)
     made = add_call(emu, me, direction="Inbound", start_time=day + timedelta(hours=1),
                     duration=75, recording=True, recording_format="wav")
     span = {"dateFrom": ts(day), "dateTo": ts(end)}
-    simple = listing(admin, CALL_LOG, **span)
+    simple = listing(rest, CALL_LOG, **span)
     assert ids(simple) == [made["id"]]
     rec = simple["records"][0]
     for key in ("id", "uri", "sessionId", "telephonySessionId", "startTime", "duration", "type",
@@ -153,22 +145,22 @@ def test_simple_and_detailed_views(emu: EmulatorProc, admin: httpx.Client) -> No
                                        f"/recording/{recording['id']}/content")
     assert "shortRecording" not in rec
 
-    detailed = listing(admin, CALL_LOG, view="Detailed", **span)["records"][0]
+    detailed = listing(rest, CALL_LOG, view="Detailed", **span)["records"][0]
     assert detailed["transport"] in ("PSTN", "VoIP")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", detailed["lastModifiedTime"])
     assert detailed["legs"] and detailed["legs"][0]["duration"] == 75
     assert detailed["uri"].endswith("?view=Detailed")
 
-    one = admin.get(rec["uri"])  # the record's own uri works
+    one = rest.get(rec["uri"])  # the record's own uri works
     assert one.status_code == 200 and one.json()["id"] == made["id"]
 
-    bad = admin.get(CALL_LOG, params={"view": "Fancy"})
+    bad = rest.get(CALL_LOG, params={"view": "Fancy"})
     assert_error(bad, 400, "CMN-101", parameterName="view")  # D3
-    bad = admin.get(CALL_LOG, params={"direction": "Sideways"})
+    bad = rest.get(CALL_LOG, params={"direction": "Sideways"})
     assert_error(bad, 400, "CMN-101", parameterName="direction")
 
 
-def test_default_window_is_last_24_hours(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_default_window_is_last_24_hours(emu: EmulatorProc, rest: httpx.Client) -> None:
     """G1: without dateFrom only calls of the last 24 h; the uri echoes the computed dateFrom."""
     now = emu_now(emu)
     me = emu.user(admin=True)
@@ -176,7 +168,7 @@ def test_default_window_is_last_24_hours(emu: EmulatorProc, admin: httpx.Client)
                       **{"from": "+15305550123"})
     old = add_call(emu, me, start_time=now - timedelta(hours=25), duration=30,
                    **{"from": "+15305550123"})
-    body = listing(admin, CALL_LOG, phoneNumber="+15305550123")
+    body = listing(rest, CALL_LOG, phoneNumber="+15305550123")
     assert recent["id"] in ids(body) and old["id"] not in ids(body)
     echoed = re.search(r"dateFrom=([^&]+)", body["uri"])
     assert echoed is not None
@@ -184,12 +176,12 @@ def test_default_window_is_last_24_hours(emu: EmulatorProc, admin: httpx.Client)
                                   "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC)
     assert date_from.second == 0  # truncated to the minute like RingCentral's examples
     assert abs((now - timedelta(hours=24) - date_from).total_seconds()) < 120
-    wide = listing(admin, CALL_LOG, phoneNumber="+15305550123",
+    wide = listing(rest, CALL_LOG, phoneNumber="+15305550123",
                    dateFrom=ts(now - timedelta(hours=26)))
     assert {recent["id"], old["id"]} <= set(ids(wide))
 
 
-def test_recording_type_filters(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_recording_type_filters(emu: EmulatorProc, rest: httpx.Client) -> None:
     """G1: recordingType=All/Automatic/OnDemand; withRecording only without recordingType."""
     day, end = window()
     me = emu.user(admin=True)
@@ -199,36 +191,36 @@ def test_recording_type_filters(emu: EmulatorProc, admin: httpx.Client) -> None:
     demand = add_call(emu, me, start_time=day + timedelta(hours=3), recording=True,
                       recording_type="OnDemand", recording_format="wav")["id"]
     span = {"dateFrom": ts(day), "dateTo": ts(end)}
-    assert ids(listing(admin, CALL_LOG, **span)) == [demand, auto, plain]  # newest first
-    assert ids(listing(admin, CALL_LOG, recordingType="All", **span)) == [demand, auto]
-    assert ids(listing(admin, CALL_LOG, recordingType="Automatic", **span)) == [auto]
-    assert ids(listing(admin, CALL_LOG, recordingType="OnDemand", **span)) == [demand]
-    assert ids(listing(admin, CALL_LOG, withRecording="true", **span)) == [demand, auto]
-    assert ids(listing(admin, CALL_LOG, withRecording="false", **span)) == [demand, auto, plain]
-    both = listing(admin, CALL_LOG, withRecording="true", recordingType="OnDemand", **span)
+    assert ids(listing(rest, CALL_LOG, **span)) == [demand, auto, plain]  # newest first
+    assert ids(listing(rest, CALL_LOG, recordingType="All", **span)) == [demand, auto]
+    assert ids(listing(rest, CALL_LOG, recordingType="Automatic", **span)) == [auto]
+    assert ids(listing(rest, CALL_LOG, recordingType="OnDemand", **span)) == [demand]
+    assert ids(listing(rest, CALL_LOG, withRecording="true", **span)) == [demand, auto]
+    assert ids(listing(rest, CALL_LOG, withRecording="false", **span)) == [demand, auto, plain]
+    both = listing(rest, CALL_LOG, withRecording="true", recordingType="OnDemand", **span)
     assert ids(both) == [demand]
-    with_rec = listing(admin, CALL_LOG, recordingType="All", **span)["records"]
+    with_rec = listing(rest, CALL_LOG, recordingType="All", **span)["records"]
     assert [r["recording"]["type"] for r in with_rec] == ["OnDemand", "Automatic"]
 
 
-def test_short_recording(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_short_recording(emu: EmulatorProc, rest: httpx.Client) -> None:
     """G4: a recording too short to keep: shortRecording true and no recording object."""
     day, end = window()
     add_call(emu, emu.user(admin=True), start_time=day, duration=8, recording=True,
              short_recording=True)
-    rec = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
+    rec = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
     assert rec["shortRecording"] is True and "recording" not in rec
-    assert listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end),
+    assert listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end),
                    recordingType="All")["records"] == []
 
 
-def test_paging_without_totals(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_paging_without_totals(emu: EmulatorProc, rest: httpx.Client) -> None:
     """G3: no totalPages/totalElements/lastPage; nextPage iff more records; follow it."""
     day, end = window()
     me = emu.user(admin=True)
     made = [add_call(emu, me, start_time=day + timedelta(minutes=10 * i))["id"]
             for i in range(5)]
-    body = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=2)
+    body = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=2)
     seen: list[str] = []
     pages = 0
     while True:
@@ -242,16 +234,16 @@ def test_paging_without_totals(emu: EmulatorProc, admin: httpx.Client) -> None:
         nxt = body["navigation"].get("nextPage")
         if nxt is None:
             break
-        body = listing(admin, nxt["uri"])
+        body = listing(rest, nxt["uri"])
     assert pages == 3 and seen == list(reversed(made))
-    past = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=2, page=4)
+    past = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=2, page=4)
     assert past["records"] == [] and "page" not in past["paging"]
     assert "pageStart" not in past["paging"] and "nextPage" not in past["navigation"]
-    clamped = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=5000)
+    clamped = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end), perPage=5000)
     assert clamped["paging"]["perPage"] == 1000 and len(clamped["records"]) == 5
 
 
-def test_type_direction_and_number_filters(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_type_direction_and_number_filters(emu: EmulatorProc, rest: httpx.Client) -> None:
     """A7: repeated enum values OR-ed; phoneNumber matches either party; extensionNumber."""
     day, end = window()
     me = emu.user(admin=True)
@@ -265,16 +257,16 @@ def test_type_direction_and_number_filters(emu: EmulatorProc, admin: httpx.Clien
     theirs = add_call(emu, other, direction="Inbound", start_time=day + timedelta(hours=3),
                       **{"from": "+17075550111"})["id"]
     span = {"dateFrom": ts(day), "dateTo": ts(end)}
-    assert ids(listing(admin, CALL_LOG, direction="Outbound", **span)) == [outbound]
-    assert ids(listing(admin, CALL_LOG, type="Fax", **span)) == [fax]
-    r = admin.get(CALL_LOG, params=[("type", "Fax"), ("type", "Voice"),
+    assert ids(listing(rest, CALL_LOG, direction="Outbound", **span)) == [outbound]
+    assert ids(listing(rest, CALL_LOG, type="Fax", **span)) == [fax]
+    r = rest.get(CALL_LOG, params=[("type", "Fax"), ("type", "Voice"),
                                     ("dateFrom", ts(day)), ("dateTo", ts(end))])
     assert ids(r.json()) == [fax, outbound, inbound]
-    assert ids(listing(admin, CALL_LOG, phoneNumber="+17075550111", **span)) == [fax, inbound]
-    assert ids(listing(admin, CALL_LOG, phoneNumber="17075550199", **span)) == [outbound]
-    company = listing(admin, COMPANY_LOG, **span)
+    assert ids(listing(rest, CALL_LOG, phoneNumber="+17075550111", **span)) == [fax, inbound]
+    assert ids(listing(rest, CALL_LOG, phoneNumber="17075550199", **span)) == [outbound]
+    company = listing(rest, COMPANY_LOG, **span)
     assert ids(company) == [theirs, fax, outbound, inbound]
-    only = listing(admin, COMPANY_LOG, extensionNumber=other["extension_number"], **span)
+    only = listing(rest, COMPANY_LOG, extensionNumber=other["extension_number"], **span)
     assert ids(only) == [theirs]
     for rec in company["records"]:
         ext_id = int(other["extension_id"] if rec["id"] == theirs else me["extension_id"])
@@ -284,7 +276,7 @@ def test_type_direction_and_number_filters(emu: EmulatorProc, admin: httpx.Clien
 
 
 def test_company_log_is_admin_only(emu: EmulatorProc, user: httpx.Client,
-                                   admin: httpx.Client) -> None:
+                                   rest: httpx.Client) -> None:
     """Company call log needs FullCompanyCallLog (admin); other users' logs need CMN-419."""
     r = user.get(COMPANY_LOG)
     assert_error(r, 403, "CMN-408", permissionName="FullCompanyCallLog")
@@ -295,7 +287,7 @@ def test_company_log_is_admin_only(emu: EmulatorProc, user: httpx.Client,
     r = user.get(COMPANY_SYNC, params={"syncType": "FSync", "recordCount": 5})
     assert r.status_code == 403
     other = emu.user(admin=False)
-    r = admin.get(f"/restapi/v1.0/account/~/extension/{other['extension_id']}/call-log")
+    r = rest.get(f"/restapi/v1.0/account/~/extension/{other['extension_id']}/call-log")
     assert r.status_code == 200  # an admin may read every extension's log
     assert user.get(CALL_LOG).status_code == 200
 
@@ -314,30 +306,30 @@ def test_missing_scope_is_insufficient_permissions(emu: EmulatorProc) -> None:
 
 
 def test_new_call_appears_after_lag_and_recording_after_processing(
-        emu: EmulatorProc, admin: httpx.Client, tmp_path: Path) -> None:
+        emu: EmulatorProc, rest: httpx.Client, tmp_path: Path) -> None:
     """G5 + G6 + H: the call shows after call_log_lag, its content after processing; the
     downloaded recording lasts ``duration`` seconds (ffprobe)."""
     number = "+19165550142"
     made = add_call(emu, emu.user(admin=True), direction="Inbound", duration=37,
                     recording=True, recording_format="mp3", **{"from": number})
-    assert ids(listing(admin, CALL_LOG, phoneNumber=number)) == []
-    r = admin.get(f"/restapi/v1.0/account/~/recording/{made['recording_id']}")
+    assert ids(listing(rest, CALL_LOG, phoneNumber=number)) == []
+    r = rest.get(f"/restapi/v1.0/account/~/recording/{made['recording_id']}")
     assert_error(r, 404, "CMN-102", parameterName="callRecordingId")
     emu.advance(LAG + 1)
-    body = listing(admin, CALL_LOG, phoneNumber=number)
+    body = listing(rest, CALL_LOG, phoneNumber=number)
     assert ids(body) == [made["id"]]
     recording = body["records"][0]["recording"]
 
-    meta = admin.get(recording["uri"])
+    meta = rest.get(recording["uri"])
     assert meta.status_code == 200 and meta.headers["x-rate-limit-group"] == "Heavy"
     assert set(meta.json()) == {"id", "contentUri", "contentType", "duration"}  # G6: no size
     assert meta.json()["duration"] == 37 and meta.json()["contentType"] == "audio/mpeg"
     assert meta.json()["contentUri"] == recording["contentUri"]
 
-    early = admin.get(recording["contentUri"])
+    early = rest.get(recording["contentUri"])
     assert early.status_code == 404  # recorded, not yet processed
     emu.advance(PROCESSING - LAG)
-    content = admin.get(recording["contentUri"])
+    content = rest.get(recording["contentUri"])
     assert content.status_code == 200, content.text
     assert content.headers["content-type"].startswith("audio/mpeg")
     assert content.headers["x-rate-limit-group"] == "Heavy"
@@ -347,15 +339,15 @@ def test_new_call_appears_after_lag_and_recording_after_processing(
     assert ffprobe_duration(path) == pytest.approx(37, abs=0.1)
 
 
-def test_wav_recording_content_duration(emu: EmulatorProc, admin: httpx.Client,
+def test_wav_recording_content_duration(emu: EmulatorProc, rest: httpx.Client,
                                         tmp_path: Path) -> None:
     day, end = window()
     made = add_call(emu, emu.user(admin=True), start_time=day, duration=63, recording=True,
                     recording_format="wav")
-    rec = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
-    meta = admin.get(rec["recording"]["uri"]).json()
+    rec = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
+    meta = rest.get(rec["recording"]["uri"]).json()
     assert meta["contentType"] in ("audio/wav", "audio/x-wav") and meta["duration"] == 63
-    content = admin.get(meta["contentUri"])
+    content = rest.get(meta["contentUri"])
     assert content.status_code == 200
     assert content.content == emu.content("recording", made["recording_id"])
     path = tmp_path / "rec.wav"
@@ -363,37 +355,37 @@ def test_wav_recording_content_duration(emu: EmulatorProc, admin: httpx.Client,
     assert ffprobe_duration(path) == pytest.approx(63, abs=0.01)
 
 
-def test_recording_metadata_errors(emu: EmulatorProc, admin: httpx.Client,
+def test_recording_metadata_errors(emu: EmulatorProc, rest: httpx.Client,
                                    user: httpx.Client) -> None:
     """D2: unknown recording -> 404 CMN-102 callRecordingId; another user's -> 404."""
-    r = admin.get("/restapi/v1.0/account/~/recording/999999999")
+    r = rest.get("/restapi/v1.0/account/~/recording/999999999")
     assert_error(r, 404, "CMN-102", parameterName="callRecordingId")
     assert r.headers["x-rate-limit-group"] == "Heavy"
     day, _ = window()
     made = add_call(emu, emu.user(admin=True), start_time=day, recording=True)
     r = user.get(f"/restapi/v1.0/account/~/recording/{made['recording_id']}")
     assert_error(r, 404, "CMN-102")
-    assert admin.get(f"/restapi/v1.0/account/~/recording/{made['recording_id']}"
+    assert rest.get(f"/restapi/v1.0/account/~/recording/{made['recording_id']}"
                      ).status_code == 200
 
 
-def test_voicemail_call_links_message(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_voicemail_call_links_message(emu: EmulatorProc, rest: httpx.Client) -> None:
     day, end = window()
     add_call(emu, emu.user(admin=True), start_time=day, duration=50, result="Voicemail")
-    rec = listing(admin, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
+    rec = listing(rest, CALL_LOG, dateFrom=ts(day), dateTo=ts(end))["records"][0]
     assert rec["result"] == "Voicemail"
     assert rec["message"]["type"] == "VoiceMail" and rec["message"]["id"]
     assert rec["message"]["uri"].endswith(f"/message-store/{rec['message']['id']}")
 
 
 def test_deleted_calls_hidden_unless_show_deleted(emu: EmulatorProc,
-                                                  admin: httpx.Client) -> None:
+                                                  rest: httpx.Client) -> None:
     day, end = window()
     made = add_call(emu, emu.user(admin=True), start_time=day)
     emu.admin("DELETE", f"/_emulator/calls/{made['id']}")
     span = {"dateFrom": ts(day), "dateTo": ts(end)}
-    assert listing(admin, CALL_LOG, **span)["records"] == []
-    shown = listing(admin, CALL_LOG, showDeleted="true", **span)["records"]
+    assert listing(rest, CALL_LOG, **span)["records"] == []
+    shown = listing(rest, CALL_LOG, showDeleted="true", **span)["records"]
     assert [r["id"] for r in shown] == [made["id"]] and shown[0]["deleted"] is True
 
 
@@ -515,17 +507,17 @@ def test_isync_record_count_extends_frame(sync_emu: EmulatorProc) -> None:
                      400, "CMN-101")
 
 
-def test_every_seeded_call_renders(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_every_seeded_call_renders(emu: EmulatorProc, rest: httpx.Client) -> None:
     """All seeded calls in both views and through sync; test_zz validates these bodies."""
     for view in ("Simple", "Detailed"):
-        body = listing(admin, COMPANY_LOG, view=view, perPage=1000,
+        body = listing(rest, COMPANY_LOG, view=view, perPage=1000,
                        dateFrom="2000-01-01T00:00:00.000Z")
         assert len(body["records"]) >= 20
         for rec in body["records"][:5]:
             if "recording" in rec:
-                meta = admin.get(rec["recording"]["uri"])
+                meta = rest.get(rec["recording"]["uri"])
                 assert meta.status_code == 200, meta.text
-    body = listing(admin, COMPANY_SYNC, syncType="FSync", recordCount=250, view="Detailed")
+    body = listing(rest, COMPANY_SYNC, syncType="FSync", recordCount=250, view="Detailed")
     assert body["records"]
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import assert_error
 
 EXT = "/restapi/v1.0/account/~/extension/~"
 ACCOUNT = "/restapi/v1.0/account/~"
@@ -23,20 +24,8 @@ Start = Callable[..., EmulatorProc]
 
 
 @pytest.fixture(scope="module")
-def admin_c(shared_emulator: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(shared_emulator, shared_emulator.user(admin=True)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def user_c(shared_emulator: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(shared_emulator, shared_emulator.user(admin=False)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def messages(admin_c: httpx.Client) -> list[dict[str, Any]]:
-    r = admin_c.get(EXT + "/message-store", params={"dateFrom": "2000-01-01",
+def messages(rest: httpx.Client) -> list[dict[str, Any]]:
+    r = rest.get(EXT + "/message-store", params={"dateFrom": "2000-01-01",
                                                     "perPage": 1000})
     assert r.status_code == 200, r.text
     assert r.json()["records"], "the seeded admin mailbox is empty"
@@ -44,29 +33,11 @@ def messages(admin_c: httpx.Client) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def calls(admin_c: httpx.Client) -> list[dict[str, Any]]:
-    r = admin_c.get(EXT + "/call-log", params={"dateFrom": "2000-01-01", "perPage": 1000,
+def calls(rest: httpx.Client) -> list[dict[str, Any]]:
+    r = rest.get(EXT + "/call-log", params={"dateFrom": "2000-01-01", "perPage": 1000,
                                                "view": "Detailed"})
     assert r.status_code == 200, r.text
     return r.json()["records"]  # type: ignore[no-any-return]
-
-
-def rc_error(r: httpx.Response, status: int, code: str, *, top: str | None = None,
-             param: str | None = None) -> dict[str, Any]:
-    """Assert the error shape of docs/ringcentral.md §4.1 (D1) and return the body."""
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    first = body["errors"][0]
-    assert first["errorCode"] == code, body
-    assert body["errorCode"] == (top or code), body
-    assert body["message"] == first["message"]
-    assert set(first) <= {"errorCode", "message", "parameterName", "parameterValue",
-                          "permissionName", "additionalInfo"}, first
-    if param is not None:
-        assert first["parameterName"] == param, body
-        assert body.get("parameterName", param) == param
-    return body  # type: ignore[no-any-return]
 
 
 def walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
@@ -81,36 +52,36 @@ def walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
 
 # -- A. hosts and routing ----------------------------------------------------------------------
 
-def test_a1_both_hosts_serve_the_same_tree(shared_emulator: EmulatorProc,
-                                           admin_c: httpx.Client) -> None:
-    token = admin_c.headers["authorization"]
+def test_a1_both_hosts_serve_the_same_tree(emu: EmulatorProc,
+                                           rest: httpx.Client) -> None:
+    token = rest.headers["authorization"]
     bodies = []
     for host in ("platform_url", "media_url"):
-        r = httpx.get(shared_emulator.info[host] + EXT, headers={"Authorization": token})
+        r = httpx.get(emu.info[host] + EXT, headers={"Authorization": token})
         assert r.status_code == 200, (host, r.text)
         bodies.append(r.json())
     assert bodies[0] == bodies[1]
     # Resource uris are platform URLs whichever host answered.
-    assert bodies[0]["uri"].startswith(shared_emulator.info["platform_url"])
+    assert bodies[0]["uri"].startswith(emu.info["platform_url"])
 
 
-def test_a2_tilde_resolves_to_the_token_owner(shared_emulator: EmulatorProc,
-                                              admin_c: httpx.Client,
-                                              user_c: httpx.Client) -> None:
-    acc = shared_emulator.info["account_id"]
-    for c, user in ((admin_c, shared_emulator.user(admin=True)),
-                    (user_c, shared_emulator.user(admin=False))):
+def test_a2_tilde_resolves_to_the_token_owner(emu: EmulatorProc,
+                                              rest: httpx.Client,
+                                              user: httpx.Client) -> None:
+    acc = emu.info["account_id"]
+    for c, who in ((rest, emu.user(admin=True)),
+                   (user, emu.user(admin=False))):
         me = c.get(EXT).json()
-        assert str(me["id"]) == user["extension_id"]
+        assert str(me["id"]) == who["extension_id"]
         assert me["uri"].endswith(f"/restapi/v1.0/account/{acc}/extension/{me['id']}")
         explicit = c.get(f"/restapi/v1.0/account/{acc}/extension/{me['id']}").json()
         assert explicit == me
 
 
-def test_a2_uris_never_contain_tilde(admin_c: httpx.Client,
+def test_a2_uris_never_contain_tilde(rest: httpx.Client,
                                      messages: list[dict[str, Any]],
                                      calls: list[dict[str, Any]]) -> None:
-    bodies = [admin_c.get(p).json() for p in (ACCOUNT, EXT, EXT + "/phone-number",
+    bodies = [rest.get(p).json() for p in (ACCOUNT, EXT, EXT + "/phone-number",
                                               "/restapi/v1.0/account/~/extension",
                                               EXT + "/answering-rule")]
     bodies += [messages, calls]
@@ -147,25 +118,25 @@ def test_a3_content_host_switch(start_emulator: Start) -> None:
                    for r in recs)
 
 
-def test_a4_unknown_path(shared_emulator: EmulatorProc, admin_c: httpx.Client) -> None:
+def test_a4_unknown_path(emu: EmulatorProc, rest: httpx.Client) -> None:
     expected = {"errorCode": "AGW-404", "message": "Resource not found", "errors": []}
     for path in ("/restapi/v1.0/nope", "/restapi/v2.0/account/~", EXT + "/no-such-thing",
                  "/totally/elsewhere"):
-        r = admin_c.get(path)
+        r = rest.get(path)
         assert r.status_code == 404, path
         assert r.json() == expected, (path, r.text)
         assert r.headers["content-type"].startswith("application/json")
-    r = httpx.get(shared_emulator.info["media_url"] + "/restapi/v1.0/nope")
+    r = httpx.get(emu.info["media_url"] + "/restapi/v1.0/nope")
     assert r.status_code == 404 and r.json() == expected
 
 
-def test_a5_version_endpoints_are_unthrottled(shared_emulator: EmulatorProc) -> None:
+def test_a5_version_endpoints_are_unthrottled(emu: EmulatorProc) -> None:
     for host in ("platform_url", "media_url"):
         for path in ("/restapi", "/restapi/v1.0"):
-            r = httpx.get(shared_emulator.info[host] + path)  # no token needed
+            r = httpx.get(emu.info[host] + path)  # no token needed
             assert r.status_code == 200, (host, path)
             assert not [h for h in r.headers if h.startswith("x-rate-limit")], r.headers
-    body = httpx.get(shared_emulator.info["platform_url"] + "/restapi").json()
+    body = httpx.get(emu.info["platform_url"] + "/restapi").json()
     assert body["apiVersions"][0]["uriString"] == "v1.0"
     assert "~" not in body["uri"]
 
@@ -195,11 +166,11 @@ def test_a6_method_tunnelling(emulator: EmulatorProc) -> None:
         assert r.json()["readStatus"] == "Read"
 
 
-def test_a7_repeated_query_keys_are_or_filters(admin_c: httpx.Client,
+def test_a7_repeated_query_keys_are_or_filters(rest: httpx.Client,
                                                messages: list[dict[str, Any]]) -> None:
     have = {m["type"] for m in messages}
     assert {"SMS", "Fax"} <= have, have
-    r = admin_c.get(EXT + "/message-store", params=[
+    r = rest.get(EXT + "/message-store", params=[
         ("dateFrom", "2000-01-01"), ("perPage", "1000"),
         ("messageType", "SMS"), ("messageType", "Fax")])
     got = {m["type"] for m in r.json()["records"]}
@@ -208,13 +179,13 @@ def test_a7_repeated_query_keys_are_or_filters(admin_c: httpx.Client,
     assert len(r.json()["records"]) == expected
 
 
-def test_a8_request_ids_and_json_content_type(shared_emulator: EmulatorProc,
-                                              admin_c: httpx.Client) -> None:
+def test_a8_request_ids_and_json_content_type(emu: EmulatorProc,
+                                              rest: httpx.Client) -> None:
     ids = set()
-    responses = [admin_c.get(p) for p in (ACCOUNT, ACCOUNT, EXT, "/restapi/v1.0/nope",
+    responses = [rest.get(p) for p in (ACCOUNT, ACCOUNT, EXT, "/restapi/v1.0/nope",
                                           EXT + "/message-store/1")]
-    responses.append(httpx.get(shared_emulator.info["platform_url"] + "/restapi"))
-    responses.append(httpx.get(shared_emulator.info["platform_url"] + ACCOUNT))  # 401
+    responses.append(httpx.get(emu.info["platform_url"] + "/restapi"))
+    responses.append(httpx.get(emu.info["platform_url"] + ACCOUNT))  # 401
     for r in responses:
         rid = r.headers["rcrequestid"]
         uuid.UUID(rid)
@@ -227,28 +198,28 @@ def test_a8_request_ids_and_json_content_type(shared_emulator: EmulatorProc,
 
 # -- D. errors ---------------------------------------------------------------------------------
 
-def test_d1_error_shape(admin_c: httpx.Client) -> None:
-    rc_error(admin_c.get(EXT + "/message-store", params={"readStatus": "Maybe"}), 400,
-             "CMN-101", param="readStatus")
-    body = rc_error(admin_c.get(f"{EXT}/message-store/1"), 404, "CMN-102",
-                    param="messageId")
+def test_d1_error_shape(rest: httpx.Client) -> None:
+    assert_error(rest.get(EXT + "/message-store", params={"readStatus": "Maybe"}), 400,
+             "CMN-101", parameterName="readStatus")
+    body = assert_error(rest.get(f"{EXT}/message-store/1"), 404, "CMN-102",
+                    parameterName="messageId")
     assert body["parameterName"] == "messageId"
 
 
-def test_d2_unknown_ids(shared_emulator: EmulatorProc, admin_c: httpx.Client,
+def test_d2_unknown_ids(emu: EmulatorProc, rest: httpx.Client,
                         messages: list[dict[str, Any]]) -> None:
-    body = rc_error(admin_c.get(f"{EXT}/message-store/999999999"), 404, "CMN-102",
-                    param="messageId")
+    body = assert_error(rest.get(f"{EXT}/message-store/999999999"), 404, "CMN-102",
+                    parameterName="messageId")
     assert body["message"] == "Resource for parameter [messageId] is not found"
     msg = next(m for m in messages if m.get("attachments"))
-    rc_error(admin_c.get(f"{EXT}/message-store/{msg['id']}/content/1"), 404, "CMN-102",
-             param="attachmentId")
-    r = httpx.get(shared_emulator.info["media_url"]
+    assert_error(rest.get(f"{EXT}/message-store/{msg['id']}/content/1"), 404, "CMN-102",
+             parameterName="attachmentId")
+    r = httpx.get(emu.info["media_url"]
                   + "/restapi/v1.0/account/~/recording/123456789/content",
-                  headers={"Authorization": admin_c.headers["authorization"]})
-    body = rc_error(r, 404, "CMN-102", param="callRecordingId")
+                  headers={"Authorization": rest.headers["authorization"]})
+    body = assert_error(r, 404, "CMN-102", parameterName="callRecordingId")
     assert body["message"] == "Resource for parameter [callRecordingId] is not found"
-    body = rc_error(admin_c.get("/restapi/v1.0/account/~/recording/123456789"), 404,
+    body = assert_error(rest.get("/restapi/v1.0/account/~/recording/123456789"), 404,
                     "CMN-102")
     assert "Id]" in body["message"]
 
@@ -261,55 +232,56 @@ def test_d2_unknown_ids(shared_emulator: EmulatorProc, admin_c: httpx.Client,
     (EXT + "/call-log", "direction", "Sideways"),
     ("/restapi/v1.0/account/~/extension", "status", "Asleep"),
 ])
-def test_d3_invalid_enum(admin_c: httpx.Client, path: str, param: str, value: str) -> None:
-    body = rc_error(admin_c.get(path, params={param: value}), 400, "CMN-101", param=param)
+def test_d3_invalid_enum(rest: httpx.Client, path: str, param: str, value: str) -> None:
+    body = assert_error(rest.get(path, params={param: value}), 400, "CMN-101",
+                        parameterName=param)
     assert body["message"] == f"Parameter [{param}] value is invalid."
 
 
-def test_d4_missing_app_scope(shared_emulator: EmulatorProc) -> None:
-    info = shared_emulator.info
+def test_d4_missing_app_scope(emu: EmulatorProc) -> None:
+    info = emu.info
     tok = httpx.post(info["platform_url"] + "/restapi/oauth/token",
                      data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                           "assertion": shared_emulator.user(admin=True)["jwt"]},
+                           "assertion": emu.user(admin=True)["jwt"]},
                      auth=(info["limited_client_id"], info["limited_client_secret"])).json()
     assert "ReadCallLog" not in tok["scope"].split()
     hdr = {"Authorization": f"Bearer {tok['access_token']}"}
     r = httpx.get(info["platform_url"] + EXT + "/call-log", headers=hdr)
-    body = rc_error(r, 403, "CMN-401", top="InsufficientPermissions")
+    body = assert_error(r, 403, "CMN-401", top="InsufficientPermissions")
     assert body["errors"][0]["permissionName"] == "ReadCallLog"
     assert body["permissionName"] == "ReadCallLog"
     # Scopes the app has still work.
     assert httpx.get(info["platform_url"] + ACCOUNT, headers=hdr).status_code == 200
 
 
-def test_d5_other_extensions_mailbox(shared_emulator: EmulatorProc,
-                                     user_c: httpx.Client, admin_c: httpx.Client) -> None:
-    admin_id = shared_emulator.user(admin=True)["extension_id"]
-    other_id = shared_emulator.user(admin=False, index=1)["extension_id"]
+def test_d5_other_extensions_mailbox(emu: EmulatorProc,
+                                     user: httpx.Client, rest: httpx.Client) -> None:
+    admin_id = emu.user(admin=True)["extension_id"]
+    other_id = emu.user(admin=False, index=1)["extension_id"]
     base = f"/restapi/v1.0/account/~/extension/{admin_id}"
-    rc_error(user_c.get(base + "/message-store"), 403, "CMN-419")
-    rc_error(user_c.get(base + "/message-sync", params={"syncType": "FSync"}), 403, "CMN-419")
+    assert_error(user.get(base + "/message-store"), 403, "CMN-419")
+    assert_error(user.get(base + "/message-sync", params={"syncType": "FSync"}), 403, "CMN-419")
     # The admin may read another mailbox.
-    r = admin_c.get(f"/restapi/v1.0/account/~/extension/{other_id}/message-store")
+    r = rest.get(f"/restapi/v1.0/account/~/extension/{other_id}/message-store")
     assert r.status_code == 200, r.text
 
 
-def test_d6_injected_5xx(shared_emulator: EmulatorProc, admin_c: httpx.Client) -> None:
+def test_d6_injected_5xx(emu: EmulatorProc, rest: httpx.Client) -> None:
     try:
-        shared_emulator.fault(kind="status", status=500, path=r"/phone-number$", count=1)
-        r = admin_c.get(EXT + "/phone-number")
-        body = rc_error(r, 500, "CMN-203")
+        emu.fault(kind="status", status=500, path=r"/phone-number$", count=1)
+        r = rest.get(EXT + "/phone-number")
+        body = assert_error(r, 500, "CMN-203")
         assert body["message"]
         assert "retry-after" not in r.headers
-        shared_emulator.fault(kind="status", status=503, path=r"/phone-number$", count=1,
+        emu.fault(kind="status", status=503, path=r"/phone-number$", count=1,
                               retry_after=30)
-        r = admin_c.get(EXT + "/phone-number")
-        rc_error(r, 503, "CMN-201")
+        r = rest.get(EXT + "/phone-number")
+        assert_error(r, 503, "CMN-201")
         assert r.headers["retry-after"] == "30"
         assert r.headers["rcrequestid"] and r.headers["routingkey"]
-        assert admin_c.get(EXT + "/phone-number").status_code == 200
+        assert rest.get(EXT + "/phone-number").status_code == 200
     finally:
-        shared_emulator.clear_faults()
+        emu.clear_faults()
 
 
 # -- K. time and format ------------------------------------------------------------------------
@@ -324,9 +296,9 @@ def test_k1_timestamps_are_utc_with_milliseconds(messages: list[dict[str, Any]],
     assert not bad, bad[:5]
 
 
-def test_k1_every_timestamp_is_utc(admin_c: httpx.Client) -> None:
+def test_k1_every_timestamp_is_utc(rest: httpx.Client) -> None:
     for path in (ACCOUNT, EXT, EXT + "/answering-rule"):
-        for _, v in walk(admin_c.get(path).json()):
+        for _, v in walk(rest.get(path).json()):
             if isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT", v):
                 assert ANY_TS.match(v), v
 
@@ -334,18 +306,18 @@ def test_k1_every_timestamp_is_utc(admin_c: httpx.Client) -> None:
 @pytest.mark.parametrize("value", ["2012-07-16", "2012-07-16T23:12", "2012-07-16T23:12:30Z",
                                    "2012-07-16T23:12:30+04:00", "2012-07-16T23:12:30.45Z"])
 @pytest.mark.parametrize("path", [EXT + "/message-store", EXT + "/call-log"])
-def test_k2_query_date_forms(admin_c: httpx.Client, path: str, value: str) -> None:
-    r = admin_c.get(path, params={"dateFrom": value})
+def test_k2_query_date_forms(rest: httpx.Client, path: str, value: str) -> None:
+    r = rest.get(path, params={"dateFrom": value})
     assert r.status_code == 200, (value, r.text)
-    r = admin_c.get(path, params={"dateFrom": "2000-01-01", "dateTo": value})
+    r = rest.get(path, params={"dateFrom": "2000-01-01", "dateTo": value})
     assert r.status_code == 200, (value, r.text)
 
 
-def test_k2_date_bounds_are_applied(admin_c: httpx.Client,
+def test_k2_date_bounds_are_applied(rest: httpx.Client,
                                     messages: list[dict[str, Any]]) -> None:
     newest = max(m["creationTime"] for m in messages)
     day = newest[:10]
-    r = admin_c.get(EXT + "/message-store", params={"dateFrom": day, "perPage": 1000})
+    r = rest.get(EXT + "/message-store", params={"dateFrom": day, "perPage": 1000})
     got = r.json()["records"]
     assert got and all(m["creationTime"] >= day for m in got)
     assert len(got) == sum(1 for m in messages if m["creationTime"] >= day + "T00:00:00")
@@ -356,5 +328,5 @@ def test_k2_date_bounds_are_applied(admin_c: httpx.Client,
 @pytest.mark.parametrize(("path", "param"), [(EXT + "/message-store", "dateFrom"),
                                              (EXT + "/message-store", "dateTo"),
                                              (EXT + "/call-log", "dateFrom")])
-def test_k3_invalid_date(admin_c: httpx.Client, path: str, param: str, value: str) -> None:
-    rc_error(admin_c.get(path, params={param: value}), 400, "CMN-101", param=param)
+def test_k3_invalid_date(rest: httpx.Client, path: str, param: str, value: str) -> None:
+    assert_error(rest.get(path, params={param: value}), 400, "CMN-101", parameterName=param)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import raw_multipart
 
 EXT = "/restapi/v1.0/account/~/extension/~"
 FAX = EXT + "/fax"
@@ -39,11 +39,10 @@ def emu() -> Iterator[EmulatorProc]:
         yield proc
 
 
-@pytest.fixture
-def rc(emu: EmulatorProc) -> Iterator[httpx.Client]:
+@pytest.fixture(autouse=True)
+def _no_faults(emu: EmulatorProc) -> Iterator[None]:
     emu.clear_faults()
-    with api_client(emu) as client:
-        yield client
+    yield
     emu.clear_faults()
 
 
@@ -58,18 +57,6 @@ def senders(emu: EmulatorProc) -> dict[str, str]:
     return out
 
 
-def raw_multipart(parts: list[tuple[dict[str, str], bytes]],
-                  subtype: str = "mixed") -> tuple[dict[str, str], bytes]:
-    boundary = "Boundary_" + uuid.uuid4().hex
-    out = b""
-    for headers, data in parts:
-        out += f"--{boundary}\r\n".encode()
-        out += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
-        out += b"\r\n" + data + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return {"Content-Type": f"multipart/{subtype}; boundary={boundary}"}, out
-
-
 def fax_request(to: str = "+18774880001") -> tuple[dict[str, str], bytes]:
     return raw_multipart([
         ({"Content-Type": "application/json"}, json.dumps({"to": [{"phoneNumber": to}]}).encode()),
@@ -81,27 +68,27 @@ def fax_request(to: str = "+18774880001") -> tuple[dict[str, str], bytes]:
 Send = Callable[[httpx.Client, dict[str, str]], httpx.Response]
 
 
-def _send_fax(rc: httpx.Client, senders: dict[str, str]) -> httpx.Response:
+def _send_fax(rest: httpx.Client, senders: dict[str, str]) -> httpx.Response:
     headers, body = fax_request()
-    return rc.post(FAX, content=body, headers=headers)
+    return rest.post(FAX, content=body, headers=headers)
 
 
-def _send_sms(rc: httpx.Client, senders: dict[str, str]) -> httpx.Response:
-    return rc.post(SMS, json={"from": {"phoneNumber": senders["SmsSender"]},
+def _send_sms(rest: httpx.Client, senders: dict[str, str]) -> httpx.Response:
+    return rest.post(SMS, json={"from": {"phoneNumber": senders["SmsSender"]},
                               "to": [{"phoneNumber": "+14155550123"}], "text": "hello"})
 
 
-def _send_mms(rc: httpx.Client, senders: dict[str, str]) -> httpx.Response:
+def _send_mms(rest: httpx.Client, senders: dict[str, str]) -> httpx.Response:
     envelope = {"from": {"phoneNumber": senders["MmsSender"]},
                 "to": [{"phoneNumber": "+14155550124"}], "text": "look"}
-    return rc.post(MMS, files=[
+    return rest.post(MMS, files=[
         ("json", ("request.json", json.dumps(envelope).encode(), "application/json")),
         ("attachment", ("p.png", media.png(16, 8, 2), "image/png")),
     ])
 
 
-def _send_greeting(rc: httpx.Client, senders: dict[str, str]) -> httpx.Response:
-    return rc.post(GREETING, params={"apply": "false"}, data={"type": "Voicemail"},
+def _send_greeting(rest: httpx.Client, senders: dict[str, str]) -> httpx.Response:
+    return rest.post(GREETING, params={"apply": "false"}, data={"type": "Voicemail"},
                    files={"binary": ("hi.wav", media.wav(0.5, 3), "audio/wav")})
 
 
@@ -113,8 +100,8 @@ SENDS: dict[str, tuple[str, Send]] = {
 }
 
 
-def outbound_ids(rc: httpx.Client) -> set[int]:
-    r = rc.get(EXT + "/message-store", params={"direction": "Outbound", "perPage": 1000})
+def outbound_ids(rest: httpx.Client) -> set[int]:
+    r = rest.get(EXT + "/message-store", params={"direction": "Outbound", "perPage": 1000})
     assert r.status_code == 200, r.text
     return {rec["id"] for rec in r.json()["records"]}
 
@@ -127,37 +114,37 @@ def no_server_errors(emu: EmulatorProc) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(SENDS))
-def test_reset_request_drops_before_the_handler(emu: EmulatorProc, rc: httpx.Client,
+def test_reset_request_drops_before_the_handler(emu: EmulatorProc, rest: httpx.Client,
                                                 senders: dict[str, str], kind: str) -> None:
     path, send = SENDS[kind]
     sent_before = emu.sent()
-    ids_before = outbound_ids(rc)
+    ids_before = outbound_ids(rest)
     seq = len(emu.requests())
     emu.fault(kind="reset_request", method="POST", path=path, count=1)
     with pytest.raises(DROPPED):
-        send(rc, senders)
+        send(rest, senders)
     assert emu.sent() == sent_before  # nothing reached a handler
-    assert outbound_ids(rc) == ids_before  # nothing was created
+    assert outbound_ids(rest) == ids_before  # nothing was created
     [entry] = [e for e in emu.requests(seq) if e["method"] == "POST"]
     assert entry["status"] is None and entry["dropped"] is True
     assert entry["fault"] == "reset_request"
     # The fault is spent: the same client (a new connection) sends normally.
-    r = send(rc, senders)
+    r = send(rest, senders)
     assert r.status_code == 200, r.text
     assert len(emu.sent()) == len(sent_before) + 1
     no_server_errors(emu)
 
 
 @pytest.mark.parametrize("kind", sorted(SENDS))
-def test_reset_response_drops_after_the_handler(emu: EmulatorProc, rc: httpx.Client,
+def test_reset_response_drops_after_the_handler(emu: EmulatorProc, rest: httpx.Client,
                                                 senders: dict[str, str], kind: str) -> None:
     path, send = SENDS[kind]
     sent_before = len(emu.sent())
-    ids_before = outbound_ids(rc)
+    ids_before = outbound_ids(rest)
     seq = len(emu.requests())
     emu.fault(kind="reset_response", method="POST", path=path, count=1)
     with pytest.raises(DROPPED):
-        send(rc, senders)
+        send(rest, senders)
     new = emu.sent()[sent_before:]
     assert len(new) == 1, new  # exactly one send took effect
     item = new[0]
@@ -165,17 +152,17 @@ def test_reset_response_drops_after_the_handler(emu: EmulatorProc, rc: httpx.Cli
     [entry] = [e for e in emu.requests(seq) if e["method"] == "POST"]
     assert entry["status"] == 200 and entry["dropped"] is True and entry["bytes"] == 0
     if kind != "greeting":
-        created = outbound_ids(rc) - ids_before
+        created = outbound_ids(rest) - ids_before
         assert created == {int(item["result_id"])}
-        msg = rc.get(f"{EXT}/message-store/{item['result_id']}")
+        msg = rest.get(f"{EXT}/message-store/{item['result_id']}")
         assert msg.status_code == 200 and msg.json()["direction"] == "Outbound"
     else:
-        r = rc.get(f"{GREETING}/{item['result_id']}")
+        r = rest.get(f"{GREETING}/{item['result_id']}")
         assert r.status_code == 200, r.text
     no_server_errors(emu)
 
 
-def test_reset_request_without_reading_the_upload(emu: EmulatorProc, rc: httpx.Client) -> None:
+def test_reset_request_without_reading_the_upload(emu: EmulatorProc, rest: httpx.Client) -> None:
     """``read_body: false`` drops while a large upload is still being written."""
     sent_before = emu.sent()
     emu.fault(kind="reset_request", method="POST", path=r"/fax$", count=1, read_body=False)
@@ -186,20 +173,20 @@ def test_reset_request_without_reading_the_upload(emu: EmulatorProc, rc: httpx.C
           "Content-Disposition": 'attachment; filename="big.pdf"'}, PDF + b"\0" * 8_000_000),
     ])
     with pytest.raises(DROPPED):
-        rc.post(FAX, content=body, headers=headers)
+        rest.post(FAX, content=body, headers=headers)
     assert emu.sent() == sent_before
     no_server_errors(emu)
 
 
-def test_probabilistic_and_skip_rules_are_deterministic(emu: EmulatorProc, rc: httpx.Client,
+def test_probabilistic_and_skip_rules_are_deterministic(emu: EmulatorProc, rest: httpx.Client,
                                                         senders: dict[str, str]) -> None:
     """``skip`` lets the first send through; the second is reset after taking effect."""
     emu.fault(kind="reset_response", method="POST", path=r"/sms$", skip=1, count=1)
     before = len(emu.sent())
-    assert _send_sms(rc, senders).status_code == 200
+    assert _send_sms(rest, senders).status_code == 200
     with pytest.raises(DROPPED):
-        _send_sms(rc, senders)
-    assert _send_sms(rc, senders).status_code == 200
+        _send_sms(rest, senders)
+    assert _send_sms(rest, senders).status_code == 200
     assert [s["status"] for s in emu.sent()[before:]] == [200, 200, 200]
 
 
@@ -210,16 +197,16 @@ def test_drops_over_tls(start_emulator: Callable[..., EmulatorProc]) -> None:
               "count": 1}]
     emu = start_emulator("--tls", "--limits", BIG,
                          *(arg for rule in rules for arg in ("--fault", json.dumps(rule))))
-    with api_client(emu) as rc:
-        before = outbound_ids(rc)
+    with api_client(emu) as rest:
+        before = outbound_ids(rest)
         with pytest.raises(DROPPED):
-            _send_fax(rc, {})
-        assert outbound_ids(rc) == before
+            _send_fax(rest, {})
+        assert outbound_ids(rest) == before
         with pytest.raises(DROPPED):
-            _send_fax(rc, {})
-        assert len(outbound_ids(rc) - before) == 1  # the response was lost, not the fax
-        assert _send_fax(rc, {}).status_code == 200
-        assert len(outbound_ids(rc) - before) == 2
+            _send_fax(rest, {})
+        assert len(outbound_ids(rest) - before) == 1  # the response was lost, not the fax
+        assert _send_fax(rest, {}).status_code == 200
+        assert len(outbound_ids(rest) - before) == 2
     log = emu.log()
     assert "Exception in ASGI application" not in log, log
 
@@ -242,18 +229,18 @@ def assert_rc_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
-def test_truncated_fax_multipart_is_a_400(emu: EmulatorProc, rc: httpx.Client,
+def test_truncated_fax_multipart_is_a_400(emu: EmulatorProc, rest: httpx.Client,
                                           fraction: float) -> None:
     headers, body = fax_request()
     before = len(emu.sent())
-    r = rc.post(FAX, content=body[:int(len(body) * fraction)], headers=headers)
+    r = rest.post(FAX, content=body[:int(len(body) * fraction)], headers=headers)
     assert_rc_error(r, 400, "MSG-349")
     [item] = emu.sent()[before:]
     assert item["status"] == 400 and item["result_id"] is None
     no_server_errors(emu)
 
 
-def test_truncated_mms_multipart_is_a_400(emu: EmulatorProc, rc: httpx.Client,
+def test_truncated_mms_multipart_is_a_400(emu: EmulatorProc, rest: httpx.Client,
                                           senders: dict[str, str]) -> None:
     envelope = {"from": {"phoneNumber": senders["MmsSender"]},
                 "to": [{"phoneNumber": "+14155550124"}], "text": "h\u00e9llo \u20ac"}
@@ -263,18 +250,18 @@ def test_truncated_mms_multipart_is_a_400(emu: EmulatorProc, rc: httpx.Client,
          media.png(16, 8, 2)),
     ])
     for cut in (len(body) // 3, len(body) - 5):
-        assert_rc_error(rc.post(SMS, content=body[:cut], headers=headers), 400, "CMN-104")
+        assert_rc_error(rest.post(SMS, content=body[:cut], headers=headers), 400, "CMN-104")
     no_server_errors(emu)
 
 
-def test_undecodable_form_field_is_a_400_not_a_500(emu: EmulatorProc, rc: httpx.Client) -> None:
+def test_undecodable_form_field_is_a_400_not_a_500(emu: EmulatorProc, rest: httpx.Client) -> None:
     """A text field cut inside a UTF-8 sequence (or simply not UTF-8) fails validation."""
     headers, body = raw_multipart([
         ({"Content-Disposition": 'form-data; name="to"'}, b"+1877488\xe2\x82"),
         ({"Content-Type": "application/pdf",
           "Content-Disposition": 'form-data; name="attachment"; filename="a.pdf"'}, PDF),
     ], subtype="form-data")
-    r = rc.post(FAX, content=body, headers=headers)
+    r = rest.post(FAX, content=body, headers=headers)
     assert r.status_code == 400, r.text
     assert "errorCode" in r.json()
     headers, body = raw_multipart([
@@ -283,14 +270,14 @@ def test_undecodable_form_field_is_a_400_not_a_500(emu: EmulatorProc, rc: httpx.
           "Content-Disposition": 'form-data; name="binary"; filename="a.wav"'},
          media.wav(0.2, 1)),
     ], subtype="form-data")
-    r = rc.post(GREETING, params={"apply": "false"}, content=body, headers=headers)
+    r = rest.post(GREETING, params={"apply": "false"}, content=body, headers=headers)
     assert r.status_code == 400, r.text
     assert "errorCode" in r.json()
     no_server_errors(emu)
 
 
 @pytest.mark.parametrize("path,kind,code", [(FAX, "fax", "MSG-349"), (SMS, "sms", "CMN-104")])
-def test_upload_cut_off_by_the_client_is_a_400(emu: EmulatorProc, rc: httpx.Client,
+def test_upload_cut_off_by_the_client_is_a_400(emu: EmulatorProc, rest: httpx.Client,
                                                path: str, kind: str, code: str) -> None:
     """A body shorter than its Content-Length (the client hung up mid-upload) is rejected
     like any unparseable envelope and recorded, instead of an unhandled ClientDisconnect."""
@@ -299,7 +286,7 @@ def test_upload_cut_off_by_the_client_is_a_400(emu: EmulatorProc, rc: httpx.Clie
     seq = len(emu.requests())
     port = int(emu.info["platform_url"].rsplit(":", 1)[1])
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: {rc.headers['authorization']}\r\n"
+            f"Authorization: {rest.headers['authorization']}\r\n"
             f"Content-Type: {headers['Content-Type']}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -18,6 +18,7 @@ import pytest
 
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, limited_client
+from tests.emulator_support import assert_error
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 STEP = 30.0  # report_step of the report emulator
@@ -60,20 +61,11 @@ def get(client: httpx.Client, path: str, group: str, **params: Any) -> dict[str,
     return r.json()  # type: ignore[no-any-return]
 
 
-def assert_error(r: httpx.Response, status: int, code: str, **fields: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["errorCode"] == code, body
-    for key, value in fields.items():
-        assert body["errors"][0].get(key) == value, body
-    return body
-
-
 # -- answering rules and greeting discovery (J1) -----------------------------------------------
 
 
-def test_rules_list_and_detail(emu: EmulatorProc, admin: httpx.Client) -> None:
-    body = get(admin, EXT + "/answering-rule", "Medium")
+def test_rules_list_and_detail(emu: EmulatorProc, rest: httpx.Client) -> None:
+    body = get(rest, EXT + "/answering-rule", "Medium")
     rules = body["records"]
     assert [r["id"] for r in rules][:2] == ["business-hours-rule", "after-hours-rule"]
     for rule in rules:
@@ -81,10 +73,10 @@ def test_rules_list_and_detail(emu: EmulatorProc, admin: httpx.Client) -> None:
         assert rule["type"] in ("BusinessHours", "AfterHours", "Custom")
         assert "~" not in rule["uri"] and rule["uri"].endswith(f"/answering-rule/{rule['id']}")
     assert body["paging"]["totalElements"] == len(rules)  # enumerated paging
-    custom = get(admin, EXT + "/answering-rule", "Medium", type="Custom")["records"]
+    custom = get(rest, EXT + "/answering-rule", "Medium", type="Custom")["records"]
     assert custom and all(r["type"] == "Custom" for r in custom)
 
-    detail = get(admin, rules[0]["uri"], "Light")
+    detail = get(rest, rules[0]["uri"], "Light")
     assert detail["id"] == "business-hours-rule" and detail["greetings"]
     for item in detail["greetings"]:
         assert set(item) in ({"type", "custom"}, {"type", "preset"})
@@ -92,25 +84,25 @@ def test_rules_list_and_detail(emu: EmulatorProc, admin: httpx.Client) -> None:
             assert set(item["preset"]) == {"uri", "id", "name"}
         else:
             assert item["custom"]["id"].isdigit()
-    r = admin.get(EXT + "/answering-rule/no-such-rule")
+    r = rest.get(EXT + "/answering-rule/no-such-rule")
     assert_error(r, 404, "CMN-102", parameterName="ruleId")
 
 
 def test_greetings_found_through_rules_and_downloaded(emu: EmulatorProc,
-                                                      admin: httpx.Client) -> None:
+                                                      rest: httpx.Client) -> None:
     """There is no greeting list: walk rules -> custom ids -> greeting -> media content."""
     acc = emu.info["account_id"]
     me = emu.user(admin=True)["extension_id"]
     found: dict[str, str] = {}
-    for rule in get(admin, EXT + "/answering-rule", "Medium")["records"]:
-        for item in get(admin, rule["uri"], "Light")["greetings"]:
+    for rule in get(rest, EXT + "/answering-rule", "Medium")["records"]:
+        for item in get(rest, rule["uri"], "Light")["greetings"]:
             if "custom" in item:
                 found[item["custom"]["id"]] = rule["id"]
     summary = emu.admin("GET", "/_emulator/summary")
     mine = next(e for e in summary["extensions"] if str(e["id"]) == me)
     assert set(found) == set(mine["greetings"])
     for gid, rule_id in found.items():
-        greeting = get(admin, f"{EXT}/greeting/{gid}", "Medium")
+        greeting = get(rest, f"{EXT}/greeting/{gid}", "Medium")
         assert greeting["id"] == gid and greeting["contentType"] in ("audio/mpeg", "audio/wav")
         assert greeting["uri"] == (f"{emu.info['platform_url']}/restapi/v1.0/account/{acc}"
                                    f"/extension/{me}/greeting/{gid}")
@@ -118,10 +110,10 @@ def test_greetings_found_through_rules_and_downloaded(emu: EmulatorProc,
                                           f"{acc}/extension/{me}/greeting/{gid}/content")
         assert greeting["answeringRule"]["id"] == rule_id
     gid = next(iter(found))
-    content = admin.get(get(admin, f"{EXT}/greeting/{gid}", "Medium")["contentUri"])
+    content = rest.get(get(rest, f"{EXT}/greeting/{gid}", "Medium")["contentUri"])
     assert content.status_code == 200 and content.headers["x-rate-limit-group"] == "Heavy"
     assert content.content == emu.content("greeting", gid)
-    assert_error(admin.get(f"{EXT}/greeting/123"), 404, "CMN-102", parameterName="greetingId")
+    assert_error(rest.get(f"{EXT}/greeting/123"), 404, "CMN-102", parameterName="greetingId")
 
 
 # -- greeting upload (I11) -----------------------------------------------------------------------
@@ -142,9 +134,9 @@ def _binary_headers(filename: str, ctype: str) -> dict[str, str]:
             "Content-Type": ctype}
 
 
-def test_upload_form_data_fields_apply_false(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_upload_form_data_fields_apply_false(emu: EmulatorProc, rest: httpx.Client) -> None:
     audio = media.wav(2.5, 77)
-    r = admin.post(EXT + "/greeting", params={"apply": "false"},
+    r = rest.post(EXT + "/greeting", params={"apply": "false"},
                    data={"type": "Voicemail"},
                    files={"binary": ("hello.wav", audio, "audio/wav")})
     assert r.status_code == 200, r.text
@@ -153,9 +145,9 @@ def test_upload_form_data_fields_apply_false(emu: EmulatorProc, admin: httpx.Cli
     assert body["type"] == "Voicemail" and body["contentType"] == "audio/wav"
     assert "answeringRule" not in body
     assert body["contentUri"].startswith(emu.info["media_url"])
-    assert get(admin, body["uri"], "Medium") == body
+    assert get(rest, body["uri"], "Medium") == body
     assert emu.content("greeting", body["id"]) == audio
-    downloaded = admin.get(body["contentUri"])
+    downloaded = rest.get(body["contentUri"])
     assert downloaded.status_code == 200 and downloaded.content == audio
     sent = [s for s in emu.sent() if s["kind"] == "greeting" and s["result_id"] == body["id"]]
     assert len(sent) == 1
@@ -164,7 +156,7 @@ def test_upload_form_data_fields_apply_false(emu: EmulatorProc, admin: httpx.Cli
                    "sha256": hashlib.sha256(audio).hexdigest()}
 
 
-def test_upload_json_part_applies_to_rule(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_upload_json_part_applies_to_rule(emu: EmulatorProc, rest: httpx.Client) -> None:
     """form-data with a JSON part (``json``) and answeringRule: the rule now points at it."""
     audio = media.mp3(3, 5)
     boundary = "Boundary_14_2952358_1361963763144"
@@ -175,33 +167,33 @@ def test_upload_json_part_applies_to_rule(emu: EmulatorProc, admin: httpx.Client
                      "answeringRule": {"id": "after-hours-rule"}}).encode()),
         (_binary_headers("mygreeting.mp3", "audio/mpeg"), audio),
     ])
-    r = admin.post(EXT + "/greeting", content=body,
+    r = rest.post(EXT + "/greeting", content=body,
                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert r.status_code == 200, r.text
     greeting = r.json()
     assert greeting["contentType"] == "audio/mpeg"
     assert greeting["answeringRule"]["id"] == "after-hours-rule"
     assert greeting["answeringRule"]["uri"].endswith("/answering-rule/after-hours-rule")
-    rule = get(admin, EXT + "/answering-rule/after-hours-rule", "Light")
+    rule = get(rest, EXT + "/answering-rule/after-hours-rule", "Light")
     voicemail = [g for g in rule["greetings"] if g["type"] == "Voicemail"]
     assert voicemail == [{"type": "Voicemail",
                           "custom": {"uri": greeting["uri"], "id": greeting["id"]}}]
     assert emu.content("greeting", greeting["id"]) == audio
 
 
-def test_upload_form_data_rule_field(emu: EmulatorProc, admin: httpx.Client) -> None:
-    r = admin.post(EXT + "/greeting",
+def test_upload_form_data_rule_field(emu: EmulatorProc, rest: httpx.Client) -> None:
+    r = rest.post(EXT + "/greeting",
                    data={"type": "Introductory", "answeringRuleId": "business-hours-rule"},
                    files={"binary": ("intro.wav", media.wav(1, 3), "audio/x-wav")})
     assert r.status_code == 200, r.text
     assert r.json()["answeringRule"]["id"] == "business-hours-rule"
-    rule = get(admin, EXT + "/answering-rule/business-hours-rule", "Light")
+    rule = get(rest, EXT + "/answering-rule/business-hours-rule", "Light")
     intro = [g for g in rule["greetings"] if g["type"] == "Introductory"]
     assert intro[0]["custom"]["id"] == r.json()["id"]
 
 
 @pytest.mark.parametrize("style", ["parts", "preamble"])
-def test_upload_multipart_mixed(emu: EmulatorProc, admin: httpx.Client, style: str) -> None:
+def test_upload_multipart_mixed(emu: EmulatorProc, rest: httpx.Client, style: str) -> None:
     """multipart/mixed: JSON first (as a part, or as the docs example writes it, before the
     first boundary), then the binary part."""
     audio = media.wav(1.5, 9)
@@ -212,45 +204,45 @@ def test_upload_multipart_mixed(emu: EmulatorProc, admin: httpx.Client, style: s
         body = _multipart(boundary, [({"Content-Type": "application/json"}, envelope), binary])
     else:
         body = _multipart(boundary, [binary], preamble=envelope + b"\r\n")
-    r = admin.post(EXT + "/greeting", params={"apply": "false"}, content=body,
+    r = rest.post(EXT + "/greeting", params={"apply": "false"}, content=body,
                    headers={"Content-Type": f"multipart/mixed;boundary={boundary}"})
     assert r.status_code == 200, r.text
     assert r.json()["type"] == "Voicemail"
     assert emu.content("greeting", r.json()["id"]) == audio
 
 
-def test_upload_errors(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_upload_errors(emu: EmulatorProc, rest: httpx.Client) -> None:
     wav = media.wav(1, 1)
     url = EXT + "/greeting"
     before = len(emu.sent())
     # apply defaults to true: an answering rule is then mandatory.
-    r = admin.post(url, data={"type": "Voicemail"},
+    r = rest.post(url, data={"type": "Voicemail"},
                    files={"binary": ("a.wav", wav, "audio/wav")})
     assert_error(r, 400, "CMN-100", parameterName="answeringRule")
     assert r.headers["x-rate-limit-group"] == "Heavy"
-    r = admin.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
+    r = rest.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
                    files={"binary": ("a.wav", b"", "audio/wav")})
     assert_error(r, 400, "AWR-128")
     pdf = media.pdf(1, 1)
-    r = admin.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
+    r = rest.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
                    files={"binary": ("a.pdf", pdf, "application/pdf")})
     assert_error(r, 400, "AWR-129")
-    r = admin.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
+    r = rest.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
                    files={"binary": ("a.wav", pdf, "audio/wav")})  # lying Content-Type
     assert_error(r, 400, "AWR-129")
-    r = admin.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
+    r = rest.post(url, params={"apply": "false"}, data={"type": "Voicemail"},
                    files={"binary": ("a.mp3", wav, "audio/mpeg")})  # wav bytes called mp3
     assert_error(r, 400, "AWR-129")
-    r = admin.post(url, params={"apply": "false"}, data={"type": "Birthday"},
+    r = rest.post(url, params={"apply": "false"}, data={"type": "Birthday"},
                    files={"binary": ("a.wav", wav, "audio/wav")})
     assert_error(r, 400, "CMN-101", parameterName="type")
-    r = admin.post(url, data={"type": "Voicemail", "answeringRuleId": "nope"},
+    r = rest.post(url, data={"type": "Voicemail", "answeringRuleId": "nope"},
                    files={"binary": ("a.wav", wav, "audio/wav")})
     assert_error(r, 400, "CMN-102", parameterName="answeringRule.id")
-    r = admin.post(url, data={"type": "HoldMusic", "answeringRuleId": "after-hours-rule"},
+    r = rest.post(url, data={"type": "HoldMusic", "answeringRuleId": "after-hours-rule"},
                    files={"binary": ("a.wav", wav, "audio/wav")})
     assert_error(r, 400, "AWR-165")
-    r = admin.post(url, params={"apply": "false"}, json={"type": "Voicemail"})
+    r = rest.post(url, params={"apply": "false"}, json={"type": "Voicemail"})
     assert r.status_code == 415
     assert len(emu.sent()) == before  # rejected uploads store nothing
 
@@ -281,14 +273,14 @@ def test_report_is_admin_only(emu: EmulatorProc, user: httpx.Client) -> None:
     assert r.headers["x-rate-limit-group"] == "Heavy"
 
 
-def test_report_lifecycle_and_archives(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_report_lifecycle_and_archives(emu: EmulatorProc, rest: httpx.Client) -> None:
     """J2-J4: 202 task; Accepted -> InProgress -> Completed on the clock; zip archives with
     message-store.json files and attachment binaries, each within archive_max_bytes."""
     acc = emu.info["account_id"]
     me = emu.user(admin=True)["extension_id"]
     now = emu_now(emu)
     date_from, date_to = now - timedelta(days=20), now
-    r = admin.post(REPORT, json={"dateFrom": _iso(date_from), "dateTo": _iso(date_to),
+    r = rest.post(REPORT, json={"dateFrom": _iso(date_from), "dateTo": _iso(date_to),
                                  "messageTypes": ["VoiceMail", "Fax"]})
     assert r.status_code == 202, r.text
     assert r.headers["x-rate-limit-group"] == "Heavy"
@@ -301,21 +293,21 @@ def test_report_lifecycle_and_archives(emu: EmulatorProc, admin: httpx.Client) -
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", task["creationTime"])
     assert task["uri"] == f"{emu.info['platform_url']}{REPORT.replace('~', acc)}/{task['id']}"
 
-    assert_error(admin.get(task["uri"] + "/archive"), 404, "CMN-102")  # not ready yet
+    assert_error(rest.get(task["uri"] + "/archive"), 404, "CMN-102")  # not ready yet
     emu.advance(STEP)
-    running = get(admin, task["uri"], "Heavy")
+    running = get(rest, task["uri"], "Heavy")
     assert running["status"] == "InProgress" and "startTime" in running
     assert "finishTime" not in running
     emu.advance(STEP)
-    done = get(admin, task["uri"], "Heavy")
+    done = get(rest, task["uri"], "Heavy")
     assert done["status"] == "Completed" and done["finishTime"] >= done["startTime"]
 
-    records = get(admin, task["uri"] + "/archive", "Heavy")["records"]
+    records = get(rest, task["uri"] + "/archive", "Heavy")["records"]
     assert len(records) >= 2
     blobs = []
     for n, rec in enumerate(records):
         assert rec["uri"] == f"{task['uri']}/archive/{n}"
-        r = admin.get(rec["uri"])
+        r = rest.get(rec["uri"])
         assert r.status_code == 200 and r.headers["x-rate-limit-group"] == "Heavy"
         assert r.headers["content-type"].startswith("application/zip")
         assert len(r.content) == rec["size"]
@@ -361,29 +353,29 @@ def test_report_lifecycle_and_archives(emu: EmulatorProc, admin: httpx.Client) -
     assert len(blobs) > 2, "archive_max_bytes should have split the attachments"
 
 
-def test_report_concurrency_limit(emu: EmulatorProc, admin: httpx.Client) -> None:
+def test_report_concurrency_limit(emu: EmulatorProc, rest: httpx.Client) -> None:
     """J2: a third unfinished task is refused (429 CMN-304, Retry-After) until one ends."""
-    first = admin.post(REPORT, json={})
-    second = admin.post(REPORT, content=b"")
+    first = rest.post(REPORT, json={})
+    second = rest.post(REPORT, content=b"")
     assert first.status_code == 202 and second.status_code == 202
-    third = admin.post(REPORT, json={})
+    third = rest.post(REPORT, json={})
     assert_error(third, 429, "CMN-304")
     assert 0 < int(third.headers["retry-after"]) <= 2 * STEP
     emu.advance(2 * STEP)
-    assert get(admin, first.json()["uri"], "Heavy")["status"] == "Completed"
-    assert admin.post(REPORT, json={}).status_code == 202
+    assert get(rest, first.json()["uri"], "Heavy")["status"] == "Completed"
+    assert rest.post(REPORT, json={}).status_code == 202
     emu.advance(2 * STEP)
 
 
-def test_report_errors(emu: EmulatorProc, admin: httpx.Client) -> None:
-    assert_error(admin.get(REPORT + "/nope"), 404, "CMN-102", parameterName="taskId")
-    assert_error(admin.get(REPORT + "/nope/archive"), 404, "CMN-102", parameterName="taskId")
-    r = admin.post(REPORT, json={"dateFrom": "2020-02-01T00:00:00Z",
+def test_report_errors(emu: EmulatorProc, rest: httpx.Client) -> None:
+    assert_error(rest.get(REPORT + "/nope"), 404, "CMN-102", parameterName="taskId")
+    assert_error(rest.get(REPORT + "/nope/archive"), 404, "CMN-102", parameterName="taskId")
+    r = rest.post(REPORT, json={"dateFrom": "2020-02-01T00:00:00Z",
                                  "dateTo": "2020-01-01T00:00:00Z"})
     assert_error(r, 400, "CMN-101", parameterName="dateFrom")
-    r = admin.post(REPORT, json={"dateFrom": "yesterday"})
+    r = rest.post(REPORT, json={"dateFrom": "yesterday"})
     assert_error(r, 400, "CMN-101", parameterName="dateFrom")
-    r = admin.post(REPORT, content=b"{not json", headers={"Content-Type": "application/json"})
+    r = rest.post(REPORT, content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
 
 
@@ -424,20 +416,20 @@ def test_multipart_parser_rejects(ctype: str, body: bytes) -> None:
         parse_multipart(ctype, body)
 
 
-def test_upload_malformed_multipart(admin: httpx.Client) -> None:
-    r = admin.post(EXT + "/greeting", content=b"--x\r\nbroken",
+def test_upload_malformed_multipart(rest: httpx.Client) -> None:
+    r = rest.post(EXT + "/greeting", content=b"--x\r\nbroken",
                    headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert r.status_code == 400 and r.json()["errorCode"] == "CMN-104"
 
 
-def test_preset_uris_resolve_in_the_dictionary(admin: httpx.Client) -> None:
-    rule = get(admin, EXT + "/answering-rule/business-hours-rule", "Light")
+def test_preset_uris_resolve_in_the_dictionary(rest: httpx.Client) -> None:
+    rule = get(rest, EXT + "/answering-rule/business-hours-rule", "Light")
     presets = [g["preset"] for g in rule["greetings"] if "preset" in g]
     assert presets
     for preset in presets:
-        entry = get(admin, preset["uri"], "Medium")
+        entry = get(rest, preset["uri"], "Medium")
         assert entry["id"] == preset["id"] and entry["name"] == preset["name"]
-    listed = get(admin, "/restapi/v1.0/dictionary/greeting", "Medium", type="HoldMusic")
+    listed = get(rest, "/restapi/v1.0/dictionary/greeting", "Medium", type="HoldMusic")
     assert [r["type"] for r in listed["records"]] == ["HoldMusic"]
 
 

@@ -11,7 +11,6 @@ import array
 import hashlib
 import io
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -27,17 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image, TiffImagePlugin
 
 from rcfs.emulator import media
-
-
-def _tool(name: str) -> str:
-    """Path of an external tool; skip locally, fail under CI, if it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not installed (scripts/bootstrap installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+from tests.emulator_support import tool
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +41,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def _ffprobe_duration(path: Path) -> float:
     res = _run(
-        _tool("ffprobe"),
+        tool("ffprobe"),
         "-v",
         "error",
         "-show_entries",
@@ -68,7 +57,7 @@ def _ffprobe_duration(path: Path) -> float:
 
 def _ffmpeg_decode_clean(path: Path, start: float, length: float = 2.0) -> None:
     res = _run(
-        _tool("ffmpeg"),
+        tool("ffmpeg"),
         "-v",
         "error",
         "-nostdin",
@@ -212,7 +201,7 @@ def test_mp3_decodes_mid_file_without_errors(tmp_path: Path, duration: float) ->
 def test_mp3_full_decode_is_clean_and_not_silent(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.mp3", media.mp3(42, 8))
     res = subprocess.run(
-        [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-f", "s16le", "-"],
+        [tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-f", "s16le", "-"],
         capture_output=True,
         timeout=120,
         check=False,
@@ -245,7 +234,7 @@ def test_mp3_info_header() -> None:
 @pytest.mark.parametrize("pages", [1, 2, 7])
 def test_pdf_page_count(tmp_path: Path, pages: int) -> None:
     path = _write(tmp_path, "a.pdf", media.pdf(pages, 5, title="Fax (urgent) \\ café €"))
-    res = _run(_tool("pdfinfo"), str(path))
+    res = _run(tool("pdfinfo"), str(path))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     info = dict(
@@ -257,7 +246,7 @@ def test_pdf_page_count(tmp_path: Path, pages: int) -> None:
 
 def test_pdf_text_is_visible(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.pdf", media.pdf(2, 5, title="Quarterly fax"))
-    res = _run(_tool("pdftotext"), "-f", "2", "-l", "2", str(path), "-")
+    res = _run(tool("pdftotext"), "-f", "2", "-l", "2", str(path), "-")
     assert res.returncode == 0, res.stderr
     assert "Page 2 of 2" in res.stdout
     assert "Quarterly fax" in res.stdout
@@ -271,7 +260,7 @@ def test_pdf_rejects_zero_pages() -> None:
 @pytest.mark.parametrize("pages", [1, 3])
 def test_tiff_directories(tmp_path: Path, pages: int) -> None:
     path = _write(tmp_path, "a.tif", media.tiff(pages, 6))
-    res = _run(_tool("tiffinfo"), "-D", str(path))
+    res = _run(tool("tiffinfo"), "-D", str(path))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert res.stdout.count("TIFF Directory at offset") == pages
@@ -331,7 +320,7 @@ def test_images_decode(tmp_path: Path, kind: str, fmt: str, width: int, height: 
         img.load()
     path = _write(tmp_path, f"a.{kind}", data)
     res = _run(
-        _tool("ffprobe"),
+        tool("ffprobe"),
         "-v",
         "error",
         "-show_entries",

@@ -12,7 +12,7 @@ import email.parser
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import assert_error
 
 BASE = "/restapi/v1.0/account/~/extension/~"
 STORE = BASE + "/message-store"
@@ -82,31 +83,15 @@ def _ids(body: dict[str, Any]) -> list[int]:
     return [r["id"] for r in body["records"]]
 
 
-def _error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["errorCode"] == code, body
-    assert body["errors"][0]["errorCode"] == code
-    assert body["message"] == body["errors"][0]["message"]
-    return body
-
-
-@pytest.fixture
-def user_rc(shared_emulator: EmulatorProc) -> Iterator[httpx.Client]:
-    """A non-admin user's client on the shared emulator."""
-    with api_client(shared_emulator, shared_emulator.user(admin=False)) as client:
-        yield client
-
-
 # -- E1, E2: default window and availability --------------------------------------------------
 
 
-def test_default_window_is_last_24_hours(shared_emulator: EmulatorProc,
-                                         rc: httpx.Client) -> None:
-    now = _now(shared_emulator)
-    inside = _add(shared_emulator, now - 23 * 3600)
-    outside = _add(shared_emulator, now - 25 * 3600)
-    r = rc.get(STORE, params={"perPage": 1000})
+def test_default_window_is_last_24_hours(emu: EmulatorProc,
+                                         rest: httpx.Client) -> None:
+    now = _now(emu)
+    inside = _add(emu, now - 23 * 3600)
+    outside = _add(emu, now - 25 * 3600)
+    r = rest.get(STORE, params={"perPage": 1000})
     assert r.status_code == 200
     body = r.json()
     ids = _ids(body)
@@ -122,18 +107,18 @@ def test_default_window_is_last_24_hours(shared_emulator: EmulatorProc,
         assert echoed < _ts(rec["creationTime"]) <= now + 1
 
 
-def test_availability_filter(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_availability_filter(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, end = _window()
-    alive = _add(shared_emulator, start + 100)
-    gone = _add(shared_emulator, start + 200)
-    assert rc.delete(f"{STORE}/{gone}").status_code == 204
+    alive = _add(emu, start + 100)
+    gone = _add(emu, start + 200)
+    assert rest.delete(f"{STORE}/{gone}").status_code == 204
     q = _between(start, end)
-    assert _ids(rc.get(STORE, params=q).json()) == [alive]
-    body = rc.get(STORE, params={**q, "availability": "Deleted"}).json()
+    assert _ids(rest.get(STORE, params=q).json()) == [alive]
+    body = rest.get(STORE, params={**q, "availability": "Deleted"}).json()
     assert _ids(body) == [gone]
     assert body["records"][0]["availability"] == "Deleted"
     assert "availability=Deleted" in body["uri"] and "availability=Alive" not in body["uri"]
-    both = rc.get(STORE, params=[*q.items(), ("availability", "Alive"),
+    both = rest.get(STORE, params=[*q.items(), ("availability", "Alive"),
                                  ("availability", "Deleted")]).json()
     assert _ids(both) == [gone, alive]
 
@@ -141,43 +126,43 @@ def test_availability_filter(shared_emulator: EmulatorProc, rc: httpx.Client) ->
 # -- E3-E6: paging and order -----------------------------------------------------------------
 
 
-def test_per_page_is_capped_at_1000(rc: httpx.Client) -> None:
-    body = rc.get(STORE, params={"perPage": 5000, "dateFrom": "2000-01-01"}).json()
+def test_per_page_is_capped_at_1000(rest: httpx.Client) -> None:
+    body = rest.get(STORE, params={"perPage": 5000, "dateFrom": "2000-01-01"}).json()
     assert body["paging"]["perPage"] == 1000
     assert "perPage=1000" in body["uri"]
 
 
-def test_paging_and_navigation(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_paging_and_navigation(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, end = _window()
-    ids = [_add(shared_emulator, start + 1 + 60 * i) for i in range(5)]
+    ids = [_add(emu, start + 1 + 60 * i) for i in range(5)]
     newest_first = list(reversed(ids))
     q: dict[str, Any] = {**_between(start, end), "perPage": 2}
-    p1 = rc.get(STORE, params=q).json()
+    p1 = rest.get(STORE, params=q).json()
     assert _ids(p1) == newest_first[:2]
     assert p1["paging"] == {"page": 1, "perPage": 2, "pageStart": 0, "pageEnd": 1,
                             "totalPages": 3, "totalElements": 5}
     nav = p1["navigation"]
     assert set(nav) == {"firstPage", "nextPage", "lastPage"}
     for link in nav.values():
-        assert link["uri"].startswith(shared_emulator.info["platform_url"] + "/restapi/v1.0/")
-    p2 = rc.get(nav["nextPage"]["uri"]).json()
+        assert link["uri"].startswith(emu.info["platform_url"] + "/restapi/v1.0/")
+    p2 = rest.get(nav["nextPage"]["uri"]).json()
     assert _ids(p2) == newest_first[2:4]
     assert p2["paging"]["pageStart"] == 2 and p2["paging"]["pageEnd"] == 3
     assert set(p2["navigation"]) == {"firstPage", "nextPage", "previousPage", "lastPage"}
-    p3 = rc.get(p2["navigation"]["nextPage"]["uri"]).json()
+    p3 = rest.get(p2["navigation"]["nextPage"]["uri"]).json()
     assert _ids(p3) == newest_first[4:]
     assert "nextPage" not in p3["navigation"] and "previousPage" in p3["navigation"]
     assert p3["navigation"]["lastPage"]["uri"] == p1["navigation"]["lastPage"]["uri"]
-    past = rc.get(STORE, params={**q, "page": 9}).json()
+    past = rest.get(STORE, params={**q, "page": 9}).json()
     assert past["records"] == []
     assert past["paging"] == {"perPage": 2, "totalPages": 3, "totalElements": 5}
 
 
-def test_newest_first_and_timestamps(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_newest_first_and_timestamps(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, end = _window()
     times = [start + 3600, start + 10, start + 7200.25, start + 50]
-    ids = {_add(shared_emulator, t): t for t in times}
-    body = rc.get(STORE, params=_between(start, end)).json()
+    ids = {_add(emu, t): t for t in times}
+    body = rest.get(STORE, params=_between(start, end)).json()
     got = [(_ts(r["creationTime"]), r["id"]) for r in body["records"]]
     assert got == sorted(((round(t, 3), i) for i, t in ids.items()), reverse=True)
     for rec in body["records"]:  # K1
@@ -188,18 +173,18 @@ def test_newest_first_and_timestamps(shared_emulator: EmulatorProc, rc: httpx.Cl
 # -- E7-E9: message shapes ---------------------------------------------------------------------
 
 
-def _one(rc: httpx.Client, mid: int) -> dict[str, Any]:
-    r = rc.get(f"{STORE}/{mid}")
+def _one(rest: httpx.Client, mid: int) -> dict[str, Any]:
+    r = rest.get(f"{STORE}/{mid}")
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
 
 
-def test_message_fields(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_message_fields(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    info = shared_emulator.info
-    acc, ext = info["account_id"], _admin_ext(shared_emulator)
-    sms = _one(rc, _add(shared_emulator, start + 1, text="hello there"))
+    info = emu.info
+    acc, ext = info["account_id"], _admin_ext(emu)
+    sms = _one(rest, _add(emu, start + 1, text="hello there"))
     assert sms["uri"] == f"{info['platform_url']}/restapi/v1.0/account/{acc}/extension/{ext}" \
                          f"/message-store/{sms['id']}"
     assert sms["extensionId"] == ext
@@ -215,40 +200,40 @@ def test_message_fields(shared_emulator: EmulatorProc, rc: httpx.Client) -> None
                              f"/message-store/{sms['id']}/content/{att['id']}"
     assert None not in sms.values()
 
-    vm = _one(rc, _add(shared_emulator, start + 2, type="VoiceMail"))
+    vm = _one(rest, _add(emu, start + 2, type="VoiceMail"))
     audio = vm["attachments"][0]
     assert audio["type"] == "AudioRecording"
     assert audio["contentType"] in ("audio/mpeg", "audio/x-wav")
     assert isinstance(audio["vmDuration"], int) and audio["vmDuration"] > 0
     assert "size" not in audio  # E8 default: omitted for voicemail
 
-    fax = _one(rc, _add(shared_emulator, start + 3, type="Fax"))
+    fax = _one(rest, _add(emu, start + 3, type="Fax"))
     doc = fax["attachments"][0]
     assert doc["type"] == "RenderedDocument" and doc["contentType"] == "application/pdf"
     assert "size" not in doc
     assert fax["faxPageCount"] >= 1 and fax["faxResolution"] in ("High", "Low")
 
 
-def test_mms_attachment_has_size_and_dimensions(shared_emulator: EmulatorProc,
-                                                rc: httpx.Client) -> None:
+def test_mms_attachment_has_size_and_dimensions(emu: EmulatorProc,
+                                                rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 1, text="pic",
+    mid = _add(emu, start + 1, text="pic",
                attachments=[{"content_type": "image/jpeg", "kind": "jpeg"}])
-    msg = _one(rc, mid)
+    msg = _one(rest, mid)
     mms = [a for a in msg["attachments"] if a["type"] == "MmsAttachment"]
     assert len(mms) == 1
     att = mms[0]
-    raw = shared_emulator.content("message", f"{mid}/{att['id']}")
+    raw = emu.content("message", f"{mid}/{att['id']}")
     assert att["size"] == len(raw)  # E8: present for MMS, and exact
     assert att["contentType"] == "image/jpeg" and att["fileName"]
     assert att["width"] > 0 and att["height"] > 0
 
 
-def test_conversation_id_is_a_big_json_integer(shared_emulator: EmulatorProc,
-                                               rc: httpx.Client) -> None:
+def test_conversation_id_is_a_big_json_integer(emu: EmulatorProc,
+                                               rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 1)
-    r = rc.get(f"{STORE}/{mid}")
+    mid = _add(emu, start + 1)
+    r = rest.get(f"{STORE}/{mid}")
     body = r.json()
     conv = body["conversationId"]
     assert isinstance(conv, int) and conv > 2**53
@@ -272,11 +257,11 @@ def _multipart(r: httpx.Response) -> list[Any]:
     return parts
 
 
-def test_batch_get_multipart_mixed(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_batch_get_multipart_mixed(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    a, b = _add(shared_emulator, start + 1), _add(shared_emulator, start + 2)
-    shared_emulator.clear_requests()
-    r = rc.get(f"{STORE}/{a},999,{b}")
+    a, b = _add(emu, start + 1), _add(emu, start + 2)
+    emu.clear_requests()
+    r = rest.get(f"{STORE}/{a},999,{b}")
     assert r.status_code == 207
     assert r.headers["content-type"].startswith("multipart/mixed; boundary=")
     summary, *bodies = _multipart(r)
@@ -284,15 +269,15 @@ def test_batch_get_multipart_mixed(shared_emulator: EmulatorProc, rc: httpx.Clie
     assert summary["response"][1]["href"].endswith("/message-store/999")
     assert [body.get("id") for body in bodies] == [a, None, b]
     assert bodies[1]["errorCode"] == "CMN-102"
-    log = [e for e in shared_emulator.requests() if "/message-store/" in e["path"]]
+    log = [e for e in emu.requests() if "/message-store/" in e["path"]]
     assert len(log) == 1 and log[0]["group"] == "Light"  # C8: one Light request
     assert r.headers["x-rate-limit-group"] == "Light"
 
 
-def test_batch_get_multipart_json(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_batch_get_multipart_json(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    a = _add(shared_emulator, start + 1)
-    r = rc.get(f"{STORE}/{a},111",
+    a = _add(emu, start + 1)
+    r = rest.get(f"{STORE}/{a},111",
                headers={"Accept": "application/vnd.ringcentral.multipart+json"})
     assert r.status_code == 207
     assert r.headers["content-type"].startswith("application/vnd.ringcentral.multipart+json")
@@ -304,12 +289,12 @@ def test_batch_get_multipart_json(shared_emulator: EmulatorProc, rc: httpx.Clien
         "parameterName": "messageId"}
 
 
-def test_batch_limit_is_50(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_batch_limit_is_50(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 1)
-    ok = rc.get(f"{STORE}/" + ",".join([str(mid)] * 50))
+    mid = _add(emu, start + 1)
+    ok = rest.get(f"{STORE}/" + ",".join([str(mid)] * 50))
     assert ok.status_code == 207
-    body = _error(rc.get(f"{STORE}/" + ",".join([str(mid)] * 51)), 400, "CMN-101")
+    body = assert_error(rest.get(f"{STORE}/" + ",".join([str(mid)] * 51)), 400, "CMN-101")
     assert body["errors"][0]["parameterName"] == "messageId"
 
 
@@ -317,39 +302,40 @@ def test_batch_limit_is_50(shared_emulator: EmulatorProc, rc: httpx.Client) -> N
 
 
 def test_put_read_status(emulator: EmulatorProc) -> None:
-    with api_client(emulator) as rc:
+    with api_client(emulator) as rest:
         start, end = _window()
         mid = _add(emulator, start + 60)
         q = _between(start, end)
-        before = _one(rc, mid)
+        before = _one(rest, mid)
         emulator.advance(30)
-        r = rc.put(f"{STORE}/{mid}", json={"readStatus": "Read", "priority": "High"})
+        r = rest.put(f"{STORE}/{mid}", json={"readStatus": "Read", "priority": "High"})
         assert r.status_code == 200, r.text
         assert r.headers["x-rate-limit-group"] == "Medium"
         after = r.json()
         assert after["readStatus"] == "Read"
         assert after["priority"] == before["priority"]  # other fields are ignored
         assert _ts(after["lastModifiedTime"]) - _ts(before["lastModifiedTime"]) >= 30
-        assert _one(rc, mid)["readStatus"] == "Read"
-        assert rc.get(STORE, params={**q, "readStatus": "Unread"}).json()["records"] == []
-        assert _ids(rc.get(STORE, params={**q, "readStatus": "Read"}).json()) == [mid]
-        body = _error(rc.put(f"{STORE}/{mid}", json={"readStatus": "Skimmed"}), 400, "CMN-101")
+        assert _one(rest, mid)["readStatus"] == "Read"
+        assert rest.get(STORE, params={**q, "readStatus": "Unread"}).json()["records"] == []
+        assert _ids(rest.get(STORE, params={**q, "readStatus": "Read"}).json()) == [mid]
+        body = assert_error(rest.put(f"{STORE}/{mid}", json={"readStatus": "Skimmed"}), 400,
+                            "CMN-101")
         assert body["parameterName"] == "readStatus"
-        _error(rc.put(f"{STORE}/12345", json={"readStatus": "Read"}), 404, "CMN-102")
+        assert_error(rest.put(f"{STORE}/12345", json={"readStatus": "Read"}), 404, "CMN-102")
 
 
 def test_batch_put() -> None:
     """Batch PUT in both documented encodings (docs batch-requests.md). spec46 declares
     neither the multipart+json request body nor a multipart/mixed 207 for updateMessage, so
     this emulator skips the OpenAPI check."""
-    with EmulatorProc(check_openapi=False) as emu, api_client(emu) as rc:
-        _check_batch_put(emu, rc)
+    with EmulatorProc(check_openapi=False) as emu, api_client(emu) as rest:
+        _check_batch_put(emu, rest)
 
 
-def _check_batch_put(emu: EmulatorProc, rc: httpx.Client) -> None:
+def _check_batch_put(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
     a, b, c = (_add(emu, start + i) for i in (1, 2, 3))
-    r = rc.put(f"{STORE}/{a},{b}", content=json.dumps(
+    r = rest.put(f"{STORE}/{a},{b}", content=json.dumps(
         [{"body": {"readStatus": "Read"}}, {"body": {"readStatus": "Read"}}]),
         headers={"Content-Type": "application/vnd.ringcentral.multipart+json",
                  "Accept": "application/vnd.ringcentral.multipart+json"})
@@ -358,87 +344,88 @@ def _check_batch_put(emu: EmulatorProc, rc: httpx.Client) -> None:
         (str(a), 200, "Read"), (str(b), 200, "Read")]
     boundary = "Boundary_1_15567762_1355833573664"
     part = f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{\"readStatus\": \"Read\"}}\r\n"
-    r = rc.put(f"{STORE}/{c},999", content=(part * 2 + f"--{boundary}--\r\n").encode(),
+    r = rest.put(f"{STORE}/{c},999", content=(part * 2 + f"--{boundary}--\r\n").encode(),
                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
     assert r.status_code == 207
     summary, *bodies = _multipart(r)
     assert [x["status"] for x in summary["response"]] == [200, 404]
     assert bodies[0]["id"] == c and bodies[0]["readStatus"] == "Read"
-    assert {_one(rc, m)["readStatus"] for m in (a, b, c)} == {"Read"}
-    _error(rc.put(f"{STORE}/{a},{b}", json=[{"body": {"readStatus": "Read"}}]), 400, "CMN-101")
+    assert {_one(rest, m)["readStatus"] for m in (a, b, c)} == {"Read"}
+    assert_error(rest.put(f"{STORE}/{a},{b}", json=[{"body": {"readStatus": "Read"}}]), 400,
+                 "CMN-101")
 
 
-def test_delete_then_purge(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_delete_then_purge(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 1, type="VoiceMail")
-    att = _one(rc, mid)["attachments"][0]
-    r = rc.delete(f"{STORE}/{mid}")
+    mid = _add(emu, start + 1, type="VoiceMail")
+    att = _one(rest, mid)["attachments"][0]
+    r = rest.delete(f"{STORE}/{mid}")
     assert r.status_code == 204 and r.content == b""
     assert r.headers["x-rate-limit-group"] == "Medium"
-    deleted = _one(rc, mid)
+    deleted = _one(rest, mid)
     assert deleted["availability"] == "Deleted"
-    assert rc.get(att["uri"]).status_code == 200  # deleted messages keep their content
-    assert rc.delete(f"{STORE}/{mid}").status_code == 204
-    purged = _one(rc, mid)
+    assert rest.get(att["uri"]).status_code == 200  # deleted messages keep their content
+    assert rest.delete(f"{STORE}/{mid}").status_code == 204
+    purged = _one(rest, mid)
     assert purged["availability"] == "Purged"
     assert purged["attachments"][0]["id"] == att["id"]  # metadata kept
-    body = _error(rc.get(att["uri"]), 404, "CMN-102")
+    body = assert_error(rest.get(att["uri"]), 404, "CMN-102")
     assert body["parameterName"] == "attachmentId"
 
 
-def test_delete_with_purge_flag(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_delete_with_purge_flag(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 1)
-    assert rc.delete(f"{STORE}/{mid}", params={"purge": "true"}).status_code == 204
-    assert _one(rc, mid)["availability"] == "Purged"
-    _error(rc.delete(f"{STORE}/{mid}", params={"purge": "maybe"}), 400, "CMN-101")
-    _error(rc.delete(f"{STORE}/424242"), 404, "CMN-102")
+    mid = _add(emu, start + 1)
+    assert rest.delete(f"{STORE}/{mid}", params={"purge": "true"}).status_code == 204
+    assert _one(rest, mid)["availability"] == "Purged"
+    assert_error(rest.delete(f"{STORE}/{mid}", params={"purge": "maybe"}), 400, "CMN-101")
+    assert_error(rest.delete(f"{STORE}/424242"), 404, "CMN-102")
 
 
-def test_bulk_delete(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_bulk_delete(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    a, b = _add(shared_emulator, start + 1), _add(shared_emulator, start + 2)
-    assert rc.delete(f"{STORE}/{a},{b}").status_code == 204  # all OK -> 204
-    assert {_one(rc, a)["availability"], _one(rc, b)["availability"]} == {"Deleted"}
+    a, b = _add(emu, start + 1), _add(emu, start + 2)
+    assert rest.delete(f"{STORE}/{a},{b}").status_code == 204  # all OK -> 204
+    assert {_one(rest, a)["availability"], _one(rest, b)["availability"]} == {"Deleted"}
 
 
 def test_bulk_delete_partial_failure_is_207() -> None:
     """One failed id turns a bulk DELETE into a 207 (docs: batch-requests.md). spec46
     declares only 204 for deleteMessage, so this emulator skips the OpenAPI check."""
-    with EmulatorProc(check_openapi=False) as emu, api_client(emu) as rc:
+    with EmulatorProc(check_openapi=False) as emu, api_client(emu) as rest:
         start, _ = _window()
         a = _add(emu, start + 1)
-        r = rc.delete(f"{STORE}/{a},77",
+        r = rest.delete(f"{STORE}/{a},77",
                       headers={"Accept": "application/vnd.ringcentral.multipart+json"})
         assert r.status_code == 207
         assert r.json()[0] == {"resourceId": str(a), "status": 204}
         assert r.json()[1]["resourceId"] == "77" and r.json()[1]["status"] == 404
         assert r.json()[1]["body"]["errorCode"] == "CMN-102"
-        assert _one(rc, a)["availability"] == "Deleted"
+        assert _one(rest, a)["availability"] == "Deleted"
 
 
 def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
     """E13: Deleted -> Purged after 5 days -> gone after 5 more (defaults)."""
     mid = _add(emulator, _now(emulator) - 3600, type="VoiceMail")
-    with api_client(emulator) as rc:
-        att_uri = _one(rc, mid)["attachments"][0]["uri"]
-        assert rc.delete(f"{STORE}/{mid}").status_code == 204
-        deleted_at = _ts(_one(rc, mid)["lastModifiedTime"])
+    with api_client(emulator) as rest:
+        att_uri = _one(rest, mid)["attachments"][0]["uri"]
+        assert rest.delete(f"{STORE}/{mid}").status_code == 204
+        deleted_at = _ts(_one(rest, mid)["lastModifiedTime"])
     emulator.advance(5 * DAY - 120)
-    with api_client(emulator) as rc:
-        assert _one(rc, mid)["availability"] == "Deleted"
+    with api_client(emulator) as rest:
+        assert _one(rest, mid)["availability"] == "Deleted"
     emulator.advance(240)
-    with api_client(emulator) as rc:
-        msg = _one(rc, mid)
+    with api_client(emulator) as rest:
+        msg = _one(rest, mid)
         assert msg["availability"] == "Purged"
         assert abs(_ts(msg["lastModifiedTime"]) - (deleted_at + 5 * DAY)) < 1
-        assert rc.get(att_uri).status_code == 404
-        listed = rc.get(STORE, params={"availability": "Purged", "dateFrom": "2000-01-01"})
+        assert rest.get(att_uri).status_code == 404
+        listed = rest.get(STORE, params={"availability": "Purged", "dateFrom": "2000-01-01"})
         assert mid in _ids(listed.json())
     emulator.advance(5 * DAY)
-    with api_client(emulator) as rc:
-        _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
-        listed = rc.get(STORE, params=[("availability", "Purged"), ("availability", "Deleted"),
+    with api_client(emulator) as rest:
+        assert_error(rest.get(f"{STORE}/{mid}"), 404, "CMN-102")
+        listed = rest.get(STORE, params=[("availability", "Purged"), ("availability", "Deleted"),
                                        ("dateFrom", "2000-01-01")])
         assert mid not in _ids(listed.json())
 
@@ -446,105 +433,105 @@ def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
 def test_lifecycle_knobs(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--set", "deleted_to_purged=60", "--set", "purged_to_gone=60")
     mid = _add(emu, _now(emu) - 10)
-    with api_client(emu) as rc:
-        assert rc.delete(f"{STORE}/{mid}").status_code == 204
+    with api_client(emu) as rest:
+        assert rest.delete(f"{STORE}/{mid}").status_code == 204
         emu.advance(61)
-        assert _one(rc, mid)["availability"] == "Purged"
+        assert _one(rest, mid)["availability"] == "Purged"
         emu.advance(60)
-        _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
+        assert_error(rest.get(f"{STORE}/{mid}"), 404, "CMN-102")
 
 
 # -- filters, errors, permissions --------------------------------------------------------------
 
 
-def test_repeated_keys_are_ored(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_repeated_keys_are_ored(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, end = _window()
-    sms = _add(shared_emulator, start + 1)
-    fax = _add(shared_emulator, start + 2, type="Fax")
-    vm = _add(shared_emulator, start + 3, type="VoiceMail")
+    sms = _add(emu, start + 1)
+    fax = _add(emu, start + 2, type="Fax")
+    vm = _add(emu, start + 3, type="VoiceMail")
     q = list(_between(start, end).items())
-    got = rc.get(STORE, params=[*q, ("messageType", "SMS"), ("messageType", "Fax")]).json()
+    got = rest.get(STORE, params=[*q, ("messageType", "SMS"), ("messageType", "Fax")]).json()
     assert _ids(got) == [fax, sms]
-    got = rc.get(STORE, params=[*q, ("messageType", "VoiceMail")]).json()
+    got = rest.get(STORE, params=[*q, ("messageType", "VoiceMail")]).json()
     assert _ids(got) == [vm]
 
 
-def test_direction_conversation_and_phone_filters(shared_emulator: EmulatorProc,
-                                                   rc: httpx.Client) -> None:
+def test_direction_conversation_and_phone_filters(emu: EmulatorProc,
+                                                   rest: httpx.Client) -> None:
     start, end = _window()
     q = _between(start, end)
-    inbound = _add(shared_emulator, start + 1, frm="+14155550123")
-    outbound = _add(shared_emulator, start + 2, direction="Outbound", frm="+16505551000",
+    inbound = _add(emu, start + 1, frm="+14155550123")
+    outbound = _add(emu, start + 2, direction="Outbound", frm="+16505551000",
                     to=("+13125550199",))
-    assert _ids(rc.get(STORE, params={**q, "direction": "Outbound"}).json()) == [outbound]
-    assert _ids(rc.get(STORE, params={**q, "direction": "Inbound"}).json()) == [inbound]
-    assert _ids(rc.get(STORE, params={**q, "phoneNumber": "+14155550123"}).json()) == [inbound]
-    assert _ids(rc.get(STORE, params={**q, "phoneNumber": "13125550199"}).json()) == [outbound]
-    conv = _one(rc, inbound)["conversationId"]
-    got = rc.get(STORE, params={**q, "conversationId": str(conv)}).json()
+    assert _ids(rest.get(STORE, params={**q, "direction": "Outbound"}).json()) == [outbound]
+    assert _ids(rest.get(STORE, params={**q, "direction": "Inbound"}).json()) == [inbound]
+    assert _ids(rest.get(STORE, params={**q, "phoneNumber": "+14155550123"}).json()) == [inbound]
+    assert _ids(rest.get(STORE, params={**q, "phoneNumber": "13125550199"}).json()) == [outbound]
+    conv = _one(rest, inbound)["conversationId"]
+    got = rest.get(STORE, params={**q, "conversationId": str(conv)}).json()
     assert _ids(got) == [inbound]
-    _error(rc.get(STORE, params={**q, "conversationId": "x"}), 400, "CMN-101")
+    assert_error(rest.get(STORE, params={**q, "conversationId": "x"}), 400, "CMN-101")
 
 
-def test_invalid_enum_is_cmn_101(rc: httpx.Client) -> None:
+def test_invalid_enum_is_cmn_101(rest: httpx.Client) -> None:
     for name, value in (("direction", "Sideways"), ("messageType", "Telegram"),
                         ("availability", "Maybe"), ("readStatus", "Skimmed")):
-        body = _error(rc.get(STORE, params={name: value}), 400, "CMN-101")
+        body = assert_error(rest.get(STORE, params={name: value}), 400, "CMN-101")
         assert body["message"] == f"Parameter [{name}] value is invalid."
         assert body["errors"][0]["parameterName"] == name
 
 
-def test_date_formats(rc: httpx.Client) -> None:
+def test_date_formats(rest: httpx.Client) -> None:
     for value in ("2012-07-16", "2012-07-16T23:12", "2012-07-16T23:12:30Z",
                   "2012-07-16T23:12:30+04:00", "2012-07-16T23:12:30.45Z"):
-        assert rc.get(STORE, params={"dateFrom": value}).status_code == 200, value
+        assert rest.get(STORE, params={"dateFrom": value}).status_code == 200, value
     for name in ("dateFrom", "dateTo"):
-        body = _error(rc.get(STORE, params={name: "yesterday"}), 400, "CMN-101")
+        body = assert_error(rest.get(STORE, params={name: "yesterday"}), 400, "CMN-101")
         assert body["errors"][0]["parameterName"] == name
 
 
-def test_date_with_offset_is_converted(shared_emulator: EmulatorProc, rc: httpx.Client) -> None:
+def test_date_with_offset_is_converted(emu: EmulatorProc, rest: httpx.Client) -> None:
     start, _ = _window()
-    mid = _add(shared_emulator, start + 3 * 3600)  # 03:00Z
+    mid = _add(emu, start + 3 * 3600)  # 03:00Z
     local = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
     # 02:30+00:00 .. 03:30+00:00 expressed as 06:30+04:00 .. 07:30+04:00
-    got = rc.get(STORE, params={"dateFrom": f"{local}T06:30:00+04:00",
+    got = rest.get(STORE, params={"dateFrom": f"{local}T06:30:00+04:00",
                                 "dateTo": f"{local}T07:30:00+04:00"}).json()
     assert _ids(got) == [mid]
 
 
-def test_unknown_message_is_404(rc: httpx.Client) -> None:
-    body = _error(rc.get(f"{STORE}/1"), 404, "CMN-102")
+def test_unknown_message_is_404(rest: httpx.Client) -> None:
+    body = assert_error(rest.get(f"{STORE}/1"), 404, "CMN-102")
     assert body["message"] == "Resource for parameter [messageId] is not found"
     assert body["parameterName"] == "messageId"
 
 
-def test_other_extension_needs_admin(shared_emulator: EmulatorProc, rc: httpx.Client,
-                                     user_rc: httpx.Client) -> None:
-    admin_ext = _admin_ext(shared_emulator)
-    other = str(shared_emulator.user(admin=False)["extension_id"])
-    _error(user_rc.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-store"),
+def test_other_extension_needs_admin(emu: EmulatorProc, rest: httpx.Client,
+                                     user: httpx.Client) -> None:
+    admin_ext = _admin_ext(emu)
+    other = str(emu.user(admin=False)["extension_id"])
+    assert_error(user.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-store"),
            403, "CMN-419")
-    _error(user_rc.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-sync",
+    assert_error(user.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-sync",
                        params={"syncType": "FSync"}), 403, "CMN-419")
     start, end = _window()
-    mid = _add(shared_emulator, start + 1, ext=other)
-    r = rc.get(f"/restapi/v1.0/account/~/extension/{other}/message-store",
+    mid = _add(emu, start + 1, ext=other)
+    r = rest.get(f"/restapi/v1.0/account/~/extension/{other}/message-store",
                params=_between(start, end))
     assert r.status_code == 200 and _ids(r.json()) == [mid]
     assert r.json()["records"][0]["extensionId"] == other
     assert f"/extension/{other}/message-store" in r.json()["uri"]
     # A message of another extension is not found through one's own mailbox.
-    _error(rc.get(f"{STORE}/{mid}"), 404, "CMN-102")
+    assert_error(rest.get(f"{STORE}/{mid}"), 404, "CMN-102")
 
 
 def test_listing_counts_light(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--limits", "Light=3")
-    with api_client(emu) as rc:
-        remaining = [rc.get(STORE).headers["x-rate-limit-remaining"] for _ in range(3)]
+    with api_client(emu) as rest:
+        remaining = [rest.get(STORE).headers["x-rate-limit-remaining"] for _ in range(3)]
         assert remaining == ["2", "1", "0"]
-        r = rc.get(SYNC, params={"syncType": "FSync"})
-        _error(r, 429, "CMN-301")
+        r = rest.get(SYNC, params={"syncType": "FSync"})
+        assert_error(r, 429, "CMN-301")
         assert r.headers["x-rate-limit-group"] == "Light"
 
 
@@ -555,8 +542,8 @@ def test_fsync_shape_and_default_window(emulator: EmulatorProc) -> None:
     now = _now(emulator)
     inside = _add(emulator, now - 23 * 3600)
     outside = _add(emulator, now - 25 * 3600)
-    with api_client(emulator) as rc:
-        r = rc.get(SYNC, params={"syncType": "FSync"})
+    with api_client(emulator) as rest:
+        r = rest.get(SYNC, params={"syncType": "FSync"})
         assert r.status_code == 200, r.text
         body = r.json()
         assert set(body) == {"uri", "records", "syncInfo"}  # no paging (F1)
@@ -573,8 +560,8 @@ def test_fsync_window_knob(start_emulator: Callable[..., EmulatorProc]) -> None:
     now = _now(emu)
     six_days = _add(emu, now - 6 * DAY)
     eight_days = _add(emu, now - 8 * DAY)
-    with api_client(emu) as rc:
-        ids = _ids(rc.get(SYNC, params={"syncType": "FSync"}).json())
+    with api_client(emu) as rest:
+        ids = _ids(rest.get(SYNC, params={"syncType": "FSync"}).json())
         assert six_days in ids and eight_days not in ids
 
 
@@ -582,15 +569,15 @@ def test_fsync_filters_and_record_count(emulator: EmulatorProc) -> None:
     start, end = _window()
     ids = [_add(emulator, start + 1 + 60 * i) for i in range(5)]
     fax = _add(emulator, start + 1000, type="Fax")
-    with api_client(emulator) as rc:
+    with api_client(emulator) as rest:
         q = {"syncType": "FSync", **_between(start, end)}
-        body = rc.get(SYNC, params={**q, "messageType": "SMS", "recordCount": 3}).json()
+        body = rest.get(SYNC, params={**q, "messageType": "SMS", "recordCount": 3}).json()
         assert _ids(body) == list(reversed(ids))[:3]
         assert body["syncInfo"]["olderRecordsExist"] is True
-        body = rc.get(SYNC, params={**q, "messageType": "Fax"}).json()
+        body = rest.get(SYNC, params={**q, "messageType": "Fax"}).json()
         assert _ids(body) == [fax] and body["syncInfo"]["olderRecordsExist"] is False
-        _error(rc.get(SYNC, params={**q, "recordCount": "lots"}), 400, "CMN-101")
-        _error(rc.get(SYNC, params={"syncType": "Whatever"}), 400, "CMN-101")
+        assert_error(rest.get(SYNC, params={**q, "recordCount": "lots"}), 400, "CMN-101")
+        assert_error(rest.get(SYNC, params={"syncType": "Whatever"}), 400, "CMN-101")
 
 
 def _mine(body: dict[str, Any], mine: set[int]) -> list[dict[str, Any]]:
@@ -602,21 +589,21 @@ def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
     now = _now(emulator)
     old = _add(emulator, now - 7200)
     recent = _add(emulator, now - 3600)
-    with api_client(emulator) as rc:
+    with api_client(emulator) as rest:
         q = {"dateFrom": _iso(now - 7300), "dateTo": _iso(now - 3500)}
         # `old` is modified 20 s before the FSync, `recent` 3 s before.
-        rc.put(f"{STORE}/{old}", json={"readStatus": "Read"})
+        rest.put(f"{STORE}/{old}", json={"readStatus": "Read"})
         emulator.advance(17)
-        rc.put(f"{STORE}/{recent}", json={"readStatus": "Read"})
+        rest.put(f"{STORE}/{recent}", json={"readStatus": "Read"})
         emulator.advance(3)
-        fsync = rc.get(SYNC, params={"syncType": "FSync", **q}).json()
+        fsync = rest.get(SYNC, params={"syncType": "FSync", **q}).json()
         assert [r["id"] for r in _mine(fsync, {old, recent})] == [recent, old]
         token = fsync["syncInfo"]["syncToken"]
 
         emulator.advance(60)
         new = _add(emulator, _now(emulator) - 10)
         emulator.advance(10)  # so the next token's 5 s overlap no longer covers `new`
-        isync = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token})
+        isync = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token})
         assert isync.status_code == 200, isync.text
         body = isync.json()
         assert set(body) == {"uri", "records", "syncInfo"}
@@ -627,17 +614,17 @@ def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
         assert mine[0]["type"] == "SMS" and mine[0]["availability"] == "Alive"
 
         emulator.advance(60)
-        assert rc.delete(f"{STORE}/{old}").status_code == 204
+        assert rest.delete(f"{STORE}/{old}").status_code == 204
         token2 = body["syncInfo"]["syncToken"]
         emulator.advance(60)
-        body = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token2}).json()
+        body = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token2}).json()
         assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Deleted"}]
 
         # The purge (by the lifecycle clock) is reported as well.
         token3 = body["syncInfo"]["syncToken"]
         emulator.advance(5 * DAY)
-    with api_client(emulator) as rc:
-        body = rc.get(SYNC, params={"syncType": "ISync", "syncToken": token3}).json()
+    with api_client(emulator) as rest:
+        body = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token3}).json()
         assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Purged"}]
 
 
@@ -648,42 +635,43 @@ def test_isync_grows_the_frame(emulator: EmulatorProc) -> None:
     early = _add(emulator, start + 10)
     mine = set(ids) | {early}
     emulator.advance(10)  # creations fall out of the 5 s overlap
-    with api_client(emulator) as rc:
-        fsync = rc.get(SYNC, params={"syncType": "FSync", "dateFrom": _iso(start + 500),
+    with api_client(emulator) as rest:
+        fsync = rest.get(SYNC, params={"syncType": "FSync", "dateFrom": _iso(start + 500),
                                      "dateTo": _iso(end), "recordCount": 2}).json()
         assert _ids(fsync) == [ids[4], ids[3]]
         assert fsync["syncInfo"]["olderRecordsExist"] is True
-        body = rc.get(SYNC, params={"syncType": "ISync", "recordCount": 2,
+        body = rest.get(SYNC, params={"syncType": "ISync", "recordCount": 2,
                                     "syncToken": fsync["syncInfo"]["syncToken"]}).json()
         assert [r["id"] for r in _mine(body, mine)] == [ids[2], ids[1]]
-        body = rc.get(SYNC, params={"syncType": "ISync", "dateFrom": _iso(start),
+        body = rest.get(SYNC, params={"syncType": "ISync", "dateFrom": _iso(start),
                                     "syncToken": body["syncInfo"]["syncToken"]}).json()
         assert [r["id"] for r in _mine(body, mine)] == [ids[0], early]
 
 
 def test_isync_invalid_tokens(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--set", "sync_token_ttl=3600")
-    with api_client(emu) as rc:
+    with api_client(emu) as rest:
         def isync(token: str) -> httpx.Response:
-            return rc.get(SYNC, params={"syncType": "ISync", "syncToken": token})
+            return rest.get(SYNC, params={"syncType": "ISync", "syncToken": token})
 
-        body = _error(isync("not-a-token"), 400, "MSG-333")
+        body = assert_error(isync("not-a-token"), 400, "MSG-333")
         assert body["message"] == MSG_333
-        token = rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+        token = rest.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
         assert isync(token).status_code == 200
         emu.admin("POST", "/_emulator/sync/invalidate")  # server demands a full sync
-        _error(isync(token), 400, "MSG-333")
-        token = rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+        assert_error(isync(token), 400, "MSG-333")
+        token = rest.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
         emu.advance(3601)
-    with api_client(emu) as rc:
-        _error(rc.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
-        _error(rc.get(SYNC, params={"syncType": "ISync"}), 400, "CMN-100")
+    with api_client(emu) as rest:
+        assert_error(rest.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400,
+                     "MSG-333")
+        assert_error(rest.get(SYNC, params={"syncType": "ISync"}), 400, "CMN-100")
 
 
-def test_isync_token_is_per_extension(shared_emulator: EmulatorProc, rc: httpx.Client,
-                                      user_rc: httpx.Client) -> None:
-    token = user_rc.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
-    _error(rc.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
+def test_isync_token_is_per_extension(emu: EmulatorProc, rest: httpx.Client,
+                                      user: httpx.Client) -> None:
+    token = user.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
+    assert_error(rest.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
 
 
 # -- scale -------------------------------------------------------------------------------------
@@ -711,18 +699,18 @@ def _check_scale(emu: EmulatorProc) -> None:
     summary = emu.admin("GET", "/_emulator/summary")
     admin = next(e for e in summary["extensions"] if e["admin"])
     assert sum(admin["messages"].values()) >= 100_000
-    with api_client(emu) as rc:
+    with api_client(emu) as rest:
         q: dict[str, Any] = {"dateFrom": "1990-01-01", "perPage": 1000}
-        first = rc.get(STORE, params=q)  # warm-up (imports, lazy lifecycle)
+        first = rest.get(STORE, params=q)  # warm-up (imports, lazy lifecycle)
         assert first.status_code == 200
         total = first.json()["paging"]["totalElements"]
         assert total >= 90_000
         for page in (1, 50, -(-total // 1000)):
             params = {**q, "page": page}
-            elapsed, r = _best_of(3, lambda: rc.get(STORE, params=params))  # noqa: B023
+            elapsed, r = _best_of(3, lambda: rest.get(STORE, params=params))  # noqa: B023
             assert r.status_code == 200 and 0 < len(r.json()["records"]) <= 1000
             assert elapsed < 1.0, f"page {page} took {elapsed:.2f}s"
-        elapsed, r = _best_of(3, lambda: rc.get(SYNC, params={
+        elapsed, r = _best_of(3, lambda: rest.get(SYNC, params={
             "syncType": "FSync", "dateFrom": "1990-01-01", "recordCount": 1000}))
         assert r.status_code == 200 and len(r.json()["records"]) == 1000
         assert elapsed < 1.0, f"FSync took {elapsed:.2f}s"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import assert_error
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 REPORT = "/restapi/v1.0/account/~/message-store-report"
@@ -60,15 +61,6 @@ def get(client: httpx.Client, path: str) -> dict[str, Any]:
     r = client.get(path)
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-def assert_error(r: httpx.Response, status: int, code: str, **fields: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["errorCode"] == code, body
-    for key, value in fields.items():
-        assert body["errors"][0].get(key) == value, body
-    return body
 
 
 def create(client: httpx.Client) -> dict[str, Any]:

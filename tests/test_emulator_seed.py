@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from rcfs.emulator.config import EmulatorConfig
 from rcfs.emulator.seed import HOSTILE, build_store, rule_key
 from rcfs.emulator.store import Attachment, Message, Store
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import tool
 
 NOW = 1_790_000_000.123456  # a fixed "now" for in-process builds
 DAY = 86400.0
@@ -462,19 +462,9 @@ def test_scale_mode_100k_builds_fast() -> None:
 # -- generated media -------------------------------------------------------------------------
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not installed (scripts/bootstrap installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
 def _ffprobe(path: Path) -> dict[str, str]:
     res = subprocess.run(
-        [_tool("ffprobe"), "-v", "error", "-show_entries",
+        [tool("ffprobe"), "-v", "error", "-show_entries",
          "format=duration,format_name:stream=sample_rate,codec_name", "-of",
          "default=noprint_wrappers=1", str(path)],
         capture_output=True, text=True, timeout=60, check=False)
@@ -514,7 +504,7 @@ def test_sample_media_is_real(store: Store, tmp_path: Path) -> None:
                       and a.blob.kind == "pdf" and (m.fax_page_count or 0) > 1)
     p = tmp_path / "fax.pdf"
     p.write_bytes(pdf.blob.bytes())
-    res = subprocess.run([_tool("pdfinfo"), str(p)], capture_output=True, text=True,
+    res = subprocess.run([tool("pdfinfo"), str(p)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert re.search(rf"^Pages:\s+{fax.fax_page_count}$", res.stdout, re.M), res.stdout

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import raw_multipart
 from tests.openapi_check import ExchangeChecker, format_problems
 
 EXT = "/restapi/v1.0/account/~/extension/~"
@@ -41,12 +41,6 @@ def emu() -> Iterator[EmulatorProc]:
         "--set", f"sms_deliver_delay={DELIVER_DELAY}",
     ) as proc:
         yield proc
-
-
-@pytest.fixture
-def rc(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -80,27 +74,14 @@ def err(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def message(rc: httpx.Client, mid: int) -> dict[str, Any]:
-    return ok(rc.get(f"{EXT}/message-store/{mid}"))
+def message(rest: httpx.Client, mid: int) -> dict[str, Any]:
+    return ok(rest.get(f"{EXT}/message-store/{mid}"))
 
 
 def sent_item(emu: EmulatorProc, result_id: int | str) -> dict[str, Any]:
     items = [s for s in emu.sent() if s["result_id"] == str(result_id)]
     assert len(items) == 1, items
     return items[0]
-
-
-def mixed(parts: list[tuple[dict[str, str], bytes]],
-          subtype: str = "mixed") -> tuple[dict[str, str], bytes]:
-    """A raw multipart body: each part is (headers, data)."""
-    boundary = "Boundary_" + uuid.uuid4().hex
-    out = b""
-    for headers, data in parts:
-        out += f"--{boundary}\r\n".encode()
-        out += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
-        out += b"\r\n" + data + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return {"Content-Type": f"multipart/{subtype}; boundary={boundary}"}, out
 
 
 def png(width: int, height: int, seed: int = 1) -> bytes:
@@ -128,10 +109,10 @@ def check_queued_fax(body: dict[str, Any], recipients: list[str]) -> None:
     assert body["lastModifiedTime"] >= body["creationTime"]
 
 
-def test_fax_form_data_text_fields(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_form_data_text_fields(rest: httpx.Client, emu: EmulatorProc) -> None:
     """I1: text parts (``to`` repeated, resolution, cover, sendTime) + ``attachment`` files."""
     txt = b"Hello fax\nsecond line\n"
-    r = rc.post(FAX, data={
+    r = rest.post(FAX, data={
         "to": ["+18774880001", "+18004778345"], "faxResolution": "Low", "coverIndex": "2",
         "coverPageText": "Please sign", "sendTime": "2013-02-26T09:31:20.882Z",
         "isoCode": "US",
@@ -154,12 +135,12 @@ def test_fax_form_data_text_fields(rc: httpx.Client, emu: EmulatorProc) -> None:
 
 @pytest.mark.parametrize("json_name,file_name", [("json", "attachment"),
                                                  ("request", "attachments")])
-def test_fax_form_data_json_part(rc: httpx.Client, emu: EmulatorProc, json_name: str,
+def test_fax_form_data_json_part(rest: httpx.Client, emu: EmulatorProc, json_name: str,
                                  file_name: str) -> None:
     """I2: a JSON part (any name, application/json) + file parts ``attachment(s)``."""
     envelope = {"to": [{"phoneNumber": "+18005630003", "name": "John Smith"}],
                 "faxResolution": "High", "coverIndex": 0}
-    r = rc.post(FAX, files=[
+    r = rest.post(FAX, files=[
         (json_name, ("request.json", json.dumps(envelope).encode(), "application/json")),
         (file_name, ("scan.pdf", PDF3, "application/pdf")),
     ])
@@ -175,17 +156,17 @@ def test_fax_form_data_json_part(rc: httpx.Client, emu: EmulatorProc, json_name:
     assert emu.content("message", f"{body['id']}/{att['id']}") == PDF3
 
 
-def test_fax_multipart_mixed(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_multipart_mixed(rest: httpx.Client, emu: EmulatorProc) -> None:
     """I3: multipart/mixed, JSON first, then ``Content-Disposition: attachment`` parts."""
     envelope = {"to": [{"phoneNumber": "+18005630003"}], "faxResolution": "High",
                 "country": {"isoCode": "IE"}, "sendTime": "2013-02-26T09:31:20.882Z"}
-    headers, data = mixed([
+    headers, data = raw_multipart([
         ({"Content-Type": "application/json"}, json.dumps(envelope).encode()),
         ({"Content-Disposition": 'attachment; filename="fax.txt"'}, b"Hello, World!"),
         ({"Content-Disposition": 'attachment; filename="p.png"', "Content-Type": "image/png"},
          png(64, 48)),
     ])
-    body = ok(rc.post(FAX, content=data, headers=headers))
+    body = ok(rest.post(FAX, content=data, headers=headers))
     check_queued_fax(body, ["+18005630003"])
     item = sent_item(emu, body["id"])
     assert [a["filename"] for a in item["attachments"]] == ["fax.txt", "p.png"]
@@ -195,20 +176,20 @@ def test_fax_multipart_mixed(rc: httpx.Client, emu: EmulatorProc) -> None:
     assert emu.content("message", f"{body['id']}/{att['id']}").startswith(b"%PDF-")
 
 
-def test_fax_from_is_ignored(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_from_is_ignored(rest: httpx.Client, emu: EmulatorProc) -> None:
     """I6: a ``from`` field is ignored; an outbound fax carries no sender."""
-    r = rc.post(FAX, data={"to": "+18774880001", "from": "+19999999999"},
+    r = rest.post(FAX, data={"to": "+18774880001", "from": "+19999999999"},
                 files=[("attachment", ("a.pdf", PDF3, "application/pdf"))])
     body = ok(r)
-    assert "from" not in body and "from" not in message(rc, body["id"])
+    assert "from" not in body and "from" not in message(rest, body["id"])
     assert sent_item(emu, body["id"])["request"]["from"] == "+19999999999"
 
 
-def test_fax_generic_type_is_sniffed(rc: httpx.Client) -> None:
+def test_fax_generic_type_is_sniffed(rest: httpx.Client) -> None:
     """A generic ``application/octet-stream`` part is judged by its bytes."""
-    ok(rc.post(FAX, data={"to": "+18774880001"},
+    ok(rest.post(FAX, data={"to": "+18774880001"},
                files=[("attachment", ("blob", PDF3, "application/octet-stream"))]))
-    err(rc.post(FAX, data={"to": "+18774880001"},
+    err(rest.post(FAX, data={"to": "+18774880001"},
                 files=[("attachment", ("clip.bin", b"\0\0\0\x18ftypisom" + b"\0" * 64,
                                        "application/octet-stream"))]), 415, "MSG-348")
 
@@ -220,7 +201,7 @@ def _form(files: list[Any], data: dict[str, Any] | None = None) -> dict[str, Any
 
 
 def _raw(parts: list[tuple[dict[str, str], bytes]], subtype: str = "mixed") -> dict[str, Any]:
-    headers, data = mixed(parts, subtype)
+    headers, data = raw_multipart(parts, subtype)
     return {"content": data, "headers": headers}
 
 
@@ -261,20 +242,20 @@ FAX_ERRORS: dict[str, tuple[Callable[[], dict[str, Any]], int, str, str | None]]
 
 
 @pytest.mark.parametrize("case", list(FAX_ERRORS))
-def test_fax_validation(rc: httpx.Client, emu: EmulatorProc, case: str) -> None:
+def test_fax_validation(rest: httpx.Client, emu: EmulatorProc, case: str) -> None:
     build, status, code, param = FAX_ERRORS[case]
     before = len(emu.sent())
-    body = err(rc.post(FAX, **build()), status, code)
+    body = err(rest.post(FAX, **build()), status, code)
     if param is not None:
         assert body["errors"][0]["parameterName"] == param
     items = emu.sent()[before:]
     assert [(i["kind"], i["status"], i["result_id"]) for i in items] == [("fax", status, None)]
 
 
-def test_fax_total_size_limit(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_total_size_limit(rest: httpx.Client, emu: EmulatorProc) -> None:
     """I4: more than 50 MB of attachments → 400 MSG-338 (nothing stored)."""
     big = PDF3 + b"\n%" + b"0" * (50 * 1024 * 1024)
-    r = rc.post(FAX, data={"to": "+18774880001"},
+    r = rest.post(FAX, data={"to": "+18774880001"},
                 files=[("attachment", ("big.pdf", big, "application/pdf"))])
     err(r, 400, "MSG-338")
     assert emu.sent()[-1]["attachments"][0]["size"] == len(big)
@@ -282,116 +263,116 @@ def test_fax_total_size_limit(rc: httpx.Client, emu: EmulatorProc) -> None:
 
 # -- I5: the fax state machine ---------------------------------------------------------------
 
-def send_pdf_fax(rc: httpx.Client, to: list[str], pages: int = 2, **data: Any) -> dict[str, Any]:
-    return ok(rc.post(FAX, data={"to": to, "coverIndex": "0", **data},
+def send_pdf_fax(rest: httpx.Client, to: list[str], pages: int = 2, **data: Any) -> dict[str, Any]:
+    return ok(rest.post(FAX, data={"to": to, "coverIndex": "0", **data},
                       files=[("attachment", ("d.pdf", media.pdf(pages, pages),
                                              "application/pdf"))]))
 
 
-def test_fax_sent_after_pages(rc: httpx.Client, emu: EmulatorProc) -> None:
-    body = send_pdf_fax(rc, ["+18774880001"], pages=2)
+def test_fax_sent_after_pages(rest: httpx.Client, emu: EmulatorProc) -> None:
+    body = send_pdf_fax(rest, ["+18774880001"], pages=2)
     emu.advance(2 * SPP - 5)  # 5 s of slack for wall time passing meanwhile
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "Queued" and m["faxPageCount"] == 0
     emu.advance(6)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "Sent"
     assert m["to"][0]["messageStatus"] == "Sent" and "faxErrorCode" not in m["to"][0]
     assert m["faxPageCount"] == 2
     assert m["lastModifiedTime"] > body["lastModifiedTime"]
 
 
-def test_fax_cover_page_counts(rc: httpx.Client, emu: EmulatorProc) -> None:
-    body = send_pdf_fax(rc, ["+18774880001"], pages=2, coverIndex="3")
+def test_fax_cover_page_counts(rest: httpx.Client, emu: EmulatorProc) -> None:
+    body = send_pdf_fax(rest, ["+18774880001"], pages=2, coverIndex="3")
     emu.advance(3 * SPP + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "Sent" and m["faxPageCount"] == 3
 
 
 @pytest.mark.parametrize("suffix,code", [("0000", "NoAnswer"), ("9999", "InvalidNumber"),
                                          ("1111", "LineBusy"), ("2222", "NoFaxMachine")])
-def test_fax_failure_triggers(rc: httpx.Client, emu: EmulatorProc, suffix: str,
+def test_fax_failure_triggers(rest: httpx.Client, emu: EmulatorProc, suffix: str,
                               code: str) -> None:
-    body = send_pdf_fax(rc, ["+1877488" + suffix], pages=1)
+    body = send_pdf_fax(rest, ["+1877488" + suffix], pages=1)
     emu.advance(SPP + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "SendingFailed"
     assert m["to"][0] == {"phoneNumber": "+1877488" + suffix, "messageStatus": "SendingFailed",
                           "faxErrorCode": code}
 
 
-def test_fax_aggregate_status(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_aggregate_status(rest: httpx.Client, emu: EmulatorProc) -> None:
     """Any Queued ⇒ Queued; else any SendingFailed ⇒ SendingFailed; else Sent."""
-    body = send_pdf_fax(rc, ["+18774880001", "+18774880000", "+18774880002"], pages=1)
+    body = send_pdf_fax(rest, ["+18774880001", "+18774880000", "+18774880002"], pages=1)
     emu.advance(SPP + 1)  # first recipient done
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert [t["messageStatus"] for t in m["to"]] == ["Sent", "Queued", "Queued"]
     assert m["messageStatus"] == "Queued"
     emu.advance(SPP)  # second (NoAnswer) done, third still queued
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert [t["messageStatus"] for t in m["to"]] == ["Sent", "SendingFailed", "Queued"]
     assert m["messageStatus"] == "Queued"
     emu.advance(SPP)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert [t["messageStatus"] for t in m["to"]] == ["Sent", "SendingFailed", "Sent"]
     assert m["messageStatus"] == "SendingFailed"
 
 
-def test_fax_scheduled_send_time(rc: httpx.Client, emu: EmulatorProc) -> None:
-    now = ok(rc.get(EXT + "/message-store/" + str(send_pdf_fax(rc, ["+18774880001"])["id"])))
+def test_fax_scheduled_send_time(rest: httpx.Client, emu: EmulatorProc) -> None:
+    now = ok(rest.get(EXT + "/message-store/" + str(send_pdf_fax(rest, ["+18774880001"])["id"])))
     start = now["creationTime"]
     # Schedule ten minutes after the emulator's "now".
     from datetime import datetime, timedelta
 
     when = datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(minutes=10)
-    body = send_pdf_fax(rc, ["+18774880001"], pages=1,
+    body = send_pdf_fax(rest, ["+18774880001"], pages=1,
                         sendTime=when.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
     assert body["messageStatus"] == "Queued"
     emu.advance(300)
-    assert message(rc, body["id"])["messageStatus"] == "Queued"
+    assert message(rest, body["id"])["messageStatus"] == "Queued"
     emu.advance(300 + SPP + 1)
-    assert message(rc, body["id"])["messageStatus"] == "Sent"
+    assert message(rest, body["id"])["messageStatus"] == "Sent"
 
 
-def test_fax_too_many_pages(rc: httpx.Client, emu: EmulatorProc) -> None:
-    body = ok(rc.post(FAX, data={"to": "+18774880001", "coverIndex": "0"},
+def test_fax_too_many_pages(rest: httpx.Client, emu: EmulatorProc) -> None:
+    body = ok(rest.post(FAX, data={"to": "+18774880001", "coverIndex": "0"},
                       files=[("attachment", ("long.pdf", media.pdf(201, 1),
                                              "application/pdf"))]))
     assert body["messageStatus"] == "Queued"
     emu.advance(SPP + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "SendingFailed"
     assert m["to"][0]["faxErrorCode"] == "TooManyPages"
 
 
-def test_fax_rendering_failed(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_fax_rendering_failed(rest: httpx.Client, emu: EmulatorProc) -> None:
     """A ``application/pdf`` part that is not a PDF is accepted, then fails to render."""
-    body = ok(rc.post(FAX, data={"to": "+18774880001"},
+    body = ok(rest.post(FAX, data={"to": "+18774880001"},
                       files=[("attachment", ("fake.pdf", b"not a pdf at all",
                                              "application/pdf"))]))
     emu.advance(SPP + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "SendingFailed"
     assert m["to"][0]["faxErrorCode"] == "RenderingFailed"
 
 
-def test_fax_delete_while_queued_cancels(rc: httpx.Client, emu: EmulatorProc) -> None:
-    body = send_pdf_fax(rc, ["+18774880001"], pages=1)
-    r = rc.delete(f"{EXT}/message-store/{body['id']}")
+def test_fax_delete_while_queued_cancels(rest: httpx.Client, emu: EmulatorProc) -> None:
+    body = send_pdf_fax(rest, ["+18774880001"], pages=1)
+    r = rest.delete(f"{EXT}/message-store/{body['id']}")
     assert r.status_code == 204, r.text
     emu.advance(SPP + 1)
-    r = rc.get(f"{EXT}/message-store", params={"availability": "Deleted",
+    r = rest.get(f"{EXT}/message-store", params={"availability": "Deleted",
                                                "dateFrom": "2000-01-01", "perPage": 1000})
     [m] = [m for m in ok(r)["records"] if m["id"] == body["id"]]
     assert m["messageStatus"] == "Queued" and m["availability"] == "Deleted"
 
 
-def test_text_fax_is_rendered_with_page_count(rc: httpx.Client, emu: EmulatorProc) -> None:
+def test_text_fax_is_rendered_with_page_count(rest: httpx.Client, emu: EmulatorProc) -> None:
     text = "".join(f"line {i}\n" for i in range(130)).encode()  # 130 lines ⇒ 3 pages
-    body = ok(rc.post(FAX, data={"to": "+18774880001", "coverIndex": "0"},
+    body = ok(rest.post(FAX, data={"to": "+18774880001", "coverIndex": "0"},
                       files=[("attachment", ("memo.txt", text, "text/plain"))]))
     emu.advance(3 * SPP + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "Sent" and m["faxPageCount"] == 3
     pdf = emu.content("message", f"{body['id']}/{m['attachments'][0]['id']}")
     assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page ") == 3
@@ -399,28 +380,28 @@ def test_text_fax_is_rendered_with_page_count(rc: httpx.Client, emu: EmulatorPro
 
 # -- I12: sent messages in message-store and message-sync ------------------------------------
 
-def test_sent_messages_in_store_and_isync(rc: httpx.Client, emu: EmulatorProc,
+def test_sent_messages_in_store_and_isync(rest: httpx.Client, emu: EmulatorProc,
                                           numbers: dict[str, Any]) -> None:
-    fsync = ok(rc.get(EXT + "/message-sync", params={"syncType": "FSync",
+    fsync = ok(rest.get(EXT + "/message-sync", params={"syncType": "FSync",
                                                      "dateFrom": "2000-01-01"}))
     token = fsync["syncInfo"]["syncToken"]
-    fax = send_pdf_fax(rc, ["+18774880001"], pages=1)
-    sms = ok(rc.post(SMS, json={"from": {"phoneNumber": number_with(numbers, "SmsSender")},
+    fax = send_pdf_fax(rest, ["+18774880001"], pages=1)
+    sms = ok(rest.post(SMS, json={"from": {"phoneNumber": number_with(numbers, "SmsSender")},
                                 "to": [{"phoneNumber": "+14155550123"}], "text": "hello"}))
-    listing = ok(rc.get(EXT + "/message-store", params={"direction": "Outbound",
+    listing = ok(rest.get(EXT + "/message-store", params={"direction": "Outbound",
                                                         "dateFrom": "2000-01-01",
                                                         "perPage": 1000}))
     ids = {m["id"] for m in listing["records"]}
     assert {fax["id"], sms["id"]} <= ids
 
-    isync = ok(rc.get(EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token}))
+    isync = ok(rest.get(EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token}))
     by_id = {m["id"]: m for m in isync["records"]}
     assert by_id[fax["id"]]["messageStatus"] == "Queued"
     assert by_id[sms["id"]]["messageStatus"] == "Queued"
     token = isync["syncInfo"]["syncToken"]
 
     emu.advance(max(SPP, SEND_DELAY + DELIVER_DELAY) + 10)
-    isync = ok(rc.get(EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token}))
+    isync = ok(rest.get(EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token}))
     by_id = {m["id"]: m for m in isync["records"]}
     assert by_id[fax["id"]]["messageStatus"] == "Sent"
     assert by_id[fax["id"]]["lastModifiedTime"] > fax["lastModifiedTime"]
@@ -437,9 +418,9 @@ def sms_body(numbers: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return body
 
 
-def test_sms_send_and_deliver(rc: httpx.Client, emu: EmulatorProc,
+def test_sms_send_and_deliver(rest: httpx.Client, emu: EmulatorProc,
                               numbers: dict[str, Any]) -> None:
-    r = rc.post(SMS, json=sms_body(numbers, text="Test SMS message"))
+    r = rest.post(SMS, json=sms_body(numbers, text="Test SMS message"))
     body = ok(r)
     assert r.headers["x-rate-limit-group"].lower() == "medium"
     assert body["type"] == "SMS" and body["direction"] == "Outbound"
@@ -459,68 +440,68 @@ def test_sms_send_and_deliver(rc: httpx.Client, emu: EmulatorProc,
     assert item["kind"] == "sms" and item["request"]["text"] == "Test SMS message"
 
     emu.advance(SEND_DELAY + 0.5)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == "Sent" and m["lastModifiedTime"] > body["lastModifiedTime"]
     emu.advance(DELIVER_DELAY)
-    m2 = message(rc, body["id"])
+    m2 = message(rest, body["id"])
     assert m2["messageStatus"] == "Delivered" and "smsDeliveryTime" in m2
     assert m2["lastModifiedTime"] > m["lastModifiedTime"]
     # Same participants, same conversation.
-    again = ok(rc.post(SMS, json=sms_body(numbers, text="again")))
+    again = ok(rest.post(SMS, json=sms_body(numbers, text="again")))
     assert again["conversationId"] == body["conversationId"]
 
 
 @pytest.mark.parametrize("suffix,status,code", [
     ("0000", "DeliveryFailed", "SMS-CAR-411"), ("4130", "DeliveryFailed", "SMS-RC-413"),
     ("9999", "SendingFailed", "SMS-UP-410")])
-def test_sms_failures(rc: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any],
+def test_sms_failures(rest: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any],
                       suffix: str, status: str, code: str) -> None:
-    body = ok(rc.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "+1415555" + suffix}])))
+    body = ok(rest.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "+1415555" + suffix}])))
     emu.advance(SEND_DELAY + DELIVER_DELAY + 1)
-    m = message(rc, body["id"])
+    m = message(rest, body["id"])
     assert m["messageStatus"] == status and m["deliveryErrorCode"] == code
 
 
-def test_sms_text_limit_counts_utf16(rc: httpx.Client, numbers: dict[str, Any]) -> None:
-    ok(rc.post(SMS, json=sms_body(numbers, text="a" * 1000)))
-    ok(rc.post(SMS, json=sms_body(numbers, text="\U0001F600" * 500)))
-    body = err(rc.post(SMS, json=sms_body(numbers, text="a" * 1001)), 400, "CMN-101")
+def test_sms_text_limit_counts_utf16(rest: httpx.Client, numbers: dict[str, Any]) -> None:
+    ok(rest.post(SMS, json=sms_body(numbers, text="a" * 1000)))
+    ok(rest.post(SMS, json=sms_body(numbers, text="\U0001F600" * 500)))
+    body = err(rest.post(SMS, json=sms_body(numbers, text="a" * 1001)), 400, "CMN-101")
     assert body["errors"][0]["parameterName"] == "text"
-    err(rc.post(SMS, json=sms_body(numbers, text="\U0001F600" * 500 + "a")), 400, "CMN-101")
+    err(rest.post(SMS, json=sms_body(numbers, text="\U0001F600" * 500 + "a")), 400, "CMN-101")
 
 
-def test_sms_validation(rc: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
+def test_sms_validation(rest: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
     before = len(emu.sent())
     b = sms_body(numbers)
     del b["from"]
-    body = err(rc.post(SMS, json=b), 400, "CMN-100")
+    body = err(rest.post(SMS, json=b), 400, "CMN-100")
     assert body["errors"][0]["parameterName"] == "from"
-    body = err(rc.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": "+15550001234"}})),
+    body = err(rest.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": "+15550001234"}})),
                400, "MSG-245")
     assert body["errors"][0]["parameterName"] == "from"
     other = number_with(numbers, "SmsSender", owner="other")
-    err(rc.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": other}})), 400, "MSG-245")
+    err(rest.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": other}})), 400, "MSG-245")
     eleven = [{"phoneNumber": f"+1415555{1000 + i}"} for i in range(11)]
-    err(rc.post(SMS, json=sms_body(numbers, to=eleven)), 400, "MSG-381")
-    ok(rc.post(SMS, json=sms_body(numbers, to=eleven[:10])))
+    err(rest.post(SMS, json=sms_body(numbers, to=eleven)), 400, "MSG-381")
+    ok(rest.post(SMS, json=sms_body(numbers, to=eleven[:10])))
     b = sms_body(numbers)
     del b["to"]
-    err(rc.post(SMS, json=b), 400, "CMN-100")
-    err(rc.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "not a number"}])),
+    err(rest.post(SMS, json=b), 400, "CMN-100")
+    err(rest.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "not a number"}])),
         400, "CMN-101")
-    err(rc.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "101"}])), 400, "MSG-246")
+    err(rest.post(SMS, json=sms_body(numbers, to=[{"phoneNumber": "101"}])), 400, "MSG-246")
     b = sms_body(numbers)
     del b["text"]
-    err(rc.post(SMS, json=b), 400, "CMN-100")
-    err(rc.post(SMS, json=sms_body(numbers, country={"id": "1", "isoCode": "US"})),
+    err(rest.post(SMS, json=b), 400, "CMN-100")
+    err(rest.post(SMS, json=sms_body(numbers, country={"id": "1", "isoCode": "US"})),
         400, "MSG-365")
-    err(rc.post(SMS, content=b"{not json", headers={"Content-Type": "application/json"}),
+    err(rest.post(SMS, content=b"{not json", headers={"Content-Type": "application/json"}),
         400, "CMN-103")
     statuses = [(s["kind"], s["status"]) for s in emu.sent()[before:]]
     assert statuses.count(("sms", 200)) == 1 and len(statuses) == 11
 
 
-def test_sms_from_without_feature(rc: httpx.Client, numbers: dict[str, Any]) -> None:
+def test_sms_from_without_feature(rest: httpx.Client, numbers: dict[str, Any]) -> None:
     """I8: the caller's own number lacking ``SmsSender`` → 403 MSG-367; a fax-only number
     → 403 MSG-241 (both need such numbers in the seed)."""
     plain = [n["phoneNumber"] for n in numbers["mine"]
@@ -529,10 +510,10 @@ def test_sms_from_without_feature(rc: httpx.Client, numbers: dict[str, Any]) -> 
     if not plain and not fax_only:
         pytest.skip("the seeded admin has no number without SmsSender")
     for number in plain[:1]:
-        err(rc.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": number}})),
+        err(rest.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": number}})),
             403, "MSG-367")
     for number in fax_only[:1]:
-        err(rc.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": number}})),
+        err(rest.post(SMS, json=sms_body(numbers, **{"from": {"phoneNumber": number}})),
             403, "MSG-241")
 
 
@@ -560,14 +541,14 @@ def mms_envelope(numbers: dict[str, Any], text: str | None = "hello") -> bytes:
     return json.dumps(env).encode()
 
 
-def test_mms_mixed_on_sms(rc: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
+def test_mms_mixed_on_sms(rest: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
     image = png(640, 480)
-    headers, data = mixed([
+    headers, data = raw_multipart([
         ({"Content-Type": "application/json; charset=UTF-8"}, mms_envelope(numbers)),
         ({"Content-Type": "image/png", "Content-Disposition": 'attachment; filename="f.png"'},
          image),
     ])
-    r = rc.post(SMS, content=data, headers=headers)
+    r = rest.post(SMS, content=data, headers=headers)
     body = ok(r)
     assert r.headers["x-rate-limit-group"].lower() == "medium"
     assert body["type"] == "SMS" and body["messageStatus"] == "Queued"
@@ -584,9 +565,9 @@ def test_mms_mixed_on_sms(rc: httpx.Client, emu: EmulatorProc, numbers: dict[str
                                     "sha256": hashlib.sha256(image).hexdigest()}]
 
 
-def test_mms_form_data_on_mms_alias(rc: httpx.Client, numbers: dict[str, Any]) -> None:
+def test_mms_form_data_on_mms_alias(rest: httpx.Client, numbers: dict[str, Any]) -> None:
     gif = media.gif(32, 16, 3)
-    body = ok(rc.post(MMS, files=[
+    body = ok(rest.post(MMS, files=[
         ("json", ("request.json", mms_envelope(numbers, text=None), "application/json")),
         ("attachment", ("anim.gif", gif, "image/gif")),
         ("attachment", ("card.vcf", b"BEGIN:VCARD\r\nEND:VCARD\r\n", "text/vcard")),
@@ -597,24 +578,24 @@ def test_mms_form_data_on_mms_alias(rc: httpx.Client, numbers: dict[str, Any]) -
     assert "width" not in body["attachments"][1]
 
 
-def test_mms_validation(rc: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
+def test_mms_validation(rest: httpx.Client, emu: EmulatorProc, numbers: dict[str, Any]) -> None:
     env = ("json", ("request.json", mms_envelope(numbers), "application/json"))
     small = png(8, 8)
     eleven = [("attachment", (f"{i}.png", small, "image/png")) for i in range(11)]
-    err(rc.post(SMS, files=[env, *eleven]), 400, "MSG-338")
-    ok(rc.post(SMS, files=[env, *eleven[:10]]))
+    err(rest.post(SMS, files=[env, *eleven]), 400, "MSG-338")
+    ok(rest.post(SMS, files=[env, *eleven[:10]]))
     big = [("attachment", ("big.jpg", b"\xff\xd8\xff" + b"\0" * 800_000, "image/jpeg")),
            ("attachment", ("big2.jpg", b"\xff\xd8\xff" + b"\0" * 800_000, "image/jpeg"))]
-    err(rc.post(SMS, files=[env, *big]), 400, "MSG-337")
-    err(rc.post(SMS, files=[env, ("attachment", ("x.mkv", b"\x1aE\xdf\xa3" + b"\0" * 50,
+    err(rest.post(SMS, files=[env, *big]), 400, "MSG-337")
+    err(rest.post(SMS, files=[env, ("attachment", ("x.mkv", b"\x1aE\xdf\xa3" + b"\0" * 50,
                                                  "video/x-matroska"))]), 415, "MSG-348")
-    err(rc.post(SMS, files=[env, ("attachment", ("e.png", b"", "image/png"))]), 400, "MSG-347")
-    err(rc.post(MMS, json=json.loads(mms_envelope(numbers))), 400, "CMN-100")
+    err(rest.post(SMS, files=[env, ("attachment", ("e.png", b"", "image/png"))]), 400, "MSG-347")
+    err(rest.post(MMS, json=json.loads(mms_envelope(numbers))), 400, "CMN-100")
     fax_only = [n["phoneNumber"] for n in numbers["mine"]
                 if "SmsSender" in n["features"] and "MmsSender" not in n["features"]]
     if fax_only:
         env2 = {"from": {"phoneNumber": fax_only[0]}, "to": [{"phoneNumber": "+14155550123"}]}
-        err(rc.post(SMS, files=[("json", ("r.json", json.dumps(env2).encode(),
+        err(rest.post(SMS, files=[("json", ("r.json", json.dumps(env2).encode(),
                                           "application/json")),
                                 ("attachment", ("a.png", small, "image/png"))]),
             403, "MSG-380")
@@ -626,18 +607,18 @@ def test_fax_resend() -> None:
     """Resend/forward by ``originalMessageId`` (docs:resending-faxes.md); spec46 lacks this
     JSON body, so this emulator's exchanges are not spec-checked."""
     with EmulatorProc("--set", "fax_seconds_per_page=1", check_openapi=False) as emu, \
-            api_client(emu) as rc:
-        first = send_pdf_fax(rc, ["+18774880000"], pages=1)
-        r = rc.post(FAX, json={"originalMessageId": str(first["id"])})
+            api_client(emu) as rest:
+        first = send_pdf_fax(rest, ["+18774880000"], pages=1)
+        r = rest.post(FAX, json={"originalMessageId": str(first["id"])})
         err(r, 406, "MSG-343")  # still Queued
         emu.advance(2)
-        assert message(rc, first["id"])["messageStatus"] == "SendingFailed"
-        again = ok(rc.post(FAX, json={"originalMessageId": str(first["id"]),
+        assert message(rest, first["id"])["messageStatus"] == "SendingFailed"
+        again = ok(rest.post(FAX, json={"originalMessageId": str(first["id"]),
                                       "to": [{"phoneNumber": "+18774880001"}]}))
         assert again["id"] != first["id"] and again["messageStatus"] == "Queued"
         emu.advance(2)
-        assert message(rc, again["id"])["messageStatus"] == "Sent"
-        err(rc.post(FAX, json={"originalMessageId": "1"}), 404, "CMN-102")
+        assert message(rest, again["id"])["messageStatus"] == "Sent"
+        err(rest.post(FAX, json={"originalMessageId": "1"}), 404, "CMN-102")
 
 
 # -- the recorded exchanges conform to the spec ------------------------------------------------
@@ -662,7 +643,7 @@ def test_multipart_parser_on_send_shapes() -> None:
     assert parts[2].filename == "a b.txt" and parts[2].data == b""
     image = io.BytesIO()
     Image.new("RGB", (3, 2)).save(image, "PNG")
-    headers, raw = mixed([({"Content-Disposition": 'form-data; name="f"; filename="x.png"',
+    headers, raw = raw_multipart([({"Content-Disposition": 'form-data; name="f"; filename="x.png"',
                            "Content-Type": "image/png"}, image.getvalue())], "form-data")
     [part] = parse_multipart(headers["Content-Type"], raw)
     assert part.data == image.getvalue() and part.name == "f"

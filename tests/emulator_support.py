@@ -1,0 +1,62 @@
+"""Helpers shared by the tests that talk to the emulator's REST API directly: the one check
+of RingCentral's error shape, raw multipart bodies, and external tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+ERROR_FIELDS = {"errorCode", "message", "parameterName", "parameterValue", "permissionName",
+                "additionalInfo"}
+
+
+def assert_error(r: httpx.Response, status: int, code: str, *, top: str | None = None,
+                 **fields: str) -> dict[str, Any]:
+    """Assert an error answer has docs/ringcentral.md §4.1's shape and return its body:
+    ``status``, a JSON body whose ``errors[0].errorCode`` is ``code``, a top-level
+    ``errorCode`` (``top`` for the legacy symbolic ones) and ``message`` mirroring
+    ``errors[0]``, only documented keys in ``errors[0]``, and each of ``fields``
+    (``parameterName="dateFrom"``...) in ``errors[0]``."""
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    body: dict[str, Any] = r.json()
+    first = body["errors"][0]
+    assert first["errorCode"] == code, body
+    assert body["errorCode"] == (top or code), body
+    assert body["message"] == first["message"], body
+    assert set(first) <= ERROR_FIELDS, first
+    for key, value in fields.items():
+        assert first.get(key) == value, (key, body)
+        assert body.get(key, value) == value, (key, body)
+    return body
+
+
+def raw_multipart(parts: list[tuple[dict[str, str], bytes]],
+                  subtype: str = "mixed") -> tuple[dict[str, str], bytes]:
+    """A multipart body written by hand (each part is (headers, data)), for the sends whose
+    parts httpx would not produce: raw types, no filename, odd orders. Returns the request
+    headers and the body."""
+    boundary = "Boundary_" + uuid.uuid4().hex
+    out = b""
+    for headers, data in parts:
+        out += f"--{boundary}\r\n".encode()
+        out += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        out += b"\r\n" + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return {"Content-Type": f"multipart/{subtype}; boundary={boundary}"}, out
+
+
+def tool(name: str) -> str:
+    """Path of an external program; skip locally, fail under CI, when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} not installed (scripts/bootstrap installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
