@@ -21,10 +21,14 @@ def assert_error(r: httpx.Response, status: int, code: str, *, top: str | None =
     ``status``, a JSON body whose ``errors[0].errorCode`` is ``code``, a top-level
     ``errorCode`` (``top`` for the legacy symbolic ones) and ``message`` mirroring
     ``errors[0]``, only documented keys in ``errors[0]``, and each of ``fields``
-    (``parameterName="dateFrom"``...) in ``errors[0]``."""
+    (``parameterName="dateFrom"``...) in ``errors[0]``. Gateway errors (``AGW-*``) may
+    have an empty ``errors[]``."""
     assert r.status_code == status, (r.status_code, r.text[:300])
     assert r.headers["content-type"].startswith("application/json"), r.headers
     body: dict[str, Any] = r.json()
+    if not body["errors"]:  # only gateway errors (AGW-*) may come without errors[]
+        assert code.startswith("AGW-") and body["errorCode"] == code and not fields, body
+        return body
     first = body["errors"][0]
     assert first["errorCode"] == code, body
     assert body["errorCode"] == (top or code), body

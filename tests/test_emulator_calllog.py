@@ -296,7 +296,8 @@ def test_missing_scope_is_insufficient_permissions(emu: EmulatorProc) -> None:
     """D4: a token of an app without ReadCallLog -> 403 InsufficientPermissions / CMN-401."""
     with limited_client(emu, emu.user(admin=True)) as client:
         for path in (CALL_LOG, COMPANY_LOG):
-            body = assert_error(client.get(path), 403, "InsufficientPermissions")
+            body = assert_error(client.get(path), 403, "CMN-401",
+                                top="InsufficientPermissions")
             assert body["errors"][0]["errorCode"] == "CMN-401"
             assert body["errors"][0]["permissionName"] == "ReadCallLog"
         r = client.get(SYNC, params={"syncType": "FSync", "recordCount": 5})

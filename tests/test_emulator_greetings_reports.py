@@ -252,7 +252,7 @@ def test_upload_needs_edit_extensions_scope(emu: EmulatorProc) -> None:
         r = client.post(EXT + "/greeting", params={"apply": "false"},
                         data={"type": "Voicemail"},
                         files={"binary": ("a.wav", media.wav(1, 1), "audio/wav")})
-        body = assert_error(r, 403, "InsufficientPermissions")
+        body = assert_error(r, 403, "CMN-401", top="InsufficientPermissions")
         assert body["errors"][0]["permissionName"] == "EditExtensions"
 
 

@@ -304,3 +304,43 @@ def test_long_lists_are_validated_on_representatives_with_true_indices() -> None
     problems = _problems(_record(EXT + "/message-store", 200, body))
     assert {p.where for p in problems} == {"records[150].direction",
                                            "records[220].type"}, problems
+
+
+# -- the allowlist holds only what is still needed -----------------------------------------------
+
+def _drive_allowed_deviations(emu: EmulatorProc) -> None:
+    """Exchanges that show each deviation ``ALLOW`` accepts, beyond ``_drive``'s."""
+    with api_client(emu) as c:
+        calls = _get(c, EXT + "/call-log", params={"dateFrom": "2000-01-01", "perPage": 1000,
+                                                   "recordingType": "All"}).json()["records"]
+        for call in calls:  # every recording: both formats the account has
+            _get(c, call["recording"]["contentUri"], headers={"Range": "bytes=0-99"})
+        made = [emu.admin("POST", "/_emulator/messages", {
+            "extension_id": emu.user(admin=True)["extension_id"], "type": "SMS",
+            "direction": "Inbound", "from": "+12125550101", "to": ["+16505551000"],
+            "text": f"batch {i}"})["id"] for i in range(2)]
+        ids = ",".join(str(i) for i in made)
+        _get(c, f"{EXT}/message-store/{ids}")
+        multipart_json = {"Accept": "application/vnd.ringcentral.multipart+json"}
+        assert c.put(f"{EXT}/message-store/{ids}", json={"readStatus": "Read"},
+                     headers=multipart_json).status_code == 207
+        assert c.delete(f"{EXT}/message-store/{ids}").status_code == 204
+        task = c.post("/restapi/v1.0/account/~/message-store-report",
+                      json={"dateFrom": "2000-01-01T00:00:00Z"}).json()
+        for _ in range(20):  # until it is final: startTime, then finishTime appear
+            state = _get(c, f"/restapi/v1.0/account/~/message-store-report/{task['id']}")
+            if state.json()["status"] in ("Completed", "Failed", "Cancelled"):
+                break
+            emu.advance(30)
+
+
+def test_every_allowlist_entry_is_still_needed(emu: EmulatorProc) -> None:
+    """Each ``ALLOW`` entry accepts at least one real exchange: an entry that nothing needs
+    any more (the emulator changed, or the spec) fails here and must be removed."""
+    _drive(emu)
+    _drive_allowed_deviations(emu)
+    checker = oc.ExchangeChecker(per_status=10**6, max_shapes=10**6)  # validate every one
+    problems = emu.openapi_problems(checker)
+    assert not problems, oc.format_problems(problems)
+    unused = [f"{a.op} {a.where} {a.message!r}" for a in oc.ALLOW if not checker.allowed[a]]
+    assert not unused, f"allowlist entries no exchange needs: {unused}"

@@ -221,7 +221,9 @@ def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
     files = box.files("Recordings")
     assert len(files) == len(recs) > 5
     log = RequestLog(emu).mark()
+    probed = 0
     for path in files:
+        probed += 1
         rec = recs[_id_of(path.name)]
         want = rec.get("duration", rec["call"]["duration"])
         got = _ffprobe_duration(path)
@@ -235,8 +237,12 @@ def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
         want = [a for a in msg["attachments"] if a["type"] == "AudioRecording"][0]["vmDuration"]
         got = _ffprobe_duration(path)
         assert abs(got - want) < 0.25, (path.name, got, want)
+        probed += 1
+    # README (Semantics, Benchmarks): one content request per file, whatever ffprobe reads.
     sent = content_requests(log.since())
     assert all(e["status"] in (200, 206) for e in sent), brief(sent)
+    per_path = Counter(e["path"] for e in sent)
+    assert len(sent) == len(per_path) == probed, (probed, brief(sent))
 
 
 def test_ffmpeg_seek_reads_the_middle_of_a_cold_recording(mnt: Mounted, emu: EmulatorProc,
@@ -261,8 +267,10 @@ def test_ffmpeg_seek_reads_the_middle_of_a_cold_recording(mnt: Mounted, emu: Emu
     run(["ffmpeg", "-v", "error", "-nostdin", "-ss", str(middle), "-t", "5", "-i",
          str(reference), "-f", "wav", str(tmp_path / "ref.wav")], timeout=120)
     assert (tmp_path / "cut.wav").read_bytes() == (tmp_path / "ref.wav").read_bytes()
+    # README: one download per file; on loopback the seek never waits 2 s for it, so no
+    # second, ranged download is opened (the benchmark's "ffprobe + seek" row: 1).
     sent = content_requests(log.since())
-    assert 1 <= len(sent) <= 3 and all(e["status"] in (200, 206) for e in sent), brief(sent)
+    assert len(sent) == 1 and sent[0]["status"] in (200, 206), brief(sent)
     print(f"ffmpeg -ss {middle} -t 5 on a cold {duration}s recording: {took:.1f}s, "
           f"{len(sent)} content request(s): {brief(sent)}")
 
@@ -328,11 +336,19 @@ def test_os_walk_with_many_threads_reading(mnt: Mounted, emu: EmulatorProc,
     per_path = Counter(e["path"] for e in sent)
     assert len(per_path) == len(downloads), (len(per_path), len(downloads))
     assert all(e["status"] in (200, 206) for e in sent), brief(sent)
-    # One download per file, except that a reader starting at the far end of a file whose
-    # download has not got there yet may open a second, ranged one.
-    extra = {k: v for k, v in per_path.items() if v > 1}
-    assert sum(extra.values()) - len(extra) <= len(big), brief(
-        e for e in sent if e["path"] in extra)
+    # README (Semantics, read): one download per file. The one exception: a reader starting
+    # at the far end of a file whose download is more than 2 s from getting there may open
+    # one more, ranged, from that point. Only the files read backwards may have it.
+    backwards = {e["path"] for e in sent if "/recording/" in e["path"]
+                 and any(_id_of(p.name) in e["path"] for p in big)}
+    for path, n in per_path.items():
+        ranged = [e for e in sent if e["path"] == path and e["range"]
+                  and not e["range"].startswith("bytes=0-")]
+        if path in backwards:
+            assert n == 1 or (n == 2 and len(ranged) == 1), brief(
+                e for e in sent if e["path"] == path)
+        else:
+            assert n == 1, brief(e for e in sent if e["path"] == path)
     print(f"16 threads over {len(files)} files of {box.path.name} (+{len(big)} read "
           f"backwards concurrently): {len(sent)} content requests for {len(downloads)} "
           f"downloadable files in {took:.1f}s")
@@ -345,9 +361,14 @@ def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: Emulat
                                                        boxes: dict[str, Mailbox],
                                                        tmp_path: Path) -> None:
     require_tools("cmp", "rsync")
-    # Everything read by the tests above: 104 (cp -r), 200 (rsync), 102 (threads).
-    read_before = [p for n in ("104", "200", "102") for p in boxes[n].files()]
-    sizes = {p: os.stat(p).st_size for p in read_before}
+    # Read (and check) everything first: free after the tests above (104 cp -r, 200 rsync,
+    # 102 threads), which filled the cache; this test does not depend on them.
+    names = ("104", "200", "102")
+    expected: dict[Path, Path] = {}
+    for n in names:
+        expected.update(_write_expected(boxes[n], boxes[n].files(), _mkdir(tmp_path / n)))
+    _cmp_all([(exp, path) for path, exp in expected.items()])
+    sizes = {p: os.stat(p).st_size for p in expected}
     mnt.restart()
     mnt.wait_loaded()
     log = RequestLog(emu).mark()
@@ -356,12 +377,7 @@ def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: Emulat
     for path in boxes["200"].files():
         assert f" {sizes[path]} " in next(ln for ln in listed.splitlines()
                                           if ln.endswith(path.name)), path.name
-    expected = {}
-    for n in ("104", "200"):
-        expected.update(_write_expected(boxes[n], boxes[n].files(), _mkdir(tmp_path / n)))
     _cmp_all([(exp, path) for path, exp in expected.items()])
-    for path in boxes["102"].files():
-        assert path.read_bytes() == boxes["102"].expected(path), path
     # rsync into a fresh mirror made from the cache, then a third run into it: nothing.
     dest = _mkdir(tmp_path / "mirror")
     run(["rsync", "-a", "--exclude=Outbox", "--exclude=Calls", str(boxes["200"].path),

@@ -29,6 +29,7 @@ from tests.mount_helper import (
     run,
     write_config,
 )
+from tests.outbox_support import pdf, write_file
 
 pytestmark = pytest.mark.mount
 
@@ -181,10 +182,23 @@ def test_writes_outside_the_outbox_are_erofs(mnt: Mounted, emu: EmulatorProc) ->
         lambda: os.truncate(target, 0),
         lambda: os.removexattr(target, "user.rc.id"),
     ]
-    for attempt in attempts:
-        with pytest.raises(OSError) as err:
-            attempt()
-        assert err.value.errno in (errno.EROFS, errno.EXDEV), (attempt, err.value)
+    # README (Semantics, Errors): everything outside Outbox/ is read-only, EROFS; a rename
+    # only inside Outbox/ (EXDEV is for one across mailboxes: test_mount_outbox_semantics),
+    # so a draft moved out of the outbox into a read-only folder is EROFS too.
+    drafts = mnt.folder() / "Outbox" / "Fax" / "+12125550999"
+    drafts.mkdir()
+    assert write_file(drafts / ".draft.pdf", pdf(1, "draft")) == 0
+    attempts += [lambda: os.rename(drafts / ".draft.pdf", folder / "moved.pdf"),
+                 lambda: os.rename(drafts, folder / "moved")]
+    try:
+        for attempt in attempts:
+            with pytest.raises(OSError) as err:
+                attempt()
+            assert err.value.errno == errno.EROFS, (attempt, err.value)
+        assert os.listdir(drafts) == [".draft.pdf"]
+    finally:
+        os.unlink(drafts / ".draft.pdf")
+        os.rmdir(drafts)
     for cmd in (["sh", "-c", f'echo x > "{target}"'], ["touch", str(folder / "x")],
                 ["cp", "/etc/hostname", str(folder)], ["mkdir", str(folder / "d")]):
         res = run(cmd, check=False)

@@ -71,9 +71,16 @@ def test_fax_pdf_cp_sends_exactly_one_fax_with_the_same_bytes(
     ob = outbox(m)
     os.mkdir(ob / "Fax" / "212-555-0101")  # normalised to E.164
     assert number in os.listdir(ob / "Fax")
-    run(["cp", str(src), str(ob / "Fax" / number)])
-    queued = ob / "Fax" / number / "contract.pdf"
-    assert xattr(queued, "user.rc.status") in ("queued", "sending", "sent", None)
+    # The server answers the send 2 s late, so the file is certainly still waiting when
+    # its state is read: README "State", a waiting file shows queued, sending or sent.
+    emu.fault(kind="delay", path="/fax$", method="POST", seconds=2.0, count=1)
+    try:
+        run(["cp", str(src), str(ob / "Fax" / number)])
+        queued = ob / "Fax" / number / "contract.pdf"
+        assert xattr(queued, "user.rc.status") in ("queued", "sending")
+        wait(lambda: xattr(queued, "user.rc.status") == "sending", 10, "the fax sending")
+    finally:
+        emu.clear_faults()
     text = finished(ob / "Sent" / "Fax" / number, "contract.pdf")
     assert "sent: the fax went through" in text and "Pages:       3" in text
     got = to(emu, number, "fax")

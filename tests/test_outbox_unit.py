@@ -7,6 +7,7 @@ import errno
 import itertools
 import json
 import re
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import trio
 from rcfs.api.errors import ApiError, TransportError
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
-from rcfs.config import Config, load
+from rcfs.config import OUTBOX_KEYS, Config, load
 from rcfs.mount import make_outbox, outbox_settings
 from rcfs.outbox import Outbox, Settings
 from rcfs.outbox import validate as v
@@ -390,8 +391,18 @@ async def test_restart_with_a_job_in_sending_checks_the_store(tmp_path: Path) ->
 # -- configuration -----------------------------------------------------------------------------
 
 
-def test_config_defaults_are_the_sender_defaults() -> None:
-    assert outbox_settings(Config()) == Settings()
+def readme_config() -> dict[str, Any]:
+    """The README's configuration example: the values it documents as the defaults."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return tomllib.loads(text.split("```toml\n", 1)[1].split("```", 1)[0])
+
+
+def test_outbox_defaults_are_the_readme_values() -> None:
+    documented = {k: v for k, v in readme_config().items() if k.startswith("outbox_")}
+    assert set(documented) == set(OUTBOX_KEYS)  # every key documented, none invented
+    assert {k: getattr(Config(), k) for k in OUTBOX_KEYS} == documented
+    # ... and a sender built without a config gets the same values.
+    assert Settings() == outbox_settings(Config(**documented))
 
 
 async def test_config_keys_reach_the_sender(tmp_path: Path) -> None:

@@ -872,9 +872,9 @@ class RcfsOperations(pyfuse3.Operations):
         old = (*self._path_of(parent_inode_old), os.fsdecode(name_old))
         new = (*self._path_of(parent_inode_new), os.fsdecode(name_new))
         outbox, ext_id, rel_old = self._require_outbox(old)
-        target = self._outbox_target(new)
-        if target is None or target[1] != ext_id:
-            raise pyfuse3.FUSEError(errno.EXDEV)
+        target = self._require_outbox(new)  # out of Outbox/: read-only there, EROFS
+        if target[1] != ext_id:
+            raise pyfuse3.FUSEError(errno.EXDEV)  # another mailbox's outbox
         await outbox.rename(ext_id, rel_old, target[2])
         self.inodes.rename(old, new)
 
