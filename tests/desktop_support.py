@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 
 from tests.emulator_proc import ROOT, EmulatorProc
-from tests.mount_helper import is_content, run
+from tests.mount_helper import REAL_WINDOW, is_content, run
 
-WINDOW = 6.0
-SCALED_DEFAULT_LIMITS = ("--window", str(WINDOW), "--penalty", str(WINDOW))
-"""RingCentral's default counts per window (Light 50, Medium 40, Heavy 10, Auth 5; the
-emulator's defaults), the window and the penalty ten times shorter."""
+WINDOW = REAL_WINDOW
+"""The desktop modules' emulator is conftest's ``emu``: RingCentral's default counts per
+window, the window and the penalty scaled to 6 s (``REAL_LIMITS``)."""
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 FACTORY = ROOT / "tests" / "desktop_factory.py"
@@ -160,7 +159,3 @@ def ident_of(path: Path) -> str:
     m = re.search(r"\[(\d+)\](?:-\d+)?\.[A-Za-z0-9.]+$", path.name)
     assert m is not None, path.name
     return m.group(1)
-
-
-def emulator_for_desktop() -> EmulatorProc:
-    return EmulatorProc("--data-seed", "1", *SCALED_DEFAULT_LIMITS)

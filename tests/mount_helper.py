@@ -405,6 +405,13 @@ def messages_of(rc: httpx.Client, ext_id: str, *, fresh: bool = False
         page += 1
 
 
+def messages_by_id(rc: httpx.Client, *ext_ids: str, fresh: bool = False
+                   ) -> dict[str, dict[str, Any]]:
+    """Every Alive message of these extensions by id: what ``expected_bytes`` looks up."""
+    return {str(m["id"]): m for ext_id in ext_ids
+            for m in messages_of(rc, str(ext_id), fresh=fresh)}
+
+
 def message_of(rc: httpx.Client, ext_id: str, mid: str) -> dict[str, Any]:
     r = rc.get(f"/restapi/v1.0/account/~/extension/{ext_id}/message-store/{mid}")
     r.raise_for_status()
@@ -496,6 +503,18 @@ def run(cmd: list[str], *, timeout: float = 120.0, check: bool = True,
         raise AssertionError(f"{cmd[0]} exited {res.returncode}\nstdout: {res.stdout[-3000:]}"
                              f"\nstderr: {res.stderr[-3000:]}")
     return res
+
+
+def rcfs_cli(*args: str, timeout: float = 120.0, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+    """Run ``rcfs ARGS...`` (this checkout's, with the test's Python) like a user would."""
+    return run([sys.executable, "-m", "rcfs.cli", *args], timeout=timeout, check=check,
+               cwd=ROOT)
+
+
+def cached_state(path: Path) -> str:
+    """``user.rc.cached`` of a file or folder: none, partial or full."""
+    return os.getxattr(path, "user.rc.cached").decode()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,

@@ -17,7 +17,6 @@ import pytest
 from tests.desktop_support import (
     WINDOW,
     content_of,
-    emulator_for_desktop,
     ident_of,
     require_programs,
     throttled,
@@ -40,12 +39,6 @@ HEAVY = 10  # RingCentral's default Heavy requests per window
 MPV = ["mpv", "--no-config", "--ao=null", "--vo=null", "--length=1",
        "--msg-level=all=error,term-msg=info",
        "--term-playing-msg=PLAYING duration=${=duration} pos=${=time-pos}"]
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with emulator_for_desktop() as proc:
-        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ from tests.desktop_support import (
     by_group,
     content_of,
     desktop_env,
-    emulator_for_desktop,
     fail_records,
     ident_of,
     png_text,
@@ -37,14 +36,14 @@ from tests.desktop_support import (
     run_factory,
     throttled,
 )
-from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
     Mounted,
     RequestLog,
     brief,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
     wait_for,
 )
@@ -55,23 +54,8 @@ PICTURES = (".jpg", ".png", ".gif")
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with emulator_for_desktop() as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def messages(emu: EmulatorProc, rest: httpx.Client) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for user in emu.info["users"]:
-        out.update({str(m["id"]): m for m in messages_of(rest, user["extension_id"])})
-    return out
+    return messages_by_id(rest, *(user["extension_id"] for user in emu.info["users"]))
 
 
 @pytest.fixture(scope="module")

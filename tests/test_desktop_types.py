@@ -17,34 +17,21 @@ from tests.desktop_support import (
     TYPE_OF_EXTENSION,
     by_group,
     desktop_env,
-    emulator_for_desktop,
     require_programs,
 )
-from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
     Mounted,
     RequestLog,
     brief,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
     run,
 )
 
 pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with emulator_for_desktop() as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +72,7 @@ def test_every_file_has_its_type_without_a_download(mnt: Mounted, emu: EmulatorP
     info = gio_info(files, env)
     spent = log.since()
 
-    messages = {str(m["id"]): m for m in messages_of(rest, mnt.user["extension_id"])}
+    messages = messages_by_id(rest, mnt.user["extension_id"])
     wrong = []
     for path in files:
         got = info.get(str(path), {})

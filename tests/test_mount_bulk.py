@@ -8,8 +8,6 @@ RingCentral's default request counts; windows and penalties scaled to 6 s.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,17 +16,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import ROOT, EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
     REAL_LIMITS,
     Mounted,
     RequestLog,
+    cached_state,
     content_requests,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
-    run,
+    rcfs_cli,
 )
 
 pytestmark = pytest.mark.mount
@@ -60,12 +59,6 @@ def emu() -> Iterator[EmulatorProc]:
 
 
 @pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
     with module_mount(emu, tmp_path_factory.mktemp("bulk"), cache_size="256 MiB") as m:
         yield m
@@ -83,7 +76,7 @@ def _spent(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _pin_year(mnt: Mounted, year: int) -> list[Path]:
     months = _months(mnt, year)
     assert len(months) >= 11
-    run([sys.executable, "-m", "rcfs.cli", "pin", *map(str, months)], timeout=600, cwd=ROOT)
+    rcfs_cli("pin", *map(str, months), timeout=600)
     return [f for m in months for f in files_under(m)]
 
 
@@ -95,11 +88,10 @@ def test_a_mailbox_year_comes_through_one_export(mnt: Mounted, emu: EmulatorProc
     spent = _spent(log.since())
     assert len(spent) <= len(files) // 100, [(e["method"], e["path"]) for e in spent]
     assert not content_requests(spent)  # not one attachment fetched per file
-    assert {os.getxattr(f, "user.rc.cached") for f in files} == {b"full"}
+    assert {cached_state(f) for f in files} == {"full"}
     assert "export: an export costs less budget" in mnt.status()["pinning"]["choice"]
     assert "bulk export stored 520 of 520 attachments" in mnt.log()
-    ext_id = str(mnt.user["extension_id"])
-    messages = {str(m["id"]): m for m in messages_of(rest, ext_id)}
+    messages = messages_by_id(rest, mnt.user["extension_id"])
     log = RequestLog(emu).mark()
     for f in files:
         assert f.read_bytes() == expected_bytes(emu, f, messages), f
@@ -120,8 +112,7 @@ def test_missing_and_corrupt_members_fall_back_to_per_file_gets(
     per_file = content_requests(log.since())
     assert len(per_file) == 6, [e["path"] for e in per_file]
     assert "CRC mismatch" in mnt.log()
-    ext_id = str(mnt.user["extension_id"])
-    messages = {str(m["id"]): m for m in messages_of(rest, ext_id)}
+    messages = messages_by_id(rest, mnt.user["extension_id"])
     for f in files:
-        assert os.getxattr(f, "user.rc.cached") == b"full"
+        assert cached_state(f) == "full"
         assert f.read_bytes() == expected_bytes(emu, f, messages), f

@@ -19,24 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import EmulatorProc, api_client
-from tests.mount_helper import REAL_LIMITS, Mounted, RequestLog, module_mount, wait_for
+from tests.emulator_proc import EmulatorProc
+from tests.mount_helper import Mounted, RequestLog, module_mount, wait_for
 
 pytestmark = pytest.mark.mount
 
 HEADER = ["time", "direction", "from", "to", "name", "duration", "result", "recording"]
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *REAL_LIMITS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

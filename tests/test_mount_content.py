@@ -29,7 +29,7 @@ from tests.mount_helper import (
     content_requests,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
     recordings_of,
     require_tools,
@@ -67,7 +67,7 @@ class Mailbox:
         self.emu = emu
         self.ext = ext
         self.path = mnt.root / _folder(ext)
-        self.messages = {str(m["id"]): m for m in messages_of(rest, str(ext["id"]))}
+        self.messages = messages_by_id(rest, str(ext["id"]))
         self._rest = rest
 
     def files(self, area: str = "") -> list[Path]:

@@ -26,7 +26,7 @@ from tests.mount_helper import (
     brief,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
     require_tools,
     run,
@@ -95,7 +95,7 @@ def test_copy_of_never_opened_folders_is_exact(
         tmp_path: Path) -> None:
     require_tools(program.split()[0] if " " in program else "python3")
     src, ext_id = _mailbox(mnt, emu, number)
-    messages = {str(m["id"]): m for m in messages_of(rest, ext_id)}
+    messages = messages_by_id(rest, ext_id)
     files = [p for a in AREAS for p in files_under(src / a)]
     assert len(files) >= 10, files
     log = RequestLog(emu).mark()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import ROOT, EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
-    REAL_LIMITS,
     Mounted,
     RequestLog,
+    cached_state,
     content_requests,
     expected_bytes,
     files_under,
-    messages_of,
+    messages_by_id,
     module_mount,
-    run,
+    rcfs_cli,
     wait_for,
 )
 
@@ -38,37 +37,14 @@ CACHE = 24 << 20
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *REAL_LIMITS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
     with module_mount(emu, tmp_path_factory.mktemp("pin"), cache_size=str(CACHE),
                       refresh_interval=2) as m:
         yield m
 
 
-def _messages(mnt: Mounted, rest: httpx.Client, *, fresh: bool = False
-              ) -> dict[str, dict[str, Any]]:
-    ext_id = str(mnt.user["extension_id"])
-    return {str(m["id"]): m for m in messages_of(rest, ext_id, fresh=fresh)}
-
-
-def _cached(path: Path) -> str:
-    return os.getxattr(path, "user.rc.cached").decode()
-
-
 def _pin(*paths: Path, check: bool = True) -> Any:
-    return run([sys.executable, "-m", "rcfs.cli", "pin", *map(str, paths)], timeout=300,
-               check=check, cwd=ROOT)
+    return rcfs_cli("pin", *map(str, paths), timeout=300, check=check)
 
 
 def test_pin_shows_progress_and_caches_everything(mnt: Mounted, emu: EmulatorProc,
@@ -76,7 +52,7 @@ def test_pin_shows_progress_and_caches_everything(mnt: Mounted, emu: EmulatorPro
     fax = mnt.folder() / "Fax"
     files = list(files_under(fax))
     assert len(files) >= 20
-    assert {_cached(f) for f in files} == {"none"}
+    assert {cached_state(f) for f in files} == {"none"}
     assert os.getxattr(fax, "user.rc.pin") == b"0"
     log = RequestLog(emu).mark()
     res = _pin(fax)
@@ -85,7 +61,7 @@ def test_pin_shows_progress_and_caches_everything(mnt: Mounted, emu: EmulatorPro
     assert "requests left" in lines[0] and "ETA" in lines[0]
     assert os.getxattr(fax, "user.rc.pin") == b"1"
     assert os.getxattr(files[0], "user.rc.pin") == b"1"
-    assert {_cached(f) for f in files} == {"full"}
+    assert {cached_state(f) for f in files} == {"full"}
     # 29 faxes of an admin: one export costs less budget than 29 Medium GETs.
     spent = [e for e in log.since() if "/content/" in e["path"] or "report" in e["path"]]
     assert len(spent) < len(files) and all(e["status"] in (200, 202, 206) for e in spent)
@@ -93,9 +69,9 @@ def test_pin_shows_progress_and_caches_everything(mnt: Mounted, emu: EmulatorPro
     assert status["choice"].startswith("export"), status
     assert status["files_done"] == status["files_total"] == len(files)
     assert status["state"] == "idle" and status["pins"] == [f"{fax.parent.name}/Fax"]
-    out = run([sys.executable, "-m", "rcfs.cli", "status", str(mnt.root)], cwd=ROOT).stdout
+    out = rcfs_cli("status", str(mnt.root)).stdout
     assert "pinned:" in out and f"{len(files)}/{len(files)} files" in out
-    messages = _messages(mnt, rest)
+    messages = messages_by_id(rest, mnt.user["extension_id"])
     for f in files:
         assert f.read_bytes() == expected_bytes(emu, f, messages)
 
@@ -107,12 +83,12 @@ def test_a_small_pin_is_fetched_per_file(mnt: Mounted, emu: EmulatorProc) -> Non
     files = list(files_under(month))
     log = RequestLog(emu).mark()
     _pin(month)
-    assert {_cached(f) for f in files} == {"full"}
+    assert {cached_state(f) for f in files} == {"full"}
     got = content_requests(log.since())
     assert len(got) == len(files) and all(e["group"] == "Heavy" for e in got)
     assert all(f.read_bytes() == emu.content("recording", f.name.split("[")[-1].split("]")[0])
                for f in files)
-    run([sys.executable, "-m", "rcfs.cli", "unpin", str(month)], cwd=ROOT)
+    rcfs_cli("unpin", str(month))
 
 
 def test_pinned_files_are_not_evicted(mnt: Mounted, emu: EmulatorProc) -> None:
@@ -129,7 +105,7 @@ def test_pinned_files_are_not_evicted(mnt: Mounted, emu: EmulatorProc) -> None:
     after = mnt.status()["content"]["cache"]
     assert after.get("evicted_files", 0) > before.get("evicted_files", 0), after
     log = RequestLog(emu).mark()
-    assert {_cached(f) for f in fax} == {"full"}
+    assert {cached_state(f) for f in fax} == {"full"}
     for f in fax:
         f.read_bytes()
     assert content_requests(log.since()) == []
@@ -161,14 +137,15 @@ def test_new_items_in_a_pinned_folder_are_fetched(mnt: Mounted, emu: EmulatorPro
         return found[0] if found else None
 
     path = wait_for(new_file, 30, "the new fax in the listing")
-    wait_for(lambda: _cached(path) == "full", 30, "the new fax to be fetched",
+    wait_for(lambda: cached_state(path) == "full", 30, "the new fax to be fetched",
              on_fail=lambda: str(mnt.status()["pinning"]))
     assert os.getxattr(path, "user.rc.pin") == b"1"
 
 
 def test_pins_survive_a_remount_and_read_offline(mnt: Mounted, emu: EmulatorProc,
                                                  rest: httpx.Client) -> None:
-    messages = _messages(mnt, rest, fresh=True)  # an earlier test added a fax
+    # fresh: an earlier test added a fax
+    messages = messages_by_id(rest, mnt.user["extension_id"], fresh=True)
     fax = mnt.folder() / "Fax"
     files = list(files_under(fax))
     expected = {f.name: expected_bytes(emu, f, messages) for f in files}
@@ -177,7 +154,7 @@ def test_pins_survive_a_remount_and_read_offline(mnt: Mounted, emu: EmulatorProc
     try:
         log = RequestLog(emu).mark()
         for f in files_under(fax):
-            assert _cached(f) == "full"
+            assert cached_state(f) == "full"
             assert f.read_bytes() == expected[f.name]
         assert content_requests(log.since()) == []
         assert mnt.status()["pinning"]["pins"] == [f"{mnt.folder().name}/Fax"]
@@ -191,7 +168,7 @@ def test_unpin(mnt: Mounted) -> None:
     with pytest.raises(OSError) as info:
         os.setxattr(some, "user.rc.pin", b"0")  # pinned through its folder
     assert info.value.errno == errno.EINVAL
-    run([sys.executable, "-m", "rcfs.cli", "unpin", str(fax)], cwd=ROOT)
+    rcfs_cli("unpin", str(fax))
     assert os.getxattr(fax, "user.rc.pin") == b"0"
     wait_for(lambda: mnt.status()["pinning"]["pins"] == [], 10, "the pin to go")
     os.setxattr(some, "user.rc.pin", b"1")  # a single file
