@@ -110,9 +110,11 @@ ahead of it; then it closes. A seek ahead thus becomes two downloads that meet: 
 stops where the second began, and the file costs 2 requests and its size in bytes.
 
 *Seeks.* A read ahead of the running download compares the download's ETA (measured rate,
-EWMA; before measurement 1 MiB/s after a 0.5 s connect guess; a download silent for 2 s
-counts as stalled) with a new one's. It waits when the download arrives within
-``wait_ahead_s`` (2 s) or a new one would not gain that much; otherwise it opens one
+EWMA; before its first response 1 MiB/s after a 0.5 s connect guess; one that has answered
+but is not measured yet is given up to ``rate_wait_s`` (0.5 s) to be, since ffprobe seeks to
+the tail within milliseconds of the open and the guess would misjudge a fast link; a
+download silent for 2 s counts as stalled) with a new one's. It waits when the download
+arrives within ``wait_ahead_s`` (2 s) or a new one would not gain that much; otherwise it opens one
 ranged download at the block, but only while the file has started fewer than
 ``max_streams_per_file`` (2) and the scheduler reports *spare* budget for the group. The
 one exception: if waiting would miss the caller's deadline, a request is better than an

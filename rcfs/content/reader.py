@@ -60,6 +60,10 @@ class ReaderConfig:
     """Bytes/s assumed for a download before its rate is measured."""
     connect_guess_s: float = 0.5
     """Added to the ETA of a download whose first response has not arrived."""
+    rate_wait_s: float = 0.5
+    """A seek ahead of a download that has answered but has no measured rate yet (younger
+    than this) waits for the measurement instead of judging by ``initial_rate``: on a fast
+    link that guess would open a second download the first makes redundant at once."""
     stall_s: float = 2.0
     """No byte for this long: the download's ETA counts as unknown (a seek may open another)."""
     stall_timeout_s: float = 60.0
@@ -742,6 +746,9 @@ class ContentReader:
         if not coming:
             return _Action.OPEN, False  # nothing else will ever serve this read
         best = min(coming, key=lambda s: self._eta(s, pos, now))
+        if (best.opened and best.current_rate(now) is None
+                and now - best.opened_at < cfg.rate_wait_s):
+            return _Action.WAIT, False  # its rate is unknown, not slow: measure it first
         eta = self._eta(best, pos, now)
         # What a new download from this block would take: connect, then the bytes before
         # ``pos`` at the rate the running one achieves.
