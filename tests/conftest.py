@@ -99,8 +99,9 @@ def _limits(request: pytest.FixtureRequest) -> tuple[str, ...]:
 def emu(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
     """A module's own emulator (seed 1, so any request in its log came from that module's
     tests) at RingCentral's default request counts, with the window and penalty scaled down
-    (``REAL_LIMITS``: the test world is the real world, only faster); modules that need
-    other settings define their own ``emu``."""
+    (``REAL_LIMITS``: the test world is the real world, only faster; emulator and raw API
+    client modules get generous counts, see ``_limits``). The one emulator fixture: modules
+    that need other settings define their own ``emu``, and ``rest``/``user`` follow it."""
     with EmulatorProc("--data-seed", "1", *_limits(request)) as proc:
         yield proc
 
