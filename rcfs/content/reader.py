@@ -76,9 +76,10 @@ class ReaderConfig:
     go at the network's pace while the disk catches up (the blocks are in RAM anyway)."""
     write_batch_blocks: int = 16
     """Queued blocks stored in one cache transaction."""
-    disk_read_ahead_blocks: int = 2
+    disk_read_ahead_blocks: int = 8
     """Blocks loaded from disk ahead of a sequential reader (each costs a thread's file
-    read and checksum, ~2-3 ms: one at a time cannot keep up with a reader)."""
+    read and checksum, ~2-3 ms on a cold page cache: one at a time cannot keep up with a
+    reader; the cache's ``READ_THREADS`` run this many at once)."""
     write_queue_bytes: int = 96 << 20
     """Bytes all downloads together may have waiting for the disk (many concurrent
     downloads on a slow disk must not each hold ``write_queue_blocks``)."""

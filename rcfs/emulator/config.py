@@ -53,6 +53,10 @@ class EmulatorConfig:
     # Call recordings are WAV or MP3 by account setting; the seed follows it.
     recording_format: str = "mp3"
     omit_size_types: tuple[str, ...] = ("AudioRecording", "RenderedDocument", "Text")
+    # An external media origin (benchmarks, ``origin.py``): content URIs on ``media_origin``,
+    # whose files the emulator writes under ``media_dir``. Empty: its own media port.
+    media_origin: str = ""
+    media_dir: str = ""
 
     # Clocks of asynchronous behaviour.
     fax_seconds_per_page: float = 60.0

@@ -56,6 +56,7 @@ class Emulator:
         self.platform_url = ""
         self.media_url = ""
         self.admin_url = ""
+        self.published: set[str] = set()  # paths written for the external media origin
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._timer_seq = itertools.count()
         # Sync state: token -> (kind, extension id or None, sync time, filters)

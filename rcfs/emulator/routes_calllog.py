@@ -38,6 +38,7 @@ from rcfs.emulator.core import (
     parse_date,
 )
 from rcfs.emulator.errors import ApiError, invalid_param, missing_param, not_found, rc_error
+from rcfs.emulator.origin import content_uri
 from rcfs.emulator.paging import page_of
 from rcfs.emulator.store import CallRecord, Extension, Recording, Store
 
@@ -63,7 +64,11 @@ def media_base(emu: Emulator) -> str:
 
 def recording_content_uri(emu: Emulator, rec_id: str) -> str:
     acc = emu.store.account_id
-    return f"{media_base(emu)}/restapi/v1.0/account/{acc}/recording/{rec_id}/content"
+    path = f"/restapi/v1.0/account/{acc}/recording/{rec_id}/content"
+    rec = emu.store.recordings.get(rec_id)
+    if rec is None:
+        return media_base(emu) + path
+    return content_uri(emu, media_base(emu), path, rec.blob)
 
 
 def render_recording_ref(emu: Emulator, rec: Recording) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from rcfs.emulator.core import (
 from rcfs.emulator.errors import ApiError, invalid_param, not_found, rc_error
 from rcfs.emulator.media import sniff_content_type
 from rcfs.emulator.multipart import MultipartError, Part, parse_multipart
+from rcfs.emulator.origin import content_uri
 from rcfs.emulator.paging import page_of
 from rcfs.emulator.seed import GREETING_PRESETS
 from rcfs.emulator.store import AnsweringRule, Blob, Extension, Greeting, SentItem
@@ -170,8 +171,10 @@ async def get_rule(request: Request) -> Response:
 def greeting_content_uri(emu: Emulator, greeting: Greeting) -> str:
     from rcfs.emulator.routes_calllog import media_base
 
-    return (f"{media_base(emu)}/restapi/v1.0/account/{emu.store.account_id}"
-            f"/extension/{greeting.extension_id}/greeting/{greeting.id}/content")
+    return content_uri(emu, media_base(emu),
+                       f"/restapi/v1.0/account/{emu.store.account_id}"
+                       f"/extension/{greeting.extension_id}/greeting/{greeting.id}/content",
+                       greeting.blob)
 
 
 def render_greeting(emu: Emulator, greeting: Greeting) -> dict[str, Any]:

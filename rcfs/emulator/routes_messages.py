@@ -47,6 +47,7 @@ from rcfs.emulator.core import (
 )
 from rcfs.emulator.errors import ApiError, invalid_param, missing_param, not_found, rc_error
 from rcfs.emulator.multipart import MultipartError, parse_multipart
+from rcfs.emulator.origin import content_uri
 from rcfs.emulator.paging import page_of
 from rcfs.emulator.store import Attachment, Blob, Extension, Message
 
@@ -140,8 +141,10 @@ def blob_size(blob: Blob) -> int:
 
 def attachment_uri(emu: Emulator, msg: Message, att: Attachment) -> str:
     """Absolute content URI on the configured content host (A3)."""
-    return (f"{emu.content_base()}/restapi/v1.0/account/{emu.store.account_id}"
-            f"/extension/{msg.extension_id}/message-store/{msg.id}/content/{att.id}")
+    return content_uri(emu, emu.content_base(),
+                       f"/restapi/v1.0/account/{emu.store.account_id}"
+                       f"/extension/{msg.extension_id}/message-store/{msg.id}/content/{att.id}",
+                       att.blob)
 
 
 def render_attachment(emu: Emulator, msg: Message, att: Attachment) -> dict[str, Any]:

@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fault", action="append", default=[], metavar="JSON",
                    help='fault rule, e.g. \'{"kind":"short206","path":"/content"}\'')
     p.add_argument("--fault-file", type=Path, help="JSON list of fault rules")
+    p.add_argument("--media-origin", default="",
+                   help="hand out content URIs on this origin (e.g. a local nginx), writing "
+                        "their files under --media-dir (benchmarks: one server for all)")
+    p.add_argument("--media-dir", type=Path, help="where --media-origin's files are written")
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -71,6 +75,10 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
     if args.fault_file:
         cfg.faults.extend(json.loads(args.fault_file.read_text()))
     cfg.faults.extend(json.loads(f) for f in args.fault)
+    if args.media_origin:
+        if args.media_dir is None:
+            raise SystemExit("--media-origin needs --media-dir (where its files go)")
+        cfg.media_origin, cfg.media_dir = args.media_origin, str(args.media_dir.resolve())
     return cfg
 
 
