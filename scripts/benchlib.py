@@ -1,0 +1,231 @@
+"""Shared pieces of the benchmarks (scripts/bench_mount.py, scripts/bench_wan.py); not a test.
+
+* ``Nginx``: one static server on 127.0.0.1 (the emulator's ``--media-origin``), started and
+  stopped by PID, with an access log that counts requests per client (User-Agent);
+* ``drop_caches``: the global page-cache drop (root only: a benchmark may do it, a test never);
+* ``rclone_mount`` and ``set_read_ahead``: the comparison mount, with the same kernel
+  read-ahead as rcfs's;
+* timing helpers: ``timed``, ``dd``, ``median``.
+
+Every loop is bounded in count and time; every process is ended by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rcfs.fs.readahead import mount_device  # noqa: E402
+
+MIB = 1 << 20
+IS_ROOT = os.geteuid() == 0
+
+
+def timed(cmd: list[str], timeout: float = 600) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=timeout)
+    return time.perf_counter() - t0
+
+
+def dd(path: Path) -> float:
+    """Seconds to read ``path`` whole with ``dd bs=1M`` (a process like cp's)."""
+    return timed(["dd", f"if={path}", "of=/dev/null", "bs=1M"])
+
+
+def median(xs: Iterable[float]) -> float:
+    return statistics.median(list(xs))
+
+
+def drop_caches() -> bool:
+    """Drop the whole page cache (every file, every mount); False when not root. Global:
+    acceptable in a benchmark script, never in a test."""
+    if not IS_ROOT:
+        return False
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    return True
+
+
+def read_ahead_kib(mountpoint: Path) -> int | None:
+    dev = mount_device(mountpoint)
+    if dev is None:
+        return None
+    try:
+        return int(Path(f"/sys/class/bdi/{dev}/read_ahead_kb").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def set_read_ahead(mountpoint: Path, kib: int) -> int | None:
+    """Set a FUSE mount's read-ahead to exactly ``kib`` (root only); the value in effect."""
+    dev = mount_device(mountpoint)
+    if dev is not None and IS_ROOT:
+        with contextlib.suppress(OSError):
+            Path(f"/sys/class/bdi/{dev}/read_ahead_kb").write_text(f"{kib}\n")
+    return read_ahead_kib(mountpoint)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format bench '$http_user_agent|$request_method|$uri|$status|$body_bytes_sent';
+    access_log {prefix}/access.log bench;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 30;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        autoindex on;
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx serving ``root`` on 127.0.0.1 (a port of its own), in the foreground as our
+    child; ``requests`` counts its access log per client since a mark."""
+
+    def __init__(self, root: Path, prefix: Path) -> None:
+        self.root, self.prefix = root, prefix
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Nginx:
+        (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        for _attempt in range(5):  # the port may be taken between free_port() and bind()
+            self.port = free_port()
+            conf = self.prefix / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port,
+                                              root=self.root))
+            self.proc = subprocess.Popen(
+                ["nginx", "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                with contextlib.suppress(OSError), socket.create_connection(
+                        ("127.0.0.1", self.port), timeout=0.5):
+                    return self
+                time.sleep(0.05)
+            self.stop()
+        raise RuntimeError(f"nginx did not start: {(self.prefix / 'error.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful; workers exit with the master
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def mark(self) -> int:
+        log = self.prefix / "access.log"
+        return log.stat().st_size if log.exists() else 0
+
+    def requests(self, since: int, agent: str, suffix: str = "/content") -> int:
+        """Requests by clients whose User-Agent starts with ``agent`` for paths ending in
+        ``suffix``, logged after ``since`` (a ``mark``). nginx writes each line when the
+        response is done, so call it after the client finished."""
+        counts: Counter[str] = Counter()
+        with open(self.prefix / "access.log", "rb") as fh:
+            fh.seek(since)
+            for line in fh.read().decode(errors="replace").splitlines():
+                ua, _, rest = line.partition("|")
+                uri = rest.split("|")[1] if rest.count("|") >= 2 else ""
+                if ua.startswith(agent) and uri.endswith(suffix):
+                    counts[ua] += 1
+        return sum(counts.values())
+
+    def __enter__(self) -> Nginx:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def have(program: str) -> bool:
+    return shutil.which(program) is not None
+
+
+@contextlib.contextmanager
+def rclone_mount(url: str, mountpoint: Path, cache: Path,
+                 read_ahead: int | None) -> Iterator[Path]:
+    """``rclone mount`` of an HTTP remote with ``--vfs-cache-mode full``; its kernel
+    read-ahead set to ``read_ahead`` KiB (rcfs's) so neither mount gets a larger one."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["rclone", "mount", ":http:", str(mountpoint), "--http-url", url,
+         "--vfs-cache-mode", "full", "--cache-dir", str(cache), "--read-only",
+         "--dir-cache-time", "1h"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mountpoint):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("rclone mount did not come up")
+            time.sleep(0.1)
+        if read_ahead is not None:
+            set_read_ahead(mountpoint, read_ahead)
+        yield mountpoint
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False,
+                       capture_output=True, timeout=30)
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
+                       capture_output=True, timeout=30)
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def wait_settled(status_file: Path, timeout: float = 120.0) -> None:
+    """Wait (bounded) until rcfs has no download running: a download ends only after its
+    blocks are in the block cache, so a read timed up to here includes its cache writes."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        content = json.loads(status_file.read_text()).get("content", {})
+        if content.get("active_streams", 0) == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rcfs still downloading after {timeout:.0f} s: {content}")
+        time.sleep(0.002)
