@@ -15,6 +15,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,6 +108,29 @@ def test_content_host_switch(start_emulator: Callable[..., EmulatorProc]) -> Non
         assert r.headers["content-type"] == "application/pdf"
         assert r.headers["content-disposition"] == f"inline;filename={item.aid}.pdf"
         assert r.content.startswith(b"%PDF")
+
+
+def test_external_media_origin(start_emulator: Callable[..., EmulatorProc],
+                               tmp_path: Path) -> None:
+    """``--media-origin``: content URIs on another server, whose files (exact bytes, written
+    when the URI is handed out) the emulator puts in ``--media-dir`` (the benchmarks' nginx)."""
+    origin = "http://127.0.0.1:9"  # never contacted here: only the URIs and files are checked
+    emu = start_emulator("--media-origin", origin, "--media-dir", str(tmp_path))
+    with api_client(emu) as rc:
+        item = Item(emu, rc, {"type": "Fax", "pages": 2})
+        assert item.uri == origin + item.path
+        assert (tmp_path / item.path.lstrip("/")).read_bytes() == item.data
+        calls = rc.get("/restapi/v1.0/account/~/extension/~/call-log",
+                       params={"withRecording": "true", "dateFrom": "2000-01-01T00:00:00Z"})
+        assert calls.status_code == 200
+        recs = [c["recording"] for c in calls.json()["records"] if c.get("recording")]
+        assert recs, "the seeded account has recordings"
+        for rec in recs[:3]:
+            path = rec["contentUri"].removeprefix(origin)
+            assert rec["contentUri"].startswith(origin + "/restapi/v1.0/account/")
+            assert (tmp_path / path.lstrip("/")).read_bytes() == emu.content("recording",
+                                                                             rec["id"])
+        assert not list(tmp_path.rglob(".part-*"))  # written atomically, nothing left over
 
 
 def test_sms_text_and_mms_image(emu: EmulatorProc, rest: httpx.Client) -> None:

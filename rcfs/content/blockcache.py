@@ -210,6 +210,10 @@ class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
     """Value files in 256 directories (diskcache's default makes up to 65,536, each a 4 KiB
     inode that nobody charges), named ``ab/<hex>.val``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._made_dirs: set[str] = set()  # value folders known to exist
+
     def filename(self, key: Any = diskcache.UNKNOWN, value: Any = diskcache.UNKNOWN
                  ) -> tuple[str, str]:
         name = os.urandom(16).hex()
@@ -221,9 +225,14 @@ class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
         """diskcache's writer, private: folders 0700 and value files 0600 whatever the
         umask (cached voicemails are nobody else's business)."""
         full_dir = os.path.dirname(full_path)
+        made = self._made_dirs
         for count in range(1, 11):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(full_dir, DIR_MODE)
+            # One mkdir per folder and process (a failed open tries it again): a mkdir that
+            # fails with EEXIST for every block cost as much as creating the file.
+            if count > 1 or full_dir not in made:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(full_dir, DIR_MODE)
+                made.add(full_dir)
             try:
                 writer = open(full_path, mode, encoding=encoding,  # noqa: SIM115
                               opener=lambda p, flags: os.open(p, flags, FILE_MODE))
