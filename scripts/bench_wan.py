@@ -90,10 +90,12 @@ def run(args: argparse.Namespace, work: Path) -> list[tuple[str, int, float, str
         ctx = setup(emu, args)
         n = args.runs
         # curl on recordings that nobody reads afterwards through the mount
+        since = len(emu.requests())
         curl = [curl_times(u, ctx["token"]) for u in ctx["rec_urls"][2 * n:]]
+        reqs = f"{content_requests(emu, since)} for {n} GETs"
         ttfb, whole = median(c[0] for c in curl), median(c[1] for c in curl)
-        rows.append(("curl, time to first byte", n, ttfb, "1 per GET"))
-        rows.append((f"curl, whole {args.size_mib} MiB recording", n, whole, "1 per GET"))
+        rows.append(("curl, time to first byte", n, ttfb, reqs))
+        rows.append((f"curl, whole {args.size_mib} MiB recording", n, whole, reqs))
         (work / "local").mkdir()
         local = work / "local" / "rec.wav"
         local.write_bytes(emu.content("recording", ctx["rids"][0]))
@@ -134,7 +136,9 @@ def cp_rows(emu: EmulatorProc, ctx: dict[str, Any], work: Path,
     cmd = ["curl", "-sf", "-H", f"Authorization: Bearer {ctx['token']}"]
     for u in urls:
         cmd += ["-o", "/dev/null", u]
+    since = len(emu.requests())
     curl = [timed(cmd, timeout=300) for _ in range(n)]
+    curl_reqs = content_requests(emu, since)
     cps: list[float] = []
     since = len(emu.requests())
     for i in range(n):
@@ -153,7 +157,7 @@ def cp_rows(emu: EmulatorProc, ctx: dict[str, Any], work: Path,
     reqs = content_requests(emu, since)
     k = len(urls)
     return [(f"curl, {k} voicemails one after another (one connection)", n, median(curl),
-             f"{k} per run"),
+             f"{curl_reqs} for {n} runs"),
             (f"cp -r of the {k}-voicemail folder, cold (fresh mount and cache)", n,
              median(cps), f"{reqs} for {n} runs")]
 
