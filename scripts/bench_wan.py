@@ -92,10 +92,10 @@ def run(args: argparse.Namespace, work: Path) -> list[tuple[str, int, float, str
         # curl on recordings that nobody reads afterwards through the mount
         since = len(emu.requests())
         curl = [curl_times(u, ctx["token"]) for u in ctx["rec_urls"][2 * n:]]
-        reqs = f"{content_requests(emu, since)} for {n} GETs"
+        got = f"{content_requests(emu, since)} for {n} GETs"
         ttfb, whole = median(c[0] for c in curl), median(c[1] for c in curl)
-        rows.append(("curl, time to first byte", n, ttfb, reqs))
-        rows.append((f"curl, whole {args.size_mib} MiB recording", n, whole, reqs))
+        rows.append(("curl, time to first byte", n, ttfb, got))
+        rows.append((f"curl, whole {args.size_mib} MiB recording", n, whole, got))
         (work / "local").mkdir()
         local = work / "local" / "rec.wav"
         local.write_bytes(emu.content("recording", ctx["rids"][0]))
