@@ -37,9 +37,10 @@ def latency(emu: EmulatorProc, m: Mounted, samples: int, rng: random.Random) -> 
             "extension_id": admin["extension_id"], "type": "VoiceMail", "duration": 5})
         start = time.monotonic()
         ident = f"[{added['id']}]"
-        wait_for(lambda ident=ident: any(ident in p.name for p in files_under(m.folder())),
-                 300,
-                 "the new voicemail", interval=0.05)
+        def listed(ident: str = ident) -> bool:
+            return any(ident in p.name for p in files_under(m.folder()))
+
+        wait_for(listed, 300, "the new voicemail", interval=0.05)
         out.append(time.monotonic() - start)
     return out
 
@@ -77,8 +78,10 @@ def main() -> int:
                          push_poll_interval=1800 / scale, args=args_, timezone="UTC") as m:
                 m.wait_loaded()
                 if mode == "push":
-                    wait_for(lambda m=m: m.status()["push"]["state"] == "connected", 30,
-                             "the push socket")
+                    def connected(m: Mounted = m) -> bool:
+                        return bool(m.status()["push"]["state"] == "connected")
+
+                    wait_for(connected, 30, "the push socket")
                 lat = latency(emu, m, args.samples, rng)
                 light = idle_light(emu, m, 600 / scale)
                 factor = 1.0 if mode == "push" else scale
