@@ -687,9 +687,17 @@ class ContentReader:
         """Start loading blocks ``bi``.. (``disk_read_ahead_blocks`` of them) from disk if
         they are there and not in RAM, so a sequential reader finds every next block in RAM
         (the disk reads, in threads, overlap the reads of the current block)."""
-        for j in range(bi, bi + self.config.disk_read_ahead_blocks):
-            if j in f.present and j not in f.loads and not self._mem.has((f.key, j)) \
-                    and j not in f.pending:
+        want = [j for j in range(bi, bi + self.config.disk_read_ahead_blocks)
+                if j in f.present and j not in f.loads and not self._mem.has((f.key, j))
+                and j not in f.pending]
+        if not want:
+            return
+        # Blocks loaded ahead wait in the RAM cache until they are read: with many readers
+        # loading at once, a deep window would evict them before use, so each gets a share.
+        loading = 1 + sum(1 for g in self._files.values() if g.loads and g is not f)
+        share = max(2, self._mem.max_bytes // (2 * loading * f.block_size))
+        for j in want:
+            if j < bi + share:
                 f.loads[j] = trio.Event()  # claimed now: a read arriving first waits
                 self._nursery.start_soon(self._load, f, j, True)
 
