@@ -233,6 +233,7 @@ def tool_rows(t: Table, ctx: dict[str, Any], web: Nginx, folder: Path) -> None:
                      str(hour_file)])
     t_seek = timed(["ffmpeg", "-v", "error", "-ss", "1800", "-t", "5", "-i", str(hour_file),
                     "-f", "null", "-"])
+    wait_settled(ctx["status"])  # the download goes on into the cache; nginx logs it at its end
     t.add("ffprobe + seek 1800 s, 1 h wav", [t_probe + t_seek], None,
           web.requests(mark, AGENTS["rcfs"]))
 
