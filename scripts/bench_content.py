@@ -176,10 +176,10 @@ async def bench_content(args: argparse.Namespace) -> None:
             statistics.median(w[1][0] for w in warm), sum(w[1][1] for w in warm), 1)
 
         base = next(iter(rows.values()))[0]
-        print(f"\n{'':36s} {'seconds':>8s} {'MB/s':>8s} {'x curl':>7s} {'requests':>9s}")
+        print(f"\n{'':44s} {'seconds':>8s} {'MB/s':>8s} {'x curl':>7s} {'requests':>9s}")
         for name, (t, reqs, readers) in rows.items():
             rate = readers * size / t
-            print(f"{name:36s} {t:8.3f} {rate / 1e6:8.1f} {rate / (size / base):7.2f} "
+            print(f"{name:44s} {t:8.3f} {rate / 1e6:8.1f} {rate / (size / base):7.2f} "
                   f"{reqs:9d}")
         print("\n(x curl: throughput relative to curl; 10 readers count 10x the bytes; "
               "requests: every content GET in the emulator's log for that row, all runs)")
