@@ -14,7 +14,7 @@ import httpx
 import trio
 
 from rcfs.api import Credentials, RcClient, TokenSet
-from rcfs.api.content import StreamingClient, fetch_range
+from rcfs.api.content import ContentError, RangeReader, StreamingClient, fetch_range
 
 PLATFORM = "https://platform.example.com"
 MEDIA = "https://media.example.com"
@@ -121,7 +121,22 @@ def client(fake: FakeRC, *, media: str = MEDIA, ts: TokenSet | None = _DEFAULT,
                     tokens=tokens() if ts is _DEFAULT else ts, **kw)
 
 
+async def read_all(body: RangeReader, max_bytes: int | None = None) -> bytes:
+    """The rest of ``body``'s range in memory (``max_bytes`` guards against surprises);
+    tests only: the product streams pieces into the block cache."""
+    buf = bytearray()
+    expected = body.position
+    async for offset, chunk in body:
+        if offset != expected:
+            raise ContentError(f"non-contiguous piece at {offset}, expected {expected}")
+        buf += chunk
+        expected += len(chunk)
+        if max_bytes is not None and len(buf) > max_bytes:
+            raise ContentError(f"content larger than {max_bytes} bytes")
+    return bytes(buf)
+
+
 async def download(client: StreamingClient, uri: str, *, max_bytes: int | None = None) -> bytes:
     """A whole object in memory (tests only: the product streams into the block cache)."""
     async with fetch_range(client, uri, 0, None) as body:
-        return await body.read_all(max_bytes)
+        return await read_all(body, max_bytes)

@@ -32,7 +32,7 @@ from rcfs.api.errors import ApiError
 from rcfs.api.listing import list_call_log, list_greetings, list_messages
 from rcfs.api.models import Attachment, Message
 from rcfs.api.scheduler import Priority
-from tests.api_fakes import download
+from tests.api_fakes import download, read_all
 from tests.emulator_proc import EmulatorProc, verify_for
 
 # Closing an httpx body before its end (inherent when a server sends more than the range)
@@ -702,7 +702,7 @@ async def test_emulator_downloads_match_source(emu: EmulatorProc) -> None:
         since = len(emu.requests())
         for m, a in atts:
             async with fetch_range(client, a.uri) as reader:
-                data = await reader.read_all()
+                data = await read_all(reader)
             assert data == emu.content("message", f"{m.id}/{a.id}")
             assert reader.total_size == len(data) and reader.requests == 1
             assert reader.content_type is not None
@@ -739,7 +739,7 @@ async def test_emulator_downloads_under_fault(emu: EmulatorProc,
             requests = 0
             for _m, a in atts:
                 async with fetch_range(client, a.uri) as reader:
-                    assert await reader.read_all() == clean[a.uri]
+                    assert await read_all(reader) == clean[a.uri]
                 assert reader.total_size in (len(clean[a.uri]), None)
                 requests += reader.requests
                 size = len(clean[a.uri])

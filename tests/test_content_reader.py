@@ -179,7 +179,7 @@ async def test_reads_return_exact_bytes_with_one_request(tmp_path: Path) -> None
                        (len(data), 10), (len(data) + 99, 10), (7, 0), (0, len(data) + 1)]:
             assert await reader.read(ref, off, n) == data[off:off + n], (off, n)
         assert len(src.opens) == 1
-        assert reader.file_requests(ref) == 1
+        assert reader.counters["requests"] == 1
         await reader.settle(ref)
         info = await reader.cached_info(ref)
         assert info is not None and info.complete and info.size == len(data)

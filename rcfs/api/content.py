@@ -231,19 +231,6 @@ class RangeReader:
             if piece is not None:
                 return piece
 
-    async def read_all(self, max_bytes: int | None = None) -> bytes:
-        """Collect the rest of the range into memory (``max_bytes`` guards against surprises)."""
-        buf = bytearray()
-        expected = self.position
-        async for offset, chunk in self:
-            if offset != expected:  # pragma: no cover - guaranteed by design
-                raise ContentError(f"non-contiguous piece at {offset}, expected {expected}")
-            buf += chunk
-            expected += len(chunk)
-            if max_bytes is not None and len(buf) > max_bytes:
-                raise ContentError(f"content larger than {max_bytes} bytes")
-        return bytes(buf)
-
     async def aclose(self) -> None:
         limit = self._limit()
         if self._body is not None and limit is not None and self.position >= limit:

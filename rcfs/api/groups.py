@@ -12,7 +12,6 @@ from functools import lru_cache
 from rcfs.api.group_table import TABLE
 
 DEFAULT_GROUP = "Medium"
-UNTHROTTLED = "NoThrottling"
 
 # Specificity: a literal segment beats a parameter at the leftmost differing position, so
 # ".../greeting/hold-music" wins over ".../greeting/*".

@@ -183,19 +183,6 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _str(value: Any) -> str | None:
     if value is None:
         return None
@@ -430,11 +417,6 @@ class Message:
     sms_sending_attempts_count: int | None = None
     raw: Raw = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def version_key(self) -> tuple[str, datetime | None]:
-        """``(id, lastModifiedTime)``: what identifies one version of a message (sync dedupe)."""
-        return (self.id, self.last_modified_time)
-
 
 def _conversation_id(d: Raw) -> int | None:
     value = _int(d.get("conversationId"))
@@ -580,10 +562,6 @@ class CallLogRecord:
             if rec is not None and rec.id not in seen:
                 seen[rec.id] = rec
         return tuple(seen.values())
-
-    @property
-    def version_key(self) -> tuple[str, datetime | None]:
-        return (self.id, self.last_modified_time)
 
 
 def _party_opt(value: Any) -> Party | None:

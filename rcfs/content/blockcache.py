@@ -631,15 +631,6 @@ class BlockCache:
             return out
         return await self._run(_scan)
 
-    async def drop(self, key: str) -> None:
-        """Forget a file entirely (its content was deleted upstream)."""
-        def _drop() -> int:
-            with self._cache.transact(retry=True):
-                rec = self._cache.get(_fkey(key))
-                return 0 if rec is None else self._sync_drop_file(key, rec)
-        freed = await self._run(_drop)
-        self._used -= freed
-
     # -- eviction -------------------------------------------------------------------------
 
     def _sync_drop_file(self, key: str, rec: dict[str, Any], *, keep_meta: bool = False) -> int:

@@ -174,7 +174,6 @@ class _File:
     loaded: trio.Event = field(default_factory=trio.Event)
     load_error: BaseException | None = None
     streams_opened: int = 0
-    requests: int = 0
     readers: int = 0
     touched_at: float = -math.inf
     gone_until: float = -math.inf
@@ -511,11 +510,6 @@ class ContentReader:
         if f is not None and not f.busy() and f.loaded.is_set():
             del self._files[key]
 
-    def file_requests(self, ref: ContentRef) -> int:
-        """Content requests this reader made for ``ref`` in this session (tests, status)."""
-        f = self._files.get(ref.key)
-        return 0 if f is None else f.requests
-
     # -- per-file state -------------------------------------------------------------------
 
     async def _file(self, ref: ContentRef) -> _File:
@@ -839,7 +833,7 @@ class ContentReader:
             s.error = f.last_error = exc
             self.counters["streams_failed"] += 1
             if not s.opened and isinstance(exc, ApiError):
-                self._count_requests(f, 1)  # the server answered the first request
+                self.counters["requests"] += 1  # the server answered the first request
             if isinstance(exc, ApiError) and exc.status in (404, 410):
                 f.gone_until = trio.current_time() + self.config.gone_ttl_s
                 f.gone_error = exc
@@ -865,7 +859,7 @@ class ContentReader:
             async with self.source.open(f.ref, s.start, priority=s.priority,
                                         deadline=deadline) as body:
                 s.on_open(trio.current_time())
-                self._count_requests(f, 1)
+                self.counters["requests"] += 1
                 self._learn(f, body.total_size, body.content_type)
                 f.notify()
                 complete = await self._pump(f, s, body, q)
@@ -878,7 +872,7 @@ class ContentReader:
                         s.buf.clear()
         finally:
             if body is not None:
-                self._count_requests(f, body.requests - 1)  # continuations
+                self.counters["requests"] += body.requests - 1  # continuations
 
     async def _writer(self, f: _File, q: _WriteQueue) -> None:
         """Write queued blocks into the cache; a failed write leaves the block uncached."""
@@ -910,10 +904,6 @@ class ContentReader:
             q.written.set()
             self._writes.remove(q.written)
             self._queues.discard(q)
-
-    def _count_requests(self, f: _File, n: int) -> None:
-        f.requests += n
-        self.counters["requests"] += n
 
     async def _pump(self, f: _File, s: _Stream, body: ContentBody, q: _WriteQueue) -> bool:
         """Move pieces into blocks until EOF (True) or the stream became redundant (False)."""

@@ -58,10 +58,6 @@ class ReportRunner:
         self._slots = trio.Semaphore(self.config.max_tasks)
         self.requests = 0  # report API calls made (status, tests)
 
-    @property
-    def free_slots(self) -> int:
-        return self._slots.value
-
     async def create(self, date_from: datetime, date_to: datetime,
                      types: Iterable[str] = (), *,
                      priority: Priority = Priority.METADATA) -> ReportTask:

@@ -58,8 +58,6 @@ KINDS = {
 }
 CONTENT_KINDS = {"reset", "short206", "ignore_range", "partial_200", "no_length", "bandwidth",
                  "lie_length"}
-# Kinds handled by the middleware that drop the connection around the handler.
-DROP_KINDS = {"reset_request", "reset_response"}
 
 
 @dataclass

@@ -20,7 +20,7 @@ from rcfs.api.models import CallLogRecord, Party
 from rcfs.namespace import naming
 from rcfs.namespace.entries import Entry
 
-__all__ = ["CALLS", "HEADER", "account_folder", "add_calls_folder", "month_csv", "month_files"]
+__all__ = ["CALLS", "HEADER", "account_folder", "month_csv", "month_files"]
 
 CALLS = "Calls"
 HEADER = ("time", "direction", "from", "to", "name", "duration", "result", "recording")
@@ -88,13 +88,6 @@ def _folder(calls: Iterable[CallLogRecord], tz: tzinfo | None, recording: Record
     for entry in month_files(calls, tz, recording, mailbox).values():
         folder.add(entry)
     return folder
-
-
-def add_calls_folder(root: Entry, calls: Iterable[CallLogRecord], tz: tzinfo | None,
-                     recording: RecordingName) -> None:
-    """A mailbox's ``Calls/`` (always present, empty without calls)."""
-    assert root.children is not None
-    root.add(_folder(calls, tz, recording))
 
 
 def account_folder(calls: Iterable[CallLogRecord], tz: tzinfo | None,

@@ -21,8 +21,8 @@ rows that changed. Only each mailbox's small state and folder skeleton are in RA
 * Single-flight: concurrent refreshes of one mailbox, of the call log, of the greetings
   and the one recording-format probe each share one request.
 
-For push notifications (issue 14, ``rcfs.push``): ``request_sync(ext_id)`` asks for an
-incremental sync of one mailbox now (coalesced: a sync already running absorbs it);
+For push notifications (``rcfs.push``): ``refresh(ext_id)`` syncs one mailbox now
+(``wait_sync`` first lets an event's change, newer than a sync in flight, get its own);
 ``calls_changed(ext_id)`` marks a call log stale after a telephony event;
 ``set_poll_interval(seconds)`` sets how often mailboxes in use are polled (raised to a
 safety-net interval while the socket is healthy); ``on_messages`` hears every batch of
@@ -175,12 +175,6 @@ class MetadataIndex(CallLogIndex):
         it). Push notifications raise it to a safety-net interval while the socket is
         healthy."""
         self.poll_interval = max(1.0, seconds)
-
-    def request_sync(self, ext_id: str, priority: Priority = Priority.METADATA) -> None:
-        """An event says mailbox ``ext_id`` changed: sync it now, in the background.
-        Coalesced: while a sync of it runs, this starts nothing new."""
-        if ext_id in self.states and f"m:{ext_id}" not in self._flights:
-            self._spawn(self.refresh, ext_id, priority)
 
     def syncing(self, ext_id: str) -> bool:
         """Is a message-store sync of ``ext_id`` running?"""

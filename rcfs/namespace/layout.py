@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import tzinfo
 
 from rcfs.api.models import Attachment, CallLogRecord, Greeting, Message, Party, Recording
@@ -226,41 +226,6 @@ def add_greeting(root: Entry, greeting: Greeting, mtime: float, ext_id: str) -> 
 def extension_folder_name(number: str | None, name: str | None, ext_id: str) -> str:
     stem = naming.join(naming.clean(number or ""), naming.clean(name or ""))
     return naming.fit(stem or f"Extension {ext_id}", "")
-
-
-def build_extension(name: str, messages: Iterable[Message], calls: Iterable[CallLogRecord],
-                    greetings: Iterable[Greeting], own_numbers: set[str], tz: tzinfo | None,
-                    ext_id: str, greeting_mtime: float | dict[str, float] = 0.0,
-                    recording_type: str | None = None) -> Entry:
-    root = Entry.directory(name)
-    for folder in (VOICEMAIL, FAX, TEXTS, RECORDINGS, GREETINGS):
-        root.subdir(folder)
-    for msg in messages:
-        add_message(root, msg, tz, own_numbers, ext_id)
-    calls = list(calls)
-    for call in calls:
-        add_call(root, call, tz, ext_id, recording_type)
-    calls_csv.add_calls_folder(root, calls, tz,
-                               lambda c: recording_path(c, tz, recording_type))
-    for greeting in greetings:
-        # Greetings carry no time in the API: the time rcfs first saw each one (persisted),
-        # so it stays the same across refreshes and remounts (rsync sees no change).
-        when = (greeting_mtime.get(greeting.id, 0.0) if isinstance(greeting_mtime, dict)
-                else greeting_mtime)
-        add_greeting(root, greeting, when, ext_id)
-    _settle_mtimes(root)
-    return root
-
-
-def _settle_mtimes(folder: Entry) -> float:
-    """A folder's mtime is that of its newest entry. ``Entry.add`` only sees a child's mtime
-    at the moment it is added, and the area and month folders are added before their
-    files, so fix them up bottom-up once the tree is complete."""
-    for child in (folder.children or {}).values():
-        if child.is_dir:
-            _settle_mtimes(child)
-        folder.mtime = max(folder.mtime, child.mtime)
-    return folder.mtime
 
 
 def rows(build: Callable[[Entry], None]) -> list[tuple[str, Entry]]:
