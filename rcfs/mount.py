@@ -30,7 +30,7 @@ import trio
 from rcfs import __version__, sdnotify
 from rcfs.api import Credentials, RcClient, RcError, TokenStore
 from rcfs.api.authstate import auth_line
-from rcfs.api.listing import ApiClient
+from rcfs.api.protocol import ApiClient
 from rcfs.api.push import PushClient
 from rcfs.api.scheduler import DEFAULT_LIMITS, Priority
 from rcfs.config import Config

@@ -9,10 +9,11 @@ Why these rules (docs/ringcentral.md §5, §10):
   while we page. A repeated next-page URI ends the walk (a server loop must not become
   ours), and ids already yielded are skipped (a message that arrives while we page shifts
   the newest-first pages by one).
-* Listings are class-based async iterators (``Pager``), not async generators: a consumer
-  that stops early (``break``) leaves nothing for trio's GC hook to warn about.
+* Listings are class-based async iterators (``rcfs.api.paging.Pager``), not async
+  generators: a consumer that stops early (``break``) leaves nothing for trio's GC hook to
+  warn about.
 * One record that fails to parse is logged and skipped rather than failing a whole
-  directory listing (``Pager.skipped`` counts them).
+  directory listing (``rcfs.api.paging.Pager.skipped`` counts them).
 * Batch GET of up to 50 messages is one Light request (§5.1): callers refreshing many
   messages save budget with ``get_messages_batch``.
 
@@ -26,11 +27,10 @@ import email.parser
 import email.policy
 import json
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 import httpx
 
@@ -58,15 +58,15 @@ from rcfs.api.models import (
     parse_recording,
     parse_report_task,
 )
+from rcfs.api.paging import PER_PAGE, Pager, Params, as_list, put_list
+from rcfs.api.protocol import ApiClient
 from rcfs.api.scheduler import Priority
 
 __all__ = [
     "BATCH_MAX",
     "MULTIPART_JSON",
-    "PER_PAGE",
-    "ApiClient",
+    "ApiClient",  # re-exported: rcfs.outbox still imports it from here (rcfs.api.protocol)
     "BatchItemError",
-    "Pager",
     "account_path",
     "create_message_store_report",
     "delete_message",
@@ -89,47 +89,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PER_PAGE = 1000
-"""The server's maximum page size: fewest requests per listing."""
 BATCH_MAX = 50
 """Most ids one batch GET may carry (more → 400)."""
 MULTIPART_JSON = "application/vnd.ringcentral.multipart+json"
 
-T = TypeVar("T")
 DateArg = datetime | str
-Params = dict[str, str | list[str]]
-
-
-class ApiClient(Protocol):
-    """The part of ``RcClient`` this package's typed calls use (tests pass fakes)."""
-
-    @property
-    def platform_url(self) -> str: ...
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Any = None,
-        json: Any = None,
-        content: bytes | None = None,
-        files: Any = None,
-        data: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        priority: Priority = Priority.METADATA,
-        deadline: float | None = None,
-        group: str | None = None,
-    ) -> httpx.Response: ...
-
-    async def get_json(
-        self,
-        url: str,
-        *,
-        params: Any = None,
-        priority: Priority = Priority.METADATA,
-        deadline: float | None = None,
-    ) -> Any: ...
 
 
 def account_path(suffix: str = "", account_id: str = "~") -> str:
@@ -138,115 +102,6 @@ def account_path(suffix: str = "", account_id: str = "~") -> str:
 
 def ext_path(ext_id: str = "~", suffix: str = "", account_id: str = "~") -> str:
     return f"/restapi/v1.0/account/{account_id}/extension/{ext_id}{suffix}"
-
-
-def _as_list(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def _put_list(params: Params, key: str, value: str | Iterable[str] | None) -> None:
-    """Query arrays are repeated keys (``messageType=SMS&messageType=Fax``)."""
-    values = _as_list(value)
-    if values:
-        params[key] = values
-
-
-# -- paging ------------------------------------------------------------------------------------
-
-
-class Pager(Generic[T]):
-    """Async iterator over every record of a paged listing (see module doc).
-
-    ``pages`` counts requests made, ``skipped`` unparsable records; ``collect()`` returns a
-    list. The first request goes to ``path`` with ``params``; later ones to the server's
-    ``navigation.nextPage.uri`` verbatim.
-    """
-
-    def __init__(
-        self,
-        client: ApiClient,
-        path: str,
-        params: Params,
-        parse: Callable[[Any], T],
-        key: Callable[[T], str],
-        *,
-        priority: Priority = Priority.LISTING,
-        deadline: float | None = None,
-        what: str = "record",
-    ) -> None:
-        self._client = client
-        self._path = path
-        self._params = params
-        self._parse = parse
-        self._key = key
-        self._priority = priority
-        self._deadline = deadline
-        self._what = what
-        self._buffer: deque[T] = deque()
-        self._next: str | None = None
-        self._started = False
-        self._done = False
-        self._visited: set[str] = set()
-        self._seen: set[str] = set()
-        self.pages = 0
-        self.skipped = 0
-
-    def __aiter__(self) -> Pager[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while not self._buffer:
-            if self._done:
-                raise StopAsyncIteration
-            await self._fetch()
-        return self._buffer.popleft()
-
-    async def collect(self) -> list[T]:
-        return [item async for item in self]
-
-    async def _fetch(self) -> None:
-        # State changes only after a page arrived: after an error (budget, deadline) the
-        # same page is asked again by the next __anext__.
-        if not self._started:
-            data = await self._client.get_json(self._path, params=self._params,
-                                               priority=self._priority, deadline=self._deadline)
-            self._started = True
-        else:
-            assert self._next is not None
-            data = await self._client.get_json(self._next, priority=self._priority,
-                                               deadline=self._deadline)
-        self.pages += 1
-        if not isinstance(data, Mapping):
-            raise ModelError(f"listing {self._path} returned {type(data).__name__}, not an object")
-        records = data.get("records")
-        records = records if isinstance(records, list) else []
-        for raw in records:
-            try:
-                item = self._parse(raw)
-            except ModelError as exc:
-                self.skipped += 1
-                log.warning("skipping unparsable %s in %s: %s", self._what, self._path, exc)
-                continue
-            key = self._key(item)
-            if key in self._seen:
-                continue
-            self._seen.add(key)
-            self._buffer.append(item)
-        nav = data.get("navigation")
-        next_page = nav.get("nextPage") if isinstance(nav, Mapping) else None
-        uri = next_page.get("uri") if isinstance(next_page, Mapping) else None
-        if not records or not isinstance(uri, str) or not uri:
-            self._done = True
-        elif uri in self._visited:
-            log.warning("listing %s: next page %s repeats; stopping", self._path, uri)
-            self._done = True
-        else:
-            self._visited.add(uri)
-            self._next = uri
 
 
 # -- account and extensions --------------------------------------------------------------------
@@ -270,8 +125,8 @@ def list_extensions(
 ) -> Pager[Extension]:
     """Every extension of the account (Medium group; one request per 1000)."""
     params: Params = {"perPage": str(PER_PAGE)}
-    _put_list(params, "type", types)
-    _put_list(params, "status", statuses)
+    put_list(params, "type", types)
+    put_list(params, "status", statuses)
     return Pager(client, account_path("/extension"), params, parse_extension, lambda e: e.id,
                  priority=priority, deadline=deadline, what="extension")
 
@@ -312,10 +167,10 @@ def list_messages(
     params: Params = {"dateFrom": format_time(date_from), "perPage": str(per_page)}
     if date_to is not None:
         params["dateTo"] = format_time(date_to)
-    _put_list(params, "messageType", message_types)
-    _put_list(params, "availability", availability)
-    _put_list(params, "direction", direction)
-    _put_list(params, "readStatus", read_status)
+    put_list(params, "messageType", message_types)
+    put_list(params, "availability", availability)
+    put_list(params, "direction", direction)
+    put_list(params, "readStatus", read_status)
     if conversation_id is not None:
         params["conversationId"] = str(conversation_id)
     return Pager(client, ext_path(ext_id, "/message-store"), params, parse_message,
@@ -528,8 +383,8 @@ def list_call_log(
         params["dateTo"] = format_time(date_to)
     if recording_type is not None:
         params["recordingType"] = recording_type
-    _put_list(params, "type", call_type)
-    _put_list(params, "direction", direction)
+    put_list(params, "type", call_type)
+    put_list(params, "direction", direction)
     if show_deleted is not None:
         params["showDeleted"] = "true" if show_deleted else "false"
     return Pager(client, path, params, parse_call_log_record, lambda r: r.id,
@@ -619,7 +474,7 @@ async def create_message_store_report(
     body: dict[str, Any] = {"dateFrom": format_time(date_from)}
     if date_to is not None:
         body["dateTo"] = format_time(date_to)
-    types = _as_list(message_types)
+    types = as_list(message_types)
     if types:
         body["messageTypes"] = types
     response = await client.request("POST", account_path("/message-store-report"), json=body,

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from rcfs.api.errors import ApiError
-from rcfs.api.listing import ApiClient, Params, _as_list, ext_path, list_call_log
+from rcfs.api.listing import ext_path, list_call_log
 from rcfs.api.models import (
     EPOCH,
     CallLogRecord,
@@ -42,6 +42,8 @@ from rcfs.api.models import (
     parse_time,
     parse_time_opt,
 )
+from rcfs.api.paging import Params, as_list
+from rcfs.api.protocol import ApiClient
 from rcfs.api.scheduler import Priority
 
 __all__ = [
@@ -116,7 +118,7 @@ class MessageSync:
         self._client = client
         self.ext_id = ext_id
         self.date_from = date_from
-        self.message_types = _as_list(message_types)
+        self.message_types = as_list(message_types)
         self.record_count = record_count
         self.sync_token = sync_token
         self.sync_time = sync_time

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from rcfs.api.listing import ApiClient, ext_path, get_message
+from rcfs.api.listing import ext_path, get_message
 from rcfs.api.models import Greeting, Message, format_time, parse_greeting, parse_message
+from rcfs.api.protocol import ApiClient
 from rcfs.api.scheduler import Priority
 
 __all__ = [

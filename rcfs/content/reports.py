@@ -23,12 +23,12 @@ import trio
 
 from rcfs.api.errors import RateLimitedError
 from rcfs.api.listing import (
-    ApiClient,
     create_message_store_report,
     get_message_store_report,
     list_report_archives,
 )
 from rcfs.api.models import ArchiveRef, ReportTask
+from rcfs.api.protocol import ApiClient
 from rcfs.api.scheduler import Priority
 
 log = logging.getLogger(__name__)
