@@ -28,7 +28,7 @@ import pyfuse3
 import trio
 
 from rcfs import __version__, sdnotify
-from rcfs.api import Credentials, RcClient, RcError, TokenStore
+from rcfs.api import Credentials, RcClient, RcError, TokenSet, TokenStore
 from rcfs.api.authstate import auth_line
 from rcfs.api.protocol import ApiClient
 from rcfs.api.push import PushClient
@@ -188,6 +188,19 @@ def _local_dirs(cfg: Config) -> tuple[Path, Path]:
             Path(cfg.cache_dir).expanduser() / _digest(cfg.server))
 
 
+async def _private_dirs(cfg: Config) -> tuple[Path, Path]:
+    """(state root, cache root), with everything this process creates (cache, index,
+    spool, log) private whatever the umask it was started with; what an older rcfs left
+    readable is fixed now."""
+    state_root, cache_root = _local_dirs(cfg)
+    os.umask(0o077)
+    await trio.to_thread.run_sync(tighten_all, (cache_root.parent, state_root),
+                                  (*_cache_roots(cache_root.parent), *(
+                                      state_root / n for n in ("tokens", "accounts",
+                                                               "rcfs.log"))))
+    return state_root, cache_root
+
+
 def _cache_roots(cache_dir: Path) -> list[Path]:
     """The block caches under ``cache_dir`` (one per server, named by its digest): rcfs's
     own, unlike whatever else the user keeps in a ``cache_dir`` they chose."""
@@ -294,29 +307,15 @@ class Mount:
         return out
 
     async def run(self, ready: trio.Event | None = None) -> None:
+        """Build the layers bottom-up, mount, serve until unmounted, then close them."""
         self._t0 = time.monotonic()
         cfg = self.cfg
-        state_root, cache_root = _local_dirs(cfg)
-        # Everything this process creates (cache, index, spool, log) is private, whatever
-        # the umask it was started with; what an older rcfs left readable is fixed now.
-        os.umask(0o077)
-        await trio.to_thread.run_sync(tighten_all, (cache_root.parent, state_root),
-                                      (*_cache_roots(cache_root.parent), *(
-                                          state_root / n for n in ("tokens", "accounts",
-                                                                   "rcfs.log"))))
+        state_root, cache_root = await _private_dirs(cfg)
         store = token_store(cfg)
         tokens = store.load()
         client = self.client = make_client(cfg, store)
         async with client, trio.open_nursery() as nursery:
-            if tokens is None or tokens.owner_id is None:
-                try:
-                    await client.tokens.access_token(client.deadline_in(30))
-                except RcError as exc:
-                    action = client.tokens.status().get("last_error") or {}
-                    hint = f" ({action['action']})" if action.get("action") else ""
-                    raise MountError(f"cannot log in to {cfg.server}: {exc}{hint}") from None
-                tokens = client.tokens.current
-            owner = tokens.owner_id if tokens is not None else "unknown"
+            owner = await self._owner(client, tokens)
             cache = await BlockCache.open(cache_root, budget=cfg.cache_size)
             if cache.healed is not None:
                 self.healed.append(cache.healed)
@@ -326,100 +325,136 @@ class Mount:
             source = ApiContentSource(client, client.scheduler)
             reader = ContentReader(cache, source, nursery,
                                    ReaderConfig(read_deadline_s=cfg.read_timeout))
-            index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
-                                  owner or ""), refresh_interval=cfg.refresh_interval,
-                                  tz=_tz(cfg.timezone), lookup_deadline=cfg.lookup_deadline)
-            await index.open()
-            self.startup["index_open_s"] = round(time.monotonic() - self._t0, 3)
-            if index.store is not None and index.store.healed is not None:
-                self.healed.append(index.store.healed)
-            if not index.states:
-                # A first mount: the mailbox folders come from the extension list. A
-                # remount shows what the index knows at once; refreshing starts after.
-                try:
-                    await index.load_extensions()
-                except RcError as exc:
-                    raise MountError(f"cannot reach {cfg.server} and nothing is cached: "
-                                     f"{exc}") from None
-            options = MountOptions(
-                uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
-                gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
-                umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout,
-                thumbnails=cfg.thumbnails, thumbnail_wait=cfg.thumbnail_wait,
-                mountpoint=self.abs_mountpoint)
-            # The outbox spool and journal live beside the index of the same account.
-            outbox = make_outbox(cfg, client, index.state_dir / "outbox")
-            await trio.to_thread.run_sync(outbox.open)
-            runner = ReportRunner(client)
+            index = await self._open_index(client, state_root, owner)
+            self.layers = await self._assemble(client, cache, source, reader, index, nursery)
+            await self._serve(self.layers, nursery, ready, cache_root)
 
-            def can_export() -> bool:
-                return index.me is not None and index.me.is_admin and not exports.refused
-
-            exports = ExportManager(runner, index.state_dir / "exports.json", can_export)
-            exports.load()
-            source.renew = exports.fresh_uri
-            pins = PinManager(reader, index, index.state_dir / "pins.json",
-                              rate_of=lambda group: _rate(client, group),
-                              bulk=BulkExport(runner, source, cache, reader.forget),
-                              can_export=can_export)
-            pins.load()
-            account_calls = AccountCalls(
-                index, index.tz, lambda: index.me is not None and index.me.is_admin)
-            ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
-                                 plugins=[exports, pins, account_calls])
-            pins.resolve = ops.resolve
-            pins.children = ops.children
-            exports.on_rename = ops.forget_path
-            outbox.on_gone = lambda ext, rel: ops.forget_path(
-                (index.folder_name(ext), "Outbox", *rel))
-            outbox.on_change = ops.outbox_changed
-            notifier = None
-            if cfg.notify:
-                notifier = DesktopNotifier(
-                    lambda ext, mid: message_file(index, self.mountpoint, ext, mid))
-            fresh = make_freshness(cfg, client, index, self.mountpoint, notifier)
-
-            def changed(ext_id: str, removed: list[tuple[str, ...]],
-                        folders: list[tuple[str, ...]]) -> None:
-                ops.tree_changed(ext_id, removed, folders)
-                pins.changed()
-                account_calls.changed()
-
-            index.on_change = changed
-            index.on_messages = fresh.messages_written
-            index.bind(nursery)
-            ops.bind(nursery)
-            exports.bind(nursery)
-            self.layers = Layers(client, cache, reader, index, ops, outbox, freshness=fresh,
-                                 notifier=notifier, exports=exports, pins=pins)
-            fuse_options = set(pyfuse3.default_options)
-            fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
-            if cfg.allow_other:
-                fuse_options.add("allow_other")
-            pyfuse3.init(ops, str(self.mountpoint), fuse_options)
+    async def _owner(self, client: RcClient, tokens: TokenSet | None) -> str | None:
+        """The token owner's extension id; logs in first when no session is stored."""
+        if tokens is None or tokens.owner_id is None:
             try:
-                nursery.start_soon(self._signals, nursery)
-                nursery.start_soon(self._announce, ready)
-                nursery.start_soon(self._refresh_loop)
-                nursery.start_soon(outbox.run)
-                nursery.start_soon(fresh.run)
-                if notifier is not None:
-                    nursery.start_soon(notifier.run)
-                nursery.start_soon(pins.run)
-                await pyfuse3.main()
-            finally:
-                # Always unmount: a dead mount freezes whoever touches the folder next.
-                pyfuse3.close(unmount=True)
-                sdnotify.notify("STOPPING=1")
-                with trio.CancelScope(shield=True):
-                    # Blocks already downloaded were paid for: let them reach the disk.
-                    await reader.aclose()
-                nursery.cancel_scope.cancel()
-                with trio.CancelScope(shield=True):
-                    await index.close()
-                    await cache.aclose()
-                    outbox.close()
-                    _mark_clean(cache_root)
+                await client.tokens.access_token(client.deadline_in(30))
+            except RcError as exc:
+                action = client.tokens.status().get("last_error") or {}
+                hint = f" ({action['action']})" if action.get("action") else ""
+                raise MountError(f"cannot log in to {self.cfg.server}: {exc}{hint}") from None
+            tokens = client.tokens.current
+        return tokens.owner_id if tokens is not None else "unknown"
+
+    async def _open_index(self, client: RcClient, state_root: Path,
+                          owner: str | None) -> MetadataIndex:
+        """The metadata index of this account: its snapshot first (a remount shows what it
+        knows without the network), the extension list only on a first mount."""
+        cfg = self.cfg
+        index = MetadataIndex(client, state_root / "accounts" / _digest(cfg.server,
+                              owner or ""), refresh_interval=cfg.refresh_interval,
+                              tz=_tz(cfg.timezone), lookup_deadline=cfg.lookup_deadline)
+        await index.open()
+        self.startup["index_open_s"] = round(time.monotonic() - self._t0, 3)
+        if index.store is not None and index.store.healed is not None:
+            self.healed.append(index.store.healed)
+        if not index.states:
+            # A first mount: the mailbox folders come from the extension list. A
+            # remount shows what the index knows at once; refreshing starts after.
+            try:
+                await index.load_extensions()
+            except RcError as exc:
+                raise MountError(f"cannot reach {cfg.server} and nothing is cached: "
+                                 f"{exc}") from None
+        return index
+
+    async def _assemble(self, client: RcClient, cache: BlockCache, source: ApiContentSource,
+                        reader: ContentReader, index: MetadataIndex,
+                        nursery: trio.Nursery) -> Layers:
+        """The layers above the index (outbox, exports, pins, FUSE operations, freshness,
+        notifications), wired to each other's callbacks and bound to ``nursery``."""
+        cfg = self.cfg
+        options = MountOptions(
+            uid=cfg.uid if cfg.uid >= 0 else os.getuid(),
+            gid=cfg.gid if cfg.gid >= 0 else os.getgid(),
+            umask=cfg.umask, allow_delete=cfg.allow_delete, read_timeout=cfg.read_timeout,
+            thumbnails=cfg.thumbnails, thumbnail_wait=cfg.thumbnail_wait,
+            mountpoint=self.abs_mountpoint)
+        # The outbox spool and journal live beside the index of the same account.
+        outbox = make_outbox(cfg, client, index.state_dir / "outbox")
+        await trio.to_thread.run_sync(outbox.open)
+        runner = ReportRunner(client)
+
+        def can_export() -> bool:
+            return index.me is not None and index.me.is_admin and not exports.refused
+
+        exports = ExportManager(runner, index.state_dir / "exports.json", can_export)
+        exports.load()
+        source.renew = exports.fresh_uri
+        pins = PinManager(reader, index, index.state_dir / "pins.json",
+                          rate_of=lambda group: _rate(client, group),
+                          bulk=BulkExport(runner, source, cache, reader.forget),
+                          can_export=can_export)
+        pins.load()
+        account_calls = AccountCalls(
+            index, index.tz, lambda: index.me is not None and index.me.is_admin)
+        ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
+                             plugins=[exports, pins, account_calls])
+        pins.resolve = ops.resolve
+        pins.children = ops.children
+        exports.on_rename = ops.forget_path
+        outbox.on_gone = lambda ext, rel: ops.forget_path(
+            (index.folder_name(ext), "Outbox", *rel))
+        outbox.on_change = ops.outbox_changed
+        notifier = None
+        if cfg.notify:
+            notifier = DesktopNotifier(
+                lambda ext, mid: message_file(index, self.mountpoint, ext, mid))
+        fresh = make_freshness(cfg, client, index, self.mountpoint, notifier)
+
+        def changed(ext_id: str, removed: list[tuple[str, ...]],
+                    folders: list[tuple[str, ...]]) -> None:
+            ops.tree_changed(ext_id, removed, folders)
+            pins.changed()
+            account_calls.changed()
+
+        index.on_change = changed
+        index.on_messages = fresh.messages_written
+        index.bind(nursery)
+        ops.bind(nursery)
+        exports.bind(nursery)
+        return Layers(client, cache, reader, index, ops, outbox, freshness=fresh,
+                      notifier=notifier, exports=exports, pins=pins)
+
+    async def _serve(self, layers: Layers, nursery: trio.Nursery, ready: trio.Event | None,
+                     cache_root: Path) -> None:
+        """Mount, run the background tasks until unmounted, then close every layer (the
+        unmount happens whatever went wrong)."""
+        outbox, fresh, pins = layers.outbox, layers.freshness, layers.pins
+        assert outbox is not None and fresh is not None and pins is not None
+        fuse_options = set(pyfuse3.default_options)
+        fuse_options |= {"fsname=rcfs", "subtype=rcfs", "noatime"}
+        if self.cfg.allow_other:
+            fuse_options.add("allow_other")
+        pyfuse3.init(layers.ops, str(self.mountpoint), fuse_options)
+        try:
+            nursery.start_soon(self._signals, nursery)
+            nursery.start_soon(self._announce, ready)
+            nursery.start_soon(self._refresh_loop)
+            nursery.start_soon(outbox.run)
+            nursery.start_soon(fresh.run)
+            if layers.notifier is not None:
+                nursery.start_soon(layers.notifier.run)
+            nursery.start_soon(pins.run)
+            await pyfuse3.main()
+        finally:
+            # Always unmount: a dead mount freezes whoever touches the folder next.
+            pyfuse3.close(unmount=True)
+            sdnotify.notify("STOPPING=1")
+            with trio.CancelScope(shield=True):
+                # Blocks already downloaded were paid for: let them reach the disk.
+                await layers.reader.aclose()
+            nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await layers.index.close()
+                await layers.cache.aclose()
+                outbox.close()
+                _mark_clean(cache_root)
 
     async def _signals(self, nursery: trio.Nursery) -> None:
         # Stays subscribed after the first signal, so a second Ctrl-C during the unmount
