@@ -29,7 +29,8 @@ import pytest
 from PIL import Image
 
 from rcfs.emulator.config import EmulatorConfig
-from rcfs.emulator.seed import HOSTILE, build_store, rule_key
+from rcfs.emulator.seed import build_store, rule_key
+from rcfs.emulator.seed_data import HOSTILE
 from rcfs.emulator.store import Attachment, Message, Store
 from tests.emulator_proc import EmulatorProc, api_client
 from tests.emulator_support import tool

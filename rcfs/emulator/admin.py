@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from rcfs.emulator import seed
+from rcfs.emulator import admin_specs
 from rcfs.emulator.core import Emulator, emulator_of, iso, json_response
 from rcfs.emulator.errors import invalid_param, not_found
 
@@ -133,7 +133,7 @@ async def messages(request: Request) -> Response:
             if repeat > 1:
                 spec.setdefault("creation_time", start)
                 spec["creation_time"] = _epoch(spec["creation_time"]) - i * step
-            added.append(seed.add_message_from_spec(emu, spec))
+            added.append(admin_specs.add_message_from_spec(emu, spec))
     except (KeyError, ValueError, TypeError) as exc:
         raise invalid_param("message", str(exc)) from None
     msg = added[0]
@@ -172,7 +172,7 @@ async def calls(request: Request) -> Response:
     emu = emulator_of(request)
     body = await _json(request)
     try:
-        call = seed.add_call_from_spec(emu, body)
+        call = admin_specs.add_call_from_spec(emu, body)
     except (KeyError, ValueError, TypeError) as exc:
         raise invalid_param("call", str(exc)) from None
     return json_response({"id": call.id,

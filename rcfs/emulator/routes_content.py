@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 from rcfs.emulator.core import emulator_of
 from rcfs.emulator.errors import agw_404, invalid_param, not_found, rc_error
 from rcfs.emulator.faults import CONTENT_KINDS, FaultRule
-from rcfs.emulator.routes_messages import find_message
+from rcfs.emulator.message_render import find_message
 from rcfs.emulator.routes_reports import archive_expired
 from rcfs.emulator.store import Blob
 

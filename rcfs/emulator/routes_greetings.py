@@ -36,7 +36,7 @@ from rcfs.emulator.media import sniff_content_type
 from rcfs.emulator.multipart import MultipartError, Part, parse_multipart
 from rcfs.emulator.origin import content_uri
 from rcfs.emulator.paging import page_of
-from rcfs.emulator.seed import GREETING_PRESETS
+from rcfs.emulator.seed_data import GREETING_PRESETS
 from rcfs.emulator.store import AnsweringRule, Blob, Extension, Greeting, SentItem
 
 GREETING_TYPES = ("Introductory", "Announcement", "ConnectingMessage", "ConnectingAudio",

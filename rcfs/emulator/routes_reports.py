@@ -53,7 +53,8 @@ from starlette.routing import BaseRoute, Route
 
 from rcfs.emulator.core import Caller, Emulator, emulator_of, iso, json_response, parse_date
 from rcfs.emulator.errors import ApiError, invalid_param, not_found, rc_error
-from rcfs.emulator.store import Attachment, Blob, Message, ReportTask
+from rcfs.emulator.message_render import render_message, settle
+from rcfs.emulator.store import Attachment, Blob, ReportTask
 
 DAY = 86400.0
 MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager", "Text")
@@ -103,23 +104,6 @@ def render_task(emu: Emulator, task: ReportTask) -> dict[str, Any]:
 # -- archives --------------------------------------------------------------------------------
 
 
-def _renderers(emu: Emulator) -> tuple[Callable[[Emulator, Message], dict[str, Any]],
-                                       Callable[[Emulator, Message], bool]]:
-    """The message-store rendering, so the export matches what the API lists."""
-    try:
-        from rcfs.emulator.routes_messages import render_message, settle
-    except ImportError:  # pragma: no cover - only while routes_messages is being written
-        return _fallback_render, lambda _emu, msg: not msg.gone
-    return render_message, settle
-
-
-def _fallback_render(emu: Emulator, msg: Message) -> dict[str, Any]:
-    return {"uri": emu.ext_uri(msg.extension_id, f"/message-store/{msg.id}"), "id": msg.id,
-            "type": msg.type, "direction": msg.direction, "availability": msg.availability,
-            "creationTime": iso(msg.creation_time), "from": msg.from_, "to": msg.to,
-            "subject": msg.subject, "lastModifiedTime": iso(msg.last_modified_time)}
-
-
 def _file_name(att: Attachment) -> str:
     if att.file_name:
         return att.file_name.replace("/", "_").replace("\\", "_")
@@ -156,7 +140,6 @@ def _zip(entries: list[tuple[str, bytes]], compress: bool,
 
 def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
     """archive 0: message-store.json per extension; 1..n: attachment binaries (J4)."""
-    render, settle = _renderers(emu)
     store = emu.store
     acc = task.account_id
     now = emu.clock.now()  # seeded "future" messages do not exist yet
@@ -169,7 +152,7 @@ def build_archives(emu: Emulator, task: ReportTask) -> list[Blob]:
         if not msgs:
             continue
         prefix = f"account/{acc}/extension/{ext.id}"
-        records = [render(emu, m) for m in msgs]
+        records = [render_message(emu, m) for m in msgs]
         json_entries.append((f"{prefix}/message-store.json",
                              json.dumps({"records": records}, indent=1).encode("utf-8")))
         for msg in msgs:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from rcfs.emulator.core import iso
+from rcfs.emulator.message_render import render_message
 from rcfs.emulator.oauth import Session
-from rcfs.emulator.routes_messages import render_message
 
 if TYPE_CHECKING:
     from rcfs.emulator.core import Emulator
