@@ -260,7 +260,7 @@ class Mount:
         self.abs_mountpoint = os.path.abspath(mountpoint)  # for file:// URIs (thumbnails)
         self.started = time.time()
         # Seconds from the start of ``run`` (the program is loaded) to the index being open
-        # and to the mount answering: what a remount of a big account costs (issue 12).
+        # and to the mount answering: what a remount of a big account costs.
         self.startup: dict[str, float] = {}
         self._t0 = time.monotonic()
         self.layers: Layers | None = None

@@ -17,7 +17,7 @@ Any error a thumbnailer sees (EAGAIN after a long wait, EIO, EACCES) becomes suc
   (EAGAIN) for the rest: browsing a folder costs no request.
 * ``never``: thumbnailers are refused every content file (EACCES).
 
-(Findings behind this: /work/notes/thumbnailers.md of issue 10, by reading gnome-desktop
+(Findings behind this: docs/thumbnailers.md, from reading gnome-desktop
 43.2, nautilus 43.2, evince 43.1, totem 43.0 and by running the real factory.)
 
 Whenever rcfs refuses a thumbnailer or its read fails, it remembers the file; once that

@@ -4,7 +4,7 @@ Why an index: listing a folder must never wait on the network when the answer is
 (file managers fire thousands of lookups), a remount must show everything at once, even
 offline, and RingCentral's sync APIs turn "what changed" into one request per refresh.
 
-How (issue 12): the index lives on disk (``store``: one row per file, see its docstring
+How: the index lives on disk (``store``: one row per file, see its docstring
 for why SQLite) and is queried (``tree``), never held whole; a refresh writes only the
 rows that changed. Only each mailbox's small state and folder skeleton are in RAM.
 
@@ -28,7 +28,8 @@ For push notifications (``rcfs.push``): ``refresh(ext_id)`` syncs one mailbox no
 safety-net interval while the socket is healthy); ``on_messages`` hears every batch of
 messages written (desktop notifications pick the new ones); ``message_ids`` and
 ``message_files`` answer from the store.
-For exports (issue 13): ``calls(ext_id, start, end)`` returns a mailbox's call records.
+For the account-level Calls/ (``rcfs.namespace.account_calls``) and exports:
+``calls(ext_id, start, end)`` returns a mailbox's call records.
 """
 
 from __future__ import annotations
