@@ -28,8 +28,8 @@ For push notifications (``rcfs.push``): ``refresh(ext_id)`` syncs one mailbox no
 safety-net interval while the socket is healthy); ``on_messages`` hears every batch of
 messages written (desktop notifications pick the new ones); ``message_ids`` and
 ``message_files`` answer from the store.
-For the account-level Calls/ (``rcfs.namespace.account_calls``) and exports:
-``calls(ext_id, start, end)`` returns a mailbox's call records.
+For the account-level Calls/ (``rcfs.namespace.account_calls``): ``calls(ext_id)`` returns
+a mailbox's call records.
 """
 
 from __future__ import annotations
