@@ -35,7 +35,7 @@ from rcfs.emulator import (
 )
 from rcfs.emulator.core import Emulator, json_response
 from rcfs.emulator.errors import ApiError, agw_404, rc_error
-from rcfs.emulator.faults import fault_error
+from rcfs.emulator.faults import FaultRule, fault_error
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -193,20 +193,7 @@ class RcMiddleware:
         emu.tick()
         scope["rc_origin"] = self.origin
         request = Request(scope)
-        entry: dict[str, Any] = {
-            "seq": len(emu.request_log),
-            "time": emu.clock.now(),
-            "origin": self.origin,
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": request.url.query,
-            "range": request.headers.get("range"),
-            "status": None,
-            "group": None,
-            "bytes": 0,
-            "authorized": "authorization" in request.headers,
-        }
-        emu.request_log.append(entry)
+        entry = self._log_entry(scope, request)
         raw_send = send
         if emu.config.record_exchanges:
             recorder = _Recorder(emu.config.record_exchanges, self.origin, scope)
@@ -263,30 +250,14 @@ class RcMiddleware:
             return
         entry["method"] = scope["method"]
 
-        fired = emu.faults.take(scope["method"], scope["path"], self.origin)
-        scope["rc_faults"] = fired
-        for rule in fired:
-            if rule.kind == "status":
-                # Answered where the route counts the request (Emulator.throttle), so the
-                # fault carries the route's real rate-limit group and headers.
-                scope["rc_status_fault"] = rule
-                fired = fired[:fired.index(rule) + 1]
-                scope["rc_faults"] = fired
-                break
-            if rule.kind == "revoke":
-                auth = request.headers.get("authorization", "")
-                emu.tokens.revoke(auth.partition(" ")[2].strip())
-            if rule.kind == "delay":
-                delay += float(rule.params.get("seconds", 1.0))
-            if rule.kind == "reset_request":
-                entry["fault"] = ",".join(r.kind for r in fired)
-                entry["dropped"] = True
-                if rule.params.get("read_body", True):
-                    await _drain(receive)
-                await _drop_connection(raw_send)
-                return
-            if rule.kind == "reset_response":
-                swallow = True
+        fired, delay, swallow, reset = self._take_faults(scope, request)
+        if reset is not None:
+            entry["fault"] = ",".join(r.kind for r in fired)
+            entry["dropped"] = True
+            if reset.params.get("read_body", True):
+                await _drain(receive)
+            await _drop_connection(raw_send)
+            return
         if fired:
             entry["fault"] = ",".join(r.kind for r in fired)
 
@@ -298,6 +269,54 @@ class RcMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             await _drop_connection(raw_send)
+
+    def _log_entry(self, scope: Scope, request: Request) -> dict[str, Any]:
+        """The request's row in ``emu.request_log`` (``GET /_emulator/requests``), appended
+        now and completed as the answer goes out."""
+        entry: dict[str, Any] = {
+            "seq": len(self.emu.request_log),
+            "time": self.emu.clock.now(),
+            "origin": self.origin,
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": request.url.query,
+            "range": request.headers.get("range"),
+            "status": None,
+            "group": None,
+            "bytes": 0,
+            "authorized": "authorization" in request.headers,
+        }
+        self.emu.request_log.append(entry)
+        return entry
+
+    def _take_faults(self, scope: Scope, request: Request
+                     ) -> tuple[list[FaultRule], float, bool, FaultRule | None]:
+        """The faults this request fires, in order: ``(fired, delay, swallow, reset)``.
+
+        A ``status`` fault ends the list and is answered where the route counts the request
+        (``Emulator.throttle``), so it carries the route's real rate-limit group and headers.
+        ``revoke`` takes effect now; ``delay`` adds up; ``reset_response`` swallows the
+        answer; ``reset_request`` (returned as ``reset``) ends the list and drops the
+        connection before any handler runs."""
+        fired = self.emu.faults.take(scope["method"], scope["path"], self.origin)
+        scope["rc_faults"] = fired
+        delay, swallow = 0.0, False
+        for rule in fired:
+            if rule.kind == "status":
+                scope["rc_status_fault"] = rule
+                fired = fired[:fired.index(rule) + 1]
+                scope["rc_faults"] = fired
+                break
+            if rule.kind == "revoke":
+                auth = request.headers.get("authorization", "")
+                self.emu.tokens.revoke(auth.partition(" ")[2].strip())
+            if rule.kind == "delay":
+                delay += float(rule.params.get("seconds", 1.0))
+            if rule.kind == "reset_request":
+                return fired, delay, swallow, rule
+            if rule.kind == "reset_response":
+                swallow = True
+        return fired, delay, swallow, None
 
     @staticmethod
     def _method_override(scope: Scope, request: Request) -> None:
