@@ -3,6 +3,10 @@
 This layer knows nothing of tokens; an optional ``AuthHook`` supplies the Authorization header
 and hears about 401s. The token manager itself sends its OAuth calls through here (group
 "Auth") with no hook, so token traffic obeys the same budgets as everything else.
+
+``HttpCore.send`` stays one loop of about 100 lines on purpose: each of its branches
+(network error, 429, rejected token, 5xx) decides whether this very request may be sent
+again, and that retry policy reads best in one place.
 """
 
 from __future__ import annotations
@@ -30,12 +34,24 @@ from rcfs.api.errors import (
     ForeignHostError,
     NotSentError,
     RateLimitedError,
+    RcError,
     TransportError,
 )
 from rcfs.api.groups import group_for, route_key
 from rcfs.api.scheduler import Priority, RequestScheduler, Slot
 
 log = logging.getLogger(__name__)
+
+
+def _transport_error(shown: str, exc: Exception) -> RcError:
+    """What a request that got no answer raises once it may not be retried: ``NotSentError``
+    when it never left (connect, pool), ``DeadlineExceededError`` on a timeout, else a
+    ``TransportError``."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return NotSentError(f"{shown}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
+        return DeadlineExceededError(f"{shown}: {type(exc).__name__}")
+    return TransportError(f"{shown}: {type(exc).__name__}: {exc}")
 
 Params = Mapping[str, str | list[str]] | list[tuple[str, str]]
 
@@ -312,11 +328,7 @@ class HttpCore:
                              attempt, delay)
                     await trio.sleep(delay)
                     continue
-                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-                    raise NotSentError(f"{shown}: {type(exc).__name__}: {exc}") from exc
-                if isinstance(exc, httpx.TimeoutException):
-                    raise DeadlineExceededError(f"{shown}: {type(exc).__name__}") from exc
-                raise TransportError(f"{shown}: {type(exc).__name__}: {exc}") from exc
+                raise _transport_error(shown, exc) from exc
             except httpx.HTTPError as exc:
                 raise TransportError(f"{shown}: {type(exc).__name__}: {exc}") from exc
 
