@@ -11,7 +11,6 @@ from rcfs.api.models import (
     EPOCH,
     ModelError,
     format_time,
-    parse_account,
     parse_answering_rule,
     parse_archive_ref,
     parse_attachment,
@@ -185,10 +184,7 @@ def test_negative_size_is_unknown() -> None:
     assert parse_attachment({"id": 1, "uri": "u", "size": -1}).size is None
 
 
-def test_account_extension_phone_number() -> None:
-    acc = parse_account({"id": 401836781008, "uri": "u", "mainNumber": "+16505550100",
-                         "status": "Confirmed", "serviceInfo": {"brand": {"name": "RC US"}}})
-    assert acc.id == "401836781008" and acc.name == "RC US" and acc.main_number == "+16505550100"
+def test_extension_phone_number() -> None:
     ext = parse_extension({"id": 230919004, "extensionNumber": "101", "type": "User",
                            "status": "Enabled", "contact": {"firstName": "Jane",
                                                             "lastName": "Doe",

@@ -33,10 +33,8 @@ Import from ``rcfs.api.models``: every public name is here.
 from __future__ import annotations
 
 from rcfs.api.models.account import (
-    Account,
     Extension,
     PhoneNumber,
-    parse_account,
     parse_extension,
     parse_phone_number,
 )
@@ -80,7 +78,6 @@ from rcfs.api.models.values import (
 
 __all__ = [
     "EPOCH",
-    "Account",
     "AnsweringRule",
     "ArchiveRef",
     "Attachment",
@@ -98,7 +95,6 @@ __all__ = [
     "ReportTask",
     "SyncResult",
     "format_time",
-    "parse_account",
     "parse_answering_rule",
     "parse_archive_ref",
     "parse_attachment",

@@ -1,5 +1,5 @@
-"""The account, its extensions and their phone numbers (``GET …/account/~``, ``…/extension``,
-``…/phone-number``)."""
+"""The account's extensions and their phone numbers (``…/account/~/extension``,
+``…/extension/{id}``, ``…/extension/{id}/phone-number``)."""
 
 from __future__ import annotations
 
@@ -17,33 +17,6 @@ from rcfs.api.models.values import (
     opt_str,
     req_id,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """``GET /restapi/v1.0/account/~``."""
-
-    id: str
-    uri: str | None = None
-    main_number: str | None = None
-    status: str | None = None
-    name: str | None = None
-    raw: Raw = field(default_factory=dict, compare=False, repr=False)
-
-
-def parse_account(d: Any) -> Account:
-    d = json_object(d, "account")
-    service = opt_map(d.get("serviceInfo"))
-    name = opt_str(d.get("name")) or opt_str(d.get("companyName")) or opt_str(
-        opt_map(service.get("brand")).get("name"))
-    return Account(
-        id=req_id(d, "id", "account"),
-        uri=opt_str(d.get("uri")),
-        main_number=opt_str(d.get("mainNumber")),
-        status=opt_str(d.get("status")),
-        name=name,
-        raw=d,
-    )
 
 
 @dataclass(frozen=True, slots=True)
