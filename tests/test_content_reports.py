@@ -13,6 +13,7 @@ import trio
 from rcfs.api.errors import RateLimitedError
 from rcfs.api.scheduler import Priority
 from rcfs.content.reports import ReportRunner, RunnerConfig
+from rcfs.fs.errors import to_errno
 from rcfs.namespace.exports import parse_request
 from rcfs.namespace.plugins import PluginError
 
@@ -109,4 +110,4 @@ def test_export_requests() -> None:
                 b'{"to": "2025-01-02"}'):
         with pytest.raises(PluginError) as info:
             parse_request(bad)
-        assert info.value.errno == errno.EINVAL
+        assert to_errno(info.value) == errno.EINVAL

@@ -32,6 +32,7 @@ PART_LAYER = {
     "sdnotify": "helpers",
     "storeheal": "helpers",
     "private": "helpers",
+    "refusal": "helpers",  # what a refused request did wrong (errno: the FUSE table)
     "api": "api",
     "content": "content",
     "namespace": "namespace",

@@ -21,6 +21,7 @@ from rcfs.api.errors import ApiError, TransportError
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
 from rcfs.config import OUTBOX_KEYS, Config, load
+from rcfs.fs.errors import to_errno
 from rcfs.mount import make_outbox, outbox_settings
 from rcfs.outbox import Outbox, Settings
 from rcfs.outbox import validate as v
@@ -63,12 +64,12 @@ def test_fax_checks() -> None:
                              ("a.pdf", b"just text", errno.EINVAL),
                              ("a.wav", wav(), errno.EINVAL),
                              ("a.pdf", pdf(201), errno.EFBIG)]:
-        with pytest.raises(v.Rejected) as exc:
+        with pytest.raises(OutboxError) as exc:
             v.check_fax_file(name, data)
-        assert exc.value.errno == code, name
-    with pytest.raises(v.Rejected) as exc:
+        assert to_errno(exc.value) == code, name
+    with pytest.raises(OutboxError) as exc:
         v.check_fax_job([v.Part("a", "application/pdf", 10, 200)], cover=True)
-    assert exc.value.errno == errno.EFBIG
+    assert to_errno(exc.value) == errno.EFBIG
 
 
 def test_text_checks() -> None:
@@ -83,17 +84,17 @@ def test_text_checks() -> None:
                              ("a.txt", b"\n\n", errno.ENODATA),
                              ("a.exe", b"MZ" + bytes(range(256)), errno.EINVAL),
                              ("a.png", png() + bytes(1_500_000), errno.EFBIG)]:
-        with pytest.raises(v.Rejected) as exc:
+        with pytest.raises(OutboxError) as exc:
             v.check_text_file(name, data)
-        assert exc.value.errno == code, name
+        assert to_errno(exc.value) == code, name
     parts = [v.Part(f"p{i}.png", "image/png", 10) for i in range(11)]
-    with pytest.raises(v.Rejected) as exc:
+    with pytest.raises(OutboxError) as exc:
         v.text_job(parts)
-    assert exc.value.errno == errno.E2BIG
-    with pytest.raises(v.Rejected) as exc:
+    assert to_errno(exc.value) == errno.E2BIG
+    with pytest.raises(OutboxError) as exc:
         v.text_job([v.Part("a.png", "image/png", 800_000), v.Part("b.png", "image/png",
                                                                  800_000)])
-    assert exc.value.errno == errno.EFBIG
+    assert to_errno(exc.value) == errno.EFBIG
     assert v.text_job([v.Part("t", "text/plain", 2, text="hi"),
                        v.Part("p.png", "image/png", 9)])[0] == "hi"
 
@@ -101,16 +102,16 @@ def test_text_checks() -> None:
 def test_greeting_and_option_checks() -> None:
     assert v.greeting_type("voicemail.WAV") == "Voicemail"
     assert v.check_greeting_file("Voicemail.wav", wav()).ctype == "audio/wav"
-    with pytest.raises(v.Rejected):
+    with pytest.raises(OutboxError):
         v.check_greeting_file("Hello.wav", wav())
-    with pytest.raises(v.Rejected):
+    with pytest.raises(OutboxError):
         v.check_greeting_file("Voicemail.wav", pdf())
     assert v.check_option("user.rc.fax_resolution", b"low") == "Low"
     assert v.check_option("user.rc.from", b"(650) 555-0100") == "+16505550100"
     assert v.check_option("user.rc.cover_index", b"") == ""
     for name, raw in [("user.rc.cover_index", b"14"), ("user.rc.fax_resolution", b"x"),
                       ("user.rc.cover_page_text", b"x" * 1025), ("user.rc.from", b"abc")]:
-        with pytest.raises(v.Rejected):
+        with pytest.raises(OutboxError):
             v.check_option(name, raw)
 
 
@@ -262,14 +263,14 @@ async def test_rejected_file_leaves_nothing(tmp_path: Path) -> None:
     await box.write(h, 0, b"z" * 1200)
     with pytest.raises(OutboxError) as exc:
         await box.flush(h)
-    assert exc.value.errno == errno.EMSGSIZE
+    assert to_errno(exc.value) == errno.EMSGSIZE
     await box.release(h)
     assert box.store.jobs == {}
     assert list((tmp_path / "spool" / "tmp").iterdir()) == []
     assert box.root("101").walk(("Text", "+14155550100", "x.txt")) is None
     with pytest.raises(OutboxError) as exc:
         await box.mkdir("101", ("Text", "not-a-number"))
-    assert exc.value.errno == errno.EINVAL
+    assert to_errno(exc.value) == errno.EINVAL
 
 
 async def test_drafts_job_folder_and_cancel(tmp_path: Path) -> None:

@@ -35,10 +35,11 @@ from rcfs.fs.waits import WaitWatch
 from rcfs.namespace.calls_csv import CALLS
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
-from rcfs.namespace.plugins import FsPlugin, PluginError
+from rcfs.namespace.plugins import FsPlugin
 from rcfs.namespace.store import Listed
 from rcfs.namespace.tree import Subfolder
-from rcfs.outbox.protocol import OutboxError, OutboxFs, Rel
+from rcfs.outbox.protocol import OutboxFs, Rel
+from rcfs.refusal import Refused
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,7 @@ def _guard(
                 return await fn(*args, **kwargs)
             except pyfuse3.FUSEError:
                 raise
-            except (OutboxError, PluginError) as exc:
-                log.warning("%s: %s", what, exc)
-                raise pyfuse3.FUSEError(exc.errno) from None
-            except RcError as exc:
+            except (RcError, Refused) as exc:
                 raise fuse_error(exc, what) from None
             except Exception:
                 log.exception("unexpected error in %s", what)

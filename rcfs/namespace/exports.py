@@ -17,7 +17,6 @@ session). RingCentral has no call that lists tasks, so the tasks rcfs created ar
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from rcfs.content.source import ContentRef
 from rcfs.namespace import naming
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.plugins import Path, PluginError
+from rcfs.refusal import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ class ExportTask:
 
 def _when(value: Any, name: str, end: bool) -> datetime:
     if not isinstance(value, str) or not value:
-        raise PluginError(errno.EINVAL, f"export request: {name!r} must be a date")
+        raise PluginError(Refusal.INVALID, f"export request: {name!r} must be a date")
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise PluginError(errno.EINVAL, f"export request: bad {name} {value!r}") from None
+        raise PluginError(Refusal.INVALID, f"export request: bad {name} {value!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     if end and len(value) == 10:  # a date alone: the whole day is included
@@ -92,17 +92,17 @@ def parse_request(raw: bytes) -> ExportTask:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise PluginError(errno.EINVAL, "export request is not JSON") from None
+        raise PluginError(Refusal.INVALID, "export request is not JSON") from None
     if not isinstance(data, dict):
-        raise PluginError(errno.EINVAL, "export request must be a JSON object")
+        raise PluginError(Refusal.INVALID, "export request must be a JSON object")
     start = _when(data.get("from"), "from", False)
     end = _when(data.get("to"), "to", True)
     if start >= end:
-        raise PluginError(errno.EINVAL, "export request: 'from' must be before 'to'")
+        raise PluginError(Refusal.INVALID, "export request: 'from' must be before 'to'")
     types = [str(t) for t in data.get("types") or []]
     bad = [t for t in types if t not in EXPORT_TYPES]
     if bad:
-        raise PluginError(errno.EINVAL, f"export request: unknown types {bad} "
+        raise PluginError(Refusal.INVALID, f"export request: unknown types {bad} "
                           f"(known: {', '.join(EXPORT_TYPES)})")
     exts = [str(e) for e in data.get("extensions") or []]
     rid = str(data.get("request_id") or uuid.uuid4().hex)
@@ -206,7 +206,7 @@ class ExportManager:
         if name != REQUEST_XATTR:
             return False
         if path != (EXPORTS,) or not self.visible:
-            raise PluginError(errno.ENOTSUP, f"{name} is set on the {EXPORTS} folder only")
+            raise PluginError(Refusal.UNSUPPORTED, f"{name} is set on the {EXPORTS} folder only")
         self.submit(parse_request(value))
         return True
 
@@ -215,7 +215,7 @@ class ExportManager:
 
     def submit(self, task: ExportTask) -> None:
         if self._nursery is None:
-            raise PluginError(errno.EAGAIN, "exports are not running yet")
+            raise PluginError(Refusal.NOT_READY, "exports are not running yet")
         task.created = datetime.now(UTC).timestamp()
         self.tasks.append(task)
         self._changed(task, task.folder())

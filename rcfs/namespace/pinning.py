@@ -20,7 +20,6 @@ export does not deliver is fetched per file.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from rcfs.content.source import ContentRef
 from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.namespace.plugins import Path, PluginError
+from rcfs.refusal import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class PinManager:
         elif wanted in ("0", "false", "no", "off", ""):
             self.unpin(path)
         else:
-            raise PluginError(errno.EINVAL, f"{PIN_XATTR} is 1 or 0, not {wanted!r}")
+            raise PluginError(Refusal.INVALID, f"{PIN_XATTR} is 1 or 0, not {wanted!r}")
         return True
 
     async def removexattr(self, path: Path, entry: Entry, name: str) -> bool:
@@ -159,12 +159,12 @@ class PinManager:
         if self.pinned(path):
             return
         if self.resolve(path) is None:
-            raise PluginError(errno.ENOENT, f"cannot pin {'/'.join(path)}: not found")
+            raise PluginError(Refusal.NOT_FOUND, f"cannot pin {'/'.join(path)}: not found")
         wanted = {*self.pins, path}
         need = await self._estimate(self._targets(wanted))
         room = self.reader.cache.capacity
         if need > room:
-            raise PluginError(errno.ENOSPC, f"cannot pin {'/'.join(path)}: what would be "
+            raise PluginError(Refusal.NO_SPACE, f"cannot pin {'/'.join(path)}: what would be "
                               f"pinned needs about {need / 2**20:.1f} MiB, the cache budget "
                               f"holds {room / 2**20:.1f} MiB (raise cache_size or pin less)")
         self.pins = {p for p in wanted if not any(p != q and p[:len(q)] == q for q in wanted)}
@@ -175,7 +175,7 @@ class PinManager:
     def unpin(self, path: Path) -> None:
         above = [p for p in self.pins if path[:len(p)] == p and p != path]
         if above:
-            raise PluginError(errno.EINVAL, f"{'/'.join(path)} is pinned through "
+            raise PluginError(Refusal.INVALID, f"{'/'.join(path)} is pinned through "
                               f"{'/'.join(above[0])}: unpin that")
         before = len(self.pins)
         self.pins = {p for p in self.pins if p[:len(path)] != path}

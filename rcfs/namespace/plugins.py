@@ -3,7 +3,7 @@
 ``Exports/`` (a root folder), pinning (``user.rc.pin`` / ``user.rc.cached`` on any entry)
 and such plug into ``RcfsOperations`` through ``FsPlugin`` instead of growing its path
 resolution: a plugin may add root folders and answer extended attributes, and raises
-``PluginError`` with the errno a refused request should get.
+``PluginError`` with what is wrong with a refused request (``rcfs.refusal``).
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from rcfs.namespace.entries import Entry
+from rcfs.refusal import Refused
 
 Path = tuple[str, ...]
 
 __all__ = ["FsPlugin", "Path", "PluginError"]
 
 
-class PluginError(Exception):
-    """A request a plugin refuses; ``errno`` goes to the caller, the message to the log."""
-
-    def __init__(self, errno: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = errno
+class PluginError(Refused):
+    """A request a plugin refuses; the kind's errno goes to the caller, the message to the
+    log."""
 
 
 class FsPlugin(Protocol):

@@ -31,7 +31,6 @@ read-only xattrs: ``user.rc.status``, ``user.rc.error``, ``user.rc.job_id``,
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import time
@@ -57,7 +56,6 @@ from rcfs.outbox.validate import (
     STATUS_XATTRS,
     Checked,
     Part,
-    Rejected,
     check_fax_job,
     check_file,
     check_name,
@@ -66,6 +64,7 @@ from rcfs.outbox.validate import (
     normalize_number,
     text_job,
 )
+from rcfs.refusal import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +73,6 @@ NUMBERED = ("Fax", "Text")
 BOXES = {"Sent": "Sent", "Failed": "Failed"}
 README = "README.txt"
 MAX_BYTES = {"Fax": FAX_MAX_BYTES, "Text": MMS_MAX_BYTES, "Greetings": GREETING_MAX_BYTES}
-
-
-def _err(code: int, message: str) -> OutboxError:
-    return OutboxError(code, message)
 
 
 @dataclass
@@ -347,40 +342,37 @@ class Outbox:
     def _writable_spot(self, ext: str, rel: Rel) -> None:
         """Raise unless a new file may be written at ``rel``."""
         if not rel or rel[0] not in CHANNELS:
-            raise _err(errno.EACCES, f"{'/'.join(rel)}: only Fax/, Text/ and Greetings/ "
-                       "take new files")
+            raise OutboxError(Refusal.NOT_HERE, f"{'/'.join(rel)}: only Fax/, Text/ and Greetings/ "
+                              "take new files")
         name = rel[-1]
-        try:
-            check_name(name)
-            if rel[0] == "Greetings":
-                if len(rel) != 2:
-                    raise Rejected(errno.EACCES, "greetings are files directly in Greetings/")
-                if not name.startswith("."):
-                    greeting_type(name)
-            elif len(rel) == 2:
-                raise Rejected(errno.EACCES, f"{rel[0]}/{name}: write into a recipient "
-                               f"folder (mkdir {rel[0]}/+12125557464)")
-            elif len(rel) == 3:
-                if not self._recipient_exists(ext, rel[:2]):
-                    raise Rejected(errno.ENOENT, f"no recipient folder {rel[0]}/{rel[1]}")
-            elif len(rel) == 4:
-                slot = self._doc_slot(ext, rel)
-                if slot is None:
-                    raise Rejected(errno.ENOENT, f"{'/'.join(rel[:-1])} is not a job folder")
-                if slot[0].state != "draft":
-                    raise Rejected(errno.EBUSY, f"{'/'.join(rel[:-1])} is already queued")
-            else:
-                raise Rejected(errno.EACCES, "job folders do not nest")
-        except Rejected as exc:
-            raise _err(exc.errno, exc.message) from None
+        check_name(name)
+        if rel[0] == "Greetings":
+            if len(rel) != 2:
+                raise OutboxError(Refusal.NOT_HERE, "greetings are files directly in Greetings/")
+            if not name.startswith("."):
+                greeting_type(name)
+        elif len(rel) == 2:
+            raise OutboxError(Refusal.NOT_HERE, f"{rel[0]}/{name}: write into a recipient "
+                              f"folder (mkdir {rel[0]}/+12125557464)")
+        elif len(rel) == 3:
+            if not self._recipient_exists(ext, rel[:2]):
+                raise OutboxError(Refusal.NOT_FOUND, f"no recipient folder {rel[0]}/{rel[1]}")
+        elif len(rel) == 4:
+            slot = self._doc_slot(ext, rel)
+            if slot is None:
+                raise OutboxError(Refusal.NOT_FOUND, f"{'/'.join(rel[:-1])} is not a job folder")
+            if slot[0].state != "draft":
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(rel[:-1])} is already queued")
+        else:
+            raise OutboxError(Refusal.NOT_HERE, "job folders do not nest")
         if self._writer_at(ext, rel) is not None:
-            raise _err(errno.EBUSY, f"{'/'.join(rel)} is being written by another handle")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is being written by another handle")
         job = self._job_at(ext, rel)
         if job is not None and job.state != "draft":
-            raise _err(errno.EBUSY, f"{'/'.join(rel)} is {job.state}: wait until it is in "
-                       "Sent/ or Failed/, or use another name")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is {job.state}: wait until it is in "
+                              "Sent/ or Failed/, or use another name")
         if job is not None and job.folder:
-            raise _err(errno.EISDIR, f"{'/'.join(rel)} is a job folder")
+            raise OutboxError(Refusal.IS_FOLDER, f"{'/'.join(rel)} is a job folder")
 
     # -- OutboxFs: directories ------------------------------------------------------------
 
@@ -389,35 +381,38 @@ class Outbox:
         if len(rel) == 2 and rel[0] in NUMBERED:
             number = normalize_number(rel[1])
             if number is None:
-                raise _err(errno.EINVAL, f"{rel[0]}/{rel[1]}: a recipient folder is named "
-                           "by the E.164 number, e.g. +12125557464")
+                raise OutboxError(Refusal.INVALID,
+                                  f"{rel[0]}/{rel[1]}: a recipient folder is named "
+                                  "by the E.164 number, e.g. +12125557464")
             if self._recipient_exists(ext_id, (rel[0], number)):
-                raise _err(errno.EEXIST, f"{rel[0]}/{number} exists")
+                raise OutboxError(Refusal.EXISTS, f"{rel[0]}/{number} exists")
             await self.store.set_folder(ext_id, (rel[0], number), {})
             self._changed(ext=ext_id)
             return
         if len(rel) == 3 and rel[0] in NUMBERED:
             if not self._recipient_exists(ext_id, rel[:2]):
-                raise _err(errno.ENOENT, f"no recipient folder {rel[0]}/{rel[1]}")
+                raise OutboxError(Refusal.NOT_FOUND, f"no recipient folder {rel[0]}/{rel[1]}")
             if not rel[2].startswith("."):
-                raise _err(errno.EINVAL, f"{rel[2]}: a job folder starts as a draft with a "
-                           f"dot (mkdir .{rel[2]}), then is renamed to {rel[2]} to send it")
+                raise OutboxError(Refusal.INVALID,
+                                  f"{rel[2]}: a job folder starts as a draft with a "
+                                  f"dot (mkdir .{rel[2]}), then is renamed to {rel[2]} to send it")
             if self._job_at(ext_id, rel) is not None or self._writer_at(ext_id, rel):
-                raise _err(errno.EEXIST, f"{'/'.join(rel)} exists")
+                raise OutboxError(Refusal.EXISTS, f"{'/'.join(rel)} exists")
             job = Job(new_id(), ext_id, rel[0], rel[1], rel[2], folder=True)
             job.note("job folder created (draft)")
             await self.store.save(job)
             self._changed(job)
             return
-        raise _err(errno.EACCES, f"{'/'.join(rel)}: folders are recipient numbers (Fax/, "
-                   "Text/) and draft job folders inside them")
+        raise OutboxError(Refusal.NOT_HERE,
+                          f"{'/'.join(rel)}: folders are recipient numbers (Fax/, "
+                          "Text/) and draft job folders inside them")
 
     async def rmdir(self, ext_id: str, rel: Rel) -> None:
         rel = _norm(rel)
         job = self._job_at(ext_id, rel)
         if job is not None and job.folder:
             if job.docs:
-                raise _err(errno.ENOTEMPTY, f"{'/'.join(rel)} is not empty")
+                raise OutboxError(Refusal.NOT_EMPTY, f"{'/'.join(rel)} is not empty")
             if job.state == "draft":
                 await self.store.delete(job)
                 self._changed(job)
@@ -425,15 +420,15 @@ class Outbox:
             if job.is_final:
                 await self._hide(job, status=False)
                 return
-            raise _err(errno.EBUSY, f"{'/'.join(rel)} is {job.state}")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is {job.state}")
         if len(rel) == 2 and rel[0] in NUMBERED:
             busy = any(j.ext == ext_id and j.parent == rel and not j.is_final
                        for j in self.store.jobs.values())
             if busy or any(w.ext == ext_id and w.rel[:2] == rel for w in self._writers.values()
                            if not w.abandoned and not w.committed):
-                raise _err(errno.ENOTEMPTY, f"{'/'.join(rel)} holds files not sent yet")
+                raise OutboxError(Refusal.NOT_EMPTY, f"{'/'.join(rel)} holds files not sent yet")
             if (ext_id, rel) not in self.store.folders:
-                raise _err(errno.ENOENT, f"no folder {'/'.join(rel)}")
+                raise OutboxError(Refusal.NOT_FOUND, f"no folder {'/'.join(rel)}")
             await self.store.drop_folder(ext_id, rel)
             self._changed(ext=ext_id)
             return
@@ -441,12 +436,12 @@ class Outbox:
             shown = any(j.ext == ext_id and self._rel_of(j)[:len(rel)] == rel
                         and (j.show_file or j.show_status) for j in self.store.jobs.values())
             if shown:
-                raise _err(errno.ENOTEMPTY, f"{'/'.join(rel)} is not empty")
+                raise OutboxError(Refusal.NOT_EMPTY, f"{'/'.join(rel)} is not empty")
             if (ext_id, rel) in self.store.folders:
                 await self.store.drop_folder(ext_id, rel)
             self._changed(ext=ext_id)
             return
-        raise _err(errno.EACCES, f"{'/'.join(rel)} cannot be removed")
+        raise OutboxError(Refusal.NOT_HERE, f"{'/'.join(rel)} cannot be removed")
 
     # -- OutboxFs: writing ----------------------------------------------------------------
 
@@ -485,7 +480,7 @@ class Outbox:
     def _writer(self, handle: int) -> _Writer:
         w = self._writers.get(handle)
         if w is None:
-            raise _err(errno.EBADF, f"no outbox handle {handle}")
+            raise OutboxError(Refusal.BAD_HANDLE, f"no outbox handle {handle}")
         return w
 
     async def write(self, handle: int, offset: int, data: bytes) -> int:
@@ -493,12 +488,12 @@ class Outbox:
         if w.rejected is not None:
             raise w.rejected
         if w.committed:
-            raise _err(errno.EBUSY, f"{'/'.join(w.rel)} was already accepted (close, or "
-                       "fsync): open it again to replace a draft")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(w.rel)} was already accepted (close, or "
+                              "fsync): open it again to replace a draft")
         limit = MAX_BYTES.get(w.rel[0], FAX_MAX_BYTES)
         if offset + len(data) > limit:
             # The whole file is refused: close reports the same error, nothing is kept.
-            w.rejected = _err(errno.EFBIG, f"{'/'.join(w.rel)}: more than {limit} bytes")
+            w.rejected = OutboxError(Refusal.TOO_BIG, f"{'/'.join(w.rel)}: more than {limit} bytes")
             self._drop_writer(w)
             raise w.rejected
         written = os.pwrite(w.fd, data, offset)
@@ -510,7 +505,7 @@ class Outbox:
         if handle is not None and handle in self._writers:
             w = self._writers[handle]
             if w.committed:
-                raise _err(errno.EBUSY, f"{'/'.join(w.rel)} was already accepted")
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(w.rel)} was already accepted")
             os.ftruncate(w.fd, size)
             w.size = size
             w.dirty = True
@@ -525,7 +520,8 @@ class Outbox:
         job = self._job_at(ext_id, rel)
         if job is not None and not job.folder and job.docs and job.docs[0].size == size:
             return
-        raise _err(errno.EPERM, f"{'/'.join(rel)}: open the file for writing to change it")
+        raise OutboxError(Refusal.NOT_PERMITTED,
+                          f"{'/'.join(rel)}: open the file for writing to change it")
 
     async def flush(self, handle: int) -> None:
         w = self._writer(handle)
@@ -535,11 +531,11 @@ class Outbox:
             return
         try:
             await self._commit(w)
-        except Rejected as exc:
+        except OutboxError as exc:
             log.warning("outbox: refused %s: %s", "/".join(w.rel), exc.message)
-            w.rejected = _err(exc.errno, exc.message)
+            w.rejected = exc
             self._drop_writer(w)
-            raise w.rejected from None
+            raise
 
     async def release(self, handle: int) -> None:
         w = self._writers.get(handle)
@@ -575,9 +571,9 @@ class Outbox:
             # folder renamed into place, say): decide again, now without awaiting.
             if self._placement(ext, rel, checked) is not placed or (
                     placed is not None and self.store.jobs.get(placed.id) is not placed):
-                raise Rejected(errno.EBUSY, f"{'/'.join(rel)}: its folder changed while it "
-                               "was being written")
-        except Rejected:
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)}: its folder changed while it "
+                                  "was being written")
+        except OutboxError:
             self.store.file_path(file_id).unlink(missing_ok=True)
             raise
         doc = Doc(name, file_id, checked.size, sha, checked.ctype, checked.pages,
@@ -618,12 +614,12 @@ class Outbox:
         if len(rel) == 4:
             slot = self._doc_slot(ext, rel)
             if slot is None or slot[0].state != "draft":
-                raise Rejected(errno.ENOENT, f"{'/'.join(rel[:-1])} is no longer a draft "
-                               "job folder")
+                raise OutboxError(Refusal.NOT_FOUND, f"{'/'.join(rel[:-1])} is no longer a draft "
+                                  "job folder")
             return slot[0]
         existing = self._job_at(ext, rel)
         if existing is not None and existing.state != "draft":
-            raise Rejected(errno.EBUSY, f"{'/'.join(rel)} is {existing.state}")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is {existing.state}")
         if not rel[-1].startswith("."):
             part = Part(rel[-1], checked.ctype, checked.size, checked.pages, checked.text)
             self._check_job(rel[0], [part], self._options(ext, rel[:-1], {}))
@@ -651,7 +647,7 @@ class Outbox:
         elif channel == "Text":
             text_job(parts)
         elif not parts:
-            raise Rejected(errno.ENODATA, "no greeting audio")
+            raise OutboxError(Refusal.EMPTY, "no greeting audio")
 
     def _queue(self, job: Job) -> None:
         """Freeze the options and make the job sendable (caller saves it)."""
@@ -681,7 +677,7 @@ class Outbox:
         job = self._job_at(ext_id, rel)
         if job is not None:
             if job.folder:
-                raise _err(errno.EISDIR, f"{'/'.join(rel)} is a job folder")
+                raise OutboxError(Refusal.IS_FOLDER, f"{'/'.join(rel)} is a job folder")
             if job.state in ("draft", "queued"):
                 job.note("cancelled (deleted before sending)")
                 await self.store.delete(job)
@@ -690,13 +686,13 @@ class Outbox:
             if job.is_final:
                 await self._hide(job, status=False)
                 return
-            raise _err(errno.EBUSY, f"{'/'.join(rel)} is {job.state}: it can no longer be "
-                       "cancelled")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is {job.state}: it can no longer be "
+                              "cancelled")
         slot = self._doc_slot(ext_id, rel)
         if slot is not None and slot[1] is not None:
             job, doc = slot[0], slot[1]
             if job.state != "draft" and not job.is_final:
-                raise _err(errno.EBUSY, f"{'/'.join(rel[:-1])} is {job.state}")
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(rel[:-1])} is {job.state}")
             job.docs = [d for d in job.docs if d is not doc]
             await self.store.save(job)
             if not any(doc.file_id == x.file_id for j in self.store.jobs.values()
@@ -705,8 +701,8 @@ class Outbox:
             self._changed(job)
             return
         if rel == (README,):
-            raise _err(errno.EACCES, "README.txt is part of the outbox")
-        raise _err(errno.ENOENT, f"no {'/'.join(rel)}")
+            raise OutboxError(Refusal.READ_ONLY, "README.txt is part of the outbox")
+        raise OutboxError(Refusal.NOT_FOUND, f"no {'/'.join(rel)}")
 
     async def _hide(self, job: Job, status: bool) -> None:
         # The folders above it stay until rmdir'd (``rm -r`` removes the files first).
@@ -730,29 +726,30 @@ class Outbox:
             return
         if any(w.ext == ext_id and w.rel[:len(old)] == old and not w.committed
                and not w.abandoned for w in self._writers.values()):
-            raise _err(errno.EBUSY, f"{'/'.join(old)} is still being written")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(old)} is still being written")
         job = self._job_at(ext_id, old)
         slot = None if job is not None else self._doc_slot(ext_id, old)
         if job is None and (slot is None or slot[1] is None):
-            raise _err(errno.ENOENT, f"no {'/'.join(old)}")
+            raise OutboxError(Refusal.NOT_FOUND, f"no {'/'.join(old)}")
         self._writable_target(ext_id, new, moving=job)
         target = self._job_at(ext_id, new)
         if job is not None and job.is_final:
             if job.state != "failed" or len(new) not in (2, 3) or new[0] not in CHANNELS:
-                raise _err(errno.EACCES, "finished jobs are read-only (a failed one may be "
-                           "moved back into a recipient folder to send it again)")
+                raise OutboxError(Refusal.READ_ONLY,
+                                  "finished jobs are read-only (a failed one may be "
+                                  "moved back into a recipient folder to send it again)")
             await self._resend(job, new, target)
             return
         if job is not None:
             if job.state not in ("draft", "queued"):
-                raise _err(errno.EBUSY, f"{'/'.join(old)} is {job.state}")
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(old)} is {job.state}")
             if job.state == "queued" and not (new[:-1] == old[:-1]
                                               and new[-1].startswith(".")):
-                raise _err(errno.EBUSY, f"{'/'.join(old)} is queued: rename it to a "
-                           "dot-name first to hold it")
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(old)} is queued: rename it to a "
+                                  "dot-name first to hold it")
             if len(new) == 4:
                 if job.folder:
-                    raise _err(errno.EACCES, "job folders do not nest")
+                    raise OutboxError(Refusal.NOT_HERE, "job folders do not nest")
                 await self._into_folder(job.docs[0], new, job)
                 return
             await self._move_job(job, new, target)
@@ -760,7 +757,7 @@ class Outbox:
         assert slot is not None and slot[1] is not None
         folder_job, doc = slot[0], slot[1]
         if folder_job.state != "draft":
-            raise _err(errno.EBUSY, f"{'/'.join(old[:-1])} is {folder_job.state}")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(old[:-1])} is {folder_job.state}")
         if len(new) == 4:
             await self._into_folder(doc, new, folder_job)
             return
@@ -774,19 +771,19 @@ class Outbox:
 
     def _writable_target(self, ext: str, new: Rel, moving: Job | None) -> None:
         if not new or new[0] not in CHANNELS:
-            raise _err(errno.EACCES, f"{'/'.join(new)}: only Fax/, Text/ and Greetings/ "
-                       "take files")
+            raise OutboxError(Refusal.NOT_HERE, f"{'/'.join(new)}: only Fax/, Text/ and Greetings/ "
+                              "take files")
         if new[0] in NUMBERED and (len(new) < 3 or not self._recipient_exists(ext, new[:2])):
-            raise _err(errno.ENOENT, f"no recipient folder {'/'.join(new[:2])}")
+            raise OutboxError(Refusal.NOT_FOUND, f"no recipient folder {'/'.join(new[:2])}")
         if new[0] == "Greetings" and len(new) != 2:
-            raise _err(errno.EACCES, "greetings are files directly in Greetings/")
+            raise OutboxError(Refusal.NOT_HERE, "greetings are files directly in Greetings/")
         if self._writer_at(ext, new) is not None:
-            raise _err(errno.EBUSY, f"{'/'.join(new)} is being written")
+            raise OutboxError(Refusal.BUSY, f"{'/'.join(new)} is being written")
         target = self._job_at(ext, new)
         if target is not None and target is not moving and target.state != "draft":
-            raise _err(errno.EEXIST, f"{'/'.join(new)} exists ({target.state})")
+            raise OutboxError(Refusal.EXISTS, f"{'/'.join(new)} exists ({target.state})")
         if target is not None and target.folder:
-            raise _err(errno.EISDIR, f"{'/'.join(new)} is a job folder")
+            raise OutboxError(Refusal.IS_FOLDER, f"{'/'.join(new)} is a job folder")
 
     async def _recheck(self, docs: list[Doc], channel: str) -> list[Doc]:
         """Docs re-validated for another channel (a draft moved from Fax/ to Text/)."""
@@ -804,22 +801,19 @@ class Outbox:
         channel = new[0]
         to = new[1] if channel in NUMBERED else None
         name = new[-1]
-        try:
-            check_name(name)
-            if channel == "Greetings" and job.folder:
-                raise Rejected(errno.EISDIR, "a greeting is one file, not a job folder")
-            if channel == "Greetings" and not name.startswith("."):
-                greeting_type(name)
-            docs = job.docs if channel == job.channel else await self._recheck(job.docs,
-                                                                               channel)
-            trial = Job(job.id, job.ext, channel, to, name, job.folder, docs, dict(job.xattrs),
-                        state="draft", created=job.created, history=list(job.history))
-            if not name.startswith("."):
-                self._queue(trial)
-            elif job.state == "queued":
-                trial.note("held (renamed to a draft)")
-        except Rejected as exc:
-            raise _err(exc.errno, exc.message) from None
+        check_name(name)
+        if channel == "Greetings" and job.folder:
+            raise OutboxError(Refusal.IS_FOLDER, "a greeting is one file, not a job folder")
+        if channel == "Greetings" and not name.startswith("."):
+            greeting_type(name)
+        docs = job.docs if channel == job.channel else await self._recheck(job.docs,
+                                                                           channel)
+        trial = Job(job.id, job.ext, channel, to, name, job.folder, docs, dict(job.xattrs),
+                    state="draft", created=job.created, history=list(job.history))
+        if not name.startswith("."):
+            self._queue(trial)
+        elif job.state == "queued":
+            trial.note("held (renamed to a draft)")
         return trial
 
     async def _apply_move(self, trial: Job, target: Job | None, old_rel: Rel | None) -> None:
@@ -841,13 +835,10 @@ class Outbox:
         assert doc is not None
         slot = self._doc_slot(source.ext, new)
         if slot is None or slot[0].state != "draft":
-            raise _err(errno.ENOENT, f"{'/'.join(new[:-1])} is not a draft job folder")
+            raise OutboxError(Refusal.NOT_FOUND, f"{'/'.join(new[:-1])} is not a draft job folder")
         folder = slot[0]
-        try:
-            docs = [doc] if folder.channel == source.channel else await self._recheck(
-                [doc], folder.channel)
-        except Rejected as exc:
-            raise _err(exc.errno, exc.message) from None
+        docs = [doc] if folder.channel == source.channel else await self._recheck(
+            [doc], folder.channel)
         moved = Doc(new[-1], docs[0].file_id, docs[0].size, docs[0].sha256, docs[0].ctype,
                     docs[0].pages, docs[0].text, docs[0].mtime)
         # The destination is journaled first: a crash in between leaves the file in both
@@ -879,14 +870,11 @@ class Outbox:
     async def setxattr(self, ext_id: str, rel: Rel, name: str, value: bytes) -> None:
         rel = _norm(rel)
         if not name.startswith("user."):
-            raise _err(errno.ENOTSUP, f"{name}: only user.* attributes")
+            raise OutboxError(Refusal.UNSUPPORTED, f"{name}: only user.* attributes")
         if name in STATUS_XATTRS:
-            raise _err(errno.EPERM, f"{name} is read-only (the job's status)")
+            raise OutboxError(Refusal.NOT_PERMITTED, f"{name} is read-only (the job's status)")
         if name.startswith("user.rc."):
-            try:
-                text = check_option(name, value)
-            except Rejected as exc:
-                raise _err(exc.errno, exc.message) from None
+            text = check_option(name, value)
         else:
             text = value.decode("utf-8", "replace")
         w = self._writer_at(ext_id, rel)
@@ -897,8 +885,8 @@ class Outbox:
         job = self._job_at(ext_id, rel)
         if job is not None:
             if job.state not in ("draft", "queued"):
-                raise _err(errno.EBUSY, f"{'/'.join(rel)} is {job.state}: its options are "
-                           "fixed")
+                raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)} is {job.state}: its options are "
+                                  "fixed")
             job.xattrs[name] = text
             if job.state == "queued":
                 job.options = self._options(job.ext, job.parent, job.xattrs)
@@ -913,8 +901,9 @@ class Outbox:
             await self.store.set_folder(ext_id, rel, xattrs)
             self._changed(ext=ext_id)
             return
-        raise _err(errno.EPERM, f"{'/'.join(rel)}: options go on Fax/, Text/, Greetings/, "
-                   "a recipient folder or a job not sent yet")
+        raise OutboxError(Refusal.NOT_PERMITTED,
+                          f"{'/'.join(rel)}: options go on Fax/, Text/, Greetings/, "
+                          "a recipient folder or a job not sent yet")
 
 
 def _read_all(path: Path) -> bytes:
@@ -977,7 +966,7 @@ def status_text(job: Job) -> str:
 def greeting_label(job: Job) -> str:
     try:
         return greeting_type(job.name)
-    except Rejected:
+    except OutboxError:
         return job.name
 
 

@@ -1,11 +1,13 @@
-"""What the FUSE layer needs from the outbox (``rcfs.outbox.fs.Outbox`` implements it).
+"""What the FUSE layer needs from the outbox (``rcfs.outbox.fs.Outbox`` implements
+it).
 
 It lives here, below the FUSE layer, so the outbox never imports FUSE glue.
 
 Everything under ``<extension>/Outbox`` is delegated: the outbox owns its tree (recipient
 folders, queued files, Sent/ and Failed/ with their ``.status.txt``), validates and spools
 what users write, and sends it exactly once. The FUSE layer only translates calls.
-Errors are ``OutboxError(errno, message)``: the message is logged, the errno returned.
+Errors are ``OutboxError(kind, message)``: the message is logged, the kind's errno
+(``rcfs.fs.errors.ERRNO_TABLE``) returned.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from rcfs.namespace.entries import Entry
+from rcfs.refusal import Refused
 
 Rel = tuple[str, ...]  # path below <extension>/Outbox
 
 
-class OutboxError(Exception):
-    def __init__(self, errno_code: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = errno_code
+class OutboxError(Refused):
+    """A request the outbox refuses (a file it will not send, a name taken, a job busy):
+    ``kind`` says what is wrong, the FUSE layer's table turns it into the errno."""
 
 
 class OutboxFs(Protocol):

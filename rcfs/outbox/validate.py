@@ -10,26 +10,30 @@ Completeness: the kernel flushes a file also when its writer is killed half-way 
 trailer, ZIP end record, RIFF length) are checked for it: a truncated document is refused
 rather than faxed.
 
-Every refusal is a ``Rejected(errno, message)``; the errno is what ``close(2)`` returns:
+Every refusal is an ``OutboxError(kind, message)``; ``close(2)`` returns the kind's errno
+(``rcfs.fs.errors.ERRNO_TABLE``):
 
-=========  ===================================================================
-EINVAL     unsupported or unrecognisable type, truncated file, bad name/value
-EFBIG      too big (fax 50 MB / 200 pages, MMS 1.5 MB, greeting 20 MB)
-E2BIG      more than 10 MMS attachments
-ENODATA    empty file (or a text of only white space)
-EILSEQ     an SMS text that is not UTF-8
-EMSGSIZE   an SMS text longer than 1000 UTF-16 code units
-=========  ===================================================================
+==============  ==========  ======================================================
+INVALID         EINVAL      unsupported or unrecognisable type, truncated file, bad
+                            name/value
+TOO_BIG         EFBIG       too big (fax 50 MB / 200 pages, MMS 1.5 MB, greeting 20 MB)
+TOO_MANY_PARTS  E2BIG       more than 10 MMS attachments
+EMPTY           ENODATA     empty file (or a text of only white space)
+NOT_UTF8        EILSEQ      an SMS text that is not UTF-8
+TEXT_TOO_LONG   EMSGSIZE    an SMS text longer than 1000 UTF-16 code units
+==============  ==========  ======================================================
 """
 
 from __future__ import annotations
 
-import errno
 import math
 import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rcfs.outbox.protocol import OutboxError
+from rcfs.refusal import Refusal
 
 FAX_MAX_BYTES = 50 * 1024 * 1024
 FAX_MAX_PAGES = 200
@@ -44,15 +48,6 @@ GREETING_TYPES = ("Introductory", "Announcement", "ConnectingMessage", "Connecti
 FILENAME_MAX = 255
 # The fax service refuses file names with these (docs: "no & or other special characters").
 _UNSAFE_NAME = re.compile(r"[&@#$%^*\"\\/\x00-\x1f]")
-
-
-class Rejected(Exception):
-    """The file (or job) is refused before any request; ``errno`` goes to close(2)."""
-
-    def __init__(self, errno_code: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = errno_code
-        self.message = message
 
 
 # -- phone numbers ------------------------------------------------------------------------
@@ -345,9 +340,9 @@ def utf16_units(text: str) -> int:
 
 def check_name(name: str) -> None:
     if len(name.encode()) > FILENAME_MAX:
-        raise Rejected(errno.ENAMETOOLONG, f"file name longer than {FILENAME_MAX} bytes")
+        raise OutboxError(Refusal.NAME_TOO_LONG, f"file name longer than {FILENAME_MAX} bytes")
     if name.endswith(".status.txt"):
-        raise Rejected(errno.EINVAL, f"{name!r}: names ending .status.txt are reserved")
+        raise OutboxError(Refusal.INVALID, f"{name!r}: names ending .status.txt are reserved")
 
 
 def safe_upload_name(name: str, fallback: str) -> str:
@@ -358,23 +353,23 @@ def safe_upload_name(name: str, fallback: str) -> str:
 
 def _typed(data: bytes, name: str, what: str) -> str:
     if not data:
-        raise Rejected(errno.ENODATA, f"{name}: the file is empty")
+        raise OutboxError(Refusal.EMPTY, f"{name}: the file is empty")
     ctype = sniff(data, name)
     ext = extension_of(name)
     expected = BINARY_EXT.get(ext)
     if ctype is None:
         if what == "fax" and ext in NAME_ONLY_FAX:
             return NAME_ONLY_FAX[ext]
-        raise Rejected(errno.EINVAL, f"{name}: unrecognised content (not a {what} type)")
+        raise OutboxError(Refusal.INVALID, f"{name}: unrecognised content (not a {what} type)")
     if expected is not None and ctype != expected and not (
             ctype == "application/x-ole-storage" and expected in OLE_BY_EXT.values()) \
             and not (expected == "application/zip" and ctype in OOXML.values()) \
             and not (ctype.startswith("image/") and expected.startswith("image/")):
-        raise Rejected(errno.EINVAL, f"{name}: the name says {expected} but the content is "
-                       f"{ctype}")
+        raise OutboxError(Refusal.INVALID, f"{name}: the name says {expected} but the content is "
+                          f"{ctype}")
     why = incomplete(ctype, data)
     if why:
-        raise Rejected(errno.EINVAL, f"{name}: {why}")
+        raise OutboxError(Refusal.INVALID, f"{name}: {why}")
     return ctype
 
 
@@ -382,21 +377,21 @@ def check_fax_file(name: str, data: bytes) -> Checked:
     check_name(name)
     ctype = _typed(data, name, "fax")
     if ctype not in FAX_TYPES:
-        raise Rejected(errno.EINVAL, f"{name}: {ctype} cannot be faxed (documents, images "
-                       "and text only)")
+        raise OutboxError(Refusal.INVALID, f"{name}: {ctype} cannot be faxed (documents, images "
+                          "and text only)")
     if len(data) > FAX_MAX_BYTES:
-        raise Rejected(errno.EFBIG, f"{name}: {len(data)} bytes > the fax limit of "
-                       f"{FAX_MAX_BYTES} bytes")
+        raise OutboxError(Refusal.TOO_BIG, f"{name}: {len(data)} bytes > the fax limit of "
+                          f"{FAX_MAX_BYTES} bytes")
     n = pages(ctype, data)
     if n > FAX_MAX_PAGES:
-        raise Rejected(errno.EFBIG, f"{name}: {n} pages > the fax limit of {FAX_MAX_PAGES}")
+        raise OutboxError(Refusal.TOO_BIG, f"{name}: {n} pages > the fax limit of {FAX_MAX_PAGES}")
     return Checked(ctype, len(data), n)
 
 
 def sms_text(name: str, data: bytes) -> str | None:
     """The SMS body if this Text-channel file is plain text (None: an MMS attachment)."""
     if not data:
-        raise Rejected(errno.ENODATA, f"{name}: the file is empty")
+        raise OutboxError(Refusal.EMPTY, f"{name}: the file is empty")
     ext = extension_of(name)
     ctype = sniff(data, name)
     plain_name = ext in ("", "txt", "text", "sms", "msg", "md")
@@ -407,17 +402,17 @@ def sms_text(name: str, data: bytes) -> str | None:
         try:
             data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
         except UnicodeDecodeError:
-            raise Rejected(errno.EILSEQ, f"{name}: the text is not valid UTF-8") from None
-        raise Rejected(errno.EINVAL, f"{name}: the text contains control characters")
+            raise OutboxError(Refusal.NOT_UTF8, f"{name}: the text is not valid UTF-8") from None
+        raise OutboxError(Refusal.INVALID, f"{name}: the text contains control characters")
     else:
         return None
     text = text.rstrip("\r\n")
     if not text.strip():
-        raise Rejected(errno.ENODATA, f"{name}: the text is empty")
+        raise OutboxError(Refusal.EMPTY, f"{name}: the text is empty")
     units = utf16_units(text)
     if units > SMS_MAX_UTF16:
-        raise Rejected(errno.EMSGSIZE, f"{name}: {units} UTF-16 units > the SMS limit of "
-                       f"{SMS_MAX_UTF16}")
+        raise OutboxError(Refusal.TEXT_TOO_LONG, f"{name}: {units} UTF-16 units > the SMS limit of "
+                          f"{SMS_MAX_UTF16}")
     return text
 
 
@@ -425,14 +420,14 @@ def check_text_file(name: str, data: bytes) -> Checked:
     """A file in a Text recipient folder: an SMS body or an MMS attachment."""
     check_name(name)
     if len(data) > MMS_MAX_BYTES:
-        raise Rejected(errno.EFBIG, f"{name}: {len(data)} bytes > the MMS limit of "
-                       f"{MMS_MAX_BYTES} bytes")
+        raise OutboxError(Refusal.TOO_BIG, f"{name}: {len(data)} bytes > the MMS limit of "
+                          f"{MMS_MAX_BYTES} bytes")
     text = sms_text(name, data)
     if text is not None:
         return Checked("text/plain", len(data), text=text)
     ctype = _typed(data, name, "MMS")
     if ctype not in MMS_TYPES:
-        raise Rejected(errno.EINVAL, f"{name}: {ctype} cannot be sent by MMS")
+        raise OutboxError(Refusal.INVALID, f"{name}: {ctype} cannot be sent by MMS")
     return Checked(ctype, len(data))
 
 
@@ -441,9 +436,10 @@ def check_greeting_file(name: str, data: bytes) -> Checked:
     greeting_type(name)
     ctype = _typed(data, name, "greeting")
     if ctype not in GREETING_CTYPES:
-        raise Rejected(errno.EINVAL, f"{name}: greetings must be WAV or MP3 audio, not {ctype}")
+        raise OutboxError(Refusal.INVALID,
+                          f"{name}: greetings must be WAV or MP3 audio, not {ctype}")
     if len(data) > GREETING_MAX_BYTES:
-        raise Rejected(errno.EFBIG, f"{name}: {len(data)} bytes > {GREETING_MAX_BYTES}")
+        raise OutboxError(Refusal.TOO_BIG, f"{name}: {len(data)} bytes > {GREETING_MAX_BYTES}")
     return Checked(ctype, len(data))
 
 
@@ -453,8 +449,8 @@ def greeting_type(name: str) -> str:
     for gtype in GREETING_TYPES:
         if stem.lower() == gtype.lower():
             return gtype
-    raise Rejected(errno.EINVAL, f"{name}: a greeting file is named after its type: "
-                   + ", ".join(f"{t}.wav" for t in GREETING_TYPES))
+    raise OutboxError(Refusal.INVALID, f"{name}: a greeting file is named after its type: "
+                      + ", ".join(f"{t}.wav" for t in GREETING_TYPES))
 
 
 def check_file(channel: str, name: str, data: bytes) -> Checked:
@@ -464,7 +460,7 @@ def check_file(channel: str, name: str, data: bytes) -> Checked:
         return check_text_file(name, data)
     if channel == "Greetings":
         return check_greeting_file(name, data)
-    raise Rejected(errno.EINVAL, f"unknown outbox folder {channel!r}")
+    raise OutboxError(Refusal.INVALID, f"unknown outbox folder {channel!r}")
 
 
 # -- whole jobs -----------------------------------------------------------------------------
@@ -481,33 +477,33 @@ class Part:
 
 def check_fax_job(parts: Sequence[Part], cover: bool) -> None:
     if not parts:
-        raise Rejected(errno.ENODATA, "the fax has no document")
+        raise OutboxError(Refusal.EMPTY, "the fax has no document")
     total = sum(p.size for p in parts)
     if total > FAX_MAX_BYTES:
-        raise Rejected(errno.EFBIG, f"the documents total {total} bytes > the fax limit of "
-                       f"{FAX_MAX_BYTES}")
+        raise OutboxError(Refusal.TOO_BIG, f"the documents total {total} bytes > the fax limit of "
+                          f"{FAX_MAX_BYTES}")
     n = sum(p.pages for p in parts) + (1 if cover else 0)
     if n > FAX_MAX_PAGES:
-        raise Rejected(errno.EFBIG, f"{n} pages > the fax limit of {FAX_MAX_PAGES}")
+        raise OutboxError(Refusal.TOO_BIG, f"{n} pages > the fax limit of {FAX_MAX_PAGES}")
 
 
 def text_job(parts: Sequence[Part]) -> tuple[str | None, list[Part]]:
     """(SMS/MMS text, attachments) of a Text job; the checks of one message."""
     if not parts:
-        raise Rejected(errno.ENODATA, "the message is empty")
+        raise OutboxError(Refusal.EMPTY, "the message is empty")
     texts = [p.text for p in parts if p.text is not None]
     files = [p for p in parts if p.text is None]
     text = "\n".join(texts) if texts else None
     if text is not None and utf16_units(text) > SMS_MAX_UTF16:
-        raise Rejected(errno.EMSGSIZE, f"the text is {utf16_units(text)} UTF-16 units > "
-                       f"{SMS_MAX_UTF16}")
+        raise OutboxError(Refusal.TEXT_TOO_LONG, f"the text is {utf16_units(text)} UTF-16 units > "
+                          f"{SMS_MAX_UTF16}")
     if len(files) > MMS_MAX_ATTACHMENTS:
-        raise Rejected(errno.E2BIG, f"{len(files)} attachments > the MMS limit of "
-                       f"{MMS_MAX_ATTACHMENTS}")
+        raise OutboxError(Refusal.TOO_MANY_PARTS, f"{len(files)} attachments > the MMS limit of "
+                          f"{MMS_MAX_ATTACHMENTS}")
     total = sum(p.size for p in files)
     if total > MMS_MAX_BYTES:
-        raise Rejected(errno.EFBIG, f"the attachments total {total} bytes > the MMS limit "
-                       f"of {MMS_MAX_BYTES}")
+        raise OutboxError(Refusal.TOO_BIG, f"the attachments total {total} bytes > the MMS limit "
+                          f"of {MMS_MAX_BYTES}")
     return text, files
 
 
@@ -530,30 +526,30 @@ def check_option(name: str, raw: bytes) -> str:
     try:
         value = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise Rejected(errno.EINVAL, f"{name}: not UTF-8") from None
+        raise OutboxError(Refusal.INVALID, f"{name}: not UTF-8") from None
     if value == "":
         return ""
     if name == "user.rc.fax_resolution":
         for choice in ("High", "Low"):
             if value.lower() == choice.lower():
                 return choice
-        raise Rejected(errno.EINVAL, f"{name}: High or Low, not {value!r}")
+        raise OutboxError(Refusal.INVALID, f"{name}: High or Low, not {value!r}")
     if name == "user.rc.cover_index":
         if not value.isdigit() or int(value) not in FAX_COVER_INDEXES:
-            raise Rejected(errno.EINVAL, f"{name}: 0 (no cover page), 1-13 or 15-28, not "
-                           f"{value!r}")
+            raise OutboxError(Refusal.INVALID, f"{name}: 0 (no cover page), 1-13 or 15-28, not "
+                              f"{value!r}")
         return str(int(value))
     if name == "user.rc.cover_page_text":
         if len(value) > FAX_COVER_TEXT_MAX:
-            raise Rejected(errno.EINVAL, f"{name}: longer than {FAX_COVER_TEXT_MAX}")
+            raise OutboxError(Refusal.INVALID, f"{name}: longer than {FAX_COVER_TEXT_MAX}")
         return value
     if name == "user.rc.from":
         number = normalize_number(value)
         if number is None:
-            raise Rejected(errno.EINVAL, f"{name}: {value!r} is not an E.164 number")
+            raise OutboxError(Refusal.INVALID, f"{name}: {value!r} is not an E.164 number")
         return number
     if name == "user.rc.answering_rule":
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
-            raise Rejected(errno.EINVAL, f"{name}: {value!r} is not a rule id")
+            raise OutboxError(Refusal.INVALID, f"{name}: {value!r} is not a rule id")
         return value
-    raise Rejected(errno.ENOTSUP, f"{name}: unknown option")
+    raise OutboxError(Refusal.UNSUPPORTED, f"{name}: unknown option")
