@@ -28,6 +28,7 @@ from rcfs.outbox import validate as v
 from rcfs.outbox.journal import Doc, Job, Store
 from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.sender import matches
+from rcfs.outbox.state import rel_of
 from tests.outbox_support import jpeg, pdf, png, wav
 
 # -- validation --------------------------------------------------------------------------------
@@ -319,6 +320,57 @@ async def test_send_poll_deliver_and_priorities(tmp_path: Path) -> None:
     assert polls and all(c[2] == Priority.BACKGROUND for c in polls)
     sent = box.root("101").walk(("Sent", "Text", "+14155550100", "hi.txt.status.txt"))
     assert sent is not None and b"delivered to the recipient" in (sent.data or b"")
+
+
+def _scan_agrees(box: Outbox) -> None:
+    """The job index answers what a scan of every job answers, at every shown path."""
+    jobs = list(box.store.jobs.values())
+    for job in jobs:
+        rel = rel_of(job)
+        on_file = next((j for j in jobs if j.ext == job.ext and j.show_file
+                        and rel_of(j) == rel), None)
+        assert box.state.job_at(job.ext, rel) is on_file, (job.name, rel)
+        status = (*rel[:-1], rel[-1] + ".status.txt")
+        on_status = next((j for j in jobs if j.ext == job.ext and j.is_final
+                          and j.show_status and rel_of(j) == rel), None)
+        assert box.state.status_at(job.ext, status) is on_status, (job.name, status)
+        pending = any(j.ext == job.ext and not j.is_final and j.parent == job.parent
+                      for j in jobs)
+        assert box.state.jobs.has_pending(job.ext, job.parent) == pending, job.parent
+
+
+async def test_job_index_follows_every_move(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.plan = ["ok", ApiError(400, "FAX-101", "bad number")]
+    box = outbox(tmp_path, api)
+    fax = ("Fax", "+12125557464")
+    await box.mkdir("101", fax)
+    await box.mkdir("101", (*fax, ".pack"))
+    await put(box, (*fax, ".pack", "a.pdf"), pdf(1, "a"))
+    await put(box, (*fax, ".draft.pdf"), pdf(1, "d"))
+    h = await box.open_write("101", (*fax, ".draft.pdf"), truncate=False)  # copied in a thread
+    await box.release(h)
+    await box.rename("101", (*fax, ".draft.pdf"), (*fax, ".pack", "b.pdf"))
+    _scan_agrees(box)
+    await put(box, (*fax, "one.pdf"), pdf(1, "one"))
+    await box.rename("101", (*fax, ".pack"), (*fax, "pack"))
+    _scan_agrees(box)
+    await run_until(box, done(box, 2))
+    _scan_agrees(box)
+    assert sorted(rel_of(j)[0] for j in box.store.jobs.values()) == ["Failed", "Sent"]
+    failed = next(j for j in box.store.jobs.values() if j.state == "failed")
+    await box.rename("101", rel_of(failed), (*fax, ".again.pdf"))  # back as a draft
+    assert failed.id not in box.store.jobs  # its file and status went with the move
+    _scan_agrees(box)
+    sent = next(j for j in box.store.jobs.values() if j.state == "delivered")
+    await box.unlink("101", (*rel_of(sent)[:-1], rel_of(sent)[-1] + ".status.txt"))
+    assert box.state.status_at("101", (*rel_of(sent)[:-1], rel_of(sent)[-1] + ".status.txt")) \
+        is None and box.state.job_at("101", rel_of(sent)) is sent
+    _scan_agrees(box)
+    box.close()
+    again = outbox(tmp_path, api)
+    _scan_agrees(again)
+    assert again.state.job_at("101", (*fax, ".again.pdf")) is not None
 
 
 async def test_lost_answer_is_found_not_resent(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,9 @@ class Store:
         self._fh: Any = None
         self._lock = trio.Lock()
         self.appends = 0
+        # Told of every job saved or deleted, before the journal write (the outbox's index
+        # of where jobs are shown: a job moves only by being saved).
+        self.on_change: Callable[[Job], None] = lambda job: None
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -163,7 +167,7 @@ class Store:
         if self.path.exists():
             self._replay(self.path.read_bytes())
         self._compact()
-        referenced = {d.file_id for j in self.jobs.values() for d in j.docs}
+        referenced = self._referenced()
         for f in self.files.iterdir():
             if f.name not in referenced:
                 log.info("outbox: removing unreferenced spool file %s", f.name)
@@ -248,15 +252,14 @@ class Store:
         for job in jobs:
             job.updated = time.time()
             self.jobs[job.id] = job
+            self.on_change(job)
         await self._append(*({"job": j.to_json()} for j in jobs))
 
     async def delete(self, job: Job) -> None:
         self.jobs.pop(job.id, None)
+        self.on_change(job)
         await self._append({"del": job.id})
-        still = {d.file_id for j in self.jobs.values() for d in j.docs}
-        for d in job.docs:
-            if d.file_id not in still:
-                (self.files / d.file_id).unlink(missing_ok=True)
+        self.drop_unreferenced(job.docs)
 
     async def set_folder(self, ext: str, rel: Rel, xattrs: dict[str, str]) -> None:
         self.folders[(ext, rel)] = dict(xattrs)
@@ -270,6 +273,17 @@ class Store:
 
     def file_path(self, file_id: str) -> Path:
         return self.files / file_id
+
+    def _referenced(self) -> set[str]:
+        return {d.file_id for j in self.jobs.values() for d in j.docs}
+
+    def drop_unreferenced(self, docs: Iterable[Doc]) -> None:
+        """Delete the spool files of ``docs`` that no job refers to any more (a file may be
+        shared: a failed job copied to send again keeps its documents)."""
+        referenced = self._referenced()
+        for d in docs:
+            if d.file_id not in referenced:
+                self.file_path(d.file_id).unlink(missing_ok=True)
 
     def new_tmp(self) -> Path:
         return self.tmp / new_id()

@@ -1,4 +1,4 @@
-"""What the FUSE layer needs from the outbox (``rcfs.outbox.fs.Outbox`` implements
+"""What the FUSE layer needs from the outbox (``rcfs.outbox.folders.Outbox`` implements
 it).
 
 It lives here, below the FUSE layer, so the outbox never imports FUSE glue.

@@ -143,8 +143,13 @@ class Sender:
         self._numbers: dict[str, tuple[float, list[PhoneNumber]]] = {}
         self.counters = dict.fromkeys(("posts", "resolved_found", "resolved_resend",
                                        "store_checks", "polls", "retries"), 0)
-        # Jobs left "sending" by an earlier process: that attempt is over by now.
-        for job in store.jobs.values():
+        self.loaded()
+
+    def loaded(self) -> None:
+        """The store was (re)loaded: an attempt of a job left ``sending`` by an earlier
+        process is over by now."""
+        self.started = time.time()
+        for job in self.store.jobs.values():
             if job.state == "sending":
                 job.attempt_ended = max(job.attempt_ended or 0.0, self.started)
 
