@@ -65,7 +65,6 @@ from rcfs.api.scheduler import Priority
 __all__ = [
     "BATCH_MAX",
     "MULTIPART_JSON",
-    "ApiClient",  # re-exported: rcfs.outbox still imports it from here (rcfs.api.protocol)
     "BatchItemError",
     "account_path",
     "create_message_store_report",

@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from rcfs.api.listing import ApiClient
+from rcfs.api.protocol import ApiClient
 from rcfs.namespace.entries import Entry
 from rcfs.outbox.journal import Job, Rel, Store, new_id
 from rcfs.outbox.moves import Moves

@@ -45,13 +45,13 @@ from rcfs.api.errors import (
     TransportError,
 )
 from rcfs.api.listing import (
-    ApiClient,
     BatchItemError,
     get_messages_batch,
     list_messages,
     list_phone_numbers,
 )
 from rcfs.api.models import Message, PhoneNumber
+from rcfs.api.protocol import ApiClient
 from rcfs.api.scheduler import Priority
 from rcfs.api.uploads import (
     SendValidationError,
