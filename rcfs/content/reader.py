@@ -38,11 +38,12 @@ from rcfs.content.errors import (
     ContentTimeoutError,
     ContentUnavailableError,
 )
+from rcfs.content.sizes import FileSizes
 from rcfs.content.source import ContentBody, ContentRef, ContentSource
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContentReader", "ReaderConfig", "open_reader"]
+__all__ = ["ContentHandle", "ContentReader", "ReaderConfig", "open_reader"]
 
 
 @dataclass
@@ -307,6 +308,7 @@ class ContentReader:
         self._closing = False
         self._sizes: dict[str, int] = {}  # exact sizes learned (this session or the cache's)
         self._probed: set[str] = set()  # keys whose persisted size was looked up
+        self.sizes = FileSizes()  # estimates, sizes proved by reads, background probes
         self.counters: dict[str, int] = dict.fromkeys(
             ("reads", "bytes_read", "bytes_network", "memory_hits", "disk_loads",
              "streams_opened", "streams_failed", "requests", "waits", "timeouts",
@@ -351,6 +353,11 @@ class ContentReader:
             f.readers -= 1
             self._drop_unwanted(f)
             self.cache.release(f.key)
+
+    def open(self, ref: ContentRef) -> ContentHandle:
+        """A handle for the reads of one open file; while any is open the file's blocks
+        are not evicted. Closing does not stop a running download."""
+        return ContentHandle(self, ref)
 
     def known_size(self, ref: ContentRef) -> int | None:
         """The exact size if it is known without any I/O: API metadata, a download of this
@@ -1037,6 +1044,39 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+class ContentHandle:
+    """An open file: reads through the reader, holding the file against eviction."""
+
+    def __init__(self, reader: ContentReader, ref: ContentRef) -> None:
+        self.reader = reader
+        self.ref = ref
+        self._closed = False
+        reader.cache.hold(ref.key)
+
+    async def read(self, offset: int, size: int, *, deadline: float | None = None,
+                   priority: Priority = Priority.INTERACTIVE) -> bytes:
+        """``reader.read`` of this file; a read that ends short at the exact size proves
+        that size (``FileSizes.confirmed``)."""
+        if self._closed:
+            raise ValueError("read from a closed content handle")
+        data = await self.reader.read(self.ref, offset, size, deadline=deadline,
+                                      priority=priority)
+        self.reader.sizes.after_read(self.ref.key, offset, size, len(data),
+                                     self.reader.known_size(self.ref))
+        return data
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.reader.cache.release(self.ref.key)
+
+    def __enter__(self) -> ContentHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @contextlib.asynccontextmanager

@@ -13,6 +13,7 @@ layer learns the real size before ``open`` returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Rates before anything was learned: RingCentral's voicemail/recording MP3s are low-bitrate
@@ -69,3 +70,33 @@ class SizeEstimator:
     def _rate(table: dict[str, tuple[float, float]], ct: str, prior: float) -> float:
         total, units = table.get(ct, (0.0, 0.0))
         return total / units if units > 0 else prior
+
+
+@dataclass
+class FileSizes(SizeEstimator):
+    """The reader's book of sizes beyond the cache's records: estimates (above), which
+    sizes reads have proved, and which cached sizes a background probe is looking up."""
+
+    confirmed: set[str] = field(default_factory=set)
+    """Content keys read up to their end in this session: a size from a response header may
+    lie (Content-Length larger than the body), so until then opens use direct I/O."""
+    probing: set[str] = field(default_factory=set)
+
+    def after_read(self, key: str, offset: int, asked: int, got: int,
+                   exact: int | None) -> None:
+        """A short read that ended at the exact size proves that size."""
+        if got < asked and exact is not None and offset + got == exact:
+            self.confirmed.add(key)
+
+    def proven(self, key: str, api_size: int | None) -> bool:
+        """The size is no guess: the API gave it, or a read reached the end."""
+        return api_size is not None or key in self.confirmed
+
+    def claim_probes(self, keys: dict[str, str],
+                     known: Callable[[str], int | None]) -> list[str]:
+        """Of ``keys`` (name -> content key), the names worth a cache lookup: not known yet
+        and not already claimed. Claimed for good: one lookup per key and session."""
+        names = [name for name, key in keys.items()
+                 if key not in self.probing and known(key) is None]
+        self.probing.update(keys[name] for name in names)
+        return names
