@@ -1,0 +1,621 @@
+"""``RcfsOperations`` called directly, without a kernel (the fs-API level, in the manner of
+s3ql's ``t3_fs_api.py``): fake request contexts, a patched ``pyfuse3.readdir_reply`` that
+collects entries (and can refuse them, as a full kernel buffer does), a real content reader
+and block cache over an in-memory source, and a fixed metadata index.
+
+What the kernel relies on is checked here, where a failure names the handler: lookup counts
+and forget, readdir resumption from an offset, EROFS and EXDEV, the page-cache choice at
+open, and every row of the errno table.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pyfuse3
+import pytest
+import trio
+
+from rcfs.api.errors import ApiError, AuthRequiredError
+from rcfs.api.scheduler import Priority
+from rcfs.content.blockcache import BlockCache
+from rcfs.content.errors import ContentUnavailableError
+from rcfs.content.reader import ContentReader, open_reader
+from rcfs.content.source import ContentRef
+from rcfs.fs.errors import ERRNO_TABLE
+from rcfs.fs.inodes import ROOT
+from rcfs.fs.ops import MountOptions, RcfsOperations
+from rcfs.namespace.entries import Entry
+from rcfs.namespace.index import MetadataIndex
+from rcfs.namespace.store import Listed
+from rcfs.namespace.tree import Listing, Subfolder
+from rcfs.namespace.view import CONTROL_DIR, OUTBOX, STATUS_FILE
+
+BS = 64 * 1024
+ALICE, BOB = "101 Alice", "102 Bob"
+
+
+def payload(n: int, seed: int) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(n))
+
+
+VM1 = payload(123_457, 1)  # a recording: the API gives no size
+VM2 = payload(70_000, 2)  # a fax: the API gives its size
+BLOBS = {"vm/1": VM1, "vm/2": VM2}
+
+
+def ref(key: str, size: int | None) -> ContentRef:
+    kind, *ids = key.split("/")
+    return ContentRef(kind, tuple(ids), f"https://media.example.com/{key}", "Heavy", size,
+                      "audio/mpeg")
+
+
+# -- fakes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What handlers read of a ``pyfuse3.RequestContext``."""
+
+    pid: int = os.getpid()
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    umask: int = 0o022
+
+
+CTX = cast(pyfuse3.RequestContext, Ctx())
+
+
+@dataclass
+class Body:
+    data: bytes
+    start: int
+    total_size: int | None = None
+    content_type: str | None = "audio/mpeg"
+    requests: int = 1
+
+    def __post_init__(self) -> None:
+        self.total_size = len(self.data)
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[tuple[int, bytes]]:
+        for pos in range(self.start, len(self.data), 16 * 1024):
+            await trio.lowlevel.checkpoint()
+            yield pos, self.data[pos:pos + 16 * 1024]
+
+
+@dataclass
+class Source:
+    """Serves ``BLOBS``; ``fail`` is raised by every open (the request's error)."""
+
+    fail: BaseException | None = None
+    opens: list[tuple[str, int]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def open(self, ref: ContentRef, start: int, *, priority: Priority,
+                   deadline: float | None) -> AsyncIterator[Body]:
+        self.opens.append((ref.key, start))
+        if self.fail is not None:
+            raise self.fail
+        yield Body(BLOBS[ref.key], start)
+
+    def spare(self, group: str) -> int:
+        return 0
+
+    def describe(self, group: str) -> str:
+        return "fake budget"
+
+
+def mailbox(ext_id: str, big: int = 0) -> Entry:
+    root = Entry.directory("", 1000.0)
+    vm = root.subdir("Voicemail")
+    vm.add(Entry("vm1.mp3", 1001.0, content=ref("vm/1", None), message_id="m1",
+                 extension_id=ext_id, xattrs={"user.rc.duration": "75"}))
+    vm.add(Entry("vm2.pdf", 1002.0, content=ref("vm/2", len(VM2)), message_id="m2",
+                 extension_id=ext_id))
+    texts = root.subdir("Texts")
+    texts.add(Entry("hello.txt", 1003.0, data=b"hello\n", message_id="m3", extension_id=ext_id))
+    many = root.subdir("Many")
+    for i in range(big):
+        many.add(Entry(f"f{i:03d}.txt", 1004.0, data=b"x" * i, extension_id=ext_id))
+    return root
+
+
+class Index:
+    """The surface of ``MetadataIndex`` the FUSE layer uses, over fixed trees. Folders come
+    back as index folders (``children=None``, listed through ``listing``), as the real index
+    returns them. ``fail``: raised by ``ensure_loaded`` (the errno rows)."""
+
+    def __init__(self) -> None:
+        self.trees = {"101": mailbox("101", big=40), "102": mailbox("102")}
+        self.names = {"101": ALICE, "102": BOB}
+        self.states = dict.fromkeys(self.trees, object())
+        self.fail: BaseException | None = None
+        self.recorded: dict[str, int] = {}
+        self.deleted: list[tuple[str, str]] = []
+
+    def folders(self) -> dict[str, str]:
+        return {name: ext for ext, name in self.names.items()}
+
+    def folder_name(self, ext_id: str) -> str:
+        return self.names[ext_id]
+
+    async def ensure_loaded(self, ext_id: str, area: str | None = None) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def touch(self, ext_id: str, area: str | None = None) -> None:
+        pass
+
+    def node(self, ext_id: str, rel: tuple[str, ...]) -> Entry | None:
+        found = self.trees[ext_id].walk(rel)
+        if found is None or not found.is_dir:
+            return found
+        return Entry(rel[-1] if rel else self.names[ext_id], found.mtime, is_dir=True)
+
+    def children(self, ext_id: str, rel: tuple[str, ...]) -> dict[str, Entry]:
+        folder = self.trees[ext_id].walk(rel)
+        assert folder is not None and folder.children is not None
+        return {name: self.node(ext_id, (*rel, name)) or kid
+                for name, kid in folder.children.items()}
+
+    def subfolders(self, ext_id: str, rel: tuple[str, ...]) -> int:
+        folder = self.trees[ext_id].walk(rel)
+        assert folder is not None and folder.children is not None
+        return sum(1 for kid in folder.children.values() if kid.is_dir)
+
+    def listing(self, ext_id: str, rel: tuple[str, ...]) -> Listing | None:
+        folder = self.trees[ext_id].walk(rel)
+        if folder is None or folder.children is None:
+            return None
+        folders = [Subfolder(k.name, k.mtime, self.subfolders(ext_id, (*rel, k.name)))
+                   for k in folder.children.values() if k.is_dir]
+        files: list[Listed] = [
+            (k.name, k.mtime, k.size if k.content is None else k.content.size,
+             k.content.key if k.content else None, None, None, None)
+            for k in folder.children.values() if not k.is_dir]
+        return Listing(sorted(folders), sorted(files))
+
+    def record_size(self, key: str, size: int) -> None:
+        self.recorded[key] = size
+
+    async def delete_message(self, ext_id: str, message_id: str) -> None:
+        self.deleted.append((ext_id, message_id))
+
+    def remove(self, ext_id: str, rel: tuple[str, ...]) -> None:
+        folder = self.trees[ext_id].walk(rel[:-1])
+        assert folder is not None and folder.children is not None
+        del folder.children[rel[-1]]
+
+
+class Outbox:
+    """An ``OutboxFs`` with one writable folder per mailbox; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, Entry] = {}
+        self.calls: list[tuple[Any, ...]] = []
+
+    def root(self, ext_id: str) -> Entry:
+        if ext_id not in self.roots:
+            top = Entry.directory(OUTBOX, writable=True)
+            fax = top.add(Entry.directory("fax", writable=True))
+            fax.add(Entry("draft.txt", 0.0, data=b"", writable=True))
+            self.roots[ext_id] = top
+        return self.roots[ext_id]
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any) -> int:
+            self.calls.append((name, *args))
+            return len(self.calls)
+        return call
+
+
+@dataclass
+class Kernel:
+    """What the FUSE layer told the kernel to forget (``invalidate_*``)."""
+
+    inodes: list[int] = field(default_factory=list)
+    entries: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
+    seen = Kernel()
+    monkeypatch.setattr(pyfuse3, "invalidate_inode",
+                        lambda inode, attr_only=False: seen.inodes.append(inode))
+    monkeypatch.setattr(pyfuse3, "invalidate_entry_async",
+                        lambda parent, name, ignore_enoent=False: seen.entries.append(
+                            (parent, name)))
+    return seen
+
+
+@dataclass
+class Fs:
+    ops: RcfsOperations
+    index: Index
+    outbox: Outbox
+    source: Source
+    reader: ContentReader
+    kernel: Kernel
+
+    async def lookup(self, *path: str) -> pyfuse3.EntryAttributes:
+        inode = ROOT
+        attr = None
+        for name in path:
+            attr = await self.ops.lookup(inode, os.fsencode(name), CTX)
+            inode = attr.st_ino
+        assert attr is not None
+        return attr
+
+    async def listdir(self, *path: str) -> list[str]:
+        inode = (await self.lookup(*path)).st_ino if path else ROOT
+        fh = await self.ops.opendir(inode, CTX)
+        try:
+            return [name for name, _, _ in await readdir(self.ops, fh)]
+        finally:
+            await self.ops.releasedir(fh)
+
+
+@asynccontextmanager
+async def make_fs(tmp: Path, kernel: Kernel,
+                  options: MountOptions | None = None) -> AsyncIterator[Fs]:
+    index, outbox, source = Index(), Outbox(), Source()
+    cache = await BlockCache.open(tmp / "cache", budget="64 MiB", block_size=BS)
+    try:
+        async with open_reader(cache, source) as reader:
+            ops = RcfsOperations(cast(MetadataIndex, index), reader, options,
+                                 status=lambda: {"state": "ok"}, outbox=cast(Any, outbox))
+            async with trio.open_nursery() as nursery:
+                ops.bind(nursery)
+                yield Fs(ops, index, outbox, source, reader, kernel)
+                nursery.cancel_scope.cancel()
+    finally:
+        await cache.aclose()
+
+
+@pytest.fixture
+async def fs(tmp_path: Path, kernel: Kernel) -> AsyncIterator[Fs]:
+    async with make_fs(tmp_path, kernel) as made:
+        yield made
+
+
+# -- readdir --------------------------------------------------------------------------------
+
+
+Reply = list[tuple[str, pyfuse3.EntryAttributes, int]]
+
+
+@pytest.fixture(autouse=True)
+def reply_buffer(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """``pyfuse3.readdir_reply`` collecting into the token (a list); the buffer's room in
+    entries is ``room[0]`` (as a kernel buffer, it refuses the entry that does not fit)."""
+    room = [1 << 30]
+
+    def reply(token: Any, name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        if len(token) >= room[0]:
+            return False
+        token.append((os.fsdecode(name), attr, next_id))
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    yield room
+
+
+async def readdir(ops: RcfsOperations, fh: int, start: int = 0) -> Reply:
+    got: Reply = []
+    await ops.readdir(fh, start, cast(pyfuse3.ReaddirToken, got))
+    return got
+
+
+async def test_root_shows_mailboxes_and_control_folder(fs: Fs) -> None:
+    assert await fs.listdir() == sorted([ALICE, BOB, CONTROL_DIR])
+    assert await fs.listdir(ALICE) == ["Many", OUTBOX, "Texts", "Voicemail"]
+    assert await fs.listdir(ALICE, OUTBOX) == ["fax"]
+    assert await fs.listdir(CONTROL_DIR) == [STATUS_FILE]
+
+
+@pytest.mark.parametrize("folder", [(ALICE, "Many"), (ALICE,), ()])
+async def test_readdir_resumes_from_offset(fs: Fs, reply_buffer: list[int],
+                                           folder: tuple[str, ...]) -> None:
+    """The kernel's buffer fills mid-listing (the refused entry is not counted as looked
+    up) and it asks again from the last offset it kept: every name once, in order."""
+    whole = await fs.listdir(*folder)
+    inode = (await fs.lookup(*folder)).st_ino if folder else ROOT
+    fh = await fs.ops.opendir(inode, CTX)
+    reply_buffer[0] = 3
+    names: list[str] = []
+    start = 0
+    for _ in range(100):
+        got = await readdir(fs.ops, fh, start)
+        if not got:
+            break
+        assert len(got) <= 3
+        names += [name for name, _, _ in got]
+        assert [n for _, _, n in got] == list(range(start + 1, start + len(got) + 1))
+        start = got[-1][2]
+    await fs.ops.releasedir(fh)
+    assert names == whole
+    if folder == (ALICE, "Many"):
+        assert len(names) == 40
+    # Each entry handed over counts one lookup (two listings: two), the refused ones none.
+    for name in names:
+        ino = fs.ops.inodes.known((*folder, name))
+        assert ino is not None
+        assert fs.ops.inodes.forget(ino, 2)
+
+
+async def test_readdir_of_unknown_handle_is_ebadf(fs: Fs) -> None:
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await readdir(fs.ops, 999)
+    assert err.value.errno == errno.EBADF
+
+
+# -- lookup counts and forget ---------------------------------------------------------------
+
+
+async def test_lookup_counts_keep_inode_until_forgotten(fs: Fs) -> None:
+    path = (ALICE, "Voicemail", "vm2.pdf")
+    first = (await fs.lookup(*path)).st_ino
+    again = (await fs.lookup(*path)).st_ino
+    assert first == again
+    # The message is deleted on the server: the inode stays valid while the kernel holds it.
+    fs.index.remove("101", path[1:])
+    await fs.ops.forget([(first, 1)])
+    assert fs.ops.inodes.path(first) == path
+    assert fs.ops.inodes.referenced(first)
+    await fs.ops.forget([(first, 1)])
+    assert fs.ops.inodes.path(first) is None
+    assert fs.ops.inodes.known(path) is None
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await fs.ops.getattr(first, CTX)
+    assert err.value.errno == errno.ENOENT
+
+
+async def test_forgotten_inode_of_a_present_file_keeps_its_number(fs: Fs) -> None:
+    path = (ALICE, "Texts", "hello.txt")
+    ino = (await fs.lookup(*path)).st_ino
+    await fs.ops.forget([(ino, 1)])
+    assert not fs.ops.inodes.referenced(ino)
+    assert (await fs.lookup(*path)).st_ino == ino
+    attr = await fs.ops.getattr(ino, CTX)
+    assert attr.st_size == len(b"hello\n")
+
+
+async def test_probe_names_are_negative_without_resolving(fs: Fs) -> None:
+    attr = await fs.ops.lookup(ROOT, b".Trash-1000", CTX)
+    assert attr.st_ino == 0 and attr.entry_timeout > 0
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await fs.ops.lookup(ROOT, b"nobody", CTX)
+    assert err.value.errno == errno.ENOENT
+
+
+# -- EROFS and EXDEV ------------------------------------------------------------------------
+
+
+@dataclass
+class Fields:
+    """A ``pyfuse3.SetattrFields`` (whose attributes pyfuse3 makes read-only)."""
+
+    update_size: bool = False
+    update_mode: bool = False
+
+
+async def fuse_errno(call: Any) -> int:
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await call
+    return err.value.errno
+
+
+async def test_writes_outside_the_outbox_are_erofs(fs: Fs) -> None:
+    vm = await fs.lookup(ALICE, "Voicemail")
+    vm2 = await fs.lookup(ALICE, "Voicemail", "vm2.pdf")
+    ops = fs.ops
+    fields = cast(pyfuse3.SetattrFields, Fields(update_size=True))
+    refused = {
+        "open for write": ops.open(vm2.st_ino, os.O_WRONLY, CTX),
+        "open with O_TRUNC": ops.open(vm2.st_ino, os.O_RDONLY | os.O_TRUNC, CTX),
+        "create": ops.create(vm.st_ino, b"new.txt", 0o644, os.O_WRONLY, CTX),
+        "mkdir": ops.mkdir(vm.st_ino, b"sub", 0o755, CTX),
+        "rmdir": ops.rmdir(ROOT, os.fsencode(ALICE), CTX),
+        "unlink": ops.unlink(vm.st_ino, b"vm2.pdf", CTX),
+        "truncate": ops.setattr(vm2.st_ino, pyfuse3.EntryAttributes(), fields, None, CTX),
+        "rename": ops.rename(vm.st_ino, b"vm2.pdf", vm.st_ino, b"x.pdf", 0, CTX),
+        "removexattr": ops.removexattr(vm2.st_ino, b"user.rc.read_status", CTX),
+        "symlink": ops.symlink(vm.st_ino, b"l", b"vm2.pdf", CTX),
+        "link": ops.link(vm2.st_ino, vm.st_ino, b"l", CTX),
+        "mknod": ops.mknod(vm.st_ino, b"n", 0o644, 0, CTX),
+    }
+    got = {what: await fuse_errno(call) for what, call in refused.items()}
+    assert got == dict.fromkeys(refused, errno.EROFS)
+    assert fs.index.deleted == [] and fs.outbox.calls == []
+
+
+async def test_delete_with_allow_delete(tmp_path: Path, kernel: Kernel) -> None:
+    async with make_fs(tmp_path, kernel, MountOptions(allow_delete=True)) as fs:
+        vm = await fs.lookup(ALICE, "Voicemail")
+        await fs.ops.unlink(vm.st_ino, b"vm2.pdf", CTX)
+        assert fs.index.deleted == [("101", "m2")]
+        assert kernel.entries == [(vm.st_ino, b"vm2.pdf")]
+
+
+async def test_renames_leaving_an_outbox_are_exdev(fs: Fs) -> None:
+    mine = await fs.lookup(ALICE, OUTBOX, "fax")
+    theirs = await fs.lookup(BOB, OUTBOX, "fax")
+    vm = await fs.lookup(ALICE, "Voicemail")
+    across = fs.ops.rename(mine.st_ino, b"draft.txt", theirs.st_ino, b"draft.txt", 0, CTX)
+    assert await fuse_errno(across) == errno.EXDEV
+    out = fs.ops.rename(mine.st_ino, b"draft.txt", vm.st_ino, b"draft.txt", 0, CTX)
+    assert await fuse_errno(out) == errno.EXDEV
+    into = fs.ops.rename(vm.st_ino, b"vm2.pdf", mine.st_ino, b"vm2.pdf", 0, CTX)
+    assert await fuse_errno(into) == errno.EROFS
+    assert fs.outbox.calls == []
+    draft = await fs.lookup(ALICE, OUTBOX, "fax", "draft.txt")
+    await fs.ops.rename(mine.st_ino, b"draft.txt", mine.st_ino, b"fax.txt", 0, CTX)
+    assert fs.outbox.calls == [("rename", "101", ("fax", "draft.txt"), ("fax", "fax.txt"))]
+    assert fs.ops.inodes.path(draft.st_ino) == (ALICE, OUTBOX, "fax", "fax.txt")
+
+
+async def test_outbox_entries_are_invalidated_when_the_outbox_changes(fs: Fs) -> None:
+    """Outbox inodes the kernel was given (lookup, readdir) get fresh attributes when the
+    outbox changes; getattr alone records nothing."""
+    draft = await fs.lookup(ALICE, OUTBOX, "fax", "draft.txt")
+    other = await fs.lookup(BOB, OUTBOX, "fax")
+    await fs.ops.getattr(draft.st_ino, CTX)
+    fs.ops.outbox_changed("101")
+    await wait_until(lambda: draft.st_ino in fs.kernel.inodes)
+    assert other.st_ino not in fs.kernel.inodes
+    fs.ops.outbox_changed(None)
+    await wait_until(lambda: other.st_ino in fs.kernel.inodes)
+
+
+async def wait_until(cond: Any) -> None:
+    with trio.fail_after(5):
+        while not cond():
+            await trio.sleep(0.01)
+
+
+# -- open: page cache or direct I/O ---------------------------------------------------------
+
+
+async def open_read(fs: Fs, *path: str) -> tuple[int, pyfuse3.FileInfo]:
+    attr = await fs.lookup(*path)
+    return attr.st_ino, await fs.ops.open(attr.st_ino, os.O_RDONLY, CTX)
+
+
+async def read_all(fs: Fs, fh: int, step: int = 1 << 17) -> bytes:
+    out = bytearray()
+    while True:
+        piece = await fs.ops.read(fh, len(out), step)
+        out += piece
+        if len(piece) < step:
+            return bytes(out)
+
+
+async def test_open_of_an_unknown_size_learns_it_and_uses_direct_io(fs: Fs) -> None:
+    path = (ALICE, "Voicemail", "vm1.mp3")
+    shown = (await fs.lookup(*path)).st_size
+    assert shown not in (0, len(VM1))  # an estimate from the duration
+    ino, info = await open_read(fs, *path)
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    assert ino in fs.kernel.inodes  # the estimate the kernel holds is stale
+    assert fs.index.recorded == {"vm/1": len(VM1)}
+    assert fs.reader.cache.held("vm/1")
+    assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM1)
+    # Known, but not proved by a read to the end: still direct I/O.
+    _, second = await open_read(fs, *path)
+    assert (second.direct_io, second.keep_cache) == (True, False)
+    assert await read_all(fs, info.fh) == VM1
+    await fs.ops.release(info.fh)
+    await fs.ops.release(second.fh)
+    await wait_until(lambda: not fs.reader.cache.held("vm/1"))  # (and the download's)
+    # Read to its end: the size is no guess, and the kernel was given it.
+    await fs.lookup(*path)
+    _, third = await open_read(fs, *path)
+    assert (third.direct_io, third.keep_cache) == (False, True)
+    await fs.ops.release(third.fh)
+    assert fs.source.opens == [("vm/1", 0)]
+
+
+async def test_open_of_a_known_size_keeps_the_page_cache(fs: Fs) -> None:
+    _, info = await open_read(fs, ALICE, "Voicemail", "vm2.pdf")
+    assert (info.direct_io, info.keep_cache) == (False, True)
+    assert await read_all(fs, info.fh) == VM2
+    await fs.ops.release(info.fh)
+
+
+async def test_open_after_the_kernel_saw_another_size_uses_direct_io(fs: Fs) -> None:
+    """The kernel clamps page-cache reads to the size it holds: when that is not the
+    exact one (here never given), the open reads directly."""
+    vm = await fs.lookup(ALICE, "Voicemail")
+    fh = await fs.ops.opendir(vm.st_ino, CTX)
+    await readdir(fs.ops, fh)
+    ino = fs.ops.inodes.known((ALICE, "Voicemail", "vm2.pdf"))
+    assert ino is not None
+    fs.ops.attrs.reported[ino] = len(VM2) - 1
+    info = await fs.ops.open(ino, os.O_RDONLY, CTX)
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    await fs.ops.release(info.fh)
+
+
+@pytest.mark.parametrize("path", [(CONTROL_DIR, STATUS_FILE), (ALICE, OUTBOX, "fax",
+                                                               "draft.txt")])
+async def test_live_files_use_direct_io(fs: Fs, path: tuple[str, ...]) -> None:
+    _, info = await open_read(fs, *path)
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    data = await read_all(fs, info.fh)
+    if path[0] == CONTROL_DIR:
+        assert b'"state": "ok"' in data
+    await fs.ops.release(info.fh)
+
+
+async def test_outbox_write_open_uses_direct_io(fs: Fs) -> None:
+    attr = await fs.lookup(ALICE, OUTBOX, "fax", "draft.txt")
+    info = await fs.ops.open(attr.st_ino, os.O_WRONLY | os.O_TRUNC, CTX)
+    assert info.direct_io
+    assert await fs.ops.write(info.fh, 0, b"hi") == 2
+    await fs.ops.release(info.fh)
+    assert [c[0] for c in fs.outbox.calls] == ["open_write", "write", "release"]
+
+
+# -- the errno table ------------------------------------------------------------------------
+
+SAMPLES: dict[str, Any] = {"status": 500, "key": "vm/1", "offset": 0, "reason": "test",
+                           "group": "Heavy", "wait_s": 5.0, "url": "https://elsewhere.test/",
+                           "message": "test"}
+
+
+def instance(kind: type[BaseException]) -> BaseException:
+    """An instance of ``kind`` from its required constructor arguments (by name)."""
+    try:
+        params = list(inspect.signature(kind).parameters.values())
+    except ValueError:  # no __init__ of its own: Exception's (any arguments)
+        return kind("test")
+    return kind(*[SAMPLES[p.name] for p in params if p.default is p.empty
+                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
+@pytest.mark.parametrize("kind, code", ERRNO_TABLE, ids=[k.__name__ for k, _ in ERRNO_TABLE])
+async def test_errno_table_row(fs: Fs, kind: type[BaseException], code: int) -> None:
+    """Every row: the domain error raised below a handler reaches the caller as its errno."""
+    exc = instance(kind)
+    assert isinstance(exc, kind)
+    fs.index.fail = exc
+    assert await fuse_errno(fs.ops.lookup(ROOT, os.fsencode(ALICE), CTX)) == code
+    fs.index.fail = None
+    vm = await fs.lookup(ALICE, "Voicemail")
+    fs.index.fail = exc
+    assert await fuse_errno(fs.ops.opendir(vm.st_ino, CTX)) == code
+
+
+@pytest.mark.parametrize("exc, code", [
+    (ApiError(403, "CMN-401"), errno.EACCES),
+    (ApiError(404, "CMN-102"), errno.ENOENT),
+    (ContentUnavailableError("vm/1", 0, "refused"), errno.EIO),
+    (RuntimeError("a bug"), errno.EIO),
+])
+async def test_errno_special_cases(fs: Fs, exc: BaseException, code: int) -> None:
+    fs.index.fail = exc
+    assert await fuse_errno(fs.ops.lookup(ROOT, os.fsencode(ALICE), CTX)) == code
+
+
+@pytest.mark.parametrize("fail, code", [
+    (ApiError(403, "CMN-401"), errno.EACCES),
+    (AuthRequiredError(), errno.EACCES),
+    (ApiError(500, "CMN-101"), errno.EIO),
+])
+async def test_errno_of_a_failed_download_at_open(fs: Fs, fail: BaseException,
+                                                  code: int) -> None:
+    """The content path: the reader wraps the source's error, the table maps it."""
+    fs.source.fail = fail
+    vm1 = await fs.lookup(ALICE, "Voicemail", "vm1.mp3")
+    assert await fuse_errno(fs.ops.open(vm1.st_ino, os.O_RDONLY, CTX)) == code
+    await wait_until(lambda: not fs.reader.cache.held("vm/1"))  # the failed stream ended
