@@ -142,6 +142,7 @@ class Index:
         self.fail: BaseException | None = None
         self.recorded: dict[str, int] = {}
         self.deleted: list[tuple[str, str]] = []
+        self.read_status: list[tuple[str, str, str]] = []
 
     def folders(self) -> dict[str, str]:
         return {name: ext for ext, name in self.names.items()}
@@ -187,6 +188,9 @@ class Index:
 
     def record_size(self, key: str, size: int) -> None:
         self.recorded[key] = size
+
+    async def set_read_status(self, ext_id: str, message_id: str, status: str) -> None:
+        self.read_status.append((ext_id, message_id, status))
 
     async def delete_message(self, ext_id: str, message_id: str) -> None:
         self.deleted.append((ext_id, message_id))
@@ -619,3 +623,34 @@ async def test_errno_of_a_failed_download_at_open(fs: Fs, fail: BaseException,
     vm1 = await fs.lookup(ALICE, "Voicemail", "vm1.mp3")
     assert await fuse_errno(fs.ops.open(vm1.st_ino, os.O_RDONLY, CTX)) == code
     await wait_until(lambda: not fs.reader.cache.held("vm/1"))  # the failed stream ended
+
+
+# -- extended attributes and statfs ---------------------------------------------------------
+
+
+async def test_xattrs(fs: Fs) -> None:
+    vm1 = await fs.lookup(ALICE, "Voicemail", "vm1.mp3")
+    ops, ino = fs.ops, vm1.st_ino
+    assert await ops.listxattr(ino, CTX) == [b"user.rc.duration"]
+    assert await ops.getxattr(ino, b"user.rc.duration", CTX) == b"75"
+    assert await fuse_errno(ops.getxattr(ino, b"user.rc.nothing", CTX)) == pyfuse3.ENOATTR
+    # Other namespaces: one answer per file system, so ls -l stops asking for labels/ACLs.
+    for name in (b"security.selinux", b"system.posix_acl_access", b"trusted.x"):
+        assert await fuse_errno(ops.getxattr(ino, name, CTX)) == errno.EOPNOTSUPP
+        assert await fuse_errno(ops.setxattr(ino, name, b"v", CTX)) == errno.EOPNOTSUPP
+    bad = ops.setxattr(ino, b"user.rc.read_status", b"Maybe", CTX)
+    assert await fuse_errno(bad) == errno.EINVAL
+    await ops.setxattr(ino, b"user.rc.read_status", b"Read\n", CTX)
+    assert fs.index.read_status == [("101", "m1", "Read")]
+    draft = await fs.lookup(ALICE, OUTBOX, "fax", "draft.txt")
+    await ops.setxattr(draft.st_ino, b"user.rc.to", b"+12125550100", CTX)
+    assert fs.outbox.calls == [("setxattr", "101", ("fax", "draft.txt"), "user.rc.to",
+                                b"+12125550100")]
+
+
+async def test_statfs_counts_inodes_and_cache(fs: Fs) -> None:
+    before = await fs.ops.statfs(CTX)
+    await fs.lookup(ALICE, "Voicemail", "vm2.pdf")
+    after = await fs.ops.statfs(CTX)
+    assert after.f_files == before.f_files + 3  # the mailbox, Voicemail, the file
+    assert after.f_bfree == 0 and after.f_namemax == 255
