@@ -24,10 +24,11 @@ import trio
 
 from rcfs.api.errors import ApiError, AuthRequiredError
 from rcfs.content.errors import ContentUnavailableError
-from rcfs.fs.errors import ERRNO_TABLE
+from rcfs.fs.errors import ERRNO_TABLE, Row
 from rcfs.fs.inodes import ROOT
 from rcfs.fs.ops import MountOptions
 from rcfs.namespace.view import CONTROL_DIR, OUTBOX, STATUS_FILE
+from rcfs.refusal import Refusal, Refused
 from tests.fs_api_support import (
     ALICE,
     BOB,
@@ -334,27 +335,47 @@ SAMPLES: dict[str, Any] = {"status": 500, "key": "vm/1", "offset": 0, "reason": 
                            "message": "test"}
 
 
-def instance(kind: type[BaseException]) -> BaseException:
+def instance(kind: type[BaseException], status: int | None = None) -> BaseException:
     """An instance of ``kind`` from its required constructor arguments (by name)."""
     try:
         params = list(inspect.signature(kind).parameters.values())
     except ValueError:  # no __init__ of its own: Exception's (any arguments)
         return kind("test")
-    return kind(*[SAMPLES[p.name] for p in params if p.default is p.empty
-                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    samples = {**SAMPLES, "status": status or SAMPLES["status"]}
+    args = [samples[p.name] for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    exc = kind(*args)
+    if status is not None and isinstance(exc, ApiError):
+        exc.status = status  # (a subclass with a default status)
+    return exc
 
 
-@pytest.mark.parametrize("kind, code", ERRNO_TABLE, ids=[k.__name__ for k, _ in ERRNO_TABLE])
-async def test_errno_table_row(fs: Fs, kind: type[BaseException], code: int) -> None:
+def example(row: Row) -> BaseException:
+    """An error the row decides: of its class (or refusal), with its status and cause."""
+    if isinstance(row.error, Refusal):
+        return Refused(row.error, f"refused: {row.error.value}")
+    if row.cause is None:
+        return instance(row.error, row.status)
+    exc = instance(row.error)
+    exc.__cause__ = instance(row.cause, row.status)
+    return exc
+
+
+def _label(row: Row) -> str:
+    what = row.error.name if isinstance(row.error, Refusal) else row.error.__name__
+    return "-".join(str(x) for x in (what, row.status, row.cause and row.cause.__name__) if x)
+
+
+@pytest.mark.parametrize("row", ERRNO_TABLE, ids=[_label(r) for r in ERRNO_TABLE])
+async def test_errno_table_row(fs: Fs, row: Row) -> None:
     """Every row: the domain error raised below a handler reaches the caller as its errno."""
-    exc = instance(kind)
-    assert isinstance(exc, kind)
+    exc = example(row)
     fs.index.fail = exc
-    assert await fuse_errno(fs.ops.lookup(ROOT, os.fsencode(ALICE), CTX)) == code
+    assert await fuse_errno(fs.ops.lookup(ROOT, os.fsencode(ALICE), CTX)) == row.errno
     fs.index.fail = None
     vm = await fs.lookup(ALICE, "Voicemail")
     fs.index.fail = exc
-    assert await fuse_errno(fs.ops.opendir(vm.st_ino, CTX)) == code
+    assert await fuse_errno(fs.ops.opendir(vm.st_ino, CTX)) == row.errno
 
 
 @pytest.mark.parametrize("exc, code", [
