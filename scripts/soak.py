@@ -14,7 +14,7 @@ emulator's ``/_emulator/sent`` once it is final: wrong bytes, duplicate or lost 
 reads slower than the read deadline must all be 0. The summary (JSON) also gives the
 operations done, faults injected and the mount's RSS at start and end.
 
-Not a test (its 2-minute variant is tests/test_mount_soak.py): run ``scripts/soak``.
+Not a test (its 2-minute variant is tests/mount/test_mount_soak.py): run ``scripts/soak``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared pieces of the desktop tests (tests/test_desktop_*.py): real desktop programs
+"""Shared pieces of the desktop tests (tests/desktop/test_desktop_*.py): real desktop programs
 (gio, xdg-mime, GNOME's thumbnail factory, mpv) on a real mount at RingCentral's default
 request counts, with the 60 s window and penalty scaled to 6 s."""
 

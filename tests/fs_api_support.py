@@ -1,4 +1,4 @@
-"""Fakes for the fs-API tests (``tests/test_fs_api.py``): request contexts, a fixed
+"""Fakes for the fs-API tests (``tests/fs_api/test_fs_api.py``): request contexts, a fixed
 metadata index, an outbox that records calls, an in-memory content source, and ``Fs``, which
 wires them to a real ``RcfsOperations`` with a real content reader and block cache.
 """

@@ -18,8 +18,9 @@ The 4 MB spec is loaded once per process. Each (operation, status) is schema-val
 first ``per_status`` exchanges plus each new response shape (key paths, JSON types and the
 values at the schema's enum paths), up to ``max_shapes``, so a suite of thousands of calls
 stays fast while every operation/status seen is validated at least once.
-Known spec46 defects are listed in ``ALLOW`` with the reason; tests/test_emulator_openapi.py
-fails when an entry is no longer needed by any exchange.
+Known spec46 defects are listed in ``ALLOW`` with the reason;
+tests/emulator/test_emulator_openapi.py fails when an entry is no longer needed by any
+exchange.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For every row an error of that row is built (with its status or cause when the row names
 one): the row must be the one that decides it (no earlier row shadows it), the FUSE error
 must carry the row's errno, and the one log line must name the operation, the problem in
-words and the errno. ``tests/test_mount_errno.py`` checks the README's rows through a mount.
+words and the errno. ``tests/mount/test_mount_errno.py`` checks the README's rows through a mount.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rcfs.namespace.plugins import PluginError
 from rcfs.outbox.protocol import OutboxError
 from rcfs.refusal import Refusal
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 # Answered by the FUSE layer itself, not through the table (see rcfs/fs/errors.py).
 FUSE_OWN = {"EINTR", "EROFS", "EXDEV"}
 

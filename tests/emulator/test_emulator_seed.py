@@ -107,7 +107,7 @@ _DIGEST_SCRIPT = """
 import hashlib, sys
 from rcfs.emulator.config import EmulatorConfig
 from rcfs.emulator.seed import build_store
-from tests.test_emulator_seed import NOW, _snapshot
+from tests.emulator.test_emulator_seed import NOW, _snapshot
 s = build_store(EmulatorConfig(seed=7, scale=50), NOW)
 sys.stdout.write(hashlib.sha256(repr(_snapshot(s, NOW)).encode()).hexdigest())
 """
@@ -117,7 +117,7 @@ def test_same_seed_same_data_across_processes() -> None:
     """The emulator and the tests run in different processes (hash randomisation differs)."""
     expected = hashlib.sha256(repr(_snapshot(build_store(EmulatorConfig(seed=7, scale=50), NOW),
                                              NOW)).encode()).hexdigest()
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for hashseed in ("0", "4242"):
         res = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT], cwd=root,
                              env={**os.environ, "PYTHONHASHSEED": hashseed},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "rcfs"
 
 # Layer of each first-level part of the package, lowest first. A module may import its own
@@ -97,7 +97,7 @@ def _rel(path: Path) -> str:
 def test_every_product_part_has_a_layer() -> None:
     parts = {_part(tuple(p.relative_to(ROOT).with_suffix("").parts)) for p in _product_sources()}
     unknown = sorted(parts - set(PART_LAYER))
-    assert not unknown, f"classify these in tests/test_layering.py PART_LAYER: {unknown}"
+    assert not unknown, f"classify these in tests/unit/test_layering.py PART_LAYER: {unknown}"
 
 
 def test_imports_point_down() -> None:

@@ -22,7 +22,7 @@ from tests.emulator_proc import EmulatorProc
 pytestmark = pytest.mark.slow
 
 PACKAGES = ["@rc-ex/core@1.8.6", "@rc-ex/ws@1.4.2"]
-SCRIPT = Path(__file__).parent / "rcex" / "subscriber.mjs"
+SCRIPT = Path(__file__).resolve().parents[1] / "rcex" / "subscriber.mjs"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parent.parent / "systemd" / "rcfs@.service"
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "rcfs@.service"
 
 
 def _verify(unit_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -446,7 +446,7 @@ async def test_restart_with_a_job_in_sending_checks_the_store(tmp_path: Path) ->
 
 def readme_config() -> dict[str, Any]:
     """The README's configuration example: the values it documents as the defaults."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     return tomllib.loads(text.split("```toml\n", 1)[1].split("```", 1)[0])
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.emulator.test_emulator_ratelimit import ACCOUNT, CALL_LOG, EXT, EXTENSIONS, first_message
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.test_emulator_ratelimit import ACCOUNT, CALL_LOG, EXT, EXTENSIONS, first_message
 
 # Distinct limits, so the limit header names the group too.
 LIMITS = {"Light": 1001, "Medium": 1002, "Heavy": 1003, "Auth": 1004}

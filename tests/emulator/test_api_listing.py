@@ -53,8 +53,8 @@ from rcfs.api.uploads import (
 )
 from rcfs.content.reports import ReportRunner, RunnerConfig
 from tests.api_fakes import download
+from tests.emulator.test_api_content import PLATFORM, FakeClient, emulator_client
 from tests.emulator_proc import EmulatorProc
-from tests.test_api_content import PLATFORM, FakeClient, emulator_client
 
 BASE = f"{PLATFORM}/restapi/v1.0/account/1/extension/2"
 
