@@ -43,7 +43,7 @@ class CallLogIndex(IndexBase):
         each refresh that brought nothing new, up to ``CALLS_BACKOFF_MAX``."""
         if not box.calls_ok:
             return False
-        if not box.calls_loaded:
+        if not box.calls_loaded or box.calls_due:
             return True
         at = self._account_call_time if self._admin() else box.calls_at
         factor = min(CALLS_BACKOFF_MAX, 2 ** self._calls_unchanged) if backoff else 1
@@ -66,10 +66,10 @@ class CallLogIndex(IndexBase):
         running = self._flights.get("calls:account" if self._admin() else f"calls:{ext_id}")
         if running is not None:
             await running.wait()
-        if self._admin():
-            self._account_call_time = 0.0
-        else:
-            box.calls_at = 0.0
+        # This mailbox only: with the account-level log of an admin, a call of a mailbox
+        # nobody looks at must not make the next look at another one's Recordings pay a
+        # Heavy request for it.
+        box.calls_due = True
         if any(self.in_use(ext_id, area) for area in layout.CALL_AREAS):
             await self.refresh_calls(ext_id, priority)
 
@@ -80,6 +80,9 @@ class CallLogIndex(IndexBase):
         if box.calls_loaded and not self._calls_stale(box, backoff=priority > Priority.LISTING):
             return  # a shared account sync just ran
         targets = list(self.states.values()) if self._admin() else [box]
+        pending = [t for t in targets if t.calls_due]
+        for target in pending:
+            target.calls_due = False  # an event during the sync marks it again
         try:
             changed = await self._sync_calls(box, priority)
         except ApiError as exc:
@@ -90,15 +93,26 @@ class CallLogIndex(IndexBase):
                     target.calls_ok = False
                 return
             self._note_calls_error(targets, exc)
+            self._mark_changed(pending)
             raise
         except RcError as exc:
             self._note_calls_error(targets, exc)
+            self._mark_changed(pending)
+            raise
+        except BaseException:
+            self._mark_changed(pending)
             raise
         self._calls_unchanged = 0 if changed else self._calls_unchanged + 1
         for target in targets:
             target.calls_error = None
         if self.recording_type is None:
             await self._learn_recording_type(priority)
+
+    @staticmethod
+    def _mark_changed(boxes: list[Mailbox]) -> None:
+        """A failed sync did not bring those mailboxes' calls: they are still due."""
+        for box in boxes:
+            box.calls_due = True
 
     def _note_calls_error(self, targets: list[Mailbox], exc: RcError) -> None:
         self.errors += 1

@@ -35,6 +35,7 @@ class Mailbox:
     refreshed_at: float = 0.0  # time.time() when the last message refresh began
     calls_at: float = 0.0
     # -- runtime only (not persisted) --
+    calls_due: bool = False  # an event said this mailbox had a call since the last sync
     dirs: dict[str, tuple[int, float]] = field(default_factory=dict)  # folder -> files, mtime
     tree: dict[str, dict[str, float]] = field(default_factory=dict)  # folder -> subfolders
     progress: dict[str, Any] = field(default_factory=dict)
