@@ -274,8 +274,7 @@ class RequestScheduler:
         if w in g.waiters:
             g.waiters.remove(w)
         elif w.granted_at is not None:  # granted, then cancelled before sending
-            self._unsend(g, w.granted_at, w.tenant)
-            g.sent -= 1
+            self._take_back(g, w.granted_at, w.tenant)
         self._pump(g, trio.current_time())
 
     def _pump(self, g: _Group, now: float) -> None:
@@ -363,16 +362,16 @@ class RequestScheduler:
                 x.scope.deadline = self._wake(x, now)
             bisect.insort(sends, eta)
 
-    def _unsend(self, g: _Group, at: float, tenant: str | None) -> bool:
-        """Forget a grant at ``at`` (and its charge to a copy's share); False if gone."""
+    def _take_back(self, g: _Group, at: float, tenant: str | None) -> None:
+        """Uncount a grant made at ``at``: its stamp in the window (if still there), its
+        charge to a copy's share, and the group's total."""
         mine = g.tenant_sends.get(tenant)
         if mine is not None and at in mine:
             mine.remove(at)
         i = bisect.bisect_left(g.sends, at)
         if i < len(g.sends) and g.sends[i] == at:
             del g.sends[i]
-            return True
-        return False
+        g.sent -= 1
 
     def refund(self, slot: Slot) -> None:
         """The request never reached the server (connection refused, connect timeout): it
@@ -380,12 +379,11 @@ class RequestScheduler:
         spend the budget (and a copy's share of it) on nothing and turn "offline" into
         "throttled"."""
         g = self._groups.get(slot.group)
-        if g is None or slot.group in UNTHROTTLED_GROUPS:
-            return
-        if self._unsend(g, slot.sent_at, slot.tenant):
-            g.sent -= 1
-            slot.sent_at = math.nan  # the exit's re-stamp finds nothing to move
-            self._pump(g, trio.current_time())
+        if g is None or slot.group in UNTHROTTLED_GROUPS or math.isnan(slot.sent_at):
+            return  # not counted, or refunded already
+        self._take_back(g, slot.sent_at, slot.tenant)
+        slot.sent_at = math.nan  # the exit's re-stamp finds nothing to move
+        self._pump(g, trio.current_time())
 
     def _restamp(self, slot: Slot, now: float) -> None:
         g = self._groups[slot.group]
@@ -402,8 +400,7 @@ class RequestScheduler:
         if actual_group.lower() == slot.group:
             return
         old = self._groups[slot.group]
-        self._unsend(old, slot.sent_at, slot.tenant)
-        old.sent -= 1
+        self._take_back(old, slot.sent_at, slot.tenant)
         self._pump(old, trio.current_time())
         new = self._group(actual_group)
         bisect.insort(new.sends, slot.sent_at)
