@@ -17,6 +17,11 @@ block is written (admission), and eviction (whole files, least recently used fir
 held and pinned files) runs synchronously before the write when needed. Every diskcache call
 runs in a worker thread behind one ``CapacityLimiter``; thread functions touch only diskcache
 and their arguments, never this object's counters.
+
+The cache is split by side: this module is the trio side (``BlockCache``: budget, holds,
+threads, the public API); ``blockrecords`` holds the transactions run in worker threads,
+``blocklayout`` the keys, header and charges, ``blockdb`` the database's files on disk.
+Names other packages used from here before the split are re-exported.
 """
 
 from __future__ import annotations
@@ -24,22 +29,37 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import os
 import re
-import sqlite3
-import struct
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
 import trio
 
-from rcfs.private import DIR_MODE, FILE_MODE, private_dir
+from rcfs.content.blockdb import (
+    DB_FILE,
+    DISKCACHE_SCHEMA,
+    _open_db,
+    _strip_values,
+    disk_usage,
+    iter_value_files,
+)
+from rcfs.content.blocklayout import (
+    _USED,
+    FIXED_OVERHEAD,
+    HEADER,
+    MIN_BUDGET,
+    FileInfo,
+    _bits_to_set,
+    _fkey,
+    _record_charge,
+    block_charge,
+)
+from rcfs.content.blockrecords import _SyncRecords
+from rcfs.private import FILE_MODE, private_dir
 from rcfs.storeheal import Healed, open_healing, sqlite_problem
 
 log = logging.getLogger(__name__)
@@ -47,15 +67,18 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_BUDGET",
+    "FIXED_OVERHEAD",
+    "HEADER",
+    "MIN_BUDGET",
     "BlockCache",
     "CacheBusyError",
     "FileInfo",
+    "disk_usage",
+    "iter_value_files",
     "parse_size",
 ]
 
 FORMAT = "v1"
-MAGIC = b"RCB1"
-HEADER = struct.Struct("<4sIIII16s")  # magic, block size, index, payload length, crc32, key digest
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 """1 MiB: the knee of the measured curve (see the rcfs.content docstring)."""
@@ -68,36 +91,6 @@ what counts: 64 value files of 1 MiB read cold at 536 MiB/s one at a time, 783 w
 threads and 908 with 8 (one 64 MiB file: 1,664), measured on this VM's virtio disk."""
 MIN_BLOCK_SIZE = 4096
 MAX_BLOCK_SIZE = 64 << 20
-
-# -- on-disk accounting ---------------------------------------------------------------------
-# Charges are deliberately pessimistic so the real footprint (``du``) stays under the budget:
-# a value file costs whole 4 KiB filesystem blocks, every row costs its SQLite record and
-# index entries plus a directory entry, and a fixed reserve covers the database's base size,
-# the WAL (bounded by ``_checkpoint``), the shared-memory file and 256 value directories.
-PAGE = 4096
-ENTRY_OVERHEAD = 512
-RECORD_CHARGE = 2048
-FIXED_OVERHEAD = 3 << 20
-WAL_LIMIT = 1 << 20
-"""Checkpoint-and-truncate the WAL past this: with readers in other threads SQLite's passive
-auto-checkpoints cannot reset it, and it grows (2.3 MiB seen with 6 concurrent writers)."""
-MIN_BUDGET = FIXED_OVERHEAD + (4 << 20)
-
-_SETTINGS: dict[str, Any] = {
-    "eviction_policy": "none",  # we evict ourselves (pins, held files, a hard budget)
-    "size_limit": 1 << 62,
-    "cull_limit": 0,
-    "statistics": 0,
-    "sqlite_wal_autocheckpoint": 128,  # pages: the WAL stays ~0.5 MiB
-    "sqlite_journal_size_limit": 1 << 20,  # truncate the WAL back after checkpoints
-}
-
-_MIN_FILE_SIZE = 1 << 15  # diskcache's disk_min_file_size: smaller values live in SQLite
-_SETTINGS["disk_min_file_size"] = _MIN_FILE_SIZE
-
-_Q_BLOCKS = "lru"
-_Q_META = "meta"
-_USED = "s:used"
 
 T = TypeVar("T")
 
@@ -124,137 +117,7 @@ def parse_size(value: str | int) -> int:
     return int(number * (1024**power))
 
 
-def _round_up(n: int, unit: int) -> int:
-    return -(-n // unit) * unit
-
-
-def block_charge(stored_len: int) -> int:
-    """Bytes a stored value of ``stored_len`` bytes is charged against the budget: whole
-    filesystem blocks for a value file, the blob plus 1/8 page slack inside SQLite."""
-    if stored_len >= _MIN_FILE_SIZE:
-        return _round_up(stored_len, PAGE) + ENTRY_OVERHEAD
-    return _round_up(stored_len + stored_len // 8 + ENTRY_OVERHEAD, 64)
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
-
-
-def _bkey(block_size: int, key: str, index: int) -> str:
-    return f"b:{block_size}:{key}:{index}"
-
-
-def _fkey(key: str) -> str:
-    return f"f:{key}"
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """What the cache knows about one content object."""
-
-    key: str
-    block_size: int
-    size: int | None
-    content_type: str | None
-    present: frozenset[int]
-    pinned: bool
-
-    @property
-    def nblocks(self) -> int | None:
-        return None if self.size is None else -(-self.size // self.block_size)
-
-    @property
-    def complete(self) -> bool:
-        n = self.nblocks
-        return n is not None and all(i in self.present for i in range(n))
-
-
-def _bits_to_set(bits: int) -> frozenset[int]:
-    out = []
-    i = 0
-    while bits:
-        if bits & 1:
-            out.append(i)
-        bits >>= 1
-        i += 1
-    return frozenset(out)
-
-
-def _charge_of(rec: dict[str, Any], index: int) -> int:
-    """The charge of a stored block: every block is full but the short ones listed."""
-    return block_charge(HEADER.size + rec["short"].get(index, rec["bs"]))
-
-
-def _record_charge(bits: int) -> int:
-    return RECORD_CHARGE + _round_up(bits.bit_length() // 8 + 1, 64)
-
-
-class _Parts:
-    """A read-only file-like over header + payload without joining them (no 1 MiB copy)."""
-
-    def __init__(self, *parts: bytes) -> None:
-        self._parts = [memoryview(p) for p in parts if p]
-
-    def read(self, n: int = -1) -> memoryview | bytes:
-        if not self._parts:
-            return b""
-        part = self._parts[0]
-        if n < 0 or len(part) <= n:
-            self._parts.pop(0)
-            return part
-        self._parts[0] = part[n:]
-        return part[:n]
-
-
-class _FlatDisk(diskcache.Disk):  # type: ignore[misc]
-    """Value files in 256 directories (diskcache's default makes up to 65,536, each a 4 KiB
-    inode that nobody charges), named ``ab/<hex>.val``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._made_dirs: set[str] = set()  # value folders known to exist
-
-    def filename(self, key: Any = diskcache.UNKNOWN, value: Any = diskcache.UNKNOWN
-                 ) -> tuple[str, str]:
-        name = os.urandom(16).hex()
-        filename = os.path.join(name[:2], name[2:] + ".val")
-        return filename, os.path.join(self._directory, filename)
-
-    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None
-               ) -> int | None:
-        """diskcache's writer, private: folders 0700 and value files 0600 whatever the
-        umask (cached voicemails are nobody else's business)."""
-        full_dir = os.path.dirname(full_path)
-        made = self._made_dirs
-        for count in range(1, 11):
-            # One mkdir per folder and process (a failed open tries it again): a mkdir that
-            # fails with EEXIST for every block cost as much as creating the file.
-            if count > 1 or full_dir not in made:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(full_dir, DIR_MODE)
-                made.add(full_dir)
-            try:
-                writer = open(full_path, mode, encoding=encoding,  # noqa: SIM115
-                              opener=lambda p, flags: os.open(p, flags, FILE_MODE))
-            except OSError:
-                if count == 10:
-                    raise
-                continue
-            with writer:
-                size = 0
-                for chunk in iterator:
-                    size += len(chunk)
-                    writer.write(chunk)
-                return size
-        return None
-
-    def remove(self, file_path: str) -> None:
-        # Keep the directories (the default removes empty ones, then recreates them).
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(self._directory, file_path))
-
-
-class BlockCache:
+class BlockCache(_SyncRecords):
     """A persistent, budgeted, checksummed block store keyed by content key.
 
     Create with ``await BlockCache.open(directory, budget=..., block_size=...)``. ``hold``/
@@ -345,22 +208,6 @@ class BlockCache:
             raise RuntimeError("block cache is closed")
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
-    def _checkpoint(self) -> None:
-        """Keep the WAL small (in the writer's thread, after its transaction)."""
-        wal = self.root / "db" / "cache.db-wal"
-        try:
-            if wal.stat().st_size <= WAL_LIMIT:
-                return
-        except FileNotFoundError:
-            return
-        con = sqlite3.connect(self.root / "db" / "cache.db", timeout=10)
-        try:
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error as exc:  # busy: the next write tries again
-            log.debug("WAL checkpoint deferred: %s", exc)
-        finally:
-            con.close()
-
     # -- accounting -----------------------------------------------------------------------
 
     @property
@@ -430,36 +277,6 @@ class BlockCache:
             log.warning("cache block %s#%d failed verification; dropped", key, index)
         return data
 
-    def _sync_get(self, key: str, index: int, block_size: int) -> tuple[bytes | None, int, bool]:
-        value = self._cache.get(_bkey(block_size, key, index))
-        if value is None:
-            # Absent although asked for: clear the bit if the record still claims it.
-            return None, self._sync_drop_block(key, index, block_size), False
-        if isinstance(value, bytes) and len(value) >= HEADER.size:
-            magic, bs, idx, length, crc, digest = HEADER.unpack_from(value)
-            payload = memoryview(value)[HEADER.size:]
-            if (magic == MAGIC and bs == block_size and idx == index
-                    and length == len(payload) and 0 < length <= block_size
-                    and digest == _digest(key) and zlib.crc32(payload) == crc):
-                return bytes(payload), 0, False
-        return None, self._sync_drop_block(key, index, block_size), True
-
-    def _sync_drop_block(self, key: str, index: int, block_size: int) -> int:
-        """Delete one block and clear its bit; returns the bytes uncharged."""
-        c = self._cache
-        with c.transact(retry=True):
-            c.delete(_bkey(block_size, key, index), retry=True)
-            rec = c.get(_fkey(key))
-            if rec is None or rec["bs"] != block_size or not rec["bits"] >> index & 1:
-                return 0
-            freed = _charge_of(rec, index)
-            rec["bits"] &= ~(1 << index)
-            rec["short"].pop(index, None)
-            rec["bc"] -= freed
-            c.set(_fkey(key), rec, retry=True)
-            c.incr(_USED, -freed, default=0, retry=True)
-        return freed
-
     # -- writes ---------------------------------------------------------------------------
 
     async def put_block(self, key: str, index: int, data: bytes, *, block_size: int,
@@ -492,70 +309,6 @@ class BlockCache:
             self._reserved -= need
         return True
 
-    def _new_record(self, block_size: int) -> dict[str, Any]:
-        return {"bs": block_size, "size": None, "ct": None, "bits": 0, "pin": False,
-                "q": None, "bc": 0, "rc": _record_charge(0), "short": {}}
-
-    def _requeue(self, rec: dict[str, Any], key: str) -> None:
-        """Move the file to the back (most recent end) of its queue; pinned files have none."""
-        c = self._cache
-        if rec["q"] is not None:
-            c.delete(rec["q"], retry=True)
-            rec["q"] = None
-        if not rec["pin"]:
-            rec["q"] = c.push(key, prefix=_Q_BLOCKS if rec["bits"] else _Q_META, retry=True)
-
-    def _sync_put(self, key: str, blocks: dict[int, bytes], block_size: int,
-                  size: int | None, content_type: str | None) -> int:
-        """Returns the change in charged bytes (already applied to ``s:used``)."""
-        c = self._cache
-        digest = _digest(key)
-        with c.transact(retry=True):
-            rec = c.get(_fkey(key))
-            dropped = 0
-            pinned = False
-            if rec is not None and rec["bs"] != block_size:
-                pinned = rec["pin"]
-                dropped = self._sync_drop_file(key, rec)  # stored with another block size
-                rec = None
-            delta: int = 0
-            if rec is None:
-                rec = self._new_record(block_size)
-                rec["pin"] = pinned
-                delta += rec["rc"]
-            was_meta = rec["bits"] == 0
-            for index, data in blocks.items():
-                if rec["bits"] >> index & 1:
-                    continue  # already stored
-                header = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data),
-                                     digest)
-                if HEADER.size + len(data) < _MIN_FILE_SIZE:  # inline in SQLite
-                    c.set(_bkey(block_size, key, index), header + data, retry=True)
-                else:
-                    # As a file-like: diskcache then writes what read() returns, while a large
-                    # bytes value is iterated line by line (hundreds of writes per block).
-                    c.set(_bkey(block_size, key, index), _Parts(header, data), read=True,
-                          retry=True)
-                rec["bits"] |= 1 << index
-                if len(data) < block_size:
-                    rec["short"][index] = len(data)
-                charge = _charge_of(rec, index)
-                rec["bc"] += charge
-                delta += charge
-            rc = _record_charge(rec["bits"])
-            delta += rc - rec["rc"]
-            rec["rc"] = rc
-            if size is not None:
-                rec["size"] = size
-            if content_type is not None:
-                rec["ct"] = content_type
-            if rec["q"] is None or (was_meta and rec["bits"]):
-                self._requeue(rec, key)
-            c.set(_fkey(key), rec, retry=True)
-            c.incr(_USED, delta, default=0, retry=True)
-        self._checkpoint()
-        return delta - dropped
-
     async def set_meta(self, key: str, *, block_size: int, size: int | None,
                        content_type: str | None) -> None:
         """Remember a file's size and type (learned from a response) even with no block."""
@@ -568,40 +321,9 @@ class BlockCache:
         finally:
             self._reserved -= need
 
-    def _sync_meta(self, key: str, block_size: int, size: int | None,
-                   content_type: str | None) -> int:
-        c = self._cache
-        with c.transact(retry=True):
-            rec = c.get(_fkey(key))
-            delta = 0
-            if rec is None:
-                rec = self._new_record(block_size)
-                delta = rec["rc"]
-                self._requeue(rec, key)
-            elif (rec["size"], rec["ct"]) == (size, content_type) or (
-                    size is None and content_type is None):
-                return 0
-            if size is not None:
-                rec["size"] = size
-            if content_type is not None:
-                rec["ct"] = content_type
-            c.set(_fkey(key), rec, retry=True)
-            if delta:
-                c.incr(_USED, delta, default=0, retry=True)
-        return delta
-
     async def touch(self, key: str) -> None:
         """Mark ``key`` most recently used."""
         await self._run(self._sync_touch, key)
-
-    def _sync_touch(self, key: str) -> None:
-        c = self._cache
-        with c.transact(retry=True):
-            rec = c.get(_fkey(key))
-            if rec is None or rec["pin"]:
-                return
-            self._requeue(rec, key)
-            c.set(_fkey(key), rec, retry=True)
 
     async def pin(self, key: str, pinned: bool = True, *, block_size: int | None = None) -> None:
         """Exempt ``key`` from eviction ("keep offline"), or make it evictable again."""
@@ -609,16 +331,6 @@ class BlockCache:
         if pinned and await self.info(key) is None:
             await self.set_meta(key, block_size=bs, size=None, content_type=None)
         await self._run(self._sync_pin, key, pinned)
-
-    def _sync_pin(self, key: str, pinned: bool) -> None:
-        c = self._cache
-        with c.transact(retry=True):
-            rec = c.get(_fkey(key))
-            if rec is None or rec["pin"] == pinned:
-                return
-            rec["pin"] = pinned
-            self._requeue(rec, key)
-            c.set(_fkey(key), rec, retry=True)
 
     async def pinned_keys(self) -> list[str]:
         def _scan() -> list[str]:
@@ -630,60 +342,6 @@ class BlockCache:
                         out.append(k[2:])
             return out
         return await self._run(_scan)
-
-    # -- eviction -------------------------------------------------------------------------
-
-    def _sync_drop_file(self, key: str, rec: dict[str, Any], *, keep_meta: bool = False) -> int:
-        """Delete a file's blocks (and its record unless ``keep_meta``); inside a transaction.
-        Returns the bytes uncharged."""
-        c = self._cache
-        for index in _bits_to_set(rec["bits"]):
-            c.delete(_bkey(rec["bs"], key, index), retry=True)
-        freed: int = rec["bc"]
-        if rec["q"] is not None:
-            c.delete(rec["q"], retry=True)
-            rec["q"] = None
-        if keep_meta:
-            rec["bits"], rec["short"], rec["bc"] = 0, {}, 0
-            rc = _record_charge(0)
-            freed += rec["rc"] - rc
-            rec["rc"] = rc
-            self._requeue(rec, key)
-            c.set(_fkey(key), rec, retry=True)
-        else:
-            freed += rec["rc"]
-            c.delete(_fkey(key), retry=True)
-        c.incr(_USED, -freed, default=0, retry=True)
-        return freed
-
-    def _sync_evict(self, excess: int, held: frozenset[str]) -> tuple[int, int]:
-        """Free at least ``excess`` bytes: whole files from the front of the LRU queue (their
-        size/type record survives in the meta queue), then size-only records. Held files are
-        moved to the back (they are in use, so recently used)."""
-        c = self._cache
-        freed = files = 0
-        for prefix, keep_meta in ((_Q_BLOCKS, True), (_Q_META, False)):
-            seen: set[str] = set()
-            while freed < excess:
-                with c.transact(retry=True):
-                    qkey, key = c.peek(prefix=prefix, side="front", retry=True)
-                    if qkey is None:
-                        break
-                    rec = c.get(_fkey(key))
-                    if rec is None or rec["q"] != qkey:
-                        c.delete(qkey, retry=True)  # stale queue entry
-                        continue
-                    if key in held:
-                        if key in seen:
-                            break  # every remaining file is held
-                        seen.add(key)
-                        self._requeue(rec, key)
-                        c.set(_fkey(key), rec, retry=True)
-                        continue
-                    freed += self._sync_drop_file(key, rec, keep_meta=keep_meta)
-                    files += prefix == _Q_BLOCKS
-        self._checkpoint()
-        return freed, files
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -709,52 +367,3 @@ class BlockCache:
             return total
         self._used = await self._run(_check)
         return self._used
-
-
-DB_FILE = "cache.db"
-DISKCACHE_SCHEMA: dict[str, set[str]] = {
-    "Settings": {"key", "value"},
-    "Cache": {"rowid", "key", "raw", "store_time", "expire_time", "access_time",
-              "access_count", "tag", "size", "mode", "filename", "value"},
-}
-"""The tables and columns diskcache reads (a database without them is not ours to use)."""
-
-
-def _open_db(db: Path) -> tuple[diskcache.Cache, int]:
-    """Open diskcache in ``db`` with a private database file (SQLite gives its WAL and
-    shared-memory files the database file's mode), and read the usage counter."""
-    private_dir(db)
-    os.close(os.open(db / DB_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
-    cache = diskcache.Cache(str(db), disk=_FlatDisk, **_SETTINGS)
-    try:
-        used = int(cache.get(_USED, 0))
-    except BaseException:
-        cache.close()
-        raise
-    return cache, used
-
-
-def _strip_values(aside: Path) -> None:
-    """A moved-aside cache keeps its database (for a bug report), not its block files."""
-    for sub in aside.iterdir():
-        if sub.is_dir() and not sub.is_symlink():
-            for val in sub.glob("*.val"):
-                val.unlink()
-            with contextlib.suppress(OSError):
-                sub.rmdir()
-
-
-def disk_usage(path: Path) -> int:
-    """Allocated bytes under ``path`` (st_blocks, so sparse and rounded like ``du``)."""
-    total = 0
-    for dirpath, _dirs, names in os.walk(path):
-        for name in [*names, "."]:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
-
-
-def iter_value_files(path: Path) -> list[Path]:
-    """The block value files under a cache root (tests corrupt them)."""
-    return sorted(path.rglob("*.val"))
-
