@@ -8,8 +8,20 @@ imports pyfuse3; ``rcfs.api`` knows nothing of this package.
                     API size/type), the ``ContentSource`` protocol the reader depends on
                     (tests inject fakes), and ``ApiContentSource`` over
                     ``rcfs.api.content.fetch_range`` (every response validated there).
-* ``blockcache.py`` ``BlockCache``: persistent, checksummed blocks under a hard byte budget.
-* ``reader.py``     ``ContentReader``: ``read(ref, offset, size)``, prefetch, pins.
+* ``blockcache.py`` ``BlockCache``: persistent, checksummed blocks under a hard byte budget
+                    (the trio side: admission, holds, threads, the public API). Beneath it:
+  ``blockrecords.py`` the transactions run in worker threads (blocks, records, LRU queues,
+                    eviction); ``blocklayout.py`` keys, block header, charges, ``FileInfo``;
+                    ``blockdb.py`` the diskcache database on disk (value files, opening,
+                    healing, footprint).
+* ``reader.py``     ``ContentReader``: ``read(ref, offset, size)``, sizes, prefetch, pins. Built
+                    in layers, each module using the ones before it: ``reader_state.py``
+                    (per-file state: ``_File``, ``_Stream``), ``downloads.py`` (streams, their
+                    writers, prefetch), ``readpath.py`` (serving a read, planning waits);
+                    with ``reader_config.py`` (``ReaderConfig``), ``ramcache.py`` (the RAM
+                    LRU of verified blocks), ``writequeue.py`` (download -> writer) and
+                    ``handle.py`` (``ContentHandle``).
+* ``sizes.py``      provisional sizes (estimates) and sizes proved by reads (``FileSizes``).
 * ``errors.py``     what a read can fail with (mapped to errno by the FUSE layer).
 
 Why requests, not bytes
