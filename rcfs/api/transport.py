@@ -322,11 +322,7 @@ class HttpCore:
                 response, slot = await self._send_once(request, guess, priority, deadline,
                                                        stream, shown)
             except _RETRYABLE as exc:
-                delay = self._backoff(attempt)
-                if idempotent and attempt < self.max_attempts and self._fits(delay, deadline):
-                    log.info("%s failed (%s), retry %d in %.1f s", shown, type(exc).__name__,
-                             attempt, delay)
-                    await trio.sleep(delay)
+                if await self._retry_unanswered(exc, shown, attempt, idempotent, deadline):
                     continue
                 raise _transport_error(shown, exc) from exc
             except httpx.HTTPError as exc:
@@ -335,39 +331,18 @@ class HttpCore:
             actual = self._note_rate_headers(method, target, guess, slot, response)
             status = response.status_code
             if status == 429:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                resume = self._penalize(guess, actual, retry_after)
-                log.warning("%s: 429 in group %s, penalty %.0f s", shown, actual,
-                            60.0 if retry_after is None else retry_after)
-                if idempotent and throttled < self.max_429_retries and resume <= deadline:
-                    throttled += 1
-                    await close_quietly(response)
-                    # This very request waits out the penalty too (docs/ringcentral.md
-                    # §3.3: nothing is sent in the group meanwhile), whatever group the
-                    # scheduler would queue it in next (a caller-pinned group, a group
-                    # without limits): its resend is the one RingCentral punishes first.
-                    guess = actual
-                    await trio.sleep_until(resume)
-                    continue
-                await close_quietly(response)
-                raise RateLimitedError.from_429(response, retry_after, actual)
-            if status == 401 and auth is not None and authorization and not reauthed:
-                err = ApiError.from_response(response)
-                if err.codes & TOKEN_REJECTED:
-                    log.info("%s: access token rejected (%s), refreshing", shown, err.error_code)
-                    reauthed = True
-                    await close_quietly(response)
-                    await auth.rejected(authorization)
-                    continue
-            if status >= 500 and idempotent and attempt < self.max_attempts:
-                delay = self._backoff(attempt)
-                if status == 503:
-                    delay = parse_retry_after(response.headers.get("Retry-After")) or delay
-                if self._fits(delay, deadline):
-                    log.info("%s: HTTP %d, retry %d in %.1f s", shown, status, attempt, delay)
-                    await close_quietly(response)
-                    await trio.sleep(delay)
-                    continue
+                await self._wait_out_429(response, shown, guess, actual, deadline,
+                                         idempotent and throttled < self.max_429_retries)
+                throttled += 1
+                guess = actual
+                continue
+            if (status == 401 and auth is not None and authorization and not reauthed
+                    and await self._token_rejected(response, shown, auth, authorization)):
+                reauthed = True
+                continue
+            if (status >= 500 and idempotent and attempt < self.max_attempts
+                    and await self._retry_5xx(response, shown, status, attempt, deadline)):
+                continue
             if status >= 400:
                 await close_quietly(response)
                 error = ApiError.from_response(response)
@@ -375,6 +350,66 @@ class HttpCore:
                     auth.denied(error)
                 raise error
             return response
+
+    # The outcomes of one attempt that ``send`` may answer with another attempt: each
+    # helper waits as needed and returns True to resend, False when the outcome stands
+    # (``_wait_out_429`` raises instead).
+
+    async def _retry_unanswered(self, exc: Exception, shown: str, attempt: int,
+                                idempotent: bool, deadline: float) -> bool:
+        """No answer (timeout, network, protocol error): back off and say to resend, when
+        the request is safe to repeat and the wait fits the deadline."""
+        delay = self._backoff(attempt)
+        if idempotent and attempt < self.max_attempts and self._fits(delay, deadline):
+            log.info("%s failed (%s), retry %d in %.1f s", shown, type(exc).__name__,
+                     attempt, delay)
+            await trio.sleep(delay)
+            return True
+        return False
+
+    async def _wait_out_429(self, response: httpx.Response, shown: str, guess: str,
+                            actual: str, deadline: float, may_retry: bool) -> None:
+        """A 429: penalise the group, then wait out the penalty (the caller resends in
+        ``actual``), or raise ``RateLimitedError`` when no resend is allowed or in time."""
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        resume = self._penalize(guess, actual, retry_after)
+        log.warning("%s: 429 in group %s, penalty %.0f s", shown, actual,
+                    60.0 if retry_after is None else retry_after)
+        if may_retry and resume <= deadline:
+            await close_quietly(response)
+            # This very request waits out the penalty too (docs/ringcentral.md
+            # §3.3: nothing is sent in the group meanwhile), whatever group the
+            # scheduler would queue it in next (a caller-pinned group, a group
+            # without limits): its resend is the one RingCentral punishes first.
+            await trio.sleep_until(resume)
+            return
+        await close_quietly(response)
+        raise RateLimitedError.from_429(response, retry_after, actual)
+
+    async def _token_rejected(self, response: httpx.Response, shown: str, auth: AuthHook,
+                              authorization: str) -> bool:
+        """A 401 naming a rejected access token: have it refreshed and say to resend."""
+        err = ApiError.from_response(response)
+        if err.codes & TOKEN_REJECTED:
+            log.info("%s: access token rejected (%s), refreshing", shown, err.error_code)
+            await close_quietly(response)
+            await auth.rejected(authorization)
+            return True
+        return False
+
+    async def _retry_5xx(self, response: httpx.Response, shown: str, status: int,
+                         attempt: int, deadline: float) -> bool:
+        """A server error on a request safe to repeat: back off (a 503's Retry-After
+        first) and say to resend, when the wait fits the deadline."""
+        delay = self._backoff(attempt)
+        if status == 503:
+            delay = parse_retry_after(response.headers.get("Retry-After")) or delay
+        if self._fits(delay, deadline):
+            log.info("%s: HTTP %d, retry %d in %.1f s", shown, status, attempt, delay)
+            await close_quietly(response)
+            await trio.sleep(delay)
+            return True
+        return False
 
     async def _send_once(
         self,
