@@ -110,19 +110,10 @@ async def bench_content(args: argparse.Namespace) -> None:
               f"{args.block_size:,}; reads of {READ // 1024} KiB; median of {args.repeat}; "
               f"cache writes inside the timing; the 'block cache on disk' rows read value "
               f"files the page cache may still hold (not dropped)")
-        token = emu.token()
-        verify = emu.info.get("ca_cert")
         rows: dict[str, tuple[float, int, int]] = {}  # name -> (seconds, requests, readers)
 
-        since = next_seq(emu)
-        times = []
-        for _ in range(args.repeat):
-            t, got = curl(uri, token, verify)
-            assert got == size, (got, size)
-            times.append(t)
-        # Requests are totals over the repeats (never floor-divided per run).
-        rows[f"curl (the limit), {args.repeat} runs"] = (statistics.median(times),
-                                                         content_gets(emu, rid, since), 1)
+        rows[f"curl (the limit), {args.repeat} runs"] = curl_row(emu, rid, uri, size,
+                                                                args.repeat)
 
         creds = Credentials(platform_url=emu.info["platform_url"],
                             client_id=emu.info["client_id"],
@@ -175,15 +166,35 @@ async def bench_content(args: argparse.Namespace) -> None:
         rows[f"warm, blocks in RAM (same reader), {args.repeat} runs"] = (
             statistics.median(w[1][0] for w in warm), sum(w[1][1] for w in warm), 1)
 
-        base = next(iter(rows.values()))[0]
-        print(f"\n{'':44s} {'seconds':>8s} {'MB/s':>8s} {'x curl':>7s} {'requests':>9s}")
-        for name, (t, reqs, readers) in rows.items():
-            rate = readers * size / t
-            print(f"{name:44s} {t:8.3f} {rate / 1e6:8.1f} {rate / (size / base):7.2f} "
-                  f"{reqs:9d}")
-        print("\n(x curl: throughput relative to curl; 10 readers count 10x the bytes; "
-              "requests: every content GET in the emulator's log for that row, all runs)")
+        print_rows(rows, size)
         shutil.rmtree(work)
+
+
+def curl_row(emu: EmulatorProc, rid: str, uri: str, size: int,
+             repeat: int) -> tuple[float, int, int]:
+    """The limit row: curl's median time over ``repeat`` downloads, and their requests."""
+    token = emu.token()
+    verify = emu.info.get("ca_cert")
+    since = next_seq(emu)
+    times = []
+    for _ in range(repeat):
+        t, got = curl(uri, token, verify)
+        assert got == size, (got, size)
+        times.append(t)
+    # Requests are totals over the repeats (never floor-divided per run).
+    return statistics.median(times), content_gets(emu, rid, since), 1
+
+
+def print_rows(rows: dict[str, tuple[float, int, int]], size: int) -> None:
+    """The table: each row's time, rate and rate relative to the first row (curl)."""
+    base = next(iter(rows.values()))[0]
+    print(f"\n{'':44s} {'seconds':>8s} {'MB/s':>8s} {'x curl':>7s} {'requests':>9s}")
+    for name, (t, reqs, readers) in rows.items():
+        rate = readers * size / t
+        print(f"{name:44s} {t:8.3f} {rate / 1e6:8.1f} {rate / (size / base):7.2f} "
+              f"{reqs:9d}")
+    print("\n(x curl: throughput relative to curl; 10 readers count 10x the bytes; "
+          "requests: every content GET in the emulator's log for that row, all runs)")
 
 
 async def _one_blocksize(bs: int, total: int, where: str | None) -> tuple[float, ...]:
