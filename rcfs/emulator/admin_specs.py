@@ -144,6 +144,29 @@ def _spec_attachments(store: Store, config: EmulatorConfig, msg_type: str, mid: 
     return out
 
 
+def _spec_parties(store: Store, ext: Extension, spec: dict[str, Any], msg_type: str,
+                  direction: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sender and recipients of a spec'd message: the extension's own number (by the
+    message type) on its side, ``from``/``to`` or a default outside number on the other."""
+    if msg_type == "SMS":
+        my_number = number_with(ext, "SmsSender") or voice_number(ext)
+    elif msg_type == "Fax":
+        my_number = fax_number(ext)
+    else:
+        my_number = voice_number(ext)
+    other_default = "+14155550100"
+    to_raw = spec.get("to")
+    if isinstance(to_raw, str):
+        to_raw = [to_raw]
+    if direction == "Inbound":
+        from_ = _party(spec.get("from", other_default), spec.get("from_name"), store)
+        to = [_party(n, store=store) for n in to_raw] if to_raw else [ext_party(ext, my_number)]
+    else:
+        from_ = _party(spec.get("from", my_number), spec.get("from_name", ext.name), store)
+        to = [_party(n, store=store) for n in (to_raw or [other_default])]
+    return from_, to
+
+
 def add_message_from_spec(emu: Emulator, spec: dict[str, Any]) -> Message:
     """Build a realistic message from an admin API payload and store it (freshness tests).
 
@@ -162,22 +185,7 @@ def add_message_from_spec(emu: Emulator, spec: dict[str, Any]) -> Message:
     mid = store.new_id()
     text = spec.get("text")
 
-    if msg_type == "SMS":
-        my_number = number_with(ext, "SmsSender") or voice_number(ext)
-    elif msg_type == "Fax":
-        my_number = fax_number(ext)
-    else:
-        my_number = voice_number(ext)
-    other_default = "+14155550100"
-    to_raw = spec.get("to")
-    if isinstance(to_raw, str):
-        to_raw = [to_raw]
-    if direction == "Inbound":
-        from_ = _party(spec.get("from", other_default), spec.get("from_name"), store)
-        to = [_party(n, store=store) for n in to_raw] if to_raw else [ext_party(ext, my_number)]
-    else:
-        from_ = _party(spec.get("from", my_number), spec.get("from_name", ext.name), store)
-        to = [_party(n, store=store) for n in (to_raw or [other_default])]
+    from_, to = _spec_parties(store, ext, spec, msg_type, direction)
 
     msg: Message
     if msg_type == "VoiceMail":

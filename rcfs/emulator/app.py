@@ -179,6 +179,21 @@ async def _drain(receive: Receive) -> None:
             return
 
 
+def _with_gateway_headers(message: Message, scope: Scope) -> Message:
+    """A response start with the headers RingCentral's gateway adds (request id, routing
+    key, server, and the rate-limit headers the route set), unless the handler set them."""
+    headers = list(message.get("headers", []))
+    names = {k.lower() for k, _ in headers}
+    extra = {"RCRequestId": str(uuid.uuid4()), "RoutingKey": "SJC12P01",
+             "Server": "nginx"}
+    if scope.get("rc_rate_headers"):
+        extra.update(scope["rc_rate_headers"])
+    for k, v in extra.items():
+        if k.lower().encode() not in names:
+            headers.append((k.encode(), v.encode()))
+    return {**message, "headers": headers}
+
+
 class RcMiddleware:
     def __init__(self, app: ASGIApp, emu: Emulator, origin: str) -> None:
         self.app = app
@@ -222,16 +237,7 @@ class RcMiddleware:
             if message["type"] == "http.response.start":
                 if delay:
                     await asyncio.sleep(delay)
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = {"RCRequestId": str(uuid.uuid4()), "RoutingKey": "SJC12P01",
-                         "Server": "nginx"}
-                if scope.get("rc_rate_headers"):
-                    extra.update(scope["rc_rate_headers"])
-                for k, v in extra.items():
-                    if k.lower().encode() not in names:
-                        headers.append((k.encode(), v.encode()))
-                message = {**message, "headers": headers}
+                message = _with_gateway_headers(message, scope)
                 entry["status"] = message["status"]
                 entry["group"] = scope.get("rc_group")
             elif message["type"] == "http.response.body":

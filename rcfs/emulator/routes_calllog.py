@@ -321,6 +321,14 @@ def _list_calls(request: Request, emu: Emulator, ext: Extension | None) -> Respo
 
     # dateTo is inclusive of a call that started exactly then.
     calls = emu.store.calls_between(date_from, date_to + 0.001, keep)
+    return _calls_page(request, emu, ext, calls, page, per_page, detailed, extra)
+
+
+def _calls_page(request: Request, emu: Emulator, ext: Extension | None,
+                calls: list[CallRecord], page: int, per_page: int, detailed: bool,
+                extra: dict[str, str]) -> Response:
+    """One page of a call-log listing: only that page's calls are rendered; the others
+    stay ``None`` placeholders, there for ``page_of`` to slice and to see a next page."""
     company = ext is None
     base = emu.account_uri("/call-log") if ext is None else emu.ext_uri(ext.id, "/call-log")
     start = (page - 1) * per_page

@@ -430,6 +430,80 @@ def _msg_333() -> ApiError:
     return rc_error(400, "MSG-333", MSG_333)
 
 
+def _fsync(request: Request, emu: Emulator, ext: Extension, record_count: int | None,
+           now: float) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """A full sync: the frame's live messages (newest ``record_count`` of them), the state
+    its token will carry, and whether older records exist."""
+    f = _filters(request)
+    start, end, _ = _window(request, now, emu.config.fsync_default_window)
+    msgs = _select(emu, emu.store.messages_of(ext.id, start, min(end, now)), {"Alive"}, f,
+                   set(), None)
+    if f["distinct"]:
+        msgs = _distinct(msgs)
+    older = False
+    if record_count is not None and len(msgs) > record_count:
+        msgs, older = msgs[:record_count], True
+    frame_start = msgs[-1].creation_time if older else start
+    state = {"extension_id": ext.id, "sync_time": now, "frame_start": frame_start,
+             "types": f["types"], "directions": f["directions"],
+             "conversation_id": f["conversation_id"], "distinct": f["distinct"]}
+    records = [render_message(emu, m) for m in msgs]
+    return state, records, older
+
+
+def _isync(request: Request, emu: Emulator, ext: Extension, record_count: int | None,
+           now: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An incremental sync from a token: what changed since it (deleted ones as ids),
+    plus the older records ``dateFrom``/``recordCount`` add to the frame, and the new state."""
+    q = request.query_params
+    token = q.get("syncToken")
+    if not token:
+        raise missing_param("syncToken")
+    old = emu.sync_tokens.get(token)
+    if (old is None or old.get("kind") != SYNC_KIND or old.get("extension_id") != ext.id
+            or old["issued"] + emu.config.sync_token_ttl < now):
+        raise _msg_333()
+    f = {k: old[k] for k in ("types", "directions", "conversation_id", "distinct")}
+    since = old["sync_time"] - SYNC_OVERLAP
+    everything = [m for m in live(emu, emu.store.messages_of(ext.id, _FAR_PAST, now))
+                  if m.visible_at <= now]
+    # Appearing in the store (after message_store_lag) counts as a change.
+    changed = [m for m in everything if max(m.last_modified_time, m.visible_at) > since
+               and _matches(m, f)]
+    # Optional frame extension: dateFrom reaches further back, recordCount adds that
+    # many older records before the current frame.
+    frame_start = old["frame_start"]
+    extra: list[Message] = []
+    if q.get("dateFrom"):
+        date_from = parse_date(q["dateFrom"], "dateFrom")
+        if date_from < frame_start:
+            extra += [m for m in emu.store.messages_of(ext.id, date_from, frame_start)
+                      if m.creation_time < frame_start and m.availability == "Alive"
+                      and m.visible_at <= now
+                      and _matches(m, f)]
+            frame_start = date_from
+    if record_count is not None:
+        before = [m for m in emu.store.messages_of(ext.id, _FAR_PAST, frame_start)
+                  if m.creation_time < frame_start and m.availability == "Alive"
+                  and m.visible_at <= now
+                  and _matches(m, f)][:record_count]
+        if before:
+            extra += before
+            frame_start = min(frame_start, before[-1].creation_time)
+    seen: set[int] = set()
+    msgs = []
+    for m in sorted(changed + extra, key=lambda m: (m.creation_time, m.id), reverse=True):
+        if m.id not in seen:
+            seen.add(m.id)
+            msgs.append(m)
+    state = {**old, "sync_time": now, "frame_start": frame_start}
+    state.pop("kind", None)
+    state.pop("issued", None)
+    records = [render_message(emu, m) if m.availability == "Alive" else render_deleted(m)
+               for m in msgs]
+    return state, records
+
+
 async def message_sync(request: Request) -> Response:
     emu = emulator_of(request)
     caller = emu.api_call(request, "Light", scope="ReadMessages")
@@ -447,66 +521,9 @@ async def message_sync(request: Request) -> Response:
         uri += "?" + urlencode(query)
 
     if sync_type == "FSync":
-        f = _filters(request)
-        start, end, _ = _window(request, now, emu.config.fsync_default_window)
-        msgs = _select(emu, emu.store.messages_of(ext.id, start, min(end, now)), {"Alive"}, f,
-                       set(), None)
-        if f["distinct"]:
-            msgs = _distinct(msgs)
-        older = False
-        if record_count is not None and len(msgs) > record_count:
-            msgs, older = msgs[:record_count], True
-        frame_start = msgs[-1].creation_time if older else start
-        state = {"extension_id": ext.id, "sync_time": now, "frame_start": frame_start,
-                 "types": f["types"], "directions": f["directions"],
-                 "conversation_id": f["conversation_id"], "distinct": f["distinct"]}
-        records = [render_message(emu, m) for m in msgs]
+        state, records, older = _fsync(request, emu, ext, record_count, now)
     else:
-        token = q.get("syncToken")
-        if not token:
-            raise missing_param("syncToken")
-        old = emu.sync_tokens.get(token)
-        if (old is None or old.get("kind") != SYNC_KIND or old.get("extension_id") != ext.id
-                or old["issued"] + emu.config.sync_token_ttl < now):
-            raise _msg_333()
-        f = {k: old[k] for k in ("types", "directions", "conversation_id", "distinct")}
-        since = old["sync_time"] - SYNC_OVERLAP
-        everything = [m for m in live(emu, emu.store.messages_of(ext.id, _FAR_PAST, now))
-                      if m.visible_at <= now]
-        # Appearing in the store (after message_store_lag) counts as a change.
-        changed = [m for m in everything if max(m.last_modified_time, m.visible_at) > since
-                   and _matches(m, f)]
-        # Optional frame extension: dateFrom reaches further back, recordCount adds that
-        # many older records before the current frame.
-        frame_start = old["frame_start"]
-        extra: list[Message] = []
-        if q.get("dateFrom"):
-            date_from = parse_date(q["dateFrom"], "dateFrom")
-            if date_from < frame_start:
-                extra += [m for m in emu.store.messages_of(ext.id, date_from, frame_start)
-                          if m.creation_time < frame_start and m.availability == "Alive"
-                          and m.visible_at <= now
-                          and _matches(m, f)]
-                frame_start = date_from
-        if record_count is not None:
-            before = [m for m in emu.store.messages_of(ext.id, _FAR_PAST, frame_start)
-                      if m.creation_time < frame_start and m.availability == "Alive"
-                      and m.visible_at <= now
-                      and _matches(m, f)][:record_count]
-            if before:
-                extra += before
-                frame_start = min(frame_start, before[-1].creation_time)
-        seen: set[int] = set()
-        msgs = []
-        for m in sorted(changed + extra, key=lambda m: (m.creation_time, m.id), reverse=True):
-            if m.id not in seen:
-                seen.add(m.id)
-                msgs.append(m)
-        state = {**old, "sync_time": now, "frame_start": frame_start}
-        state.pop("kind", None)
-        state.pop("issued", None)
-        records = [render_message(emu, m) if m.availability == "Alive" else render_deleted(m)
-                   for m in msgs]
+        state, records = _isync(request, emu, ext, record_count, now)
         older = False
     sync_info = {"syncType": sync_type, "syncToken": _new_token(emu, state),
                  "syncTime": iso(now), "olderRecordsExist": older}

@@ -128,6 +128,34 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _info(emu: Emulator, urls: dict[str, str], ca_path: Path | None) -> dict[str, Any]:
+    """What the emulator tells its starter (stdout or ``--port-file``, and ``/_emulator``):
+    its URLs, CA, app credentials, account and users (with a JWT each), pid and limits."""
+    store, cfg = emu.store, emu.config
+    return {
+        "platform_url": urls["platform"],
+        "media_url": urls["media"],
+        "admin_url": urls["admin"],
+        "ca_cert": str(ca_path) if ca_path else None,
+        "client_id": emu.tokens.server_app.client_id,
+        "client_secret": emu.tokens.server_app.secret,
+        "public_client_id": emu.tokens.public_app.client_id,
+        "limited_client_id": emu.tokens.limited_app.client_id,
+        "limited_client_secret": emu.tokens.limited_app.secret,
+        "redirect_uris": cfg.redirect_uris,
+        "account_id": str(store.account_id),
+        "main_number": store.main_number,
+        "users": [
+            {"extension_id": str(e.id), "extension_number": e.number, "name": e.name,
+             "admin": e.admin, "jwt": emu.tokens.make_jwt(e.id),
+             "phone_numbers": [n.phone_number for n in e.phone_numbers]}
+            for e in store.extensions.values() if e.type == "User"
+        ],
+        "pid": os.getpid(),
+        "config": {"limits": cfg.limits, "window": cfg.window, "penalty": cfg.penalty},
+    }
+
+
 async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
     store = build_store(cfg, time.time())
     emu = Emulator(cfg, store)
@@ -162,28 +190,7 @@ async def serve(cfg: EmulatorConfig, args: argparse.Namespace) -> None:
                                 **ssl_kw)
         servers.append((_Server(config), socks[name]))
 
-    info = {
-        "platform_url": urls["platform"],
-        "media_url": urls["media"],
-        "admin_url": urls["admin"],
-        "ca_cert": str(ca_path) if ca_path else None,
-        "client_id": emu.tokens.server_app.client_id,
-        "client_secret": emu.tokens.server_app.secret,
-        "public_client_id": emu.tokens.public_app.client_id,
-        "limited_client_id": emu.tokens.limited_app.client_id,
-        "limited_client_secret": emu.tokens.limited_app.secret,
-        "redirect_uris": cfg.redirect_uris,
-        "account_id": str(store.account_id),
-        "main_number": store.main_number,
-        "users": [
-            {"extension_id": str(e.id), "extension_number": e.number, "name": e.name,
-             "admin": e.admin, "jwt": emu.tokens.make_jwt(e.id),
-             "phone_numbers": [n.phone_number for n in e.phone_numbers]}
-            for e in store.extensions.values() if e.type == "User"
-        ],
-        "pid": os.getpid(),
-        "config": {"limits": cfg.limits, "window": cfg.window, "penalty": cfg.penalty},
-    }
+    info = _info(emu, urls, ca_path)
     for app in apps.values():
         inner: Any = getattr(app, "app", app)
         inner.state.info = info
