@@ -9,6 +9,7 @@ than through ``rcfs.emulator.seed_builders``.
 from __future__ import annotations
 
 import random
+from typing import Any, NamedTuple
 
 from rcfs.emulator.config import EmulatorConfig
 from rcfs.emulator.seed_builders import (
@@ -37,6 +38,33 @@ from rcfs.emulator.store import (
 )
 
 
+class _ExtParties(NamedTuple):
+    """One extension's side of its scale messages, and the peers it texts with."""
+
+    me_voice: list[dict[str, Any]]
+    me_fax: list[dict[str, Any]]
+    sms_number: str | None
+    mine: dict[str, Any]
+    me_sms: list[dict[str, Any]]
+    peers: list[dict[str, Any]]
+    convs: list[int]
+    out_to: list[list[dict[str, Any]]]
+
+
+def _ext_parties(store: Store, ext: Extension, parties: list[dict[str, Any]]) -> _ExtParties:
+    """The parties of ``ext``'s messages, built once per extension (shared by its messages)."""
+    me_voice = [ext_party(ext, voice_number(ext))]
+    me_fax = [ext_party(ext, fax_number(ext))]
+    sms_number = number_with(ext, "SmsSender")
+    mine = {"phoneNumber": sms_number, "name": ext.name}
+    me_sms = [mine]
+    peers = parties[:12]
+    convs = [conversation_id_for(store.account_id, [str(sms_number), p["phoneNumber"]])
+             for p in peers]
+    out_to = [[{**p, "messageStatus": "Delivered"}] for p in peers]
+    return _ExtParties(me_voice, me_fax, sms_number, mine, me_sms, peers, convs, out_to)
+
+
 def add_scale_messages(store: Store, config: EmulatorConfig, now_ms: int, exts: list[Extension],
                        per_ext: int) -> None:
     """``per_ext`` cheap messages per extension spread over two years: voicemails, faxes
@@ -47,11 +75,9 @@ def add_scale_messages(store: Store, config: EmulatorConfig, now_ms: int, exts: 
     shared between these messages, media blobs stay per message (seed = message id).
     """
     omit = config.omit_size_types
-    size_audio = "AudioRecording" not in omit
-    size_doc = "RenderedDocument" not in omit
-    size_text = "Text" not in omit
-    size_tr = "AudioTranscription" not in omit
-    size_mms = "MmsAttachment" not in omit
+    size_audio, size_doc, size_text, size_tr, size_mms = (
+        kind not in omit for kind in ("AudioRecording", "RenderedDocument", "Text",
+                                      "AudioTranscription", "MmsAttachment"))
     parties = [c.party() for c in CONTACTS + FAX_SENDERS]
     n_callers = len(CONTACTS)
     subjects = [vm_subject(p.get("name") or p["phoneNumber"]) for p in parties]
@@ -63,15 +89,8 @@ def add_scale_messages(store: Store, config: EmulatorConfig, now_ms: int, exts: 
         rng = random.Random(f"rcfs-emulator/{config.seed}/scale/{ext.number}")
         rand = rng.random
         ext_id = ext.id
-        me_voice = [ext_party(ext, voice_number(ext))]
-        me_fax = [ext_party(ext, fax_number(ext))]
-        sms_number = number_with(ext, "SmsSender")
-        mine = {"phoneNumber": sms_number, "name": ext.name}
-        me_sms = [mine]
-        peers = parties[:12]
-        convs = [conversation_id_for(store.account_id, [str(sms_number), p["phoneNumber"]])
-                 for p in peers]
-        out_to = [[{**p, "messageStatus": "Delivered"}] for p in peers]
+        me_voice, me_fax, sms_number, mine, me_sms, peers, convs, out_to = _ext_parties(
+            store, ext, parties)
         ages = sorted((MIN_AGE_MS + 200_000 + int(rand() * span) for _ in range(per_ext)),
                       reverse=True)
         batch: list[Message] = []
