@@ -69,11 +69,17 @@ def read_in_process(path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def find(root: Path, pattern: str) -> Path:
-    hits = sorted(root.glob(pattern))
-    if not hits:
-        raise RuntimeError(f"nothing matches {pattern} under {root}")
-    return hits[0]
+def find(root: Path, pattern: str, timeout: float = 30.0) -> Path:
+    """The first match; a folder listed for the first time may fill in a little later
+    (``lookup_deadline``), so this looks again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = sorted(root.glob(pattern))
+        if hits:
+            return hits[0]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing matches {pattern} under {root}")
+        time.sleep(0.2)  # a bounded poll of a listing, not a synchronising sleep
 
 
 class Table:
@@ -125,6 +131,7 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx) -> float:
     for i, rid in enumerate(ctx["rids"]):
         order = CONTENDERS[i % 3:] + CONTENDERS[:i % 3]
         for who in order:
+            os.sync()  # no one's cache writes still going to disk during another's turn
             if who == "curl":
                 times[who].append(timed(["curl", "-sf", "-o", "/dev/null", "-H",
                                          f"Authorization: Bearer {ctx['token']}",
@@ -155,6 +162,7 @@ def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float) -> None:
     for i, rid in enumerate(ctx["rids"]):
         order = ("rcfs", "rclone") if i % 2 == 0 else ("rclone", "rcfs")
         for who in order:
+            os.sync()
             if who == "rcfs":
                 times[who].append(dd(ctx["targets"][i]))
             elif ctx["rclone"] is not None:
@@ -254,9 +262,13 @@ def run(args: argparse.Namespace, work: Path) -> Table:
         mnt.start()
         rclone_mp = work / "rclone"
         try:
-            mnt.wait_loaded()  # the call log is listed: the emulator has written the files
+            mnt.wait_loaded()
             acc = emu.info["account_id"]
             folder = mnt.folder(ctx["admin"])
+            # The call log is read only while Recordings is looked at: list it, so the
+            # emulator hands out the content URIs (and writes the files into nginx's root).
+            ctx["targets"] = [find(folder, f"Recordings/*/*[[]{rid}].wav")
+                              for rid in ctx["rids"]]
             base = f"/restapi/v1.0/account/{acc}/recording"
             ctx["urls"] = [f"{web.url}{base}/{rid}/content" for rid in ctx["rids"]]
             (work / "local").mkdir()
@@ -265,8 +277,6 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                 ctx["locals"].append(work / "local" / f"{rid}.wav")
                 shutil.copyfile(media / base.lstrip("/") / rid / "content", ctx["locals"][-1])
             ctx["size"] = ctx["locals"][0].stat().st_size
-            ctx["targets"] = [find(folder, f"Recordings/*/*[[]{rid}].wav")
-                              for rid in ctx["rids"]]
             ctx["token"] = emu.token(ctx["admin"])
             ctx["status"] = mnt.mountpoint / ".rcfs" / "status.json"
             ra_kib = read_ahead_kib(mnt.mountpoint)
