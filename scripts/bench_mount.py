@@ -43,6 +43,7 @@ from benchlib import (
     Nginx,
     dd,
     drop_caches,
+    find,
     have,
     median,
     rclone_mount,
@@ -67,19 +68,6 @@ def read_in_process(path: Path) -> float:
         while fh.read(MIB):
             pass
     return time.perf_counter() - t0
-
-
-def find(root: Path, pattern: str, timeout: float = 30.0) -> Path:
-    """The first match; a folder listed for the first time may fill in a little later
-    (``lookup_deadline``), so this looks again until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        hits = sorted(root.glob(pattern))
-        if hits:
-            return hits[0]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing matches {pattern} under {root}")
-        time.sleep(0.2)  # a bounded poll of a listing, not a synchronising sleep
 
 
 class Table:

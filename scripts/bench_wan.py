@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import MIB, have, median, timed
+from benchlib import MIB, find, have, median, timed
 
 from tests.emulator_proc import EmulatorProc  # importable: benchlib puts ROOT on sys.path
 from tests.mount_helper import GENEROUS_LIMITS, Mounted
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, work: Path) -> list[tuple[str, int, float, str
         try:
             mnt.wait_loaded()
             folder = mnt.folder(ctx["admin"])
-            files = [next(folder.glob(f"Recordings/*/*[[]{rid}].wav")) for rid in ctx["rids"]]
+            files = [find(folder, f"Recordings/*/*[[]{rid}].wav") for rid in ctx["rids"]]
             mpv = ["mpv", "--no-config", "--really-quiet", "--ao=null", "--vo=null",
                    "--length=0.5"]
             probe = ["ffprobe", "-v", "error", "-show_entries", "format=duration"]
@@ -146,7 +146,7 @@ def cp_rows(emu: EmulatorProc, ctx: dict[str, Any], work: Path,
         mnt.start()
         try:
             mnt.wait_loaded()
-            src = next(mnt.folder(ctx["admin"]).glob(f"Voice*/{VM_MONTH}"))
+            src = find(mnt.folder(ctx["admin"]), f"Voice*/{VM_MONTH}")
             dest = work / f"copy{i}"
             cps.append(timed(["cp", "-r", str(src), str(dest)], timeout=300))
             got = len(list(dest.iterdir()))

@@ -229,3 +229,16 @@ def wait_settled(status_file: Path, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"rcfs still downloading after {timeout:.0f} s: {content}")
         time.sleep(0.002)
+
+
+def find(root: Path, pattern: str, timeout: float = 30.0) -> Path:
+    """The first match; a folder listed for the first time may fill in a little later
+    (``lookup_deadline``), so this looks again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = sorted(root.glob(pattern))
+        if hits:
+            return hits[0]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing matches {pattern} under {root}")
+        time.sleep(0.2)  # a bounded poll of a listing, not a synchronising sleep
