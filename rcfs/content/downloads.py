@@ -96,9 +96,9 @@ class _Downloads(_ReaderState):
                 if complete:
                     if f.size is None:
                         f.size = s.pos
-                    if s.buf:
-                        await self._queue(f, q, s.block, bytes(s.buf))
-                        s.buf.clear()
+                    if len(s.buf):
+                        block = s.block
+                        await self._queue(f, q, block, s.buf.take(len(s.buf)))
         finally:
             if body is not None:
                 self.counters["requests"] += body.requests - 1  # continuations
@@ -159,19 +159,16 @@ class _Downloads(_ReaderState):
                 stall.deadline = math.inf
                 if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
                     raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
-                s.buf += chunk
+                s.buf.add(chunk)
                 s.pos += len(chunk)
                 self.counters["bytes_network"] += len(chunk)
                 s.measure(trio.current_time())
                 at_eof = f.size is not None and s.pos >= f.size
-                while len(s.buf) >= bs or (at_eof and s.buf):
+                while len(s.buf) >= bs or (at_eof and len(s.buf)):
                     # Full blocks, and the short last one as soon as its last byte is here
                     # (not at the end of the body, which a shutdown might not wait for).
                     bi = (s.pos - len(s.buf)) // bs
-                    with memoryview(s.buf) as view:
-                        data = bytes(view[:bs])
-                    del s.buf[:len(data)]
-                    await self._queue(f, q, bi, data)
+                    await self._queue(f, q, bi, s.buf.take(bs))
                     if self._redundant(f, s):
                         s.stop = True
                         log.debug("%s: stream %d stops at block %d (rest covered)", f.key,

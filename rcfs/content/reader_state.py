@@ -31,6 +31,58 @@ from rcfs.content.writequeue import _WriteQueue
 log = logging.getLogger(__name__)
 
 
+class _BlockBuffer:
+    """The bytes a download received past its last complete block, kept as the chunks the
+    socket delivered: a block is joined once when it is complete. Appending each chunk to
+    one bytearray, copying the block out and shifting the rest down cost three copies of
+    every byte on the event loop's thread, the one that also answers FUSE."""
+
+    def __init__(self) -> None:
+        self._parts: list[memoryview] = []
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def add(self, chunk: bytes) -> None:
+        if chunk:
+            self._parts.append(memoryview(chunk))
+            self._len += len(chunk)
+
+    def take(self, n: int) -> bytes:
+        """The first ``n`` bytes (at most all of them), removed."""
+        parts = self._parts
+        out: list[memoryview] = []
+        need = min(n, self._len)
+        got = 0
+        while got < need:
+            part = parts[0]
+            if got + len(part) <= need:
+                out.append(parts.pop(0))
+                got += len(part)
+            else:
+                out.append(part[:need - got])
+                parts[0] = part[need - got:]
+                got = need
+        self._len -= got
+        if len(out) == 1 and isinstance(out[0].obj, bytes) and len(out[0]) == len(out[0].obj):
+            return out[0].obj  # a chunk that is exactly the block: no copy
+        return b"".join(out)
+
+    def copy(self, lo: int, hi: int) -> bytes:
+        """A copy of bytes ``lo..hi`` (relative to the first kept byte)."""
+        out: list[memoryview] = []
+        at = 0
+        for part in self._parts:
+            end = at + len(part)
+            if end > lo and at < hi:
+                out.append(part[max(lo - at, 0):min(hi, end) - at])
+            if end >= hi:
+                break
+            at = end
+        return b"".join(out)
+
+
 @dataclass(eq=False)
 class _Stream:
     """One running download: bytes ``start..`` of the file into consecutive blocks."""
@@ -40,7 +92,7 @@ class _Stream:
     priority: Priority
     block_size: int
     pos: int = 0
-    buf: bytearray = field(default_factory=bytearray)
+    buf: _BlockBuffer = field(default_factory=_BlockBuffer)
     optional: bool = False
     wanted: bool = True  # started for a reader (not a prefetch): dropped if all leave early
     opened: bool = False

@@ -110,8 +110,7 @@ class _ReadPath(_Downloads):
             for s in f.streams:
                 if not s.done and s.buf_start <= pos < s.pos and s.pos >= need:
                     at = pos - s.buf_start
-                    with memoryview(s.buf) as view:  # one copy; no view kept (buf grows)
-                        return bytes(view[at:at + need - pos])
+                    return s.buf.copy(at, at + need - pos)
             if f.size is not None and pos >= f.size:
                 return b""
             for s in mine:

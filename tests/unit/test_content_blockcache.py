@@ -113,6 +113,12 @@ async def test_corrupt_block_is_dropped_never_served(tmp_path: Path) -> None:
     # Refetched bytes go back in.
     assert await cache.put_block("rec/1", bad, blob(BS, bad), block_size=BS)
     assert await cache.get_block("rec/1", bad, BS) == blob(BS, bad)
+    # So is a file with bytes past the payload (the payload is read on its own, to the
+    # block size and one byte more).
+    longer = iter_value_files(cache.root)[0]
+    longer.write_bytes(longer.read_bytes() + b"x")
+    assert await cache.get_block("rec/1", bad, BS) is None
+    assert cache.corrupt_blocks == 3
     await cache.aclose()
 
 
