@@ -34,17 +34,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import timed  # noqa: E402
+
 from tests.emulator_proc import EmulatorProc  # noqa: E402
 from tests.mount_helper import Mounted  # noqa: E402
 
 AREAS = ("Voicemail", "Fax", "Recordings")
-
-
-def timed(cmd: list[str], **kw: Any) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=1800, **kw)
-    return time.perf_counter() - t0
 
 
 def proc_field(pid: int, name: str, key: str) -> int:
