@@ -130,8 +130,8 @@ class _ReadPath(_Downloads):
 
     async def _cached_block(self, f: _File, bi: int) -> bytes | None:
         """Block ``bi`` from memory, the pending writes or disk (single-flight per block).
-        A block read from disk starts loading the next one, so a sequential reader finds
-        it in RAM (the disk read overlaps the reads of this block)."""
+        A block read from disk starts loading the next ones, so a sequential reader finds
+        them in RAM (the disk reads overlap the reads of this block)."""
         while True:
             data = self._in_ram(f, bi)
             if data is not None:
@@ -144,10 +144,11 @@ class _ReadPath(_Downloads):
             if ev is not None:
                 await ev.wait()
                 continue
-            data = await self._load(f, bi)
-            if data is not None:
-                self._load_ahead(f, bi + 1)
-            return data
+            # The blocks after it start loading now, not once this one has arrived: a reader
+            # of a file whose blocks are all on disk (after a remount) waits for one disk
+            # read, not for one and then the next.
+            self._load_ahead(f, bi + 1)
+            return await self._load(f, bi)
 
     def _in_ram(self, f: _File, bi: int) -> bytes | None:
         """Block ``bi`` if it is in RAM: the verified-block LRU or a download's pending
