@@ -8,7 +8,9 @@ transaction; eviction takes whole files from the front of the LRU queue.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import zlib
 from pathlib import Path
@@ -70,6 +72,7 @@ class _SyncRecords:
             header, payload = handle[:HEADER.size], handle[HEADER.size:]
         else:
             with handle:
+                _no_atime(handle.fileno())
                 header = handle.read(HEADER.size)
                 payload = handle.read(block_size + 1)  # longer fails the length check
         if len(header) == HEADER.size:
@@ -254,3 +257,14 @@ class _SyncRecords:
                     files += prefix == _Q_BLOCKS
         self._checkpoint()
         return freed, files
+
+
+def _no_atime(fd: int) -> None:
+    """Reading a block must not write: the first read of a value file after it was
+    written updates its access time (relatime), an inode write for every block of a
+    reread. O_NOATIME needs the file's owner, which the mount is; where it is refused the
+    read goes on as before."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NOATIME)
+    except OSError:
+        pass

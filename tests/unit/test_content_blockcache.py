@@ -271,3 +271,15 @@ async def test_a_cache_of_100k_blocks_opens_lazily(tmp_path: Path) -> None:
     assert info is not None and len(info.present) == 1000 and first == data
     assert elapsed < 0.5, elapsed
     await again.aclose()
+
+
+async def test_reading_a_block_writes_nothing(tmp_path: Path) -> None:
+    """relatime would update a value file's access time at its first read after a write:
+    an inode write per block of every reread. The cache reads with O_NOATIME."""
+    cache = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
+    await fill(cache, "rec/1", 1)
+    (value,) = iter_value_files(cache.root)
+    os.utime(value, (1, value.stat().st_mtime))  # older than mtime: relatime would update it
+    assert await cache.get_block("rec/1", 0, BS) == blob(BS, 0)
+    assert value.stat().st_atime == 1
+    await cache.aclose()
