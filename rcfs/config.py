@@ -59,6 +59,10 @@ class Config:
     # socket is healthy, polling is only a safety net every push_poll_interval seconds.
     push: bool = True
     push_poll_interval: float = 1800.0
+    # The access token is renewed when less than this remains (RingCentral's live an hour;
+    # its SDKs renew 60 s before expiry, docs/ringcentral.md §2.7). Tests shrink it along
+    # with the emulator's token lifetime instead of idling for minutes.
+    token_refresh_margin: float = 60.0
     notify: bool = False  # desktop notifications of new voicemails, faxes and texts
     # The outbox's sender (rcfs/outbox/sender.py; mapped onto its Settings in rcfs/mount.py).
     outbox_concurrency: int = 2  # sends in flight per kind (fax, text, greeting)
@@ -86,6 +90,9 @@ class Config:
             raise ConfigError(f"refresh_interval = {self.refresh_interval!r}: must be > 0")
         if not (math.isfinite(self.push_poll_interval) and self.push_poll_interval > 0):
             raise ConfigError(f"push_poll_interval = {self.push_poll_interval!r}: must be > 0")
+        if not (math.isfinite(self.token_refresh_margin) and self.token_refresh_margin > 0):
+            raise ConfigError(f"token_refresh_margin = {self.token_refresh_margin!r}: "
+                              f"must be > 0")
         if not (math.isfinite(self.read_timeout) and self.read_timeout > 0):
             raise ConfigError(f"read_timeout = {self.read_timeout!r}: must be > 0")
         if not (math.isfinite(self.thumbnail_wait) and self.thumbnail_wait > 0):

@@ -31,7 +31,7 @@ from rcfs import __version__, sdnotify
 from rcfs.api import Credentials, RcClient, RcError, TokenSet, TokenStore
 from rcfs.api.authstate import auth_line
 from rcfs.api.protocol import ApiClient
-from rcfs.api.push import PushClient
+from rcfs.api.push import PushClient, PushSettings
 from rcfs.api.scheduler import DEFAULT_LIMITS, Priority
 from rcfs.config import Config
 from rcfs.content.blockcache import BlockCache
@@ -130,7 +130,8 @@ def make_client(cfg: Config, store: TokenStore) -> RcClient:
     verify: ssl.SSLContext | bool = True
     if cfg.ca_cert:
         verify = ssl.create_default_context(cafile=os.path.expanduser(cfg.ca_cert))
-    return RcClient(creds, media_url=cfg.media_server or None, store=store, verify=verify)
+    return RcClient(creds, media_url=cfg.media_server or None, store=store, verify=verify,
+                    refresh_margin=cfg.token_refresh_margin)
 
 
 def outbox_settings(cfg: Config) -> Settings:
@@ -156,8 +157,10 @@ def make_freshness(cfg: Config, client: RcClient, index: MetadataIndex, mountpoi
         context = ssl.create_default_context(cafile=os.path.expanduser(cfg.ca_cert))
 
     def push(fresh: Freshness) -> PushClient:
+        # The idle socket's token check runs twice per margin, so a renewal is never late.
+        settings = PushSettings(token_check=cfg.token_refresh_margin / 2)
         return PushClient(client, on_event=fresh.on_event, on_state=fresh.on_state,
-                          on_gap=fresh.on_gap, ssl_context=context)
+                          on_gap=fresh.on_gap, ssl_context=context, settings=settings)
 
     return Freshness(IndexSync(index), refresh_interval=cfg.refresh_interval,
                      safety_interval=cfg.push_poll_interval,

@@ -70,7 +70,8 @@ class PushSettings:
     connect_timeout: float = 15.0
     backoff_base: float = 1.0
     backoff_max: float = 300.0
-    token_check: float = 30.0  # how often the OAuth token's expiry is looked at
+    token_check: float = 30.0  # how often the OAuth token's expiry is looked at (half the
+    # client's refresh margin: the mount derives it from token_refresh_margin)
     unavailable_retry: float = 3600.0  # the permission may be granted later
 
 

@@ -75,6 +75,7 @@ BAD_CONFIGS = [
     ("timezone = \"Mars/Olympus_Mons\"\n", "timezone"),
     ("log_level = \"loud\"\n", "log_level"),
     ("read_timeout = 0\n", "read_timeout"),
+    ("token_refresh_margin = 0\n", "token_refresh_margin"),
     ("allow_delete = \"perhaps\"\n", "allow_delete"),
     ("jwt_file = \"/nonexistent/rcfs.jwt\"\n", "jwt_file"),
     ("client_id = \"\"\n", "client_id"),
