@@ -131,6 +131,10 @@ class EmulatorProc:
     def stop(self, check: bool = True) -> None:
         """Stop the process; then (once) validate its recorded exchanges, raising
         ``AssertionError`` with a readable list when a response does not conform."""
+        if hasattr(self, "http"):
+            # Our own keep-alive connection first: a TLS one held open would make the
+            # server wait for it before exiting.
+            self.http.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -138,8 +142,6 @@ class EmulatorProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if hasattr(self, "http"):
-            self.http.close()
         self._log.close()
         if check and self.check_openapi and not self._checked:
             self._checked = True

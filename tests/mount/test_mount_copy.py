@@ -1,6 +1,7 @@
 """Real copy programs of folders never opened before, at RingCentral's default request counts
-(windows scaled to 6 s): every file arrives byte-exact, one content request per file, no
-429 (issue 10: an rsync of a never-opened Voicemail folder used to leave 0-byte files).
+(windows scaled to 3 s, ``BUDGET_LIMITS``: the copies' time is the Heavy budget's): every
+file arrives byte-exact, one content request per file, no 429 (issue 10: an rsync of a
+never-opened Voicemail folder used to leave 0-byte files).
 
 Each program copies the Voicemail, Fax and Recordings folders of its own mailbox, so every
 file it reads is uncached when it starts; the bytes are compared with what the emulator
@@ -21,6 +22,7 @@ import pytest
 
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
+    BUDGET_LIMITS,
     Mounted,
     RequestLog,
     brief,
@@ -36,6 +38,12 @@ from tests.mount_helper import (
 pytestmark = pytest.mark.mount
 
 AREAS = ("Voicemail", "Fax", "Recordings")
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProc]:
+    with EmulatorProc("--data-seed", "1", *BUDGET_LIMITS) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
