@@ -8,6 +8,7 @@ when the server closes first, trio-websocket's ``aclose`` returns without closin
 from __future__ import annotations
 
 import json
+import math
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,9 +83,15 @@ async def open_gateway(url: str, ssl_context: ssl.SSLContext | None,
                 try:
                     yield ws
                 finally:
-                    with trio.move_on_after(2) as scope:
-                        scope.shield = True
-                        await ws.aclose()
+                    # The close handshake needs trio-websocket's reader task (in
+                    # ``nursery``) to read the gateway's answer. When we are cancelled (an
+                    # unmount) that task is cancelled too: the answer can never be read, and
+                    # waiting for it only held every unmount for the full bound. Then the
+                    # stream is simply closed (below).
+                    if trio.current_effective_deadline() != -math.inf:
+                        with trio.move_on_after(2) as scope:
+                            scope.shield = True
+                            await ws.aclose()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # The caller's exception, not trio's group of one (the nursery is ours).
