@@ -302,6 +302,7 @@ class Store:
                     f"SELECT dir, name, mtime, size, ckey, ctype, duration, pages, data "
                     f"FROM entry {BY_SRC} "
                     "WHERE ext_id=? AND src=?", (ext_id, src)).fetchall()
+                rows = _keep_learned_sizes(old, rows)
                 if sorted(old, key=_order) == sorted(rows, key=_order):
                     continue
                 new_keys = {(r[0], r[1]) for r in rows}
@@ -396,6 +397,17 @@ class Store:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._write)
+
+
+def _keep_learned_sizes(old: list[Row], rows: list[Row]) -> list[Row]:
+    """A size a download learned (``set_size``) stays when the API sends the same content
+    again without one: a re-sync of a message or a call must not undo it (a listing after
+    a remount would show the estimate until the content cache is probed)."""
+    learned = {r[4]: r[3] for r in old if r[3] is not None and r[4] is not None}
+    if not learned:
+        return rows
+    return [(*r[:3], learned[r[4]], *r[4:]) if r[3] is None and r[4] in learned else r
+            for r in rows]
 
 
 def _order(r: Row) -> tuple[str, str]:

@@ -135,3 +135,26 @@ def test_a_failed_integrity_check_rebuilds_at_the_next_open(tmp_path: Path) -> N
     assert rebuilt.dir_stats(EXT) == {}
     assert rebuilt.check() is None
     rebuilt.close()
+
+
+def test_a_learned_size_survives_the_api_sending_the_row_again(tmp_path: Path) -> None:
+    """The API gives no size for this file; a download learned it. The same message synced
+    again (no size) keeps the learned size, and writes nothing."""
+    ref = ContentRef("rec", ("7", "1"), "https://media/r", "Heavy", None, "audio/wav")
+    sized = row("Recordings/2026-11", Entry("call.wav", 30.0, content=ref))
+    store = Store(tmp_path / "m.sqlite3")
+    store.apply(EXT, {"c:7": [sized]}, [])
+    assert store.set_size({ref.key: 2048}) == [(EXT, "Recordings/2026-11")]
+    again = store.apply(EXT, {"c:7": [sized]}, [])
+    assert again.rows_written == 0 and again.removed == []
+    db = sqlite3.connect(tmp_path / "m.sqlite3")
+    assert db.execute("SELECT size FROM entry WHERE name='call.wav'").fetchall() == [(2048,)]
+    db.close()
+    # Other content under the same source is not given that size.
+    other = ContentRef("rec", ("8", "1"), "https://media/s", "Heavy", None, "audio/wav")
+    store.apply(EXT, {"c:7": [row("Recordings/2026-11", Entry("other.wav", 31.0,
+                                                               content=other))]}, [])
+    db = sqlite3.connect(tmp_path / "m.sqlite3")
+    assert db.execute("SELECT name, size FROM entry").fetchall() == [("other.wav", None)]
+    db.close()
+    store.close()
