@@ -88,9 +88,11 @@ class FileSizes(SizeEstimator):
         if got < asked and exact is not None and offset + got == exact:
             self.confirmed.add(key)
 
-    def proven(self, key: str, api_size: int | None) -> bool:
-        """The size is no guess: the API gave it, or a read reached the end."""
-        return api_size is not None or key in self.confirmed
+    def proven(self, key: str, api_size: int | None, size: int | None) -> bool:
+        """``size`` is no guess: a read reached the end, or it is the size the API gave.
+        A download's response can override the API's size with a lie (a Content-Length
+        larger than the body): the API's size then proves nothing about the one in use."""
+        return key in self.confirmed or (api_size is not None and size == api_size)
 
     def claim_probes(self, keys: dict[str, str],
                      known: Callable[[str], int | None]) -> list[str]:

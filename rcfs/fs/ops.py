@@ -183,9 +183,10 @@ class RcfsOperations(XattrOps, WriteOps):
         # So may one given to the kernel before another open learned the size: the page
         # cache only when the kernel's last size is the exact one (else it clamps reads to
         # an estimate: a cp got 148012 of 148128 bytes without an error, in the soak).
-        stale = self.attrs.reported.get(inode) != self.view.size(entry) or (
+        size = self.view.size(entry)
+        stale = self.attrs.reported.get(inode) != size or (
             entry.content is not None
-            and not self.reader.sizes.proven(entry.content.key, entry.content.size))
+            and not self.reader.sizes.proven(entry.content.key, entry.content.size, size))
         info.keep_cache = not learned and not live and not stale
         info.direct_io = learned or live or stale
         return info

@@ -308,6 +308,24 @@ async def test_open_after_the_kernel_saw_another_size_uses_direct_io(fs: Fs) -> 
     await fs.ops.release(info.fh)
 
 
+async def test_a_size_a_response_changed_is_not_proved_by_the_api(fs: Fs) -> None:
+    """A download's response may replace the API's size with a lie (a Content-Length
+    larger than the body; the soak's lie_length fault). Even with the kernel shown that
+    size, the API's size does not prove it: direct I/O, never page-cache reads that the
+    kernel pads with zeros past the real end (a whole read got 1,024 extra bytes)."""
+    vm = await fs.lookup(ALICE, "Voicemail")
+    fh = await fs.ops.opendir(vm.st_ino, CTX)
+    await readdir(fs.ops, fh)
+    ino = fs.ops.inodes.known((ALICE, "Voicemail", "vm2.pdf"))
+    assert ino is not None
+    lie = len(VM2) + 1024
+    fs.reader._sizes["vm/2"] = lie  # what the lying response taught the reader
+    fs.ops.attrs.reported[ino] = lie  # and what a getattr then showed the kernel
+    info = await fs.ops.open(ino, os.O_RDONLY, CTX)
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    await fs.ops.release(info.fh)
+
+
 @pytest.mark.parametrize("path", [(CONTROL_DIR, STATUS_FILE), (ALICE, OUTBOX, "fax",
                                                                "draft.txt")])
 async def test_live_files_use_direct_io(fs: Fs, path: tuple[str, ...]) -> None:
