@@ -160,10 +160,9 @@ class ContentReader(_ReadPath):
         f = self._files.get(ref.key)
         if f is None:
             return "not started"
-        live = [s for s in f.streams if not s.done]
-        if not live:
+        s = f.live
+        if s is None:
             return "no download running"
-        s = live[0]
         if not s.opened:
             return (f"waiting for a {f.ref.group} request slot "
                     f"({self.source.describe(f.ref.group)})")

@@ -169,6 +169,11 @@ class _File:
     waiting read needs): a read does not wake per network chunk."""
 
     @property
+    def live(self) -> _Stream | None:
+        """The first download of this file still running, if any."""
+        return next((s for s in self.streams if not s.done), None)
+
+    @property
     def key(self) -> str:
         return self.ref.key
 

@@ -264,12 +264,11 @@ class _ReadPath(_Downloads):
         return err
 
     def _why_slow(self, f: _File) -> str:
-        live = [s for s in f.streams if not s.done]
+        s = f.live
         if f.last_error is not None:
             return f"timed out; last download error: {f.last_error}"
-        if not live:
+        if s is None:
             return "timed out with no download running"
-        s = live[0]
         if not s.opened:
             return (f"timed out waiting for the {f.ref.group} request to be sent or answered "
                     f"({self.source.describe(f.ref.group)})")

@@ -85,22 +85,18 @@ class CallLogIndex(IndexBase):
             target.calls_due = False  # an event during the sync marks it again
         try:
             changed = await self._sync_calls(box, priority)
-        except ApiError as exc:
-            if exc.status == 403:
+        except RcError as exc:
+            if isinstance(exc, ApiError) and exc.status == 403:
                 log.warning("no permission to read the call log (%s): Recordings stay empty",
                             exc.error_code)
                 for target in targets:
                     target.calls_ok = False
                 return
             self._note_calls_error(targets, exc)
-            self._mark_changed(pending)
+            self._still_due(pending)
             raise
-        except RcError as exc:
-            self._note_calls_error(targets, exc)
-            self._mark_changed(pending)
-            raise
-        except BaseException:
-            self._mark_changed(pending)
+        except BaseException:  # cancelled: the calls did not come either
+            self._still_due(pending)
             raise
         self._calls_unchanged = 0 if changed else self._calls_unchanged + 1
         for target in targets:
@@ -109,7 +105,7 @@ class CallLogIndex(IndexBase):
             await self._learn_recording_type(priority)
 
     @staticmethod
-    def _mark_changed(boxes: list[Mailbox]) -> None:
+    def _still_due(boxes: list[Mailbox]) -> None:
         """A failed sync did not bring those mailboxes' calls: they are still due."""
         for box in boxes:
             box.calls_due = True
