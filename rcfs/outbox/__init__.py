@@ -3,7 +3,8 @@
 ``folders.Outbox`` is what the FUSE layer talks to (``rcfs.outbox.protocol.OutboxFs``):
 ``view`` builds the tree, ``writing`` and ``moves`` do the writes and renames over the
 shared ``state``; ``validate`` decides what is accepted, ``journal`` keeps it durably,
-``sender`` sends it and follows it to a final status. Namespace level: uses ``rcfs.api``,
+``sender`` sends it and follows it to a final status (``matching`` finds what an unconfirmed
+send created). Namespace level: uses ``rcfs.api``,
 never pyfuse3.
 """
 
