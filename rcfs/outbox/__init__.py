@@ -4,8 +4,7 @@
 ``view`` builds the tree, ``writing`` and ``moves`` do the writes and renames over the
 shared ``state``; ``validate`` decides what is accepted, ``journal`` keeps it durably,
 ``sender`` sends it and follows it to a final status (``matching`` finds what an unconfirmed
-send created). Namespace level: uses ``rcfs.api``,
-never pyfuse3.
+send created). Namespace level: uses ``rcfs.api``, never pyfuse3.
 """
 
 from rcfs.outbox.folders import Outbox
