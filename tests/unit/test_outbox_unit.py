@@ -26,8 +26,8 @@ from rcfs.mount import make_outbox, outbox_settings
 from rcfs.outbox import Outbox, Settings
 from rcfs.outbox import validate as v
 from rcfs.outbox.journal import Doc, Job, Store
-from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.matching import matches
+from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.state import rel_of
 from tests.outbox_support import jpeg, pdf, png, wav
 
