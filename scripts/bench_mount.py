@@ -11,8 +11,10 @@ HTTP remote, and curl reads the same URLs: the limit row. In one run:
     --vfs-cache-mode full``, the order rotating file by file; rcfs's time runs until its
     download has finished writing the block cache (status.json: no active stream);
   * the first reread of each file through rcfs (served by rcfs: that file's first open used
-    direct I/O, so the kernel kept no pages) and through rclone; the page cache is not
-    dropped (the block files just written are in it), as the row says;
+    direct I/O, so the kernel kept no pages) and through rclone: half of the files right
+    after their cold read, the other half once all cold reads are done (a minute or more
+    later); the page cache is not dropped (the block files just written are in it), as the
+    rows say;
   * warm rereads from the page cache, alternating with the same bytes on local disk;
   * after a remount of both, with the page cache dropped before every read (root only; the
     rows say so otherwise): rcfs's block cache from disk, rclone's cache, local disk;
@@ -37,9 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib
 from benchlib import (
     IS_ROOT,
     MIB,
+    WARM_RATES,
     Nginx,
     dd,
     drop_caches,
@@ -48,6 +52,7 @@ from benchlib import (
     median,
     rclone_mount,
     read_ahead_kib,
+    settle,
     timed,
     wait_settled,
 )
@@ -112,14 +117,30 @@ def setup_data(emu: EmulatorProc, args: argparse.Namespace) -> dict[str, Any]:
     return {"admin": admin, "rids": rids, "hour": hour["recording_id"]}
 
 
-def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx) -> float:
-    """Fresh files, one per contender turn, the order rotating; returns curl's median."""
+def _reread(ctx: dict[str, Any], web: Nginx, who: str, i: int,
+            into: dict[str, list[float]]) -> None:
+    """One first reread of file ``i`` through ``who``'s mount, after ``settle``: its time
+    goes to ``into[who]``, the content requests nginx logged for it to ``into[who + "/n"]``."""
+    settle()
+    mark = web.mark()
+    if who == "rcfs":
+        into[who].append(dd(ctx["targets"][i]))
+    else:
+        into[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
+    into.setdefault(f"{who}/n", []).append(web.requests(mark, AGENTS[who]))
+
+
+def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx,
+              rereads: dict[str, list[float]]) -> float:
+    """Fresh files, one per contender turn, the order rotating; returns curl's median. The
+    even-numbered files get their first reread right after their cold read (into
+    ``rereads``): a reread seconds later, as a user replaying a file would."""
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     mark = web.mark()
-    for i, rid in enumerate(ctx["rids"]):
+    for i, _rid in enumerate(ctx["rids"]):
         order = CONTENDERS[i % 3:] + CONTENDERS[:i % 3]
         for who in order:
-            os.sync()  # no one's cache writes still going to disk during another's turn
+            settle()  # no one's cache writes still going to disk during another's turn
             if who == "curl":
                 times[who].append(timed(["curl", "-sf", "-o", "/dev/null", "-H",
                                          f"Authorization: Bearer {ctx['token']}",
@@ -130,7 +151,9 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx) -> float:
                 wait_settled(ctx["status"])  # its cache writes are part of the read
                 times[who].append(time.perf_counter() - t0)
             elif ctx["rclone"] is not None:
-                times[who].append(dd(ctx["rclone"] / rid / "content"))
+                times[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
+            if who != "curl" and i % 2 == 0 and (who == "rcfs" or ctx["rclone"] is not None):
+                _reread(ctx, web, who, i, rereads)
     n, size = len(ctx["rids"]), ctx["size"]
     curl = t.add(f"curl, cold (median of {n} files)", times["curl"], size,
                  f"{web.requests(mark, AGENTS['curl'])} for {n} files")
@@ -142,24 +165,24 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx) -> float:
     return curl
 
 
-def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float) -> None:
-    """The first reread of every file (no page cache for rcfs's: its first open was direct
-    I/O), rcfs and rclone alternating; nothing dropped."""
-    times: dict[str, list[float]] = {"rcfs": [], "rclone": []}
-    mark = web.mark()
-    for i, rid in enumerate(ctx["rids"]):
-        order = ("rcfs", "rclone") if i % 2 == 0 else ("rclone", "rcfs")
+def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float,
+                soon: dict[str, list[float]]) -> None:
+    """First rereads (no page cache for rcfs's: that file's first open was direct I/O):
+    ``soon``, the even-numbered files right after their cold read (``cold_rows``), and here
+    the odd-numbered ones once every cold read is done, rcfs and rclone alternating; the
+    page cache is not dropped. Nginx counts no request for either."""
+    late: dict[str, list[float]] = {"rcfs": [], "rclone": []}
+    for i in range(1, len(ctx["rids"]), 2):
+        order = ("rcfs", "rclone") if i % 4 == 1 else ("rclone", "rcfs")
         for who in order:
-            os.sync()
-            if who == "rcfs":
-                times[who].append(dd(ctx["targets"][i]))
-            elif ctx["rclone"] is not None:
-                times[who].append(dd(ctx["rclone"] / rid / "content"))
-    t.add("rcfs first reread (block cache; page cache not dropped)", times["rcfs"],
-          ctx["size"], web.requests(mark, AGENTS["rcfs"]), ref=curl)
-    if times["rclone"]:
-        t.add("rclone first reread (page cache not dropped)", times["rclone"], ctx["size"],
-              web.requests(mark, AGENTS["rclone"]), ref=curl)
+            if who == "rcfs" or ctx["rclone"] is not None:
+                _reread(ctx, web, who, i, late)
+    for when, times in (("right after its cold read", soon), ("after all cold reads", late)):
+        t.add(f"rcfs first reread, {when} (page cache not dropped)", times["rcfs"],
+              ctx["size"], int(sum(times["rcfs/n"])), ref=curl)
+        if times["rclone"]:
+            t.add(f"rclone first reread, {when}", times["rclone"], ctx["size"],
+                  int(sum(times["rclone/n"])), ref=curl)
 
 
 def warm_rows(t: Table, ctx: dict[str, Any], web: Nginx, rounds: int) -> float:
@@ -276,8 +299,9 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                         f"{web.url}{base}/", rclone_mp, work / "rclone-cache", ra_kib))
                 else:
                     print("rclone is not installed: its rows are missing", file=sys.stderr)
-                curl = cold_rows(t, ctx, web)
-                reread_rows(t, ctx, web, curl)
+                soon: dict[str, list[float]] = {"rcfs": [], "rclone": []}
+                curl = cold_rows(t, ctx, web, soon)
+                reread_rows(t, ctx, web, curl, soon)
                 warm_rows(t, ctx, web, args.rounds)
                 tool_rows(t, ctx, web, folder)
             mnt.unmount()
@@ -305,7 +329,11 @@ def main() -> int:
                     help="rcfs's read_ahead_kib (0: the kernel's 128 KiB, as for a non-root "
                          "user; default: rcfs's default); rclone's mount gets the same")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="do not warm fresh memory before timed reads (benchlib.warm_memory)")
     args = ap.parse_args()
+    if args.no_warm:
+        benchlib.WARM_MIB = 0
     if not have("nginx"):
         print("nginx is not installed (scripts/bench installs it)", file=sys.stderr)
         return 2
@@ -321,6 +349,12 @@ def main() -> int:
           "against local disk from the page cache (dd against dd, in-process against "
           "in-process); after-remount rows against local disk with the page cache dropped. "
           "requests: content requests nginx logged for that client, in total.")
+    if WARM_RATES:
+        print(f"\nfresh memory before timed reads: {len(WARM_RATES)} warm-ups of "
+              f"{benchlib.WARM_MIB} MiB ran at {min(WARM_RATES):.0f}-{max(WARM_RATES):.0f} "
+              f"MiB/s (median {median(WARM_RATES):.0f}); see benchlib.warm_memory")
+    else:
+        print("\nfresh memory was not warmed before timed reads (--no-warm)")
     if args.json:
         print(json.dumps(t.rows, indent=1))
     return 0

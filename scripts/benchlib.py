@@ -5,6 +5,7 @@
 * ``drop_caches``: the global page-cache drop (root only: a benchmark may do it, a test never);
 * ``rclone_mount`` and ``set_read_ahead``: the comparison mount, with the same kernel
   read-ahead as rcfs's;
+* ``settle`` and ``warm_memory``: what runs before every timed read (see ``warm_memory``);
 * timing helpers: ``timed``, ``dd``, ``median``.
 
 Every loop is bounded in count and time; every process is ended by its PID.
@@ -13,6 +14,7 @@ Every loop is bounded in count and time; every process is ended by its PID.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import shutil
 import signal
@@ -63,6 +65,41 @@ def median(xs: Iterable[float]) -> float:
     return statistics.median(list(xs))
 
 
+WARM_MIB = 256
+"""MiB ``warm_memory`` touches; 0 turns it off (``--no-warm``, to see the VM's effect)."""
+WARM_RATES: list[float] = []
+"""MiB/s of every ``warm_memory`` so far: how costly fresh memory was during the run."""
+
+
+def warm_memory(mib: int = WARM_MIB) -> float:
+    """Touch ``mib`` MiB of fresh anonymous memory, free it, and return the MiB/s that ran at.
+
+    This machine is a VM that hands free memory back to its host (virtio-balloon free page
+    reporting), and the first touch of a page the host took back costs a host fault: late in
+    a benchmark run a first touch of 256 MiB ran at 134-453 MiB/s instead of ~1,600, and
+    every program that needs new pages (page cache for a FUSE file or a cache file, buffers)
+    slowed down with it, while curl writing to /dev/null did not. Pages freed here are the
+    first the kernel hands out again (it keeps reported pages at the tail of its free lists)
+    for the next seconds, so every contender's timed read starts on memory the host backs,
+    as on a machine that is not a VM."""
+    if mib <= 0:
+        return 0.0
+    chunk = b"\x01" * (1 << 20)
+    t0 = time.perf_counter()
+    with mmap.mmap(-1, mib << 20) as mem:
+        for _ in range(mib):
+            mem.write(chunk)
+    rate = mib / (time.perf_counter() - t0)
+    WARM_RATES.append(rate)
+    return rate
+
+
+def settle() -> None:
+    """Before a timed read: earlier cache writes on disk (``sync``), fresh memory warmed."""
+    os.sync()
+    warm_memory(WARM_MIB)
+
+
 def drop_caches() -> bool:
     """Drop the whole page cache (every file, every mount); False when not root. Global:
     acceptable in a benchmark script, never in a test."""
@@ -70,6 +107,7 @@ def drop_caches() -> bool:
         return False
     os.sync()
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    warm_memory(WARM_MIB)
     return True
 
 
