@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,24 +118,28 @@ def setup_data(emu: EmulatorProc, args: argparse.Namespace) -> dict[str, Any]:
     return {"admin": admin, "rids": rids, "hour": hour["recording_id"]}
 
 
-def _reread(ctx: dict[str, Any], web: Nginx, who: str, i: int,
-            into: dict[str, list[float]]) -> None:
-    """One first reread of file ``i`` through ``who``'s mount, after ``settle``: its time
-    goes to ``into[who]``, the content requests nginx logged for it to ``into[who + "/n"]``."""
-    settle()
-    mark = web.mark()
-    if who == "rcfs":
-        into[who].append(dd(ctx["targets"][i]))
-    else:
-        into[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
-    into.setdefault(f"{who}/n", []).append(web.requests(mark, AGENTS[who]))
+@dataclass
+class Rereads:
+    """First rereads of one kind: seconds and the content requests nginx logged, per mount."""
+
+    times: dict[str, list[float]] = field(default_factory=lambda: {"rcfs": [], "rclone": []})
+    requests: dict[str, int] = field(default_factory=lambda: {"rcfs": 0, "rclone": 0})
+
+    def read(self, ctx: dict[str, Any], web: Nginx, who: str, i: int) -> None:
+        """Reread file ``i`` through ``who``'s mount, after ``settle``."""
+        settle()
+        mark = web.mark()
+        if who == "rcfs":
+            self.times[who].append(dd(ctx["targets"][i]))
+        else:
+            self.times[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
+        self.requests[who] += web.requests(mark, AGENTS[who])
 
 
-def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx,
-              rereads: dict[str, list[float]]) -> float:
-    """Fresh files, one per contender turn, the order rotating; returns curl's median. The
-    even-numbered files get their first reread right after their cold read (into
-    ``rereads``): a reread seconds later, as a user replaying a file would."""
+def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx, soon: Rereads) -> float:
+    """Fresh files, one per contender turn, the order rotating; returns curl's median. Files
+    0, 2, 4... get their first reread right after their own cold read (into ``soon``): a
+    reread seconds later, as a user replaying a file would."""
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     mark = web.mark()
     for i, _rid in enumerate(ctx["rids"]):
@@ -153,7 +158,7 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx,
             elif ctx["rclone"] is not None:
                 times[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
             if who != "curl" and i % 2 == 0 and (who == "rcfs" or ctx["rclone"] is not None):
-                _reread(ctx, web, who, i, rereads)
+                soon.read(ctx, web, who, i)
     n, size = len(ctx["rids"]), ctx["size"]
     curl = t.add(f"curl, cold (median of {n} files)", times["curl"], size,
                  f"{web.requests(mark, AGENTS['curl'])} for {n} files")
@@ -165,24 +170,23 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx,
     return curl
 
 
-def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float,
-                soon: dict[str, list[float]]) -> None:
+def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float, soon: Rereads) -> None:
     """First rereads (no page cache for rcfs's: that file's first open was direct I/O):
-    ``soon``, the even-numbered files right after their cold read (``cold_rows``), and here
-    the odd-numbered ones once every cold read is done, rcfs and rclone alternating; the
-    page cache is not dropped. Nginx counts no request for either."""
-    late: dict[str, list[float]] = {"rcfs": [], "rclone": []}
+    ``soon``, files 0, 2, 4... right after their cold read (``cold_rows``), and here files
+    1, 3, 5... once every cold read is done, rcfs and rclone alternating. The page cache is
+    not dropped; the rows count the content requests nginx logged during the rereads."""
+    late = Rereads()
     for i in range(1, len(ctx["rids"]), 2):
         order = ("rcfs", "rclone") if i % 4 == 1 else ("rclone", "rcfs")
         for who in order:
             if who == "rcfs" or ctx["rclone"] is not None:
-                _reread(ctx, web, who, i, late)
-    for when, times in (("right after its cold read", soon), ("after all cold reads", late)):
-        t.add(f"rcfs first reread, {when} (page cache not dropped)", times["rcfs"],
-              ctx["size"], int(sum(times["rcfs/n"])), ref=curl)
-        if times["rclone"]:
-            t.add(f"rclone first reread, {when}", times["rclone"], ctx["size"],
-                  int(sum(times["rclone/n"])), ref=curl)
+                late.read(ctx, web, who, i)
+    for when, r in (("right after its cold read", soon), ("after all cold reads", late)):
+        t.add(f"rcfs first reread, {when} (page cache not dropped)", r.times["rcfs"],
+              ctx["size"], r.requests["rcfs"], ref=curl)
+        if r.times["rclone"]:
+            t.add(f"rclone first reread, {when}", r.times["rclone"], ctx["size"],
+                  r.requests["rclone"], ref=curl)
 
 
 def warm_rows(t: Table, ctx: dict[str, Any], web: Nginx, rounds: int) -> float:
@@ -299,7 +303,7 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                         f"{web.url}{base}/", rclone_mp, work / "rclone-cache", ra_kib))
                 else:
                     print("rclone is not installed: its rows are missing", file=sys.stderr)
-                soon: dict[str, list[float]] = {"rcfs": [], "rclone": []}
+                soon = Rereads()
                 curl = cold_rows(t, ctx, web, soon)
                 reread_rows(t, ctx, web, curl, soon)
                 warm_rows(t, ctx, web, args.rounds)
