@@ -142,7 +142,7 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx, soon: Rereads) -> float
     reread seconds later, as a user replaying a file would."""
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     mark = web.mark()
-    for i, _rid in enumerate(ctx["rids"]):
+    for i in range(len(ctx["rids"])):
         order = CONTENDERS[i % 3:] + CONTENDERS[:i % 3]
         for who in order:
             settle()  # no one's cache writes still going to disk during another's turn

@@ -88,7 +88,11 @@ def emulator(start_emulator: Callable[..., EmulatorProc]) -> EmulatorProc:
 def _limits(request: pytest.FixtureRequest) -> tuple[str, ...]:
     """Mount (and CLI, outbox) tests get RingCentral's real counts with scaled windows;
     tests of the emulator and of the raw API client, which make many requests to check the
-    emulator's answers and claim nothing about what a user experiences, keep generous ones."""
+    emulator's answers and claim nothing about what a user experiences, keep generous ones.
+    A module may name its own in ``EMULATOR_LIMITS`` (e.g. ``BUDGET_LIMITS``)."""
+    own: tuple[str, ...] | None = getattr(request.module, "EMULATOR_LIMITS", None)
+    if own is not None:
+        return own
     name = request.module.__name__.rsplit(".", 1)[-1]
     if name.startswith(("test_emulator_", "test_api_")):
         return GENEROUS_LIMITS
@@ -100,8 +104,9 @@ def emu(request: pytest.FixtureRequest) -> Iterator[EmulatorProc]:
     """A module's own emulator (seed 1, so any request in its log came from that module's
     tests) at RingCentral's default request counts, with the window and penalty scaled down
     (``REAL_LIMITS``: the test world is the real world, only faster; emulator and raw API
-    client modules get generous counts, see ``_limits``). The one emulator fixture: modules
-    that need other settings define their own ``emu``, and ``rest``/``user`` follow it."""
+    client modules get generous counts, see ``_limits``). The one emulator fixture: a
+    module names other limits in ``EMULATOR_LIMITS``; one that needs other settings defines
+    its own ``emu``, and ``rest``/``user`` follow it."""
     with EmulatorProc("--data-seed", "1", *_limits(request)) as proc:
         yield proc
 

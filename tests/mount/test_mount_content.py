@@ -43,10 +43,7 @@ from tests.mount_helper import (
 pytestmark = pytest.mark.mount
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", *BUDGET_LIMITS) as proc:
-        yield proc
+EMULATOR_LIMITS = BUDGET_LIMITS  # the emu fixture's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
