@@ -144,22 +144,28 @@ class _ReadPath(_Downloads):
             if ev is not None:
                 await ev.wait()
                 continue
-            # The blocks after it start loading now, not once this one has arrived: a reader
-            # of a file whose blocks are all on disk (after a remount) waits for one disk
-            # read, not for one and then the next.
+            # The next block starts loading beside this one (the kernel asks for both at
+            # once), and the rest of the window once this one has arrived: loads started
+            # together share the disk, and with the whole window in flight the block the
+            # reader waits for came in last (after a remount with the page cache dropped,
+            # 7-11 ms from the open to its first byte, against 5-8 ms this way).
+            self._load_ahead(f, bi + 1, 1)
+            data = await self._load(f, bi)
             self._load_ahead(f, bi + 1)
-            return await self._load(f, bi)
+            return data
 
     def _in_ram(self, f: _File, bi: int) -> bytes | None:
         """Block ``bi`` if it is in RAM: the verified-block LRU or a download's pending
         writes."""
         return self._mem.get((f.key, bi)) or f.pending.get(bi)
 
-    def _load_ahead(self, f: _File, bi: int) -> None:
-        """Start loading blocks ``bi``.. (``disk_read_ahead_blocks`` of them) from disk if
-        they are there and not in RAM, so a sequential reader finds every next block in RAM
-        (the disk reads, in threads, overlap the reads of the current block)."""
-        want = [j for j in range(bi, bi + self.config.disk_read_ahead_blocks)
+    def _load_ahead(self, f: _File, bi: int, count: int | None = None) -> None:
+        """Start loading blocks ``bi``.. (``count``, by default ``disk_read_ahead_blocks``
+        of them) from disk if they are there and not in RAM, so a sequential reader finds
+        every next block in RAM (the disk reads, in threads, overlap the reads of the
+        current block)."""
+        count = self.config.disk_read_ahead_blocks if count is None else count
+        want = [j for j in range(bi, bi + count)
                 if j in f.present and j not in f.loads and not self._mem.has((f.key, j))
                 and j not in f.pending]
         if not want:

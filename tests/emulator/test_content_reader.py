@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -315,6 +316,49 @@ async def test_disk_blocks_are_loaded_ahead_of_a_sequential_reader(tmp_path: Pat
         assert await reader.read(ref, BS + 5, 3 * BS) == data[BS + 5:4 * BS + 5]
         assert reader.counters["memory_hits"] >= 3  # blocks 1..3 were already in RAM
         assert loads <= reader.counters["disk_loads"] <= 8
+    assert offline.opens == []
+
+
+async def test_the_block_a_reader_waits_for_shares_the_disk_with_one_block_only(
+        tmp_path: Path) -> None:
+    # Loads started together share the disk: with the whole window in flight, the block the
+    # reader waits for arrived last. It goes with the next block only, the rest follows it.
+    data = payload(8 * BS)
+    ref = ref_for("rec/61")
+    async with reader_on(tmp_path, FakeSource({"rec/61": data})) as reader:
+        assert await read_all(reader, ref) == data
+        await reader.settle(ref)
+    offline = FakeSource({}, fail=httpx.ConnectError("no network"))
+    async with reader_on(tmp_path, offline, ReaderConfig(disk_read_ahead_blocks=4)) as reader:
+        started: list[int] = []
+        first_may_finish = trio.Event()
+        real_get = reader.cache.get_block
+
+        async def get_block(key: str, index: int, block_size: int) -> bytes | None:
+            started.append(index)
+            if index == 0:
+                await first_may_finish.wait()
+            return await real_get(key, index, block_size)
+
+        reader.cache.get_block = get_block  # type: ignore[method-assign]
+        got: list[bytes] = []
+
+        async def read_first() -> None:
+            got.append(await reader.read(ref, 10, 100))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(read_first)
+            with trio.fail_after(5):
+                while len(started) < 2:
+                    await trio.sleep(0.005)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sorted(started) == [0, 1]  # 2..4 wait until block 0 has arrived
+            first_may_finish.set()
+        assert got == [data[10:110]]
+        with trio.fail_after(5):
+            while reader.counters["disk_loads"] < 5:  # blocks 2..4 once block 0 arrived
+                await trio.sleep(0.005)
+        assert sorted(started) == [0, 1, 2, 3, 4]
     assert offline.opens == []
 
 
