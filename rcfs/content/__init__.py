@@ -45,8 +45,11 @@ counter, so a block, its record and the counter change in one SQLite transaction
 change gets a new ``v2`` root, never reads old data.
 
 *Blocks describe themselves.* Each value is a 36-byte header (magic, block size, index,
-payload length, CRC32 of the payload, digest of the key) and the payload. Every read checks
-all of it; a block that fails (bit rot, a truncated file, a file under the wrong row) is
+payload length, checksum of the payload, digest of the key) and the payload. The magic names
+the checksum: CRC-32C (``RCB2``, in hardware through google-crc32c: a 1 MiB block in ~40 us
+against ~250 for zlib's CRC-32), or zlib's CRC-32 (``RCB1``: blocks of earlier versions, and
+blocks written where google-crc32c has no compiled form), so an upgrade keeps the cache.
+Every read checks all of it; a block that fails (bit rot, a truncated file, a file under the wrong row) is
 deleted, its bit cleared and its bytes uncharged, and the reader fetches it again. A
 corrupt block is never served.
 

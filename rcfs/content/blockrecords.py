@@ -12,7 +12,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,10 @@ from rcfs.content.blocklayout import (
     _Q_BLOCKS,
     _Q_META,
     _USED,
+    CHECKSUMS,
     HEADER,
-    MAGIC,
     WAL_LIMIT,
+    WRITE_MAGIC,
     _bits_to_set,
     _bkey,
     _charge_of,
@@ -77,9 +77,10 @@ class _SyncRecords:
                 payload = handle.read(block_size + 1)  # longer fails the length check
         if len(header) == HEADER.size:
             magic, bs, idx, length, crc, digest = HEADER.unpack(header)
-            if (magic == MAGIC and bs == block_size and idx == index
+            checksum = CHECKSUMS.get(magic)
+            if (checksum is not None and bs == block_size and idx == index
                     and length == len(payload) and 0 < length <= block_size
-                    and digest == _digest(key) and zlib.crc32(payload) == crc):
+                    and digest == _digest(key) and checksum(payload) == crc):
                 return payload, 0, False
         return None, self._sync_drop_block(key, index, block_size), True
 
@@ -134,8 +135,8 @@ class _SyncRecords:
             for index, data in blocks.items():
                 if rec["bits"] >> index & 1:
                     continue  # already stored
-                header = HEADER.pack(MAGIC, block_size, index, len(data), zlib.crc32(data),
-                                     digest)
+                header = HEADER.pack(WRITE_MAGIC, block_size, index, len(data),
+                                     CHECKSUMS[WRITE_MAGIC](data), digest)
                 if HEADER.size + len(data) < _MIN_FILE_SIZE:  # inline in SQLite
                     c.set(_bkey(block_size, key, index), header + data, retry=True)
                 else:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import random
 import time
+import zlib
 from pathlib import Path
 
+import google_crc32c
 import pytest
 import trio
 
@@ -21,6 +23,7 @@ from rcfs.content.blockcache import (
     iter_value_files,
     parse_size,
 )
+from rcfs.content.blocklayout import MAGIC, MAGIC_C, WRITE_MAGIC
 
 BS = 64 * 1024
 
@@ -83,6 +86,38 @@ async def test_persistent_across_reopen_and_single_owner(tmp_path: Path) -> None
     assert meta is not None and (meta.size, meta.content_type) == (12345, "audio/wav")
     assert not meta.present
     await again.aclose()
+
+
+async def test_blocks_carry_crc32c_and_blocks_of_earlier_versions_stay_readable(
+        tmp_path: Path) -> None:
+    assert google_crc32c.implementation == "c"  # the wheel's compiled form: fast CRC-32C
+    assert WRITE_MAGIC == MAGIC_C
+    cache = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
+    await fill(cache, "rec/1", 3)
+    by_index = {}
+    for path in iter_value_files(cache.root):
+        raw = path.read_bytes()
+        magic, _, index, length, crc, digest = HEADER.unpack_from(raw)
+        payload = raw[HEADER.size:]
+        assert magic == MAGIC_C and length == len(payload) == BS
+        assert crc == google_crc32c.value(payload) != zlib.crc32(payload)
+        by_index[index] = (path, payload, digest)
+    assert sorted(by_index) == [0, 1, 2]
+
+    def rewrite(index: int, magic: bytes, crc: int) -> None:
+        path, payload, digest = by_index[index]
+        path.write_bytes(HEADER.pack(magic, BS, index, BS, crc, digest) + payload)
+
+    rewrite(0, MAGIC, zlib.crc32(by_index[0][1]))  # as rcfs wrote blocks before CRC-32C
+    rewrite(1, MAGIC, google_crc32c.value(by_index[1][1]))  # the magic decides the check
+    rewrite(2, b"RCB9", zlib.crc32(by_index[2][1]))  # a magic rcfs does not know
+    assert await cache.get_block("rec/1", 0, BS) == blob(BS, 0)
+    assert await cache.get_block("rec/1", 1, BS) is None
+    assert await cache.get_block("rec/1", 2, BS) is None
+    assert cache.corrupt_blocks == 2
+    info = await cache.info("rec/1")
+    assert info is not None and info.present == {0}
+    await cache.aclose()
 
 
 async def test_corrupt_block_is_dropped_never_served(tmp_path: Path) -> None:
