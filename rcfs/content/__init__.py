@@ -49,9 +49,9 @@ payload length, checksum of the payload, digest of the key) and the payload. The
 the checksum: CRC-32C (``RCB2``, in hardware through google-crc32c: a 1 MiB block in ~40 us
 against ~250 for zlib's CRC-32), or zlib's CRC-32 (``RCB1``: blocks of earlier versions, and
 blocks written where google-crc32c has no compiled form), so an upgrade keeps the cache.
-Every read checks all of it; a block that fails (bit rot, a truncated file, a file under the wrong row) is
-deleted, its bit cleared and its bytes uncharged, and the reader fetches it again. A
-corrupt block is never served.
+Every read checks all of it; a block that fails (bit rot, a truncated file, a file under
+the wrong row) is deleted, its bit cleared and its bytes uncharged, and the reader fetches
+it again. A corrupt block is never served.
 
 *Block size: 1 MiB* (configurable per cache; each file keeps the size it was stored with).
 Measured with ``scripts/bench_content.py blocksize --repeat 5`` (BlockCache alone, 128 MiB
