@@ -31,7 +31,7 @@ CHECKSUMS: dict[bytes, Callable[[bytes], int]] = {MAGIC: zlib.crc32, MAGIC_C: go
 """The checksum each block magic names. CRC-32C runs where a block is written and read,
 in the writer and loader threads beside the trio thread on a machine with two cores:
 google-crc32c's compiled form (SSE4.2) checks 1 MiB at ~26 GB/s here against zlib's ~4,
-which made cold reads with their cache writes ~30% faster (median 612 against 466 MiB/s,
+which made cold reads with their cache writes ~30% faster (median 613 against 466 MiB/s,
 3 paired runs of 4 files; README, Benchmarks)."""
 WRITE_MAGIC = MAGIC_C if google_crc32c.implementation == "c" else MAGIC
 """Blocks are written with CRC-32C only where it is fast: the pure-Python fallback of
