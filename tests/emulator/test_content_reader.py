@@ -298,13 +298,20 @@ async def test_blocks_waiting_for_the_disk_are_bounded_across_downloads(
     assert len(src.opens) == 3
 
 
-async def test_disk_blocks_are_loaded_ahead_of_a_sequential_reader(tmp_path: Path) -> None:
-    data = payload(8 * BS)
-    ref = ref_for("rec/60")
-    async with reader_on(tmp_path, FakeSource({"rec/60": data})) as reader:
+async def cached_then_offline(tmp_path: Path, key: str, nblocks: int
+                              ) -> tuple[bytes, ContentRef, FakeSource]:
+    """A file of ``nblocks`` blocks read whole into the cache under ``tmp_path``, and a
+    source that fails every request: a reader opened next has every block on disk only."""
+    data = payload(nblocks * BS)
+    ref = ref_for(key)
+    async with reader_on(tmp_path, FakeSource({key: data})) as reader:
         assert await read_all(reader, ref) == data
         await reader.settle(ref)
-    offline = FakeSource({}, fail=httpx.ConnectError("no network"))
+    return data, ref, FakeSource({}, fail=httpx.ConnectError("no network"))
+
+
+async def test_disk_blocks_are_loaded_ahead_of_a_sequential_reader(tmp_path: Path) -> None:
+    data, ref, offline = await cached_then_offline(tmp_path, "rec/60", 8)
     config = ReaderConfig(disk_read_ahead_blocks=3)
     async with reader_on(tmp_path, offline, config) as reader:  # RAM empty: all on disk
         assert await reader.read(ref, 10, 100) == data[10:110]
@@ -323,12 +330,7 @@ async def test_the_block_a_reader_waits_for_shares_the_disk_with_one_block_only(
         tmp_path: Path) -> None:
     # Loads started together share the disk: with the whole window in flight, the block the
     # reader waits for arrived last. It goes with the next block only, the rest follows it.
-    data = payload(8 * BS)
-    ref = ref_for("rec/61")
-    async with reader_on(tmp_path, FakeSource({"rec/61": data})) as reader:
-        assert await read_all(reader, ref) == data
-        await reader.settle(ref)
-    offline = FakeSource({}, fail=httpx.ConnectError("no network"))
+    data, ref, offline = await cached_then_offline(tmp_path, "rec/61", 8)
     async with reader_on(tmp_path, offline, ReaderConfig(disk_read_ahead_blocks=4)) as reader:
         started: list[int] = []
         first_may_finish = trio.Event()
