@@ -75,6 +75,7 @@ class _SyncRecords:
                 _no_atime(handle.fileno())
                 header = handle.read(HEADER.size)
                 payload = handle.read(block_size + 1)  # longer fails the length check
+                _drop_pages(handle.fileno())
         if len(header) == HEADER.size:
             magic, bs, idx, length, crc, digest = HEADER.unpack(header)
             checksum = CHECKSUMS.get(magic)
@@ -258,6 +259,19 @@ class _SyncRecords:
                     files += prefix == _Q_BLOCKS
         self._checkpoint()
         return freed, files
+
+
+def _drop_pages(fd: int) -> None:
+    """A block just read is in RAM twice: in the bytes the reader keeps (and then in the
+    mount's page cache) and in the value file's page cache. The second copy goes back to
+    the kernel at once, leaving that memory to the copies in use: after a remount with the
+    page cache dropped, 64 MiB files read through rcfs at a median of 866 MiB/s with it and
+    760 without (six paired runs of four files, README: Benchmarks). Dirty pages (a block
+    read right after it was written) are only sent on their way to the disk."""
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 def _no_atime(fd: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -317,4 +318,28 @@ async def test_reading_a_block_writes_nothing(tmp_path: Path) -> None:
     os.utime(value, (1, value.stat().st_mtime))  # older than mtime: relatime would update it
     assert await cache.get_block("rec/1", 0, BS) == blob(BS, 0)
     assert value.stat().st_atime == 1
+    await cache.aclose()
+
+
+def _resident_bytes(path: Path) -> int:
+    """Bytes of ``path`` in the page cache (util-linux's fincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+async def test_a_block_read_leaves_no_copy_in_the_page_cache(tmp_path: Path) -> None:
+    """The reader keeps the bytes it loaded; the value file's pages would be a second copy."""
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True,
+                        text=True, check=True).stdout.strip()
+    if fs == "tmpfs":
+        pytest.skip("tmpfs keeps its pages: they are the files themselves")
+    cache = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
+    await fill(cache, "rec/1", 2)
+    first, second = iter_value_files(cache.root)
+    os.sync()  # clean pages: only those can be dropped
+    assert _resident_bytes(first) > 0 and _resident_bytes(second) > 0
+    got = {i: await cache.get_block("rec/1", i, BS) for i in range(2)}
+    assert got == {0: blob(BS, 0), 1: blob(BS, 1)}
+    assert _resident_bytes(first) == 0 and _resident_bytes(second) == 0
     await cache.aclose()
