@@ -101,8 +101,13 @@ def pool(world: tuple[Emu, Mounted]) -> Pool:
             for msg in messages_of(rc, user["extension_id"]):
                 messages[str(msg["id"])] = msg
     out = Pool(messages)
+    # Only the two areas the rows read are listed: listing a mailbox's Greetings folder
+    # costs Medium requests (its answering rules and greetings), as many as the rows'
+    # window has, and the first rows ran out of budget when they shared the window.
+    mailboxes = [d for d in sorted(m.root.iterdir()) if d.name[:1].isdigit()]
     for area, suffix in (("Voicemail", ".mp3"), ("Recordings", ".mp3")):
-        found = [p for p in files_under(m.root)
+        found = [p for box in mailboxes if (box / area).is_dir()
+                 for p in files_under(box / area)
                  if p.parent.parent.name == area and p.suffix == suffix
                  and (area == "Recordings" or ident(p) in messages)]
         out.fresh[area] = sorted(found, key=seconds_of, reverse=True)  # longest first
