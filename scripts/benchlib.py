@@ -103,8 +103,9 @@ def settle() -> None:
 
 
 def drop_caches() -> bool:
-    """Drop the whole page cache (every file, every mount); False when not root. Global:
-    acceptable in a benchmark script, never in a test."""
+    """Drop the whole page cache (every file, every mount), then warm fresh memory
+    (``warm_memory``: the pages just freed are what the next read gets); False when not
+    root. Global: acceptable in a benchmark script, never in a test."""
     if not IS_ROOT:
         return False
     os.sync()
