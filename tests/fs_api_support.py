@@ -67,8 +67,10 @@ class Body:
     data: bytes
     start: int
     total_size: int | None = None
+    size_proven: bool = False  # a 200's Content-Length: proved once the body has ended
     content_type: str | None = "audio/mpeg"
     requests: int = 1
+    last_piece: trio.Event | None = None  # set: the last piece may go (held till then)
 
     def __post_init__(self) -> None:
         self.total_size = len(self.data)
@@ -79,6 +81,10 @@ class Body:
     async def _gen(self) -> AsyncIterator[tuple[int, bytes]]:
         for pos in range(self.start, len(self.data), 16 * 1024):
             await trio.lowlevel.checkpoint()
+            last = pos + 16 * 1024 >= len(self.data)
+            if last and self.last_piece is not None:
+                await self.last_piece.wait()
+            self.size_proven = last
             yield pos, self.data[pos:pos + 16 * 1024]
 
 
@@ -88,6 +94,7 @@ class Source:
 
     fail: BaseException | None = None
     opens: list[tuple[str, int]] = field(default_factory=list)
+    last_piece: trio.Event | None = None  # holds every body's last piece until set
 
     @asynccontextmanager
     async def open(self, ref: ContentRef, start: int, *, priority: Priority,
@@ -95,7 +102,7 @@ class Source:
         self.opens.append((ref.key, start))
         if self.fail is not None:
             raise self.fail
-        yield Body(BLOBS[ref.key], start)
+        yield Body(BLOBS[ref.key], start, last_piece=self.last_piece)
 
     def spare(self, group: str) -> int:
         return 0

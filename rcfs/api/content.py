@@ -145,6 +145,10 @@ class RangeReader:
     ``total_size``     the object's size once a response revealed it (Content-Range total,
                        Content-Length of a 200, or a clean EOF); best knowledge until the
                        iteration finishes.
+    ``size_proven``    whether ``total_size`` is proved: by a Content-Range total, a 416's
+                       ``*/N``, a clean end of a body of unknown length, or every byte up
+                       to it yielded. A 200's Content-Length alone is a claim (it can be
+                       larger than the body).
     ``content_type``, ``content_disposition``, ``etag``  from the first response.
     ``position``       the next offset to be yielded (== start + bytes yielded).
     ``requests``       HTTP requests sent, ``continuations`` = requests after the first.
@@ -237,6 +241,11 @@ class RangeReader:
             await self._finish()
         self._closed = True
         await self._close_response()
+
+    @property
+    def size_proven(self) -> bool:
+        return self.total_size is not None and (
+            self._total_authoritative or self.position == self.total_size)
 
     # -- limits --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import trio
 
+from rcfs.api.content import ContentChangedError
 from rcfs.api.errors import ApiError, RcError
 from rcfs.api.scheduler import Priority
 from rcfs.content.reader_state import _File, _ReaderState, _Stream
@@ -89,13 +90,13 @@ class _Downloads(_ReaderState):
                                         deadline=deadline) as body:
                 s.on_open(trio.current_time())
                 self.counters["requests"] += 1
-                self._learn(f, body.total_size, body.content_type)
+                self._learn(f, body.total_size, body.size_proven, body.content_type)
                 f.notify()
                 complete = await self._pump(f, s, body, q)
-                self._learn(f, body.total_size, body.content_type)
+                self._learn(f, body.total_size, body.size_proven, body.content_type)
                 if complete:
-                    if f.size is None:
-                        f.size = s.pos
+                    if f.size is None or not f.proven:
+                        self._learn(f, s.pos, True, None)  # the body ended: EOF is here
                     if len(s.buf):
                         block = s.block
                         await self._queue(f, q, block, s.buf.take(len(s.buf)))
@@ -114,11 +115,12 @@ class _Downloads(_ReaderState):
                 # checksum and file write, its own SQLite transaction as much again.
                 blocks = {bi: data for bi, data in items if bi not in f.present}
                 try:
+                    meta = self._meta(f)
                     if blocks and await self.cache.put_blocks(
-                            f.key, blocks, block_size=f.block_size, size=f.size,
-                            content_type=f.content_type):
+                            f.key, blocks, block_size=f.block_size, size=meta[0],
+                            content_type=meta[1]):
                         f.present.update(blocks)
-                        f.saved_meta = (f.size, f.content_type)
+                        f.saved_meta = meta
                 except Exception:
                     log.exception("%s: writing blocks %s to the cache failed", f.key,
                                   sorted(blocks))
@@ -159,6 +161,13 @@ class _Downloads(_ReaderState):
                 stall.deadline = math.inf
                 if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
                     raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
+                if f.proven and f.size is not None and s.pos + len(chunk) > f.size:
+                    # A body longer than the proven size: blocks past it would be queued
+                    # under the last block's index. The object changed: prove it anew.
+                    f.proven = False
+                    self.sizes.confirmed.pop(f.key, None)
+                    raise ContentChangedError(
+                        f"{f.key}: the body runs past the proven size of {f.size} bytes")
                 s.buf.add(chunk)
                 s.pos += len(chunk)
                 self.counters["bytes_network"] += len(chunk)
@@ -212,21 +221,36 @@ class _Downloads(_ReaderState):
             return any(o is not s and not o.done and not o.stop and o.block == j
                        and (j > s.block or o.id < s.id) for o in f.streams)
 
-    def _learn(self, f: _File, total: int | None, content_type: str | None) -> None:
-        if total is not None and total != f.size:
+    def _learn(self, f: _File, total: int | None, proven: bool,
+               content_type: str | None) -> None:
+        """What a response told of the size: a proven total replaces any size, a claim (a
+        200's Content-Length) replaces only one that is not proven."""
+        if total is not None and total != f.size and (proven or not f.proven):
             if f.size is not None:
-                log.info("%s: size %d (metadata said %d)", f.key, total, f.size)
-            f.size = total
+                log.info("%s: size %d%s (was %d%s)", f.key, total,
+                         "" if proven else " claimed", f.size,
+                         " proven" if f.proven else "")
+            f.size, f.proven = total, proven
+        elif total is not None and total == f.size and proven:
+            f.proven = True
         if f.size is not None:
             self._sizes[f.key] = f.size
+            if f.proven:
+                self.sizes.confirmed[f.key] = f.size
         if content_type and not f.content_type:
             f.content_type = content_type
 
+    @staticmethod
+    def _meta(f: _File) -> tuple[int | None, str | None]:
+        """What the cache may record of ``f``: its size only once proven (a claim persisted
+        would outlive its correction, and a later session would trust it)."""
+        return (f.size if f.proven else None, f.content_type)
+
     async def _save_meta(self, f: _File) -> None:
-        meta = (f.size, f.content_type)
+        meta = self._meta(f)
         if meta != f.saved_meta:
-            await self.cache.set_meta(f.key, block_size=f.block_size, size=f.size,
-                                      content_type=f.content_type)
+            await self.cache.set_meta(f.key, block_size=f.block_size, size=meta[0],
+                                      content_type=meta[1])
             f.saved_meta = meta
 
     # -- prefetch -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """An open content file (``ContentHandle``): reads through the reader while holding the
-file against eviction, and proves a size from a read that ends short."""
+file against eviction."""
 
 from __future__ import annotations
 
@@ -23,15 +23,11 @@ class ContentHandle:
 
     async def read(self, offset: int, size: int, *, deadline: float | None = None,
                    priority: Priority = Priority.INTERACTIVE) -> bytes:
-        """``reader.read`` of this file; a read that ends short at the exact size proves
-        that size (``FileSizes.confirmed``)."""
+        """``reader.read`` of this file."""
         if self._closed:
             raise ValueError("read from a closed content handle")
-        data = await self.reader.read(self.ref, offset, size, deadline=deadline,
+        return await self.reader.read(self.ref, offset, size, deadline=deadline,
                                       priority=priority)
-        self.reader.sizes.after_read(self.ref.key, offset, size, len(data),
-                                     self.reader.known_size(self.ref))
-        return data
 
     def close(self) -> None:
         if not self._closed:

@@ -90,18 +90,30 @@ class ContentReader(_ReadPath):
         return ContentHandle(self, ref)
 
     def known_size(self, ref: ContentRef) -> int | None:
-        """The exact size if it is known without any I/O: API metadata, a download of this
-        session, or the cache's record once ``probe_size`` looked it up."""
-        size = self.known_size_of(ref.key)
-        return size if size is not None else ref.size
+        """The exact size if it is known without any I/O: a proven one (a download of this
+        session, or the cache's record once ``probe_size`` looked it up), else the API's
+        metadata, else what a response claimed (a Content-Length not yet proved by its body:
+        the API's size is not overruled by a claim)."""
+        proven = self.sizes.confirmed.get(ref.key)
+        if proven is not None:
+            return proven
+        return ref.size if ref.size is not None else self.known_size_of(ref.key)
 
     def known_size_of(self, key: str) -> int | None:
         """``known_size`` by content key, without the API's metadata (listings from the
         metadata index carry that themselves)."""
+        proven = self.sizes.confirmed.get(key)
+        if proven is not None:
+            return proven
         f = self._files.get(key)
         if f is not None and f.size is not None:
-            return f.size  # a download corrects wrong metadata
+            return f.size  # what the latest response claimed
         return self._sizes.get(key)
+
+    def proven_size(self, key: str) -> int | None:
+        """The size proved by a response or the cache's record: the only one worth
+        persisting elsewhere (a claim may be a lie that would outlive its correction)."""
+        return self.sizes.confirmed.get(key)
 
     async def probe_size(self, ref: ContentRef) -> int | None:
         """``known_size``, else the size a download of an earlier session persisted in the
@@ -112,8 +124,9 @@ class ContentReader(_ReadPath):
         self._probed.add(ref.key)
         info = await self.cache.info(ref.key)
         if info is not None and info.size is not None:
+            self.sizes.confirmed[ref.key] = info.size  # the cache records proven sizes only
             self._sizes[ref.key] = info.size
-        return self._sizes.get(ref.key)
+        return self.known_size(ref)
 
     async def size(self, ref: ContentRef, *, deadline: float | None = None,
                    priority: Priority = Priority.INTERACTIVE) -> int:

@@ -163,6 +163,10 @@ class _File:
     gone_error: BaseException | None = None
     no_extra_until: float = -math.inf
     last_error: BaseException | None = None
+    proven: bool = False
+    """``size`` is proved (a Content-Range total, a body delivered to its end, the cache's
+    record), not a claim: a 200's Content-Length can be larger than its body. Only a proven
+    size is persisted, and only a proven size lets the kernel's page cache serve reads."""
     saved_meta: tuple[int | None, str | None] = (None, None)
     wake_at: float = math.inf
     """A download notifies for new bytes only once it reaches this offset (the least one a
@@ -238,7 +242,9 @@ class _ReaderState:
             if info is not None:
                 f.block_size = info.block_size
                 f.present = set(info.present)
-                f.size = info.size if info.size is not None else f.size
+                if info.size is not None:  # the cache records proven sizes only
+                    f.size, f.proven = info.size, True
+                    self.sizes.confirmed[ref.key] = info.size
                 f.content_type = info.content_type or f.content_type
                 f.saved_meta = (info.size, info.content_type)
             f.loaded.set()

@@ -73,13 +73,14 @@ class _ReadPath(_Downloads):
         # Pieces are views of cached blocks (or copies of a download's buffer): the result
         # is copied once, and not at all when one piece is a whole block.
         pieces: list[bytes | memoryview] = []
-        pos, end = offset, offset + size
+        pos, stop = offset, offset + size
         mine: list[_Stream] = []
-        while pos < end:
-            if f.size is not None:
-                end = min(end, f.size)
-                if pos >= end:
-                    break
+        while True:
+            # The size as known now: a response may prove it larger than it was believed
+            # when the read began (a read that kept the old end would stop short).
+            end = stop if f.size is None else min(stop, f.size)
+            if pos >= end:
+                break
             piece = await self._piece(f, pos, end - pos, deadline, priority, mine)
             if not piece:
                 break

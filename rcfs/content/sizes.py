@@ -75,24 +75,20 @@ class SizeEstimator:
 @dataclass
 class FileSizes(SizeEstimator):
     """The reader's book of sizes beyond the cache's records: estimates (above), which
-    sizes reads have proved, and which cached sizes a background probe is looking up."""
+    sizes are proven, and which cached sizes a background probe is looking up."""
 
-    confirmed: set[str] = field(default_factory=set)
-    """Content keys read up to their end in this session: a size from a response header may
-    lie (Content-Length larger than the body), so until then opens use direct I/O."""
+    confirmed: dict[str, int] = field(default_factory=dict)
+    """Content key -> its proven size (a Content-Range total, a body delivered to its end,
+    the cache's record). A size from a 200's Content-Length alone is a claim: it may be
+    larger than the body (the kernel would pad page-cache reads with zeros up to it)."""
     probing: set[str] = field(default_factory=set)
 
-    def after_read(self, key: str, offset: int, asked: int, got: int,
-                   exact: int | None) -> None:
-        """A short read that ended at the exact size proves that size."""
-        if got < asked and exact is not None and offset + got == exact:
-            self.confirmed.add(key)
-
     def proven(self, key: str, api_size: int | None, size: int | None) -> bool:
-        """``size`` is no guess: a read reached the end, or it is the size the API gave.
-        A download's response can override the API's size with a lie (a Content-Length
-        larger than the body): the API's size then proves nothing about the one in use."""
-        return key in self.confirmed or (api_size is not None and size == api_size)
+        """``size`` is no guess: it is the proven size, or (none proven) the API's."""
+        if size is None:
+            return False
+        known = self.confirmed.get(key)
+        return known == size if known is not None else size == api_size
 
     def claim_probes(self, keys: dict[str, str],
                      known: Callable[[str], int | None]) -> list[str]:

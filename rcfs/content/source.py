@@ -50,6 +50,11 @@ class ContentBody(Protocol):
     content_type: str | None
     requests: int
 
+    @property
+    def size_proven(self) -> bool:
+        """``total_size`` is proved, not just a 200's Content-Length."""
+        ...
+
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]: ...
 
 

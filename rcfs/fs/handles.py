@@ -24,6 +24,7 @@ class Handle:
     data: bytes | None  # inline snapshot (texts, status.json)
     outbox: int | None = None  # the outbox's handle of a file opened for writing
     content: OpenContent | None = None  # content files: who reads, holding the blocks
+    page_cache: bool = False  # reads go through the kernel's page cache (not direct I/O)
 
 
 class Handles:

@@ -170,7 +170,8 @@ class RcfsOperations(XattrOps, WriteOps):
         opened = None
         if entry.content is not None:
             opened = await self.io.open(inode, path, entry, ctx.pid)
-        fh = self.handles.add(Handle(entry, inode, data, content=opened))
+        handle = Handle(entry, inode, data, content=opened)
+        fh = self.handles.add(handle)
         info = pyfuse3.FileInfo(fh=fh)
         learned = opened is not None and opened.learned
         # Immutable content keeps the page cache across opens; a live file (status.json,
@@ -187,7 +188,7 @@ class RcfsOperations(XattrOps, WriteOps):
         stale = self.attrs.reported.get(inode) != size or (
             entry.content is not None
             and not self.reader.sizes.proven(entry.content.key, entry.content.size, size))
-        info.keep_cache = not learned and not live and not stale
+        info.keep_cache = handle.page_cache = not learned and not live and not stale
         info.direct_io = learned or live or stale
         return info
 
@@ -208,11 +209,19 @@ class RcfsOperations(XattrOps, WriteOps):
         self.counters["read_bytes"] += len(data)
         shown = self.attrs.reported.get(handle.inode)  # by getattr, lookup or a listing
         if len(data) < size and shown is not None and off + len(data) < shown:
-            # Reads end only at the real end: the size shown came from a response that lied
-            # (a Content-Length larger than the body). ls -l and the kernel (which would pad
-            # the last page with zeros) get the size the reader knows now.
+            # Reads end only at the real end: the size shown was wrong (a size the API or a
+            # response gave, larger than the content). ls -l and the kernel get the size the
+            # reader knows now.
             self.attrs.drop(handle.inode)
             self._invalidate_attr(handle.inode)
+            if handle.page_cache:
+                # The kernel would pad this page with zeros and, if any attribute update
+                # raced this read, serve them up to the wrong size: an error instead, until
+                # a getattr has given it the right size (never bytes the file lacks).
+                log.warning("%s: content ends at byte %d, before the %d bytes shown; read "
+                            "refused (EIO) until the kernel has the new size",
+                            "/".join(path), off + len(data), shown)
+                raise pyfuse3.FUSEError(errno.EIO)
         return data
 
     @guard("flush")

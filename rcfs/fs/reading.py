@@ -143,6 +143,8 @@ class ContentIo:
     def close(self, opened: OpenContent) -> None:
         opened.handle.close()
         ref = opened.handle.ref
+        if opened.learned:  # its reads may have proved the size the open learned
+            self.view.record_proven(ref)
         if self.thumbnails.waiting_for(ref.key) and self._nursery is not None:
             self._nursery.start_soon(self._thumbnail_retry, ref)
 

@@ -231,18 +231,24 @@ class NamespaceView:
         look it up once (no request), so listings after a remount show the exact size (rsync
         compares sizes) instead of an estimate."""
         if not entry.is_dir and entry.content is not None:
-            size = await self.reader.probe_size(entry.content)
-            if size is not None and entry.content.size is None:
-                self.index.record_size(entry.content.key, size)
+            await self.reader.probe_size(entry.content)
+            self.record_proven(entry.content)
 
     def learned(self, entry: Entry, size: int) -> None:
-        """An exact size the open of ``entry`` learned: listings after a remount show it,
-        and it refines the estimates of files like it."""
+        """An exact size the open of ``entry`` learned: listings after a remount show it
+        (once proven), and it refines the estimates of files like it."""
         assert entry.content is not None
-        if entry.content.size is None:
-            self.index.record_size(entry.content.key, size)
+        self.record_proven(entry.content)
         duration, pages = duration_pages(entry)
         self.reader.sizes.observe(entry.content.content_type, size, duration, pages)
+
+    def record_proven(self, ref: ContentRef) -> None:
+        """Persist the size of a file the API gave none for, once it is proven: the index
+        shows a recorded size as if the API had given it, so a claim (a Content-Length
+        larger than its body) must never get there."""
+        size = self.reader.proven_size(ref.key)
+        if size is not None and ref.size is None:
+            self.index.record_size(ref.key, size)
 
     def to_probe(self, files: list[Listed]) -> list[str]:
         """Names of listed files whose size an earlier session's download may have left in
@@ -268,5 +274,5 @@ class NamespaceView:
                 log.debug("size probe of %s: %s", "/".join(path), exc)
                 return
             if size is not None:
-                self.index.record_size(entry.content.key, size)
+                self.record_proven(entry.content)
                 found(path)

@@ -373,6 +373,30 @@ async def test_lying_content_length_on_200_continues() -> None:
     assert got == data and reader.continuations == 1 and reader.total_size == 1001
 
 
+async def test_a_content_length_is_a_claim_until_its_bytes_have_arrived() -> None:
+    """A 200's Content-Length may be larger than the body: ``size_proven`` only once every
+    byte up to it was yielded, or a Content-Range total or 416 said it."""
+    data = payload(3000)
+    async with fetch_range(FakeClient(FaultyMedia(data)), URI, 0, None) as reader:
+        assert reader.total_size == 3000 and not reader.size_proven
+        got = bytearray()
+        async for _offset, chunk in reader:
+            got += chunk
+            assert reader.size_proven == (len(got) == 3000)
+    # The body ends halfway: the continuation's Content-Range proves the size.
+    server = FaultyMedia(data, fault="lie_length", count=1)
+    async with fetch_range(FakeClient(server), URI, 0, None) as reader:
+        assert (reader.total_size, reader.size_proven) == (3000, False)
+        got = bytearray()
+        async for _offset, chunk in reader:
+            got += chunk
+            assert reader.size_proven == (reader.requests == 2)
+        assert (bytes(got), reader.total_size, reader.size_proven) == (data, 3000, True)
+    # A ranged answer's Content-Range total is proof at once.
+    async with fetch_range(FakeClient(FaultyMedia(data)), URI, 100, None) as reader:
+        assert (reader.total_size, reader.size_proven) == (3000, True)
+
+
 @pytest.mark.parametrize("start", [0, 17])
 async def test_missing_content_length(start: int) -> None:
     data = payload(777)

@@ -90,10 +90,12 @@ class FakeBody:
     requests: int = 1
     fail_at: int | None = None
     total_size: int | None = None
+    size_proven: bool = False
 
     def __post_init__(self) -> None:
-        if self.announce:
+        if self.announce:  # as a 206's Content-Range total
             self.total_size = len(self.data)
+            self.size_proven = True
 
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
         return self._gen()
@@ -108,9 +110,13 @@ class FakeBody:
             else:
                 await trio.lowlevel.checkpoint()
             piece = self.data[pos:pos + self.chunk]
+            if pos + len(piece) == len(self.data):
+                self.total_size = len(self.data)  # the end of a body of unknown length
+                self.size_proven = True
             yield pos, piece
             pos += len(piece)
         self.total_size = len(self.data)
+        self.size_proven = True
 
 
 @dataclass
@@ -723,7 +729,7 @@ class FaultyMedia:
     emulator's content faults to the first requests (``faults`` is consumed in order)."""
 
     files: dict[str, bytes]
-    faults: list[str]
+    faults: list[str | None]
     chunk: int = 8192
     log: list[tuple[str | None, str | None]] = field(default_factory=list)
 
@@ -735,6 +741,8 @@ class FaultyMedia:
         asked = (headers or {}).get("Range")
         fault = self.faults.pop(0) if self.faults else None
         self.log.append((asked, fault))
+        if fault == "fail":
+            return _Entered(ApiError(500, "CMN-101", "fault: internal error"))
         start, stop = 0, size
         ranged = False
         if asked and fault != "ignore_range":
@@ -763,6 +771,72 @@ class FaultyMedia:
             reset = len(body) // 2
         return _Entered(httpx.Response(206 if ranged else 200, headers=h,
                                        stream=_Chunks(body, self.chunk, reset)))
+
+
+MEDIA_URL = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
+
+
+async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
+        tmp_path: Path) -> None:
+    """A 200 whose Content-Length is 1,000 bytes larger than its body, then a failed
+    continuation (the soak's lie_length fault): the claim stays the reader's working size,
+    but it is not proven, not recorded in the cache (a later session would trust it) and
+    does not overrule the API's size. The next download proves and records the real one."""
+    data = payload(3 * BS + 500, 3)
+    media = FaultyMedia({MEDIA_URL: data}, ["lie_length", "fail", "fail"])
+    ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
+    with_api_size = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", len(data), None)
+    async with reader_on(tmp_path, ApiContentSource(media)) as reader:
+        with pytest.raises(ContentUnavailableError, match="rec/7"):
+            await read_all(reader, ref)
+        await reader.settle(ref)
+        assert reader.known_size(ref) == len(data) + 1000  # what an open must work with
+        assert reader.proven_size(ref.key) is None
+        assert reader.known_size(with_api_size) == len(data)
+        info = await reader.cached_info(ref)
+        assert info is not None and info.present == {0, 1, 2} and info.size is None
+        assert await read_all(reader, ref) == data
+        await reader.settle(ref)
+        assert reader.proven_size(ref.key) == reader.known_size(ref) == len(data)
+        info = await reader.cached_info(ref)
+        assert info is not None and info.size == len(data)
+    assert [f for _asked, f in media.log] == ["lie_length", "fail", "fail", None]
+
+
+async def test_a_claim_does_not_replace_a_proven_size(tmp_path: Path) -> None:
+    """With the size proven (a 206's Content-Range total), a later 200 claiming 1,000 more
+    bytes changes nothing: the file still ends at its proven size, so the download stops
+    there (no continuation is asked for the 1,000 bytes that do not exist)."""
+    data = payload(2 * BS + 300, 4)
+    media = FaultyMedia({MEDIA_URL: data}, [None, "lie_length", "fail"])
+    ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
+    async with reader_on(tmp_path, ApiContentSource(media)) as reader:
+        assert await reader.read(ref, 2 * BS, BS) == data[2 * BS:]
+        assert reader.proven_size(ref.key) == len(data)
+        assert await read_all(reader, ref) == data
+        await reader.settle(ref)
+        assert reader.known_size(ref) == reader.proven_size(ref.key) == len(data)
+    assert media.log == [(f"bytes={2 * BS}-", None), (None, "lie_length")]
+
+
+async def test_a_body_longer_than_the_proven_size_fails_and_unproves_it(
+        tmp_path: Path) -> None:
+    """The object is longer than the size an earlier session proved and recorded: bytes
+    past that size are never stored under the last block; the download fails, and the
+    size is no longer taken as proven (the next response's counts)."""
+    data = payload(3 * BS, 5)
+    media = FaultyMedia({MEDIA_URL: data}, [])
+    ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
+    async with reader_on(tmp_path, ApiContentSource(media)) as reader:
+        await reader.cache.set_meta(ref.key, block_size=BS, size=2 * BS + 300,
+                                    content_type=None)
+        with pytest.raises(ContentUnavailableError, match="past the proven size"):
+            await reader.read(ref, 0, 3 * BS)
+        assert reader.proven_size(ref.key) is None
+        await reader.settle(ref)
+        # Read from where the old size ended: the size the response proves counts at once.
+        assert await reader.read(ref, 2 * BS, BS) == data[2 * BS:]
+        assert reader.proven_size(ref.key) == 3 * BS
 
 
 @settings(max_examples=40, deadline=None,

@@ -39,6 +39,7 @@ from tests.fs_api_support import (
     Kernel,
     make_fs,
     readdir,
+    ref,
 )
 
 
@@ -266,20 +267,24 @@ async def test_open_of_an_unknown_size_learns_it_and_uses_direct_io(fs: Fs) -> N
     path = (ALICE, "Voicemail", "vm1.mp3")
     shown = (await fs.lookup(*path)).st_size
     assert shown not in (0, len(VM1))  # an estimate from the duration
+    fs.source.last_piece = trio.Event()  # the body's end (the proof) waits for the test
     ino, info = await open_read(fs, *path)
     assert (info.direct_io, info.keep_cache) == (True, False)
     assert ino in fs.kernel.inodes  # the estimate the kernel holds is stale
-    assert fs.index.recorded == {"vm/1": len(VM1)}
+    assert fs.index.recorded == {}  # a Content-Length is a claim until its body ends
     assert fs.reader.cache.held("vm/1")
     assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM1)
-    # Known, but not proved by a read to the end: still direct I/O.
+    # Known, but not proved by the body's end: still direct I/O.
     _, second = await open_read(fs, *path)
     assert (second.direct_io, second.keep_cache) == (True, False)
+    fs.source.last_piece.set()
     assert await read_all(fs, info.fh) == VM1
+    await wait_until(lambda: fs.reader.proven_size("vm/1") is not None)
     await fs.ops.release(info.fh)
     await fs.ops.release(second.fh)
+    assert fs.index.recorded == {"vm/1": len(VM1)}  # proved: listings after a remount
     await wait_until(lambda: not fs.reader.cache.held("vm/1"))  # (and the download's)
-    # Read to its end: the size is no guess, and the kernel was given it.
+    # Proved, and the kernel was given it: the page cache.
     await fs.lookup(*path)
     _, third = await open_read(fs, *path)
     assert (third.direct_io, third.keep_cache) == (False, True)
@@ -323,6 +328,51 @@ async def test_a_size_a_response_changed_is_not_proved_by_the_api(fs: Fs) -> Non
     fs.ops.attrs.reported[ino] = lie  # and what a getattr then showed the kernel
     info = await fs.ops.open(ino, os.O_RDONLY, CTX)
     assert (info.direct_io, info.keep_cache) == (True, False)
+    await fs.ops.release(info.fh)
+
+
+async def test_a_size_proven_before_is_no_proof_of_another(fs: Fs) -> None:
+    """A proven size counts for that size only: once a response claimed another (the
+    kernel shown it by a getattr), the open reads directly (a whole read got 1,024 bytes
+    of zeros past the end when any earlier proof of the file counted)."""
+    vm = await fs.lookup(ALICE, "Voicemail")
+    fh = await fs.ops.opendir(vm.st_ino, CTX)
+    await readdir(fs.ops, fh)
+    ino = fs.ops.inodes.known((ALICE, "Voicemail", "vm1.mp3"))
+    assert ino is not None
+    fs.reader.sizes.confirmed["vm/1"] = len(VM1)
+    fs.reader._sizes["vm/1"] = len(VM1) + 1024
+    fs.ops.attrs.reported[ino] = len(VM1)
+    info = await fs.ops.open(ino, os.O_RDONLY, CTX)
+    assert (info.direct_io, info.keep_cache) == (False, True)  # the proven size, shown
+    await fs.ops.release(info.fh)
+    del fs.reader.sizes.confirmed["vm/1"]  # the proof was of another size
+    fs.ops.attrs.reported[ino] = len(VM1) + 1024
+    info = await fs.ops.open(ino, os.O_RDONLY, CTX)
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    await fs.ops.release(info.fh)
+
+
+async def test_a_page_cache_read_ending_before_the_size_shown_is_an_error(fs: Fs) -> None:
+    """The API's size, which the kernel holds, is 1,024 bytes more than the content: the
+    kernel would pad a short page-cache read with zeros and, if an attribute update raced
+    it, serve them. The read fails (EIO) instead until the kernel has the real size."""
+    vm = fs.index.trees["101"].subdir("Voicemail")
+    assert vm.children is not None
+    lying = ref("vm/2", len(VM2) + 1024)
+    vm.children["vm2.pdf"].content = lying
+    ino, info = await open_read(fs, ALICE, "Voicemail", "vm2.pdf")
+    assert (info.direct_io, info.keep_cache) == (False, True)
+    off = len(VM2) - 100
+    with pytest.raises(pyfuse3.FUSEError) as caught:
+        await fs.ops.read(info.fh, off, 4096)
+    assert caught.value.errno == errno.EIO
+    await wait_until(lambda: ino in fs.kernel.inodes)  # attributes dropped in the kernel
+    with pytest.raises(pyfuse3.FUSEError):  # still shown the wrong size: still refused
+        await fs.ops.read(info.fh, off, 4096)
+    await wait_until(lambda: fs.reader.proven_size("vm/2") == len(VM2))  # by its body
+    assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM2)
+    assert await fs.ops.read(info.fh, off, 4096) == VM2[off:]
     await fs.ops.release(info.fh)
 
 

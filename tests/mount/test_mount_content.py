@@ -29,6 +29,7 @@ from tests.mount_helper import (
     Mounted,
     RequestLog,
     brief,
+    cached_state,
     content_requests,
     expected_bytes,
     files_under,
@@ -395,6 +396,46 @@ def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: Emulat
     assert content_requests(log.since()) == [], brief(content_requests(log.since()))
     for path, size in sizes.items():
         assert os.stat(path).st_size == size, path
+
+
+def test_a_lying_content_length_never_outlives_its_download(mnt: Mounted, emu: EmulatorProc,
+                                                            boxes: dict[str, Mailbox],
+                                                            tmp_path: Path) -> None:
+    """The soak's wrong bytes (CI, 2026-12-05: a seek read got 1,024 bytes past the end).
+    A voicemail (no size from the API) answers a 200 whose Content-Length is 1,024 bytes
+    more than its body, and every request after it fails. The claimed size must not be
+    recorded: a remount showed it as if the API had given it, page-cache reads then ran
+    past the real end, and the kernel padded them with zeros. After the remount ``stat``,
+    a read at the tail and ``cp`` give the real size and bytes."""
+    require_tools("cp")
+    box = boxes["101"]
+    path = next(p for p in box.files("Voicemail")
+                if p.suffix == ".mp3" and cached_state(p) == "none"
+                and len(box.expected(p)) > 3 * 65536)
+    want = box.expected(path)
+    where = rf"/message-store/{_id_of(path.name)}/content/"
+    lie = emu.fault(kind="lie_length", extra=1024, count=1, path=where)["id"]
+    emu.fault(kind="status", status=500, skip=1, path=where)
+    try:
+        res = run(["cp", str(path), str(tmp_path / "failed")], check=False, timeout=120)
+        assert res.returncode != 0, "every request after the lie failed: cp cannot succeed"
+        assert want.startswith((tmp_path / "failed").read_bytes())
+        rules = {r["id"]: r for r in emu.admin("GET", "/_emulator/faults")}
+        assert rules[lie]["applied"] == 1
+    finally:
+        emu.clear_faults()
+    mnt.restart()
+    mnt.wait_loaded()
+    assert path.stat().st_size != len(want) + 1024, "the lie was recorded"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, len(want) - 100) == want[-100:]
+        assert os.fstat(fd).st_size == len(want)
+    finally:
+        os.close(fd)
+    run(["cp", str(path), str(tmp_path / "copy")])
+    assert (tmp_path / "copy").read_bytes() == want
+    assert path.stat().st_size == len(want)
 
 
 def _mkdir(path: Path) -> Path:
