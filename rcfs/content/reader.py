@@ -91,13 +91,13 @@ class ContentReader(_ReadPath):
 
     def known_size(self, ref: ContentRef) -> int | None:
         """The exact size if it is known without any I/O: a proven one (a download of this
-        session, or the cache's record once ``probe_size`` looked it up), else the API's
-        metadata, else what a response claimed (a Content-Length not yet proved by its body:
-        the API's size is not overruled by a claim)."""
-        proven = self.sizes.confirmed.get(ref.key)
-        if proven is not None:
-            return proven
-        return ref.size if ref.size is not None else self.known_size_of(ref.key)
+        session, or the cache's record once ``probe_size`` looked it up), else what a
+        response claimed (a Content-Length not yet proved by its body), else the API's
+        metadata. A claim that differs from the API's size is shown: the size is then
+        proved by neither, so opens read directly and reads end at the real end (shown the
+        smaller one, the kernel would end page-cache reads there, short of the content)."""
+        size = self.known_size_of(ref.key)
+        return size if size is not None else ref.size
 
     def known_size_of(self, key: str) -> int | None:
         """``known_size`` by content key, without the API's metadata (listings from the

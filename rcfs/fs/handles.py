@@ -25,6 +25,7 @@ class Handle:
     outbox: int | None = None  # the outbox's handle of a file opened for writing
     content: OpenContent | None = None  # content files: who reads, holding the blocks
     page_cache: bool = False  # reads go through the kernel's page cache (not direct I/O)
+    size_told: int | None = None  # the new size the kernel was last told to ask for
 
 
 class Handles:

@@ -207,8 +207,16 @@ class RcfsOperations(XattrOps, WriteOps):
         path = self.inodes.path(handle.inode) or (handle.entry.name,)
         data = await self.io.read(handle.content, path, off, size)
         self.counters["read_bytes"] += len(data)
+        self._check_size(handle, path, off + len(data), len(data) < size)
+        return data
+
+    def _check_size(self, handle: Handle, path: Path, end: int, short: bool) -> None:
+        """A read that ended at ``end`` (before what was asked: ``short``) against the size
+        the kernel holds: a wrong one is corrected, and never padded with zeros."""
         shown = self.attrs.reported.get(handle.inode)  # by getattr, lookup or a listing
-        if len(data) < size and shown is not None and off + len(data) < shown:
+        if shown is None:
+            return
+        if short and end < shown:
             # Reads end only at the real end: the size shown was wrong (a size the API or a
             # response gave, larger than the content). ls -l and the kernel get the size the
             # reader knows now.
@@ -220,9 +228,17 @@ class RcfsOperations(XattrOps, WriteOps):
                 # a getattr has given it the right size (never bytes the file lacks).
                 log.warning("%s: content ends at byte %d, before the %d bytes shown; read "
                             "refused (EIO) until the kernel has the new size",
-                            "/".join(path), off + len(data), shown)
+                            "/".join(path), end, shown)
                 raise pyfuse3.FUSEError(errno.EIO)
-        return data
+            return
+        known = self.view.size(handle.entry)
+        if known is not None and known != shown and handle.size_told != known:
+            # A response changed the size since the kernel was given it (an API size smaller
+            # than the content would end page-cache reads early): its attributes are
+            # dropped, so a read reaching the old end asks for the new size first.
+            handle.size_told = known
+            self.attrs.drop(handle.inode)
+            self._invalidate_attr(handle.inode)
 
     @guard("flush")
     async def flush(self, fh: int) -> None:

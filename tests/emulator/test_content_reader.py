@@ -780,8 +780,9 @@ async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
         tmp_path: Path) -> None:
     """A 200 whose Content-Length is 1,000 bytes larger than its body, then a failed
     continuation (the soak's lie_length fault): the claim stays the reader's working size,
-    but it is not proven, not recorded in the cache (a later session would trust it) and
-    does not overrule the API's size. The next download proves and records the real one."""
+    but it is not proven and not recorded in the cache (a later session would trust it);
+    with the API's size different, neither is proven. The next download proves and
+    records the real one."""
     data = payload(3 * BS + 500, 3)
     media = FaultyMedia({MEDIA_URL: data}, ["lie_length", "fail", "fail"])
     ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
@@ -792,7 +793,8 @@ async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
         await reader.settle(ref)
         assert reader.known_size(ref) == len(data) + 1000  # what an open must work with
         assert reader.proven_size(ref.key) is None
-        assert reader.known_size(with_api_size) == len(data)
+        assert reader.known_size(with_api_size) == len(data) + 1000
+        assert not reader.sizes.proven(ref.key, len(data), len(data) + 1000)
         info = await reader.cached_info(ref)
         assert info is not None and info.present == {0, 1, 2} and info.size is None
         assert await read_all(reader, ref) == data

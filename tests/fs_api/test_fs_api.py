@@ -21,6 +21,7 @@ from typing import Any, cast
 import pyfuse3
 import pytest
 import trio
+import trio.testing
 
 from rcfs.api.errors import ApiError, AuthRequiredError
 from rcfs.content.errors import ContentUnavailableError
@@ -373,6 +374,26 @@ async def test_a_page_cache_read_ending_before_the_size_shown_is_an_error(fs: Fs
     await wait_until(lambda: fs.reader.proven_size("vm/2") == len(VM2))  # by its body
     assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM2)
     assert await fs.ops.read(info.fh, off, 4096) == VM2[off:]
+    await fs.ops.release(info.fh)
+
+
+async def test_a_size_a_response_makes_larger_reaches_the_kernel(fs: Fs) -> None:
+    """The API's size, which the kernel holds, is 1,000 bytes short of the content: the
+    kernel would end page-cache reads there. The first read that knows better drops the
+    kernel's attributes (once), so a read reaching the old end asks for the new size."""
+    vm = fs.index.trees["101"].subdir("Voicemail")
+    assert vm.children is not None
+    vm.children["vm2.pdf"].content = ref("vm/2", len(VM2) - 1000)
+    ino, info = await open_read(fs, ALICE, "Voicemail", "vm2.pdf")
+    assert (info.direct_io, info.keep_cache) == (False, True)
+    assert fs.kernel.inodes == []
+    assert await fs.ops.read(info.fh, 0, 4096) == VM2[:4096]  # the response said more
+    await wait_until(lambda: fs.kernel.inodes == [ino])
+    assert await fs.ops.read(info.fh, 4096, 4096) == VM2[4096:8192]
+    await trio.testing.wait_all_tasks_blocked()
+    assert fs.kernel.inodes == [ino]  # told once
+    assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM2)
+    assert await read_all(fs, info.fh) == VM2
     await fs.ops.release(info.fh)
 
 
