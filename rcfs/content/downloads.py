@@ -95,7 +95,7 @@ class _Downloads(_ReaderState):
                 complete = await self._pump(f, s, body, q)
                 self._learn(f, body.total_size, body.size_proven, body.content_type)
                 if complete:
-                    if f.size is None or not f.proven:
+                    if not self._proven(f):
                         self._learn(f, s.pos, True, None)  # the body ended: EOF is here
                     if len(s.buf):
                         block = s.block
@@ -161,11 +161,10 @@ class _Downloads(_ReaderState):
                 stall.deadline = math.inf
                 if offset != s.pos:  # pragma: no cover - the source guarantees contiguity
                     raise RuntimeError(f"non-contiguous piece at {offset}, expected {s.pos}")
-                if f.proven and f.size is not None and s.pos + len(chunk) > f.size:
+                if f.size is not None and s.pos + len(chunk) > f.size and self._proven(f):
                     # A body longer than the proven size: blocks past it would be queued
                     # under the last block's index. The object changed: prove it anew.
-                    f.proven = False
-                    self.sizes.confirmed.pop(f.key, None)
+                    del self.sizes.confirmed[f.key]
                     raise ContentChangedError(
                         f"{f.key}: the body runs past the proven size of {f.size} bytes")
                 s.buf.add(chunk)
@@ -225,26 +224,23 @@ class _Downloads(_ReaderState):
                content_type: str | None) -> None:
         """What a response told of the size: a proven total replaces any size, a claim (a
         200's Content-Length) replaces only one that is not proven."""
-        if total is not None and total != f.size and (proven or not f.proven):
+        if total is not None and total != f.size and (proven or not self._proven(f)):
             if f.size is not None:
                 log.info("%s: size %d%s (was %d%s)", f.key, total,
                          "" if proven else " claimed", f.size,
-                         " proven" if f.proven else "")
-            f.size, f.proven = total, proven
-        elif total is not None and total == f.size and proven:
-            f.proven = True
+                         " proven" if self._proven(f) else "")
+            f.size = total
+        if total is not None and total == f.size and proven:
+            self.sizes.confirmed[f.key] = total
         if f.size is not None:
             self._sizes[f.key] = f.size
-            if f.proven:
-                self.sizes.confirmed[f.key] = f.size
         if content_type and not f.content_type:
             f.content_type = content_type
 
-    @staticmethod
-    def _meta(f: _File) -> tuple[int | None, str | None]:
+    def _meta(self, f: _File) -> tuple[int | None, str | None]:
         """What the cache may record of ``f``: its size only once proven (a claim persisted
         would outlive its correction, and a later session would trust it)."""
-        return (f.size if f.proven else None, f.content_type)
+        return (f.size if self._proven(f) else None, f.content_type)
 
     async def _save_meta(self, f: _File) -> None:
         meta = self._meta(f)

@@ -125,7 +125,6 @@ class ContentReader(_ReadPath):
         info = await self.cache.info(ref.key)
         if info is not None and info.size is not None:
             self.sizes.confirmed[ref.key] = info.size  # the cache records proven sizes only
-            self._sizes[ref.key] = info.size
         return self.known_size(ref)
 
     async def size(self, ref: ContentRef, *, deadline: float | None = None,

@@ -163,10 +163,6 @@ class _File:
     gone_error: BaseException | None = None
     no_extra_until: float = -math.inf
     last_error: BaseException | None = None
-    proven: bool = False
-    """``size`` is proved (a Content-Range total, a body delivered to its end, the cache's
-    record), not a claim: a 200's Content-Length can be larger than its body. Only a proven
-    size is persisted, and only a proven size lets the kernel's page cache serve reads."""
     saved_meta: tuple[int | None, str | None] = (None, None)
     wake_at: float = math.inf
     """A download notifies for new bytes only once it reaches this offset (the least one a
@@ -215,7 +211,7 @@ class _ReaderState:
         self._writes: list[trio.Event] = []
         self._queues: set[_WriteQueue] = set()
         self._closing = False
-        self._sizes: dict[str, int] = {}  # exact sizes learned (this session or the cache's)
+        self._sizes: dict[str, int] = {}  # told by responses, claims too (proven: sizes.confirmed)
         self._probed: set[str] = set()  # keys whose persisted size was looked up
         self.sizes = FileSizes()  # estimates, sizes proved by reads, background probes
         self.counters: dict[str, int] = dict.fromkeys(
@@ -224,6 +220,13 @@ class _ReaderState:
              "prefetches"), 0)
 
     # -- per-file state -------------------------------------------------------------------
+
+    def _proven(self, f: _File) -> bool:
+        """``f.size`` is proved (a Content-Range total, a body delivered to its end, the
+        cache's record: ``sizes.confirmed``), not a claim: a 200's Content-Length can be
+        larger than its body. Only a proven size is persisted, and only a proven size lets
+        the kernel's page cache serve reads."""
+        return f.size is not None and self.sizes.confirmed.get(f.key) == f.size
 
     async def _file(self, ref: ContentRef) -> _File:
         f = self._files.get(ref.key)
@@ -243,8 +246,7 @@ class _ReaderState:
                 f.block_size = info.block_size
                 f.present = set(info.present)
                 if info.size is not None:  # the cache records proven sizes only
-                    f.size, f.proven = info.size, True
-                    self.sizes.confirmed[ref.key] = info.size
+                    f.size = self.sizes.confirmed[ref.key] = info.size
                 f.content_type = info.content_type or f.content_type
                 f.saved_meta = (info.size, info.content_type)
             f.loaded.set()
