@@ -849,7 +849,7 @@ def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFa
                                              size: int, reads: list[tuple[int, int]],
                                              faults: list[str], seed: int) -> None:
     data = payload(size, seed)
-    url = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
+    url = MEDIA_URL
     media = FaultyMedia({url: data}, list(faults))
     path = tmp_path_factory.mktemp("faults")
 
