@@ -9,7 +9,8 @@ HTTP remote, and curl reads the same URLs: the limit row. In one run:
 
   * cold sequential reads of fresh 64 MiB recordings by curl, rcfs and ``rclone mount
     --vfs-cache-mode full``, the order rotating file by file; rcfs's time runs until its
-    download has finished writing the block cache (status.json: no active stream);
+    download has finished writing the block cache (status.json: no active stream). curl
+    also saves each file to the disk rcfs caches on: what storing the bytes costs here;
   * the first reread of each file through rcfs (served by rcfs: that file's first open used
     direct I/O, so the kernel kept no pages) and through rclone: half of the files right
     after their cold read, the other half once all cold reads are done (a minute or more
@@ -17,7 +18,8 @@ HTTP remote, and curl reads the same URLs: the limit row. In one run:
     rows say;
   * warm rereads from the page cache, alternating with the same bytes on local disk;
   * after a remount of both, with the page cache dropped before every read (root only; the
-    rows say so otherwise): rcfs's block cache from disk, rclone's cache, local disk;
+    rows say so otherwise): rcfs's block cache from disk, rclone's cache, local disk, and
+    the local files through the smallest pyfuse3 filesystem (``passthrough_fs.py``);
   * ``ls -l`` of a 10,000-entry folder and ffprobe + a seek in a one-hour recording.
 
 Requests are counted exactly per contender in nginx's access log (by User-Agent). Both
@@ -62,8 +64,8 @@ from tests.emulator_proc import EmulatorProc  # importable: benchlib puts ROOT o
 from tests.mount_helper import GENEROUS_LIMITS, Mounted
 
 WAV_RATE = 16000  # bytes/s of the emulator's 8 kHz 16-bit mono recordings
-CONTENDERS = ("curl", "rcfs", "rclone")
-AGENTS = {"curl": "curl/", "rcfs": "rcfs/", "rclone": "rclone/"}
+CONTENDERS = ("curl", "curl-file", "rcfs", "rclone")
+AGENTS = {"curl": "curl/", "curl-file": "curl-file/", "rcfs": "rcfs/", "rclone": "rclone/"}
 
 
 def read_in_process(path: Path) -> float:
@@ -142,14 +144,19 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx, soon: Rereads) -> float
     reread seconds later, as a user replaying a file would."""
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     mark = web.mark()
+    auth = ["-H", f"Authorization: Bearer {ctx['token']}"]
     for i in range(len(ctx["rids"])):
-        order = CONTENDERS[i % 3:] + CONTENDERS[:i % 3]
-        for who in order:
+        k = i % len(CONTENDERS)
+        for who in CONTENDERS[k:] + CONTENDERS[:k]:
             settle()  # no one's cache writes still going to disk during another's turn
             if who == "curl":
-                times[who].append(timed(["curl", "-sf", "-o", "/dev/null", "-H",
-                                         f"Authorization: Bearer {ctx['token']}",
+                times[who].append(timed(["curl", "-sf", "-o", "/dev/null", *auth,
                                          ctx["urls"][i]]))
+            elif who == "curl-file":
+                out = ctx["curl_out"] / f"{i}.wav"
+                times[who].append(timed(["curl", "-sf", "-A", "curl-file/1", "-o", str(out),
+                                         *auth, ctx["urls"][i]]))
+                out.unlink()
             elif who == "rcfs":
                 t0 = time.perf_counter()
                 dd(ctx["targets"][i])
@@ -157,11 +164,15 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx, soon: Rereads) -> float
                 times[who].append(time.perf_counter() - t0)
             elif ctx["rclone"] is not None:
                 times[who].append(dd(ctx["rclone"] / ctx["rids"][i] / "content"))
-            if who != "curl" and i % 2 == 0 and (who == "rcfs" or ctx["rclone"] is not None):
+            if who in ("rcfs", "rclone") and i % 2 == 0 and (
+                    who == "rcfs" or ctx["rclone"] is not None):
                 soon.read(ctx, web, who, i)
     n, size = len(ctx["rids"]), ctx["size"]
     curl = t.add(f"curl, cold (median of {n} files)", times["curl"], size,
                  f"{web.requests(mark, AGENTS['curl'])} for {n} files")
+    t.add("curl to a file on the cache's disk (stores the bytes, as rcfs and rclone do)",
+          times["curl-file"], size,
+          f"{web.requests(mark, AGENTS['curl-file'])} for {n} files", ref=curl)
     t.add("rcfs cold, incl. block-cache writes", times["rcfs"], size,
           f"{web.requests(mark, AGENTS['rcfs'])} for {n} files", ref=curl)
     if times["rclone"]:
@@ -219,23 +230,30 @@ def warm_rows(t: Table, ctx: dict[str, Any], web: Nginx, rounds: int) -> float:
     return hot
 
 
-def dropped_rows(t: Table, ctx: dict[str, Any], web: Nginx) -> None:
-    """After a remount (empty RAM), every read on a dropped page cache, rotating order."""
+def dropped_rows(t: Table, ctx: dict[str, Any], web: Nginx, passthrough: Path) -> None:
+    """After a remount (empty RAM), every read on a dropped page cache, rotating order.
+    ``passthrough`` mounts the local copies through the smallest pyfuse3 filesystem
+    (``scripts/passthrough_fs.py``): what FUSE in Python costs before any of rcfs's work."""
     dropped = IS_ROOT
     note = "page cache dropped" if dropped else "page cache NOT dropped (not root)"
-    times: dict[str, list[float]] = {"local": [], "rcfs": [], "rclone": []}
+    names = ("local", "passthrough", "rcfs", "rclone")
+    times: dict[str, list[float]] = {who: [] for who in names}
     mark = web.mark()
     for i, rid in enumerate(ctx["rids"]):
-        paths = {"local": ctx["locals"][i], "rcfs": ctx["targets"][i],
+        local = ctx["locals"][i]
+        paths = {"local": local, "passthrough": passthrough / local.name,
+                 "rcfs": ctx["targets"][i],
                  "rclone": None if ctx["rclone"] is None else ctx["rclone"] / rid / "content"}
-        names = ("local", "rcfs", "rclone")
-        for who in names[i % 3:] + names[:i % 3]:
+        k = i % len(names)
+        for who in names[k:] + names[:k]:
             path = paths[who]
             if path is not None:
                 drop_caches()
                 times[who].append(dd(path))
     size = ctx["size"]
     ref = t.add(f"local disk, {note} (dd)", times["local"], size, None)
+    t.add(f"same files through a minimal pyfuse3 passthrough, {note}", times["passthrough"],
+          size, None, ref=ref)
     t.add(f"rcfs after remount, block cache, {note}", times["rcfs"], size,
           web.requests(mark, AGENTS["rcfs"]), ref=ref)
     if times["rclone"]:
@@ -287,6 +305,8 @@ def run(args: argparse.Namespace, work: Path) -> Table:
             base = f"/restapi/v1.0/account/{acc}/recording"
             ctx["urls"] = [f"{web.url}{base}/{rid}/content" for rid in ctx["rids"]]
             (work / "local").mkdir()
+            ctx["curl_out"] = work / "curl-out"  # beside rcfs's cache: the same disk
+            ctx["curl_out"].mkdir()
             ctx["locals"] = []
             for rid in ctx["rids"]:  # the same bytes on local disk, the reference
                 ctx["locals"].append(work / "local" / f"{rid}.wav")
@@ -316,7 +336,9 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                                                      work / "rclone-cache", ra_kib))
                 ctx["targets"] = [find(folder, f"Recordings/*/*[[]{rid}].wav")
                                   for rid in ctx["rids"]]
-                dropped_rows(t, ctx, web)
+                passthrough = stack.enter_context(benchlib.passthrough_mount(
+                    work / "local", work / "passthrough"))
+                dropped_rows(t, ctx, web, passthrough)
         finally:
             mnt.unmount()
     return t
@@ -349,9 +371,10 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     t.print()
     print("\nratio: reference time / this time; > 1 is faster than the reference. Cold and "
-          "first-reread rows against curl's cold median (same nginx, same run); warm rows "
-          "against local disk from the page cache (dd against dd, in-process against "
-          "in-process); after-remount rows against local disk with the page cache dropped. "
+          "first-reread rows against curl's cold median (same nginx, same run), and so is "
+          "curl to a file; warm rows against local disk from the page cache (dd against dd, "
+          "in-process against in-process); after-remount rows and the passthrough row "
+          "against local disk with the page cache dropped. "
           "requests: content requests nginx logged for that client, in total.")
     if WARM_RATES:
         print(f"\nfresh memory before timed reads: {len(WARM_RATES)} warm-ups of "

@@ -258,16 +258,44 @@ def rclone_mount(url: str, mountpoint: Path, cache: Path,
             set_read_ahead(mountpoint, read_ahead)
         yield mountpoint
     finally:
-        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False,
-                       capture_output=True, timeout=30)
-        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
-                       capture_output=True, timeout=30)
-        proc.terminate()
+        _unmount(mountpoint, proc)
+
+
+@contextlib.contextmanager
+def passthrough_mount(source: Path, mountpoint: Path) -> Iterator[Path]:
+    """``scripts/passthrough_fs.py`` (the smallest pyfuse3 filesystem over a local folder,
+    rcfs's mount options and read-ahead) mounted at ``mountpoint``."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "passthrough_fs.py"), str(source),
+         str(mountpoint)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        ready = threading.Timer(30, proc.kill)  # a mount that never comes up ends the wait
+        ready.start()
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            line = proc.stdout.readline()
+        finally:
+            ready.cancel()
+        if line.strip() != b"ready":
+            raise RuntimeError("the passthrough filesystem did not come up")
+        yield mountpoint
+    finally:
+        _unmount(mountpoint, proc)
+
+
+def _unmount(mountpoint: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Unmount (lazily if it is busy), then stop the server this script started."""
+    subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False,
+                   capture_output=True, timeout=30)
+    subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
+                   capture_output=True, timeout=30)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def wait_settled(status_file: Path, timeout: float = 120.0) -> None:
