@@ -24,7 +24,7 @@ import contextvars
 import enum
 import itertools
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,18 @@ class Priority(enum.IntEnum):
 
 TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("rcfs_tenant", default=None)
 """Fairness key of the work running in this context (None: one shared tenant)."""
+
+ON_SLOT: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "rcfs_on_slot", default=None)
+"""Called in the requesting task when ``slot`` grants its request: from then on the request
+has spent its budget whether or not anyone reads the answer. The content reader drops a
+download nobody waits for any more only while this has not been called."""
+
+
+def _granted() -> None:
+    hook = ON_SLOT.get()
+    if hook is not None:
+        hook()
 
 
 @dataclass(eq=False)
@@ -217,12 +229,14 @@ class RequestScheduler:
         if group.lower() in UNTHROTTLED_GROUPS:
             g = self._group(group)
             g.sent += 1
+            _granted()
             yield Slot(g.name.lower(), trio.current_time())
             return
         g = self._group(group)
         w = await self._acquire(g, priority, deadline, tenant if tenant else TENANT.get())
         assert w.granted_at is not None
         slot = Slot(g.name.lower(), w.granted_at, w.tenant)
+        _granted()
         try:
             yield slot
         finally:

@@ -16,7 +16,7 @@ import trio
 
 from rcfs.api.content import ContentChangedError
 from rcfs.api.errors import ApiError, RcError
-from rcfs.api.scheduler import Priority
+from rcfs.api.scheduler import ON_SLOT, Priority
 from rcfs.content.reader_state import _File, _ReaderState, _Stream
 from rcfs.content.source import ContentBody, ContentRef
 from rcfs.content.writequeue import _WriteQueue
@@ -85,6 +85,7 @@ class _Downloads(_ReaderState):
     async def _download(self, f: _File, s: _Stream, deadline: float | None,
                         q: _WriteQueue) -> None:
         body: ContentBody | None = None
+        sent = ON_SLOT.set(s.on_sent)  # from its slot on, the request is not dropped
         try:
             async with self.source.open(f.ref, s.start, priority=s.priority,
                                         deadline=deadline) as body:
@@ -101,6 +102,7 @@ class _Downloads(_ReaderState):
                         block = s.block
                         await self._queue(f, q, block, s.buf.take(len(s.buf)))
         finally:
+            ON_SLOT.reset(sent)
             if body is not None:
                 self.counters["requests"] += body.requests - 1  # continuations
 

@@ -175,6 +175,8 @@ class ContentReader(_ReadPath):
         s = f.live
         if s is None:
             return "no download running"
+        if not s.opened and s.sent:
+            return "request sent, waiting for its answer"
         if not s.opened:
             return (f"waiting for a {f.ref.group} request slot "
                     f"({self.source.describe(f.ref.group)})")
@@ -183,11 +185,13 @@ class ContentReader(_ReadPath):
     def _drop_unwanted(self, f: _File) -> None:
         """The last reader left (timed out, interrupted, the process died): a download
         started for readers that is still waiting for a request slot is no longer wanted
-        (sending it would spend budget nobody asked for). One that is running goes on."""
+        (sending it would spend budget nobody asked for). One whose request has its slot goes
+        on: the budget is spent, and its bytes will serve the next read instead of a second
+        request."""
         if f.readers:
             return
         for s in f.streams:
-            if s.wanted and not s.opened and not s.done:
+            if s.wanted and not s.opened and not s.sent and not s.done:
                 log.debug("%s: dropping queued download %d (no reader left)", f.key, s.id)
                 s.scope.cancel()
 

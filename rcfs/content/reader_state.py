@@ -96,6 +96,7 @@ class _Stream:
     optional: bool = False
     wanted: bool = True  # started for a reader (not a prefetch): dropped if all leave early
     opened: bool = False
+    sent: bool = False  # its request got a slot (``scheduler.ON_SLOT``): budget is spent
     done: bool = False
     stop: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -118,6 +119,9 @@ class _Stream:
     def block(self) -> int:
         """The next block this stream will complete."""
         return self.buf_start // self.block_size
+
+    def on_sent(self) -> None:
+        self.sent = True
 
     def on_open(self, now: float) -> None:
         self.opened = True

@@ -276,8 +276,10 @@ class _ReadPath(_Downloads):
             return f"timed out; last download error: {f.last_error}"
         if s is None:
             return "timed out with no download running"
+        if not s.opened and s.sent:
+            return f"timed out waiting for the answer to the {f.ref.group} request"
         if not s.opened:
-            return (f"timed out waiting for the {f.ref.group} request to be sent or answered "
+            return (f"timed out waiting for a {f.ref.group} request slot "
                     f"({self.source.describe(f.ref.group)})")
         return f"timed out; download at byte {s.pos} ({(s.rate or 0) / 1e6:.2f} MB/s)"
 

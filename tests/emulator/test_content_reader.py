@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +20,12 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rcfs.api import Credentials, RcClient
 from rcfs.api.errors import ApiError, BudgetExhaustedError
-from rcfs.api.scheduler import Priority
+from rcfs.api.scheduler import ON_SLOT, Priority
 from rcfs.content.blockcache import HEADER, MIN_BUDGET, BlockCache, iter_value_files
 from rcfs.content.errors import (
     ContentNotFoundError,
@@ -236,6 +236,69 @@ async def test_closing_mid_download_does_not_restart_it(tmp_path: Path) -> None:
             await reader.read(ref, 20 * BS, 10, deadline=trio.current_time() + 10)
         assert await reader.read(ref, 0, len(data)) == data
     assert len(src.opens) == 1
+
+
+class _Gated(_Entered[FakeBody]):
+    """A request that reaches ``gate`` and waits there for its answer; with ``granted`` it
+    got its slot first (the scheduler calls ``ON_SLOT``), without it it waits for one."""
+
+    def __init__(self, body: FakeBody, src: GatedSource) -> None:
+        super().__init__(body)
+        self.src = src
+
+    async def __aenter__(self) -> FakeBody:
+        hook = ON_SLOT.get()
+        if self.src.granted and hook is not None:
+            hook()
+        self.src.arrived.set()
+        await self.src.gate.wait()
+        return await super().__aenter__()
+
+
+@dataclass
+class GatedSource(FakeSource):
+    """FakeSource whose requests wait at ``gate`` (see ``_Gated``)."""
+
+    granted: bool = True
+    gate: trio.Event = field(default_factory=trio.Event)
+    arrived: trio.Event = field(default_factory=trio.Event)  # a request waits at the gate
+
+    def open(self, ref: ContentRef, start: int, *, priority: Priority,
+             deadline: float | None) -> _Entered[FakeBody]:
+        self.opens.append((ref.key, start, priority))
+        return _Gated(FakeBody(self.files[ref.key], start, self.chunk, self.delay,
+                               self.announce), self)
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["sent", "queued"])
+async def test_a_download_whose_request_has_its_slot_outlives_its_last_reader(
+        tmp_path: Path, granted: bool) -> None:
+    """The reader that started a download leaves before the answer comes. Still waiting
+    for a slot, the download is dropped (sending it would spend budget nobody asked for).
+    Holding one, its budget is spent: it runs on and serves the next read, which costs no
+    second request (a property test found that second request)."""
+    data = payload(3 * BS + 9)
+    src = GatedSource({"rec/5": data}, granted=granted)
+    ref = ref_for("rec/5")
+    async with reader_on(tmp_path, src) as reader:
+        leave = trio.CancelScope()
+
+        async def first() -> None:
+            with leave:
+                await reader.read(ref, 0, 10)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(first)
+            await src.arrived.wait()
+            assert len(src.opens) == 1
+            assert reader.why_waiting(ref) == ("request sent, waiting for its answer" if granted
+                                               else "waiting for a Heavy request slot "
+                                                    "(fake budget, 0 spare)")
+            leave.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        src.gate.set()
+        assert await read_all(reader, ref) == data
+    assert len(src.opens) == (1 if granted else 2)
 
 
 async def test_slow_disk_does_not_hold_back_a_cold_read(tmp_path: Path) -> None:
@@ -735,14 +798,19 @@ class FaultyMedia:
 
     def stream(self, method: str, url: str, *, headers: Any = None, params: Any = None,
                priority: Priority = Priority.INTERACTIVE, deadline: float | None = None,
-               group: str | None = None) -> _Entered[httpx.Response]:
+               group: str | None = None) -> _Sent:
+        return _Sent(lambda: self._answer(url, (headers or {}).get("Range")))
+
+    def _answer(self, url: str, asked: str | None) -> httpx.Response | BaseException:
         data = self.files[url]
         size = len(data)
-        asked = (headers or {}).get("Range")
         fault = self.faults.pop(0) if self.faults else None
         self.log.append((asked, fault))
+        hook = ON_SLOT.get()  # what RcClient's scheduler does as it grants the request
+        if hook is not None:
+            hook()
         if fault == "fail":
-            return _Entered(ApiError(500, "CMN-101", "fault: internal error"))
+            return ApiError(500, "CMN-101", "fault: internal error")
         start, stop = 0, size
         ranged = False
         if asked and fault != "ignore_range":
@@ -751,7 +819,7 @@ class FaultyMedia:
             if start >= size:
                 exc = ApiError(416, "CMN-107", "Requested range not satisfiable")
                 exc.headers = {"Content-Range": f"bytes */{size}"}
-                return _Entered(exc)
+                return exc
             stop = min(size, int(hi) + 1) if hi else size
             ranged = True
         if fault == "partial_200" and not asked and size > 1:
@@ -769,8 +837,27 @@ class FaultyMedia:
             h["Content-Length"] = str(len(body))
         if fault == "reset":
             reset = len(body) // 2
-        return _Entered(httpx.Response(206 if ranged else 200, headers=h,
-                                       stream=_Chunks(body, self.chunk, reset)))
+        return httpx.Response(206 if ranged else 200, headers=h,
+                              stream=_Chunks(body, self.chunk, reset))
+
+
+class _Sent:
+    """A ``FaultyMedia`` request, sent on entry after a checkpoint: as with ``RcClient``
+    (whose scheduler and socket checkpoint first), a download cancelled before its task ran
+    sends nothing, and the request log shows only requests a server would have seen."""
+
+    def __init__(self, send: Callable[[], httpx.Response | BaseException]) -> None:
+        self.send = send
+
+    async def __aenter__(self) -> httpx.Response:
+        await trio.lowlevel.checkpoint()
+        answer = self.send()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 MEDIA_URL = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
@@ -845,6 +932,7 @@ async def test_a_body_longer_than_the_proven_size_fails_and_unproves_it(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(size=st.integers(1, 400_000), reads=reads_st,
        faults=st.lists(st.sampled_from(FAULTS), max_size=3), seed=st.integers(0, 2**16))
+@example(size=1, reads=[(65536, 1), (0, 0), (0, 0), (1, 1), (1, 1)], faults=[], seed=0)
 def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFactory,
                                              size: int, reads: list[tuple[int, int]],
                                              faults: list[str], seed: int) -> None:

@@ -12,7 +12,7 @@ import trio.testing
 from trio.testing import MockClock
 
 from rcfs.api import BudgetExhaustedError, Priority, RequestScheduler
-from rcfs.api.scheduler import DEFAULT_LIMITS
+from rcfs.api.scheduler import DEFAULT_LIMITS, ON_SLOT
 
 MARGIN = 0.1  # RequestScheduler's default window_margin
 
@@ -45,6 +45,32 @@ async def test_window_full_waits_for_oldest_send_to_expire(autojump_clock: MockC
     t11 = await take(s, "Heavy")
     assert t11 == pytest.approx(t0 + 60 + MARGIN)
     assert s.stats()["Heavy"]["waits"] == 1
+
+
+async def test_on_slot_is_called_when_the_slot_is_granted_not_while_it_waits(
+        autojump_clock: MockClock) -> None:
+    """The content reader keeps a download whose request holds a slot (its budget is
+    spent) and drops one still waiting: the hook must fire at the grant, in the task that
+    asked, and only there."""
+    s = make(limits={"Heavy": 1}, window=10.0)
+    granted: list[tuple[str, float]] = []
+    await take(s, "Heavy")  # the window's only slot: the next request waits 10 s
+    t0 = trio.current_time()
+
+    async def ask(name: str, group: str) -> None:
+        ON_SLOT.set(lambda: granted.append((name, trio.current_time())))
+        await take(s, group)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(ask, "heavy", "Heavy")
+        n.start_soon(ask, "unthrottled", "NoThrottling")
+        await trio.testing.wait_all_tasks_blocked()
+        assert granted == [("unthrottled", t0)]  # Heavy still waits for its slot
+    name, when = granted[1]
+    assert name == "heavy" and when == pytest.approx(t0 + 10 + MARGIN)
+    assert ON_SLOT.get() is None  # set inside the tasks only
+    await take(s, "Light")
+    assert len(granted) == 2
 
 
 async def test_sliding_not_fixed_window(autojump_clock: MockClock) -> None:
