@@ -65,10 +65,16 @@ class _Entered(Generic[T]):
     ``@asynccontextmanager`` generator: one abandoned mid-way by a cancelled task would be
     finalized by the garbage collector, and trio warns (an error under pytest)."""
 
-    def __init__(self, value: T | BaseException, *, hang: bool = False) -> None:
-        self.value, self.hang = value, hang
+    def __init__(self, value: T | BaseException, *, hang: bool = False,
+                 sent: Callable[[], None] | None = None) -> None:
+        self.value, self.hang, self.sent = value, hang, sent
 
     async def __aenter__(self) -> T:
+        if self.sent is not None:
+            # As with RcClient, whose scheduler and socket checkpoint before a request
+            # leaves: a download cancelled before its task ran sends nothing.
+            await trio.lowlevel.checkpoint()
+            self.sent()
         if self.hang:
             await trio.sleep_forever()
         if isinstance(self.value, BaseException):
@@ -121,7 +127,8 @@ class FakeBody:
 
 @dataclass
 class FakeSource:
-    """Serves ``files[ref.key]`` from any start; ``opens`` logs (key, start, priority)."""
+    """Serves ``files[ref.key]`` from any start; ``opens`` logs (key, start, priority) of
+    every request sent."""
 
     files: dict[str, bytes]
     chunk: int = 16 * 1024
@@ -135,11 +142,14 @@ class FakeSource:
 
     def open(self, ref: ContentRef, start: int, *, priority: Priority,
              deadline: float | None) -> _Entered[FakeBody]:
-        self.opens.append((ref.key, start, priority))
+        def sent() -> None:
+            self.opens.append((ref.key, start, priority))
+
         if self.fail is not None:
-            return _Entered(self.fail, hang=self.hang)
+            return _Entered(self.fail, hang=self.hang, sent=sent)
         return _Entered(FakeBody(self.files[ref.key], start, self.chunk, self.delay,
-                                 self.announce, fail_at=self.fail_at), hang=self.hang)
+                                 self.announce, fail_at=self.fail_at), hang=self.hang,
+                        sent=sent)
 
     def spare(self, group: str) -> int:
         return self.spare_budget
