@@ -52,17 +52,18 @@ class Priority(enum.IntEnum):
 TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("rcfs_tenant", default=None)
 """Fairness key of the work running in this context (None: one shared tenant)."""
 
-ON_SLOT: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+ON_SLOT: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
     "rcfs_on_slot", default=None)
-"""Called in the requesting task when ``slot`` grants its request: from then on the request
-has spent its budget whether or not anyone reads the answer. The content reader drops a
-download nobody waits for any more only while this has not been called."""
+"""Called with the group (lower case) in the requesting task when ``slot`` grants it a
+request: from then on the request has spent its budget whether or not anyone reads the
+answer. The content reader drops a download nobody waits for any more only until its
+group's slot is granted (a token refresh on the way takes an Auth slot first)."""
 
 
-def _granted() -> None:
+def _granted(group: str) -> None:
     hook = ON_SLOT.get()
     if hook is not None:
-        hook()
+        hook(group)
 
 
 @dataclass(eq=False)
@@ -229,14 +230,14 @@ class RequestScheduler:
         if group.lower() in UNTHROTTLED_GROUPS:
             g = self._group(group)
             g.sent += 1
-            _granted()
+            _granted(g.name.lower())
             yield Slot(g.name.lower(), trio.current_time())
             return
         g = self._group(group)
         w = await self._acquire(g, priority, deadline, tenant if tenant else TENANT.get())
         assert w.granted_at is not None
         slot = Slot(g.name.lower(), w.granted_at, w.tenant)
-        _granted()
+        _granted(slot.group)
         try:
             yield slot
         finally:

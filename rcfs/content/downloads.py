@@ -85,7 +85,8 @@ class _Downloads(_ReaderState):
     async def _download(self, f: _File, s: _Stream, deadline: float | None,
                         q: _WriteQueue) -> None:
         body: ContentBody | None = None
-        sent = ON_SLOT.set(s.on_sent)  # from its slot on, the request is not dropped
+        # From its slot on, the request has spent its budget and is not dropped.
+        sent = ON_SLOT.set(lambda group: s.on_slot(group, f.ref.group))
         try:
             async with self.source.open(f.ref, s.start, priority=s.priority,
                                         deadline=deadline) as body:

@@ -120,8 +120,10 @@ class _Stream:
         """The next block this stream will complete."""
         return self.buf_start // self.block_size
 
-    def on_sent(self) -> None:
-        self.sent = True
+    def on_slot(self, group: str, wanted: str) -> None:
+        """``scheduler.ON_SLOT``: the grant of a slot in the content request's own group."""
+        if group == wanted.lower():
+            self.sent = True
 
     def on_open(self, now: float) -> None:
         self.opened = True

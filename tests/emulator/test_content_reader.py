@@ -258,8 +258,10 @@ class _Gated(_Entered[FakeBody]):
 
     async def __aenter__(self) -> FakeBody:
         hook = ON_SLOT.get()
-        if self.src.granted and hook is not None:
-            hook()
+        if hook is not None:
+            hook("auth")  # a token refresh on the way: not the content request's slot
+            if self.src.granted:
+                hook("heavy")
         self.src.arrived.set()
         await self.src.gate.wait()
         return await super().__aenter__()
@@ -818,7 +820,7 @@ class FaultyMedia:
         self.log.append((asked, fault))
         hook = ON_SLOT.get()  # what RcClient's scheduler does as it grants the request
         if hook is not None:
-            hook()
+            hook("heavy")
         if fault == "fail":
             return ApiError(500, "CMN-101", "fault: internal error")
         start, stop = 0, size

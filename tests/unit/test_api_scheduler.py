@@ -58,16 +58,16 @@ async def test_on_slot_is_called_when_the_slot_is_granted_not_while_it_waits(
     t0 = trio.current_time()
 
     async def ask(name: str, group: str) -> None:
-        ON_SLOT.set(lambda: granted.append((name, trio.current_time())))
+        ON_SLOT.set(lambda group: granted.append((f"{name}:{group}", trio.current_time())))
         await take(s, group)
 
     async with trio.open_nursery() as n:
         n.start_soon(ask, "heavy", "Heavy")
         n.start_soon(ask, "unthrottled", "NoThrottling")
         await trio.testing.wait_all_tasks_blocked()
-        assert granted == [("unthrottled", t0)]  # Heavy still waits for its slot
+        assert granted == [("unthrottled:nothrottling", t0)]  # Heavy waits for its slot
     name, when = granted[1]
-    assert name == "heavy" and when == pytest.approx(t0 + 10 + MARGIN)
+    assert name == "heavy:heavy" and when == pytest.approx(t0 + 10 + MARGIN)
     assert ON_SLOT.get() is None  # set inside the tasks only
     await take(s, "Light")
     assert len(granted) == 2
