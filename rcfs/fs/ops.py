@@ -244,7 +244,16 @@ class RcfsOperations(XattrOps, WriteOps):
     async def flush(self, fh: int) -> None:
         handle = self.handles.get(fh)
         if handle is not None and handle.outbox is not None and self.outbox is not None:
-            await self.outbox.flush(handle.outbox)
+            try:
+                await self.outbox.flush(handle.outbox)
+            except Exception:
+                # A refused file is gone from the outbox: the kernel must not go on showing
+                # it from cached attributes once close() has returned the error (a `test -e`
+                # right after a failed `cp` saw it). Attributes only: safe from a flush.
+                self.attrs.drop(handle.inode)
+                with trio.move_on_after(2):
+                    await self._invalidate_inode(handle.inode)
+                raise
 
     @guard("fsync")
     async def fsync(self, fh: int, datasync: bool) -> None:

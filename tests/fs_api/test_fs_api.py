@@ -417,6 +417,24 @@ async def test_outbox_write_open_uses_direct_io(fs: Fs) -> None:
     assert [c[0] for c in fs.outbox.calls] == ["open_write", "write", "release"]
 
 
+async def test_a_refused_outbox_file_leaves_the_kernel_before_close_returns(fs: Fs) -> None:
+    """close() of a file the outbox refuses returns its error only once the kernel's
+    attributes of the file are dropped: a `test -e` right after the failed `cp` must find
+    it gone, not see it for the outbox's 1 s attribute timeout (a mount test saw it)."""
+    attr = await fs.lookup(ALICE, OUTBOX, "fax", "draft.txt")
+    info = await fs.ops.open(attr.st_ino, os.O_WRONLY | os.O_TRUNC, CTX)
+
+    async def refuse(handle: int) -> None:
+        raise Refused(Refusal.EMPTY, "fax/draft.txt: empty file")
+
+    fs.outbox.flush = refuse  # type: ignore[attr-defined]  # (the fake answers any call)
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await fs.ops.flush(info.fh)
+    assert err.value.errno == errno.ENODATA
+    assert fs.kernel.inodes == [attr.st_ino]  # already, not eventually
+    await fs.ops.release(info.fh)
+
+
 # -- the errno table ------------------------------------------------------------------------
 
 SAMPLES: dict[str, Any] = {"status": 500, "key": "vm/1", "offset": 0, "reason": "test",
