@@ -52,7 +52,7 @@ class OpsCore(pyfuse3.Operations):
         self.inodes = InodeTable()
         self.handles = Handles()
         self.attrs = AttrMaker(self.view, self.options)
-        self.io = ContentIo(self.view, self.options, self._size_learned)
+        self.io = ContentIo(self.view, self.options, self._attrs_stale)
         self._outbox_inodes: dict[str, set[int]] = {}  # folder -> inodes shown in its Outbox
         self._nursery: trio.Nursery | None = None
         self.counters = dict.fromkeys(("lookups", "getattrs", "readdirs", "reads",
@@ -144,10 +144,11 @@ class OpsCore(pyfuse3.Operations):
         if parent_ino is not None:
             self._forget_entry(parent_ino, path[-1])
 
-    async def _size_learned(self, inode: int) -> None:
-        """An open learned the exact size: the attributes the kernel holds are stale."""
+    async def _attrs_stale(self, inode: int) -> None:
+        """The attributes the kernel holds for ``inode`` are stale (an open learned the
+        exact size; the outbox refused the file at close): gone before the caller replies."""
         self.attrs.drop(inode)
-        # Attributes only (no page locks): safe to wait for from open, in a thread.
+        # Attributes only (no page locks): safe to wait for from open or flush, in a thread.
         with trio.move_on_after(2):
             await self._invalidate_inode(inode)
 

@@ -250,9 +250,7 @@ class RcfsOperations(XattrOps, WriteOps):
                 # A refused file is gone from the outbox: the kernel must not go on showing
                 # it from cached attributes once close() has returned the error (a `test -e`
                 # right after a failed `cp` saw it). Attributes only: safe from a flush.
-                self.attrs.drop(handle.inode)
-                with trio.move_on_after(2):
-                    await self._invalidate_inode(handle.inode)
+                await self._attrs_stale(handle.inode)
                 raise
 
     @guard("fsync")

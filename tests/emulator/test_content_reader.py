@@ -65,20 +65,24 @@ class _Entered(Generic[T]):
     ``@asynccontextmanager`` generator: one abandoned mid-way by a cancelled task would be
     finalized by the garbage collector, and trio warns (an error under pytest)."""
 
-    def __init__(self, value: T | BaseException, *, hang: bool = False,
-                 sent: Callable[[], None] | None = None) -> None:
+    def __init__(self, value: T | BaseException | None = None, *, hang: bool = False,
+                 sent: Callable[[], T | BaseException | None] | None = None) -> None:
         self.value, self.hang, self.sent = value, hang, sent
 
     async def __aenter__(self) -> T:
         if self.sent is not None:
-            # As with RcClient, whose scheduler and socket checkpoint before a request
-            # leaves: a download cancelled before its task ran sends nothing.
+            # The request leaves here, after a checkpoint, as with RcClient (whose scheduler
+            # and socket checkpoint first): a download cancelled before its task ran sends
+            # nothing. What ``sent`` returns, if anything, is the answer.
             await trio.lowlevel.checkpoint()
-            self.sent()
+            answer = self.sent()
+            if answer is not None:
+                self.value = answer
         if self.hang:
             await trio.sleep_forever()
         if isinstance(self.value, BaseException):
             raise self.value
+        assert self.value is not None
         return self.value
 
     async def __aexit__(self, *exc: object) -> None:
@@ -810,8 +814,8 @@ class FaultyMedia:
 
     def stream(self, method: str, url: str, *, headers: Any = None, params: Any = None,
                priority: Priority = Priority.INTERACTIVE, deadline: float | None = None,
-               group: str | None = None) -> _Sent:
-        return _Sent(lambda: self._answer(url, (headers or {}).get("Range")))
+               group: str | None = None) -> _Entered[httpx.Response]:
+        return _Entered(sent=lambda: self._answer(url, (headers or {}).get("Range")))
 
     def _answer(self, url: str, asked: str | None) -> httpx.Response | BaseException:
         data = self.files[url]
@@ -851,25 +855,6 @@ class FaultyMedia:
             reset = len(body) // 2
         return httpx.Response(206 if ranged else 200, headers=h,
                               stream=_Chunks(body, self.chunk, reset))
-
-
-class _Sent:
-    """A ``FaultyMedia`` request, sent on entry after a checkpoint: as with ``RcClient``
-    (whose scheduler and socket checkpoint first), a download cancelled before its task ran
-    sends nothing, and the request log shows only requests a server would have seen."""
-
-    def __init__(self, send: Callable[[], httpx.Response | BaseException]) -> None:
-        self.send = send
-
-    async def __aenter__(self) -> httpx.Response:
-        await trio.lowlevel.checkpoint()
-        answer = self.send()
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 MEDIA_URL = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
