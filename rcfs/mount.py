@@ -46,6 +46,7 @@ from rcfs.namespace.account_calls import AccountCalls
 from rcfs.namespace.exports import ExportManager
 from rcfs.namespace.index import EXTENSIONS_REFRESH, MetadataIndex
 from rcfs.namespace.pinning import PinManager
+from rcfs.namespace.view import NamespaceView
 from rcfs.notify import DesktopNotifier
 from rcfs.outbox import Outbox, Settings
 from rcfs.private import tighten_all
@@ -396,13 +397,15 @@ class Mount:
         pins.load()
         account_calls = AccountCalls(
             index, index.tz, lambda: index.me is not None and index.me.is_admin)
-        ops = RcfsOperations(index, reader, options, status=self.status, outbox=outbox,
-                             plugins=[exports, pins, account_calls])
-        pins.resolve = ops.resolve
-        pins.children = ops.children
+        # The tree the mount shows: the FUSE layer resolves inodes through it, and pinning
+        # walks the folders it pins through it.
+        view = NamespaceView(index, reader, outbox, [exports, pins, account_calls],
+                             self.status)
+        pins.resolve = view.resolve
+        pins.children = view.children
+        ops = RcfsOperations(view, options, outbox=outbox)
         exports.on_rename = ops.forget_path
-        outbox.on_gone = lambda ext, rel: ops.forget_path(
-            (index.folder_name(ext), "Outbox", *rel))
+        outbox.on_gone = ops.outbox_gone
         outbox.on_change = ops.outbox_changed
         notifier = None
         if cfg.notify:

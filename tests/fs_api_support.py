@@ -25,7 +25,7 @@ from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.namespace.store import Listed
 from rcfs.namespace.tree import Listing, Subfolder
-from rcfs.namespace.view import OUTBOX
+from rcfs.namespace.view import OUTBOX, NamespaceView
 
 BS = 64 * 1024
 ALICE, BOB = "101 Alice", "102 Bob"
@@ -261,8 +261,9 @@ async def make_fs(tmp: Path, kernel: Kernel,
     cache = await BlockCache.open(tmp / "cache", budget="64 MiB", block_size=BS)
     try:
         async with open_reader(cache, source) as reader:
-            ops = RcfsOperations(cast(MetadataIndex, index), reader, options,
-                                 status=lambda: {"state": "ok"}, outbox=cast(Any, outbox))
+            view = NamespaceView(cast(MetadataIndex, index), reader, outbox,
+                                 status=lambda: {"state": "ok"})
+            ops = RcfsOperations(view, options, outbox=cast(Any, outbox))
             async with trio.open_nursery() as nursery:
                 ops.bind(nursery)
                 yield Fs(ops, index, outbox, source, reader, kernel)

@@ -135,16 +135,11 @@ class AttrMaker:
             attr.st_nlink = 2 + item.subfolders
             attr.entry_timeout = attr.attr_timeout = DIR_TIMEOUT
             return attr
-        _name, _mtime, size, key, ctype, duration, pages = item
-        reader = self.view.reader
-        if size is None and key is not None:
-            size = reader.known_size_of(key)
         attr.st_mode = stat.S_IFREG | (0o444 & ~self.options.umask)
         attr.st_nlink = 1
-        attr.st_size = size if size is not None else reader.sizes.estimate(ctype, duration,
-                                                                             pages)
+        attr.st_size, exact = self.view.listed_size(item)
         self.reported[inode] = attr.st_size  # readdirplus gives it to the kernel
         attr.st_blocks = (attr.st_size + 511) // 512
         attr.entry_timeout = attr.attr_timeout = (
-            FILE_TIMEOUT if size is not None and not live else UNKNOWN_SIZE_TIMEOUT)
+            FILE_TIMEOUT if exact and not live else UNKNOWN_SIZE_TIMEOUT)
         return attr

@@ -10,22 +10,18 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyfuse3
 import trio
 
-from rcfs.content.reader import ContentReader
 from rcfs.fs.attrs import AttrMaker, MountOptions
 from rcfs.fs.handles import Handles
 from rcfs.fs.inodes import InodeTable, Path
 from rcfs.fs.reading import ContentIo
 from rcfs.namespace.entries import Entry
-from rcfs.namespace.index import MetadataIndex
-from rcfs.namespace.plugins import FsPlugin
 from rcfs.namespace.view import NamespaceView
-from rcfs.outbox.protocol import OutboxFs
+from rcfs.outbox.protocol import OutboxFs, Rel
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +34,15 @@ class OpsCore(pyfuse3.Operations):
     # No writeback cache: there is nothing to write outside the outbox.
     enable_writeback_cache = False
 
-    def __init__(self, index: MetadataIndex, reader: ContentReader,
-                 options: MountOptions | None = None,
-                 status: Callable[[], dict[str, Any]] | None = None,
-                 outbox: OutboxFs | None = None, plugins: Sequence[FsPlugin] = ()) -> None:
+    def __init__(self, view: NamespaceView, options: MountOptions | None = None,
+                 outbox: OutboxFs | None = None) -> None:
+        """``view``: the tree (built by the mount, which gives it to the plugins too);
+        ``outbox``: the operations of the Outbox folders the view shows."""
         super().__init__()
+        self.view = view
         self.outbox = outbox
-        self.plugins = list(plugins)
-        self.index = index
-        self.reader = reader
+        self.reader = view.reader  # statfs: what the content cache holds
         self.options = options or MountOptions()
-        self.view = NamespaceView(index, reader, outbox, self.plugins, status)
         self.inodes = InodeTable()
         self.handles = Handles()
         self.attrs = AttrMaker(self.view, self.options)
@@ -68,14 +62,6 @@ class OpsCore(pyfuse3.Operations):
     def readers_status(self) -> dict[str, Any]:
         """Who reads (status.json): opens per class, the requests waiting now."""
         return self.io.status()
-
-    def resolve(self, path: Path) -> Entry | None:
-        """The entry at ``path`` (plugins walk the tree with it: pinning a folder)."""
-        return self.view.resolve(path)
-
-    def children(self, path: Path, entry: Entry) -> dict[str, Entry]:
-        """A folder's entries, index folders included (plugins walk folders with it)."""
-        return self.view.children(path, entry)
 
     # -- inodes -------------------------------------------------------------------------------
 
@@ -112,9 +98,9 @@ class OpsCore(pyfuse3.Operations):
     def tree_changed(self, ext_id: str, removed: list[Path], folders: list[Path]) -> None:
         """Index callback: files that left the tree leave the kernel's cache; folders whose
         listing changed get fresh attributes (mtime, link count) at once."""
-        if ext_id not in self.index.states:
+        top = self.view.folder_of(ext_id)
+        if top is None:
             return
-        top = self.index.folder_name(ext_id)
         for rel in removed:
             parent_ino = self.inodes.known((top, *rel[:-1]))
             if parent_ino is not None:
@@ -137,6 +123,12 @@ class OpsCore(pyfuse3.Operations):
                     inodes.discard(inode)  # dropped after the kernel forgot it
                 else:
                     self._invalidate_attr(inode)
+
+    def outbox_gone(self, ext_id: str, rel: Rel) -> None:
+        """A job left mailbox ``ext_id``'s Outbox outside a FUSE request (moved to Sent/)."""
+        path = self.view.outbox_path(ext_id, rel)
+        if path is not None:
+            self.forget_path(path)
 
     def forget_path(self, path: Path) -> None:
         """A path that vanished outside a FUSE request (an outbox job moved to Sent/)."""

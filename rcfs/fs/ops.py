@@ -1,8 +1,8 @@
 """pyfuse3 ``Operations`` for rcfs: a thin adapter from kernel requests to the namespace.
 
 What the tree is (path resolution, ``.rcfs``, each mailbox's ``Outbox``, plugin folders)
-belongs to ``rcfs.namespace.view.NamespaceView``; what a file's size is (exact, proved by a
-read, estimated) to the content reader (``ContentReader.sizes``). This class keeps what only
+belongs to ``rcfs.namespace.view.NamespaceView``, which also says what size a file shows
+(exact, proved by a read, estimated: kept by the content reader). This class keeps what only
 the kernel interface needs: inode and handle tables, attribute conversion (``attrs``), the
 error boundary (``guard``) and kernel cache invalidation. Reads of content run through
 ``reading.ContentIo``; the outbox's write operations are in ``writes.WriteOps``; extended
@@ -143,6 +143,7 @@ class RcfsOperations(XattrOps, WriteOps):
                 return
             self._issued(inode, path)
 
+    @guard("releasedir")
     async def releasedir(self, fh: int) -> None:
         self.handles.close_dir(fh)
 
@@ -185,9 +186,8 @@ class RcfsOperations(XattrOps, WriteOps):
         # cache only when the kernel's last size is the exact one (else it clamps reads to
         # an estimate: a cp got 148012 of 148128 bytes without an error, in the soak).
         size = self.view.size(entry)
-        stale = self.attrs.reported.get(inode) != size or (
-            entry.content is not None
-            and not self.reader.sizes.proven(entry.content.key, entry.content.size, size))
+        stale = (self.attrs.reported.get(inode) != size
+                 or not self.view.size_proven(entry, size))
         info.keep_cache = handle.page_cache = not learned and not live and not stale
         info.direct_io = learned or live or stale
         return info
@@ -269,6 +269,7 @@ class RcfsOperations(XattrOps, WriteOps):
 
     # -- filesystem ---------------------------------------------------------------------------
 
+    @guard("statfs")
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         st = pyfuse3.StatvfsData()
         st.f_bsize = st.f_frsize = 4096

@@ -54,11 +54,11 @@ class ContentIo:
     """Opens, reads and closes content files for the FUSE layer."""
 
     def __init__(self, view: NamespaceView, options: MountOptions,
-                 size_learned: Callable[[int], Awaitable[None]]) -> None:
+                 attrs_stale: Callable[[int], Awaitable[None]]) -> None:
         self.view = view
         self.reader = view.reader
         self.options = options
-        self._size_learned = size_learned  # (inode): the kernel's attributes are stale
+        self._attrs_stale = attrs_stale  # (inode): the kernel's attributes are stale
         self.readers = ReaderClassifier()
         self.waits = WaitWatch()
         self.thumbnails = ThumbnailPolicy(options.thumbnails, options.mountpoint,
@@ -129,7 +129,7 @@ class ContentIo:
             self.reader.size, ref, deadline=deadline, priority=who.priority))
         self.counters["sizes_learned_at_open"] += 1
         self.view.learned(entry, size)
-        await self._size_learned(inode)
+        await self._attrs_stale(inode)  # they hold the estimate
 
     async def read(self, opened: OpenContent, path: Path, off: int, size: int) -> bytes:
         who = opened.reader

@@ -37,8 +37,7 @@ class WriteOps(OpsCore):
             raise pyfuse3.FUSEError(errno.ENOENT)
         if not self.options.allow_delete or entry.message_id is None:
             raise pyfuse3.FUSEError(errno.EROFS)
-        assert entry.extension_id is not None
-        await self.index.delete_message(entry.extension_id, entry.message_id)
+        await self.view.delete_message(entry)
         parent_ino = self.inodes.known(path[:-1])
         if parent_ino is not None:
             self._forget_entry(parent_ino, path[-1])

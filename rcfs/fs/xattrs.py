@@ -1,19 +1,17 @@
 """Extended attributes: ``user.rc.*`` from the entries and the plugins (pinning, exports),
-``user.rc.read_status`` written through to RingCentral, and the outbox's own attributes.
-Other namespaces (security.*, system.*, trusted.*) are not supported."""
+``user.rc.read_status`` written through to RingCentral (by the namespace view), and the
+outbox's own attributes. Other namespaces (security.*, system.*, trusted.*) are not
+supported."""
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 
 import pyfuse3
 
 from rcfs.fs.core import OpsCore
 from rcfs.fs.guard import guard
-
-log = logging.getLogger(__name__)
 
 __all__ = ["XattrOps"]
 
@@ -31,7 +29,7 @@ class XattrOps(OpsCore):
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         text = os.fsdecode(name)
         path, entry = self._entry_of(inode)
-        for plugin in self.plugins:
+        for plugin in self.view.plugins:
             found = await plugin.getxattr(path, entry, text)
             if found is not None:
                 return found.encode()
@@ -46,7 +44,7 @@ class XattrOps(OpsCore):
         self.counters["listxattrs"] += 1
         path, entry = self._entry_of(inode)
         names = set(entry.xattrs)
-        for plugin in self.plugins:
+        for plugin in self.view.plugins:
             names.update(plugin.xattr_names(path, entry))
         return [k.encode() for k in sorted(names)]
 
@@ -61,25 +59,17 @@ class XattrOps(OpsCore):
         if target is not None and self.outbox is not None:
             await self.outbox.setxattr(*target, text, value)
             return
-        for plugin in self.plugins:
+        for plugin in self.view.plugins:
             if await plugin.setxattr(path, entry, text, value):
                 return
-        if text != "user.rc.read_status" or entry.message_id is None:
-            raise pyfuse3.FUSEError(errno.ENOTSUP)
-        wanted = value.decode(errors="replace").strip()
-        if wanted not in ("Read", "Unread"):
-            log.info("setxattr user.rc.read_status on %s: %r is not Read or Unread",
-                     "/".join(path), wanted)
-            raise pyfuse3.FUSEError(errno.EINVAL)
-        assert entry.extension_id is not None
-        await self.index.set_read_status(entry.extension_id, entry.message_id, wanted)
+        await self.view.setxattr(path, entry, text, value)  # refusals: the errno table
 
     @guard("removexattr")
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         if not name.startswith(b"user."):
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         path, entry = self._entry_of(inode)
-        for plugin in self.plugins:
+        for plugin in self.view.plugins:
             if await plugin.removexattr(path, entry, os.fsdecode(name)):
                 return
         raise pyfuse3.FUSEError(errno.EROFS)

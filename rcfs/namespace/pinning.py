@@ -78,6 +78,8 @@ class PinManager:
         self.bulk = bulk
         self.can_export = can_export
         self.resolve: Callable[[Path], Entry | None] = lambda path: None
+        """The entry at a path, and below, a folder's entries: the mount's ``NamespaceView``
+        (set once the view, which lists this plugin among its own, is built)."""
         self.children: Callable[[Path, Entry], dict[str, Entry]] = (
             lambda path, entry: entry.children or {})
         """A folder's entries: index folders hold none in memory (``children is None``)."""

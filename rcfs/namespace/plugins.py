@@ -1,9 +1,10 @@
 """The narrow interface through which features beside the mailbox tree reach the FUSE layer.
 
 ``Exports/`` (a root folder), pinning (``user.rc.pin`` / ``user.rc.cached`` on any entry)
-and such plug into ``RcfsOperations`` through ``FsPlugin`` instead of growing its path
-resolution: a plugin may add root folders and answer extended attributes, and raises
-``PluginError`` with what is wrong with a refused request (``rcfs.refusal``).
+and such plug into the namespace view (``rcfs.namespace.view``), and through it the FUSE
+layer, as ``FsPlugin`` instead of growing its path resolution: a plugin may add root
+folders and answer extended attributes, and raises ``PluginError`` with what is wrong with
+a refused request (``rcfs.refusal``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@
 The metadata index holds the mailbox folders; around them the view adds the synthetic
 parts: ``.rcfs/status.json`` at the root, each mailbox's ``Outbox`` (the outbox's own tree),
 the root folders of plugins (``Exports/``), and the names desktops probe in every folder
-(answered as absent without a lookup). Keeping that here lets ``RcfsOperations`` stay an
-adapter from entries to kernel structures, and lets tests resolve paths without a kernel.
+(answered as absent without a lookup). It also says what size each file shows (exact, or
+the content reader's estimate) and makes the changes users may make to messages (read
+status, deletion). Keeping that here lets ``RcfsOperations`` stay an adapter from entries
+to kernel structures, and lets tests resolve paths without a kernel. The mount builds one
+view and gives it to the FUSE layer and to the plugins that walk the tree (pinning).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from rcfs.namespace.entries import Entry
 from rcfs.namespace.index import MetadataIndex
 from rcfs.namespace.plugins import FsPlugin
 from rcfs.namespace.store import Listed
+from rcfs.refusal import Refusal, Refused
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,8 @@ CONTROL_DIR = ".rcfs"
 OUTBOX = "Outbox"
 STATUS_FILE = "status.json"
 STATUS_PATH: Path = (CONTROL_DIR, STATUS_FILE)
+READ_STATUS = "user.rc.read_status"
+READ_STATUSES = ("Read", "Unread")
 
 # Names desktops and tools probe in every folder; answered locally with a negative entry.
 PROBE_NAMES = frozenset({
@@ -40,8 +46,8 @@ PROBE_NAMES = frozenset({
 })
 PROBE_PREFIXES = (".Trash-", "._", ".goutputstream-")
 
-__all__ = ["CONTROL_DIR", "OUTBOX", "PROBE_NAMES", "STATUS_FILE", "STATUS_PATH",
-           "NamespaceView", "OutboxTree", "is_probe_name"]
+__all__ = ["CONTROL_DIR", "OUTBOX", "PROBE_NAMES", "READ_STATUS", "STATUS_FILE",
+           "STATUS_PATH", "NamespaceView", "OutboxTree", "is_probe_name"]
 
 
 class OutboxTree(Protocol):
@@ -180,6 +186,18 @@ class NamespaceView:
         """Bytes that change under the same name: ``.rcfs``, the outbox, the Calls CSVs."""
         return path[:1] == (CONTROL_DIR,) or path[1:2] == (OUTBOX,) or entry.live
 
+    def folder_of(self, ext_id: str) -> str | None:
+        """The folder name of mailbox ``ext_id``; None when the index has no such mailbox."""
+        if ext_id not in self.index.states:
+            return None
+        return self.index.folder_name(ext_id)
+
+    def outbox_path(self, ext_id: str, rel: Path) -> Path | None:
+        """Where ``rel`` below mailbox ``ext_id``'s Outbox is in the tree (None: no such
+        mailbox)."""
+        top = self.folder_of(ext_id)
+        return None if top is None else (top, OUTBOX, *rel)
+
     def outbox_folders(self, ext_id: str | None) -> list[str]:
         """Names of the mailbox folders whose Outbox belongs to ``ext_id`` (all: None)."""
         return [name for name, ext in self.folders().items() if ext_id in (None, ext)]
@@ -193,6 +211,27 @@ class NamespaceView:
         area = path[1] if len(path) > 1 else None
         await self.index.ensure_loaded(ext_id, area)
         self.index.touch(ext_id, area)
+
+    # -- changes to messages -------------------------------------------------------------
+
+    async def delete_message(self, entry: Entry) -> None:
+        """Delete the message ``entry`` is a file of (RingCentral's Deleted state)."""
+        assert entry.extension_id is not None and entry.message_id is not None
+        await self.index.delete_message(entry.extension_id, entry.message_id)
+
+    async def setxattr(self, path: Path, entry: Entry, name: str, value: bytes) -> None:
+        """The one attribute the namespace itself lets users write: a message's
+        ``user.rc.read_status`` (Read or Unread), written through to RingCentral. Anything
+        else is refused (the errno table decides what the caller sees)."""
+        where = "/".join(path)
+        if name != READ_STATUS or entry.message_id is None:
+            raise Refused(Refusal.UNSUPPORTED, f"{where}: {name} cannot be set here")
+        wanted = value.decode(errors="replace").strip()
+        if wanted not in READ_STATUSES:
+            raise Refused(Refusal.INVALID,
+                          f"{where}: {READ_STATUS} {wanted!r} is not Read or Unread")
+        assert entry.extension_id is not None
+        await self.index.set_read_status(entry.extension_id, entry.message_id, wanted)
 
     def status_bytes(self) -> bytes:
         return (json.dumps(self.status(), indent=2, sort_keys=True, default=str) + "\n").encode()
@@ -221,10 +260,33 @@ class NamespaceView:
         """What stat shows: the exact size, else a plausible estimate (never 0 for content
         that is not known to be empty: GIO types a 0-byte file as text/plain)."""
         size = self.size(entry, path)
-        if size is not None or entry.content is None:
+        if entry.content is None:
             return size or 0
         duration, pages = duration_pages(entry)
-        return self.reader.sizes.estimate(entry.content.content_type, duration, pages)
+        return self._shown(size, entry.content.content_type, duration, pages)
+
+    def listed_size(self, item: Listed) -> tuple[int, bool]:
+        """(what stat shows, whether it is the exact size) for a file of an index listing,
+        without decoding its message: the listing's size (the API's or a recorded one), else
+        one the reader knows, else an estimate, as ``shown_size`` for an entry."""
+        _name, _mtime, size, key, content_type, duration, pages = item
+        if size is None and key is not None:
+            size = self.reader.known_size_of(key)
+        return self._shown(size, content_type, duration, pages), size is not None
+
+    def _shown(self, size: int | None, content_type: str | None, duration: float | None,
+               pages: int | None) -> int:
+        """``size`` when known, else an estimate from the type, duration and page count."""
+        if size is not None:
+            return size
+        return self.reader.sizes.estimate(content_type, duration, pages)
+
+    def size_proven(self, entry: Entry, size: int | None) -> bool:
+        """``size`` is ``entry``'s exact size, no guess: for content, the proven size or
+        (none proven) the API's; anything else is held whole (in memory, on disk)."""
+        if entry.content is None:
+            return True
+        return self.reader.sizes.proven(entry.content.key, entry.content.size, size)
 
     async def size_from_cache(self, entry: Entry) -> None:
         """A size learned by a download of an earlier session survives in the content cache:

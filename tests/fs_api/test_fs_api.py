@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -239,6 +240,26 @@ async def test_outbox_entries_are_invalidated_when_the_outbox_changes(fs: Fs) ->
     assert other.st_ino not in fs.kernel.inodes
     fs.ops.outbox_changed(None)
     await wait_until(lambda: other.st_ino in fs.kernel.inodes)
+
+
+async def test_a_job_gone_from_an_outbox_leaves_the_kernel(fs: Fs) -> None:
+    """The outbox moved a job away (to Sent/) outside any request: its name leaves the
+    kernel's cache; a mailbox the index does not know has nothing there to forget."""
+    fax = await fs.lookup(ALICE, OUTBOX, "fax")
+    fs.ops.outbox_gone("101", ("fax", "draft.txt"))
+    fs.ops.outbox_gone("999", ("fax", "draft.txt"))
+    assert fs.kernel.entries == [(fax.st_ino, b"draft.txt")]
+
+
+async def test_files_that_left_the_tree_leave_the_kernel(fs: Fs) -> None:
+    """The index's change callback: removed names are forgotten, changed folders (and the
+    folders above them) get fresh attributes; an unknown mailbox changes nothing."""
+    box = await fs.lookup(ALICE)
+    vm = await fs.lookup(ALICE, "Voicemail")
+    fs.ops.tree_changed("999", [("Voicemail", "vm2.pdf")], [("Voicemail",)])
+    fs.ops.tree_changed("101", [("Voicemail", "vm2.pdf")], [("Voicemail",)])
+    assert fs.kernel.entries == [(vm.st_ino, b"vm2.pdf")]
+    await wait_until(lambda: {box.st_ino, vm.st_ino} <= set(fs.kernel.inodes))
 
 
 async def wait_until(cond: Any) -> None:
@@ -531,6 +552,54 @@ async def test_xattrs(fs: Fs) -> None:
     await ops.setxattr(draft.st_ino, b"user.rc.to", b"+12125550100", CTX)
     assert fs.outbox.calls == [("setxattr", "101", ("fax", "draft.txt"), "user.rc.to",
                                 b"+12125550100")]
+
+
+async def test_setxattr_refusals_go_through_the_errno_table(
+        fs: Fs, caplog: pytest.LogCaptureFixture) -> None:
+    """An attribute nobody takes (ENOTSUP) and a read status that is neither Read nor
+    Unread (EINVAL) are refusals: the table picks the errno and logs the reason."""
+    vm1 = await fs.lookup(ALICE, "Voicemail", "vm1.mp3")
+    folder = await fs.lookup(ALICE, "Voicemail")
+    ops = fs.ops
+    with caplog.at_level(logging.INFO, logger="rcfs.fs.errors"):
+        nothing = ops.setxattr(vm1.st_ino, b"user.rc.nothing", b"v", CTX)
+        assert await fuse_errno(nothing) == errno.ENOTSUP
+        not_a_message = ops.setxattr(folder.st_ino, b"user.rc.read_status", b"Read", CTX)
+        assert await fuse_errno(not_a_message) == errno.ENOTSUP
+        maybe = ops.setxattr(vm1.st_ino, b"user.rc.read_status", b"Maybe", CTX)
+        assert await fuse_errno(maybe) == errno.EINVAL
+    notsup, inval = errno.errorcode[errno.ENOTSUP], errno.errorcode[errno.EINVAL]
+    assert [r.getMessage() for r in caplog.records if r.name == "rcfs.fs.errors"] == [
+        f"setxattr failed: {ALICE}/Voicemail/vm1.mp3: user.rc.nothing cannot be set here "
+        f"({notsup})",
+        f"setxattr failed: {ALICE}/Voicemail: user.rc.read_status cannot be set here "
+        f"({notsup})",
+        f"setxattr failed: {ALICE}/Voicemail/vm1.mp3: user.rc.read_status 'Maybe' is not "
+        f"Read or Unread ({inval})"]
+    assert fs.index.read_status == []
+
+
+class Broken:
+    """A part of the operations that fails on any use, as a bug would."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a bug: {name}")
+
+
+@pytest.mark.parametrize("handler, part", [("statfs", "reader"), ("releasedir", "handles")])
+async def test_an_unexpected_error_is_eio_and_logged(
+        fs: Fs, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        handler: str, part: str) -> None:
+    """statfs and releasedir are guarded like every handler that replies: a bug inside
+    costs that request (EIO) and one logged traceback, never the mount."""
+    fh = await fs.ops.opendir(ROOT, CTX)
+    monkeypatch.setattr(fs.ops, part, Broken())
+    call = fs.ops.statfs(CTX) if handler == "statfs" else fs.ops.releasedir(fh)
+    with caplog.at_level(logging.ERROR, logger="rcfs.fs.guard"):
+        assert await fuse_errno(call) == errno.EIO
+    (record,) = [r for r in caplog.records if r.name == "rcfs.fs.guard"]
+    assert record.getMessage() == f"unexpected error in {handler}"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
 
 async def test_statfs_counts_inodes_and_cache(fs: Fs) -> None:
