@@ -65,7 +65,9 @@ GREETING_CONTENT_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "a
 
 _FAX_FINAL = frozenset({"Sent", "SendingFailed", "Received"})
 _SMS_FINAL = frozenset({"Delivered", "DeliveryFailed", "SendingFailed", "Received"})
-# The fax service refuses file names with these (docs: "no & or other special characters").
+# Replaced in upload names: the fax service refuses ``&@#$%^*`` in file names
+# (docs/ringcentral.md §7.1); quotes, slashes and control characters go too, as they do not
+# belong in a Content-Disposition filename.
 _UNSAFE_NAME = re.compile(r"[&@#$%^*\"\\/\x00-\x1f]")
 
 

@@ -473,7 +473,7 @@ def _sync(request: Request, emu: Emulator, ext: Extension | None) -> Response:
                        "Parameter [syncToken] is invalid [Sync token expired, call log was reset]",
                        parameterName="syncToken")
     count = _record_count(request, required=False)
-    # Deleted records (``deleted: true``) only with showDeleted=true, as the spec says.
+    # Deleted records (``deleted: true``) only with showDeleted=true (docs/ringcentral.md §5.4).
     show_deleted = bool_param(request, "showDeleted", False)
     state = dict(old)
     keep = _sync_keep(emu, state, now)

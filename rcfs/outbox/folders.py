@@ -195,9 +195,7 @@ class Outbox:
             self.state.changed(ext=ext_id)
             return
         if rel and rel[0] in BOXES and len(rel) > 1:
-            shown = any(j.ext == ext_id and rel_of(j)[:len(rel)] == rel
-                        and (j.show_file or j.show_status) for j in self.store.jobs.values())
-            if shown:
+            if self.state.jobs.shows_within(ext_id, rel):
                 raise OutboxError(Refusal.NOT_EMPTY, f"{'/'.join(rel)} is not empty")
             if (ext_id, rel) in self.store.folders:
                 await self.store.drop_folder(ext_id, rel)
@@ -239,7 +237,7 @@ class Outbox:
                 raise OutboxError(Refusal.BUSY, f"{'/'.join(rel[:-1])} is {job.state}")
             job.docs = [d for d in job.docs if d is not doc]
             await self.store.save(job)
-            self.store.drop_unreferenced([doc])
+            self.store.drop_unreferenced([doc.file_id])
             self.state.changed(job)
             return
         if rel == (README,):

@@ -167,11 +167,9 @@ class Store:
         if self.path.exists():
             self._replay(self.path.read_bytes())
         self._compact()
-        referenced = self._referenced()
-        for f in self.files.iterdir():
-            if f.name not in referenced:
-                log.info("outbox: removing unreferenced spool file %s", f.name)
-                f.unlink(missing_ok=True)
+        # Left by a crash after a journal write and before its unlink, or spooled and
+        # never journaled.
+        self.drop_unreferenced()
         for job in self.jobs.values():
             missing = [d.name for d in job.docs if not (self.files / d.file_id).exists()]
             if missing and not job.is_final:
@@ -259,7 +257,7 @@ class Store:
         self.jobs.pop(job.id, None)
         self.on_change(job)
         await self._append({"del": job.id})
-        self.drop_unreferenced(job.docs)
+        self.drop_unreferenced(d.file_id for d in job.docs)
 
     async def set_folder(self, ext: str, rel: Rel, xattrs: dict[str, str]) -> None:
         self.folders[(ext, rel)] = dict(xattrs)
@@ -277,13 +275,20 @@ class Store:
     def _referenced(self) -> set[str]:
         return {d.file_id for j in self.jobs.values() for d in j.docs}
 
-    def drop_unreferenced(self, docs: Iterable[Doc]) -> None:
-        """Delete the spool files of ``docs`` that no job refers to any more (a file may be
-        shared: a failed job copied to send again keeps its documents)."""
+    def drop_unreferenced(self, file_ids: Iterable[str] | None = None) -> None:
+        """Delete those of the spool files ``file_ids`` (None: every one, at open) that no job
+        refers to any more; the only place a spool file is removed. A file may be shared (a
+        failed job copied to send again keeps its documents), so a job's going is not enough.
+        Called once the journal no longer refers to them (or never did): a crash before the
+        unlink leaves a file the next open sweeps away, never a job whose file is gone."""
         referenced = self._referenced()
-        for d in docs:
-            if d.file_id not in referenced:
-                self.file_path(d.file_id).unlink(missing_ok=True)
+        sweep = file_ids is None
+        candidates = [f.name for f in self.files.iterdir()] if file_ids is None else file_ids
+        for file_id in candidates:
+            if file_id not in referenced:
+                if sweep:
+                    log.info("outbox: removing unreferenced spool file %s", file_id)
+                self.file_path(file_id).unlink(missing_ok=True)
 
     def new_tmp(self) -> Path:
         return self.tmp / new_id()

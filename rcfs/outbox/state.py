@@ -1,10 +1,11 @@
 """What the outbox's view and operations share: where each job and open writer is.
 
-Jobs are indexed by (mailbox, path shown) and kept current by the store, which reports
-every save and delete (a job only moves by being saved), so a lookup is a dict access
-whatever the size of ``Sent/``. ``changed`` is called after every change (by the
-operations and by the sender): it drops the cached tree of that mailbox and tells the
-kernel about paths that went away.
+Jobs are indexed by mailbox, by (mailbox, path shown) and by every folder above that path,
+kept current by the store, which reports every save and delete (a job only moves by being
+saved): a lookup is a dict access, and a tree is built from its own mailbox's jobs,
+whatever the size of ``Sent/`` or of the other mailboxes. ``changed`` is called after
+every change (by the operations and by the sender): it drops the cached tree of that
+mailbox and tells the kernel about paths that went away.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def rel_of(job: Job) -> Rel:
 
 
 class JobIndex:
-    """Jobs by the path they are shown at, their status files, and the recipient folders
-    that hold unfinished jobs; updated by ``Store.on_change``."""
+    """Jobs by mailbox, by the path they are shown at, their status files, the folders
+    that show something, and the recipient folders that hold unfinished jobs; updated by
+    ``Store.on_change``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -82,13 +84,18 @@ class JobIndex:
         self._files: dict[Key, dict[str, Job]] = {}
         self._statuses: dict[Key, dict[str, Job]] = {}
         self._pending: dict[Key, dict[str, Job]] = {}  # (ext, recipient) -> unfinished
+        self._within: dict[Key, dict[str, Job]] = {}  # (ext, path) -> shown at or below it
         self._keys: dict[str, list[tuple[dict[Key, dict[str, Job]], Key]]] = {}
+        # ext -> its jobs, in the store's order: a job keeps its place when saved again,
+        # as it does in ``Store.jobs`` (so the tree is built in the same order as before).
+        self._mailboxes: dict[str, dict[str, Job]] = {}
         store.on_change = self.note
 
     def rebuild(self) -> None:
         """After the store was loaded (its crash recovery changes jobs without saving)."""
         for job_id in list(self._keys):
             self._forget(job_id)
+        self._mailboxes.clear()
         for job in self.store.jobs.values():
             self.note(job)
 
@@ -96,13 +103,20 @@ class JobIndex:
         """A job was saved or deleted: index it where it is shown now."""
         self._forget(job.id)
         if self.store.jobs.get(job.id) is not job:
+            mailbox = self._mailboxes.get(job.ext, {})
+            mailbox.pop(job.id, None)
+            if not mailbox:
+                self._mailboxes.pop(job.ext, None)
             return
-        where: Key = (job.ext, rel_of(job))
+        self._mailboxes.setdefault(job.ext, {})[job.id] = job
+        rel = rel_of(job)
         keys = []
         if job.show_file:
-            keys.append((self._files, where))
+            keys.append((self._files, (job.ext, rel)))
         if job.is_final and job.show_status:
-            keys.append((self._statuses, where))
+            keys.append((self._statuses, (job.ext, rel)))
+        if keys:
+            keys += [(self._within, (job.ext, rel[:depth])) for depth in range(1, len(rel) + 1)]
         if not job.is_final:
             keys.append((self._pending, (job.ext, job.parent)))
         for table, key in keys:
@@ -129,6 +143,14 @@ class JobIndex:
 
     def has_pending(self, ext: str, parent: Rel) -> bool:
         return (ext, parent) in self._pending
+
+    def shows_within(self, ext: str, rel: Rel) -> bool:
+        """Whether a job's file or status file is shown at ``rel`` or anywhere below it."""
+        return (ext, rel) in self._within
+
+    def of_mailbox(self, ext: str) -> list[Job]:
+        """The mailbox's jobs, shown or not, in the store's order."""
+        return list(self._mailboxes.get(ext, {}).values())
 
 
 class OutboxState:

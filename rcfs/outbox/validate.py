@@ -46,7 +46,9 @@ GREETING_MAX_BYTES = 20 * 1024 * 1024
 GREETING_TYPES = ("Introductory", "Announcement", "ConnectingMessage", "ConnectingAudio",
                   "Voicemail", "Unavailable", "HoldMusic", "TemplateGreeting")
 FILENAME_MAX = 255
-# The fax service refuses file names with these (docs: "no & or other special characters").
+# Replaced in upload names: the fax service refuses ``&@#$%^*`` in file names
+# (docs/ringcentral.md §7.1); quotes, slashes and control characters go too, as they do not
+# belong in a Content-Disposition filename.
 _UNSAFE_NAME = re.compile(r"[&@#$%^*\"\\/\x00-\x1f]")
 
 
@@ -346,7 +348,8 @@ def check_name(name: str) -> None:
 
 
 def safe_upload_name(name: str, fallback: str) -> str:
-    """The name sent in Content-Disposition (the fax service refuses ``&@#$%^*``)."""
+    """The name sent in Content-Disposition (the fax service refuses ``&@#$%^*``,
+    docs/ringcentral.md §7.1)."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip().strip(".")
     return cleaned or fallback
 

@@ -68,9 +68,7 @@ def build_tree(state: OutboxState, ext: str) -> Entry:
     for (fext, rel) in store.folders:
         if fext == ext:
             folder(rel)
-    for job in store.jobs.values():
-        if job.ext != ext:
-            continue
+    for job in state.jobs.of_mailbox(ext):
         rel = rel_of(job)
         parent = folder(rel[:-1])
         if job.show_file:

@@ -210,21 +210,20 @@ class Writing:
                 raise OutboxError(Refusal.BUSY, f"{'/'.join(rel)}: its folder changed while it "
                                   "was being written")
         except OutboxError:
-            self.store.file_path(file_id).unlink(missing_ok=True)
+            self.store.drop_unreferenced([file_id])  # spooled, never journaled
             raise
         doc = Doc(name, file_id, checked.size, sha, checked.ctype, checked.pages,
                   checked.text, mtime=time.time())
-        old_files: list[Doc] = []
+        replaced: list[Doc] = []  # a document of the same name in the job folder
         if isinstance(placed, Job) and placed.folder:
             job = placed
-            old_files = [d for d in job.docs if d.name == name]
+            replaced = [d for d in job.docs if d.name == name]
             job.docs = [d for d in job.docs if d.name != name] + [doc]
             job.docs.sort(key=lambda d: d.name)
             job.note(f"{name} added ({checked.size} bytes, {checked.ctype})")
         else:
             existing = placed
-            if existing is not None:
-                old_files = list(existing.docs)
+            if existing is not None:  # a draft replaced: delete drops its files
                 await self.store.delete(existing)
                 self.state.changed(existing)
             parent = rel[:-1]
@@ -237,7 +236,7 @@ class Writing:
         w.committed = True
         w.dirty = False
         await self.store.save(job)
-        self.store.drop_unreferenced(old_files)
+        self.store.drop_unreferenced(d.file_id for d in replaced)
         self.state.changed(job)
         if job.state == "queued":
             self.wake()

@@ -1,8 +1,10 @@
 """The layering the README promises, checked on the source: FUSE glue -> namespace -> content
--> API client, one way; pyfuse3, httpx and the databases each behind their own layer; the
-emulator a separate program that shares no code with the product.
+-> API client, one way; pyfuse3 and httpx each behind their own layer, the databases only in
+the modules that own them; the emulator a separate program that shares no code with the
+product.
 
-Every import counts, including the ones inside functions (an AST walk, not a regex).
+Every import counts, including the ones inside functions (an AST walk, not a regex), and
+``from X import Y`` counts as importing both X and X.Y.
 """
 
 from __future__ import annotations
@@ -47,20 +49,23 @@ PART_LAYER = {
     "__init__": "top",
     "__main__": "top",
 }
-# Third-party modules that only one layer may touch.
+# Third-party modules that only one layer may touch; the databases only the modules that
+# own them (the block cache and its records; the metadata index's store; the repair of both).
 CONFINED = {
     "pyfuse3": ("rcfs/fs/", "rcfs/mount.py"),
     "httpx": ("rcfs/api/",),
     "httpcore": ("rcfs/api/",),
     "trio_websocket": ("rcfs/api/",),
     "jeepney": ("rcfs/notify.py",),
-    "diskcache": ("rcfs/content/", "rcfs/namespace/", "rcfs/storeheal.py"),
-    "sqlite3": ("rcfs/content/", "rcfs/namespace/", "rcfs/storeheal.py"),
+    "diskcache": ("rcfs/content/blockcache.py", "rcfs/content/blockdb.py",
+                  "rcfs/content/blockrecords.py"),
+    "sqlite3": ("rcfs/content/blockrecords.py", "rcfs/namespace/store.py", "rcfs/storeheal.py"),
 }
 
 
 def _imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in ``path``."""
+    """(line, absolute module name) of every import in ``path``. ``from X import Y`` gives X
+    and X.Y (Y may be a module: ``from rcfs import emulator``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = list(path.relative_to(root).with_suffix("").parts[:-1])
     found: list[tuple[int, str]] = []
@@ -74,12 +79,24 @@ def _imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
             else:
                 name = node.module or ""
             found.append((node.lineno, name))
+            found.extend((node.lineno, f"{name}.{alias.name}" if name else alias.name)
+                         for alias in node.names if alias.name != "*")
     return found
 
 
 def _part(module_parts: tuple[str, ...]) -> str:
     """The first-level part of ``rcfs.<part>...`` (a module file or a sub-package)."""
     return module_parts[1] if len(module_parts) > 1 else "__init__"
+
+
+def _imported_part(name: tuple[str, ...], root: Path) -> str:
+    """The part an imported ``rcfs...`` name belongs to: a name that is no part of the
+    package (``from rcfs import __version__``) is one defined in ``rcfs/__init__.py``."""
+    part = _part(name)
+    package = root / "rcfs"
+    if part in PART_LAYER or (package / part).is_dir() or (package / f"{part}.py").exists():
+        return part
+    return "__init__"
 
 
 def _sources() -> list[Path]:
@@ -90,8 +107,8 @@ def _product_sources() -> list[Path]:
     return [p for p in _sources() if "emulator" not in p.relative_to(PKG).parts]
 
 
-def _rel(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
+def _rel(path: Path, root: Path = ROOT) -> str:
+    return path.relative_to(root).as_posix()
 
 
 def test_every_product_part_has_a_layer() -> None:
@@ -100,26 +117,33 @@ def test_every_product_part_has_a_layer() -> None:
     assert not unknown, f"classify these in tests/unit/test_layering.py PART_LAYER: {unknown}"
 
 
-def test_imports_point_down() -> None:
+def _layering_problems(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of product modules that point up, at the emulator, or at nothing known."""
     problems = []
-    for path in _product_sources():
-        own = PART_LAYER.get(_part(tuple(path.relative_to(ROOT).with_suffix("").parts)))
+    for path in paths:
+        own = PART_LAYER.get(_part(tuple(path.relative_to(root).with_suffix("").parts)))
         if own is None:
-            continue  # reported by the test above
-        for line, name in _imports(path):
+            continue  # reported by test_every_product_part_has_a_layer
+        where = _rel(path, root)
+        for line, name in _imports(path, root):
             parts = tuple(name.split("."))
             if parts[0] != "rcfs":
                 continue
             if len(parts) > 1 and parts[1] == "emulator":
-                problems.append(f"{_rel(path)}:{line} imports the emulator ({name})")
+                problems.append(f"{where}:{line} imports the emulator ({name})")
                 continue
-            target = PART_LAYER.get(_part(parts))
+            target = PART_LAYER.get(_imported_part(parts, root))
             if target is None or (len(parts) == 1 and own != "top"):
-                problems.append(f"{_rel(path)}:{line} imports {name} (unclassified)")
+                problems.append(f"{where}:{line} imports {name} (unclassified)")
                 continue
             if RANK[target] > RANK[own] or (own == "helpers" and target == "helpers"
-                                            and _part(parts) != path.stem):
-                problems.append(f"{_rel(path)}:{line}: {own} imports {target} ({name})")
+                                            and _imported_part(parts, root) != path.stem):
+                problems.append(f"{where}:{line}: {own} imports {target} ({name})")
+    return problems
+
+
+def test_imports_point_down() -> None:
+    problems = _layering_problems(_product_sources())
     assert not problems, "imports against the layering:\n" + "\n".join(problems)
 
 
@@ -133,17 +157,24 @@ def test_emulator_imports_nothing_of_the_product() -> None:
     assert not problems, "the emulator must stay a separate program:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("library", sorted(CONFINED))
-def test_library_confined_to_its_layer(library: str) -> None:
+def _confinement_problems(library: str, paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of ``library`` outside the places ``CONFINED`` allows it."""
     allowed = CONFINED[library]
     problems = []
-    for path in _product_sources():
-        rel = _rel(path)
+    for path in paths:
+        rel = _rel(path, root)
         if rel.startswith(allowed) or rel in allowed:
             continue
-        for line, name in _imports(path):
+        for line, name in _imports(path, root):
             if name.split(".")[0] == library:
                 problems.append(f"{rel}:{line} imports {name}")
+    return problems
+
+
+@pytest.mark.parametrize("library", sorted(CONFINED))
+def test_library_confined_to_its_layer(library: str) -> None:
+    problems = _confinement_problems(library, _product_sources())
+    allowed = CONFINED[library]
     assert not problems, f"{library} is allowed only in {allowed}:\n" + "\n".join(problems)
 
 
@@ -153,4 +184,46 @@ def test_the_check_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     module.parent.mkdir(parents=True)
     module.write_text("def f():\n    import pyfuse3\n    from ..fs import ops\n"
                       "    from . import client\n")
-    assert _imports(module, tmp_path) == [(2, "pyfuse3"), (3, "rcfs.fs"), (4, "rcfs.api")]
+    assert _imports(module, tmp_path) == [(2, "pyfuse3"), (3, "rcfs.fs"), (3, "rcfs.fs.ops"),
+                                          (4, "rcfs.api"), (4, "rcfs.api.client")]
+
+
+def _module(root: Path, rel: str, source: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+    return path
+
+
+def test_the_check_sees_the_emulator_imported_by_name(tmp_path: Path) -> None:
+    """``from rcfs import emulator`` names the emulator after the ``import``, and an alias
+    hides nothing."""
+    module = _module(tmp_path, "rcfs/fs/sample.py",
+                     "from rcfs import emulator\nimport rcfs.emulator.app as a\n"
+                     "from rcfs.api import client\n")
+    assert _layering_problems([module], tmp_path) == [
+        "rcfs/fs/sample.py:1 imports rcfs (unclassified)",  # only the top may import rcfs
+        "rcfs/fs/sample.py:1 imports the emulator (rcfs.emulator)",
+        "rcfs/fs/sample.py:2 imports the emulator (rcfs.emulator.app)",
+    ]
+    top = _module(tmp_path, "rcfs/cli.py", "from rcfs import __version__, fs\n")
+    assert _layering_problems([top], tmp_path) == []  # a name of rcfs/__init__.py: the top's
+    upward = _module(tmp_path, "rcfs/api/sample.py", "from rcfs import fs\n")
+    assert _layering_problems([upward], tmp_path) == [
+        "rcfs/api/sample.py:1 imports rcfs (unclassified)",
+        "rcfs/api/sample.py:1: api imports fs (rcfs.fs)",
+    ]
+
+
+def test_the_databases_stay_in_the_modules_that_own_them(tmp_path: Path) -> None:
+    """sqlite3 or diskcache anywhere else in the content or namespace layers is caught."""
+    reader = _module(tmp_path, "rcfs/content/reader.py", "import sqlite3\n")
+    view = _module(tmp_path, "rcfs/namespace/view.py", "from diskcache import Cache\n")
+    owner = _module(tmp_path, "rcfs/namespace/store.py", "import sqlite3\nimport diskcache\n")
+    paths = [reader, view, owner]
+    assert _confinement_problems("sqlite3", paths, tmp_path) == [
+        "rcfs/content/reader.py:1 imports sqlite3"]
+    assert _confinement_problems("diskcache", paths, tmp_path) == [
+        "rcfs/namespace/view.py:1 imports diskcache",
+        "rcfs/namespace/view.py:1 imports diskcache.Cache",
+        "rcfs/namespace/store.py:2 imports diskcache"]  # allowed sqlite3, not diskcache

@@ -337,6 +337,11 @@ def _scan_agrees(box: Outbox) -> None:
         pending = any(j.ext == job.ext and not j.is_final and j.parent == job.parent
                       for j in jobs)
         assert box.state.jobs.has_pending(job.ext, job.parent) == pending, job.parent
+        for depth in range(1, len(rel) + 1):
+            shown = any(j.ext == job.ext and rel_of(j)[:depth] == rel[:depth]
+                        and (j.show_file or j.is_final and j.show_status) for j in jobs)
+            assert box.state.jobs.shows_within(job.ext, rel[:depth]) == shown, rel[:depth]
+        assert box.state.jobs.of_mailbox(job.ext) == [j for j in jobs if j.ext == job.ext]
 
 
 async def test_job_index_follows_every_move(tmp_path: Path) -> None:
