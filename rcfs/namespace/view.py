@@ -51,8 +51,10 @@ __all__ = ["CONTROL_DIR", "OUTBOX", "PROBE_NAMES", "READ_STATUS", "STATUS_FILE",
 
 
 class OutboxTree(Protocol):
-    """What the view needs of the outbox: the tree it shows (its operations stay with the
-    FUSE layer, which the namespace must not import)."""
+    """What the view needs of the outbox: the tree it shows. The outbox (``rcfs.outbox``:
+    its tree and the operations the FUSE layer calls) sits above the namespace and imports
+    it, so the namespace must not import ``rcfs.outbox``; it sees the outbox only through
+    this protocol."""
 
     def root(self, ext_id: str) -> Entry: ...
 

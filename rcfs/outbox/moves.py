@@ -152,6 +152,7 @@ class Moves:
         # places (never in neither).
         if source is folder:
             folder.docs = [d for d in folder.docs if d is not doc]
+        replaced = [d.file_id for d in folder.docs if d.name == moved.name]
         folder.docs = [d for d in folder.docs if d.name != moved.name] + [moved]
         folder.docs.sort(key=lambda d: d.name)
         await self.store.save(folder)
@@ -160,6 +161,8 @@ class Moves:
             await self.store.save(source)
         elif source is not folder:
             await self.store.delete(source)
+        # The document it replaced, once no journal entry refers to it, leaves the spool.
+        self.store.drop_unreferenced(replaced)
         self.state.changed(source)
         self.state.changed(folder)
 

@@ -132,6 +132,20 @@ async def test_replaced_and_removed_documents_leave_no_spool_file(tmp_path: Path
     assert _spooled(box) == set() == _referenced(box)
 
 
+async def test_a_document_moved_over_another_in_a_job_folder_frees_its_file(
+        tmp_path: Path) -> None:
+    box = outbox(tmp_path, FakeApi())
+    await box.mkdir("101", FAX)
+    await box.mkdir("101", (*FAX, ".pack"))
+    await put(box, (*FAX, ".pack", "a.pdf"), pdf(1, "old"))
+    await put(box, (*FAX, ".d.pdf"), pdf(1, "new"))
+    await box.rename("101", (*FAX, ".d.pdf"), (*FAX, ".pack", "a.pdf"))
+    assert _spooled(box) == _referenced(box) and len(_spooled(box)) == 1
+    box.close()
+    again = outbox(tmp_path, FakeApi())  # and the journal agrees after a restart
+    assert _spooled(again) == _referenced(again) and len(_spooled(again)) == 1
+
+
 async def test_open_sweeps_only_unreferenced_spool_files(tmp_path: Path) -> None:
     box = outbox(tmp_path, FakeApi())
     await box.mkdir("101", FAX)
