@@ -185,7 +185,8 @@ async def bench_content(args: argparse.Namespace) -> None:
 
 def curl_run(emu: EmulatorProc, rid: str, uri: str, size: int) -> tuple[float, int]:
     """One run of the limit row: curl's time for the whole file, and its requests. The token
-    is fetched each time (untimed): a reader's log-in in between may have replaced it."""
+    is fetched each time (untimed): every reader logs in, and a log-in past the emulator's
+    sessions per user and app ends the oldest (rcfs/emulator/oauth.py)."""
     token = emu.token()
     since = next_seq(emu)
     t, got = curl(uri, token, emu.info.get("ca_cert"))
