@@ -15,8 +15,10 @@ each on fresh (uncached) recordings, the order of the five contenders rotating r
     from just before the process is started. That is start-up, open, the header read, the
     first decode and the first write of the audio output: what a user waits for before
     hearing anything. (The output goes through stdio, so that first write is the first
-    buffer of samples, 4 KiB or less: 0.13 s of 16 kHz audio, decoded in microseconds.)
-    ``--length=0.5`` ends the play; the pcm output is not paced, so it ends at once;
+    buffer of samples, 4 KiB or less: 0.13 s of these 8 kHz 16-bit recordings, decoded in
+    microseconds.) ``--length=0.5`` ends the play; the pcm output is not paced, so it ends
+    at once. mpv's own log (``--log-file``) shows where the time goes: through the mount
+    its open of the file waits for the first byte, and playback starts right after;
   * ``ffprobe`` to its exit (it reads the header only, not the whole file), through the
     mount and on local disk;
   * a cold ``cp -r`` of a voicemail folder (a fresh mount with an empty cache each run)
