@@ -152,35 +152,47 @@ async def bench_content(args: argparse.Namespace) -> None:
                 await cache.aclose()
             return out
 
-        await run_reader(work / "warm")  # fills the cache the warm runs read (untimed)
-
-        async def curl_turn(i: int) -> list[tuple[float, int]]:
-            return [await trio.to_thread.run_sync(curl_run, emu, rid, uri, size)]
-
-        runs: dict[str, list[list[tuple[float, int]]]] = {"curl": [], "cold": [], "warm": []}
-        turns: dict[str, Callable[[int], Awaitable[list[tuple[float, int]]]]] = {
-            "curl": curl_turn, "cold": lambda i: run_reader(work / f"cold{i}"),
-            "warm": lambda i: run_reader(work / "warm", again=True)}
-        names = list(turns)
-        for i in range(args.repeat):  # the order rotates, so a noisy moment hits each alike
-            for who in names[i % 3:] + names[:i % 3]:
-                runs[who].append(await turns[who](i))
-        [(t10, r10)] = await run_reader(work / "cold10", concurrent=10)
-
-        def row(who: str, k: int = 0) -> tuple[float, int, int]:
-            """Median seconds of pass ``k`` over the runs, and the requests of all runs (a
-            total, never floor-divided per run)."""
-            return (statistics.median(r[k][0] for r in runs[who]),
-                    sum(r[k][1] for r in runs[who]), 1)
-
-        n = args.repeat
-        rows = {f"curl (the limit), {n} runs": row("curl"),  # first: the ratios' reference
-                f"cold read through the reader, {n} runs": row("cold"),
-                "cold, 10 concurrent readers": (t10, r10, 10),
-                f"warm, block cache on disk, {n} runs": row("warm"),
-                f"warm, blocks in RAM (same reader), {n} runs": row("warm", 1)}
+        rows = await take_turns(emu, rid, uri, size, work, args.repeat, run_reader)
         print_rows(rows, size)
         shutil.rmtree(work)
+
+
+Passes = list[tuple[float, int]]
+"""(seconds, content requests) of each timed pass of one run."""
+
+
+async def take_turns(emu: EmulatorProc, rid: str, uri: str, size: int, work: Path, repeat: int,
+                     run_reader: Callable[..., Awaitable[Passes]]
+                     ) -> dict[str, tuple[float, int, int]]:
+    """``repeat`` runs of curl, a cold read and the warm reads, taking turns in an order that
+    rotates run by run (so a noisy moment hits each alike), then the ten concurrent readers
+    once; the rows, curl's first (the ratios' reference)."""
+    await run_reader(work / "warm")  # fills the cache the warm runs read (untimed)
+
+    async def curl_turn(i: int) -> Passes:
+        return [await trio.to_thread.run_sync(curl_run, emu, rid, uri, size)]
+
+    runs: dict[str, list[Passes]] = {"curl": [], "cold": [], "warm": []}
+    turns: dict[str, Callable[[int], Awaitable[Passes]]] = {
+        "curl": curl_turn, "cold": lambda i: run_reader(work / f"cold{i}"),
+        "warm": lambda i: run_reader(work / "warm", again=True)}
+    names = list(turns)
+    for i in range(repeat):
+        for who in names[i % 3:] + names[:i % 3]:
+            runs[who].append(await turns[who](i))
+    [(t10, r10)] = await run_reader(work / "cold10", concurrent=10)
+
+    def row(who: str, k: int = 0) -> tuple[float, int, int]:
+        """Median seconds of pass ``k`` over the runs, and the requests of all runs (a total,
+        never floor-divided per run)."""
+        return (statistics.median(r[k][0] for r in runs[who]),
+                sum(r[k][1] for r in runs[who]), 1)
+
+    return {f"curl (the limit), {repeat} runs": row("curl"),
+            f"cold read through the reader, {repeat} runs": row("cold"),
+            "cold, 10 concurrent readers": (t10, r10, 10),
+            f"warm, block cache on disk, {repeat} runs": row("warm"),
+            f"warm, blocks in RAM (same reader), {repeat} runs": row("warm", 1)}
 
 
 def curl_run(emu: EmulatorProc, rid: str, uri: str, size: int) -> tuple[float, int]:
