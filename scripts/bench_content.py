@@ -152,9 +152,11 @@ async def bench_content(args: argparse.Namespace) -> None:
                 await cache.aclose()
             return out
 
-        rows = await take_turns(emu, rid, uri, size, work, args.repeat, run_reader)
+        try:
+            rows = await take_turns(emu, rid, uri, size, work, args.repeat, run_reader)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         print_rows(rows, size)
-        shutil.rmtree(work)
 
 
 Passes = list[tuple[float, int]]
