@@ -13,7 +13,9 @@
 * ``warm memory``  the same reader again (blocks in RAM);
 
 and prints MB/s, the ratio to curl, and the content requests each used (from the
-emulator's own log).
+emulator's own log). curl, the cold read and the warm reads take turns, run by run, in an
+order that rotates (a cache filled beforehand, untimed, serves the warm runs); the ten
+concurrent readers run once, after them.
 
 ``blocksize``: the measurement behind the default block size: write and read throughput of
 BlockCache per block size, and the latency of a random 4 KiB read of an uncached block.
@@ -110,11 +112,6 @@ async def bench_content(args: argparse.Namespace) -> None:
               f"{args.block_size:,}; reads of {READ // 1024} KiB; median of {args.repeat}; "
               f"cache writes inside the timing; the 'block cache on disk' rows read value "
               f"files the page cache may still hold (not dropped)")
-        rows: dict[str, tuple[float, int, int]] = {}  # name -> (seconds, requests, readers)
-
-        rows[f"curl (the limit), {args.repeat} runs"] = curl_row(emu, rid, uri, size,
-                                                                args.repeat)
-
         creds = Credentials(platform_url=emu.info["platform_url"],
                             client_id=emu.info["client_id"],
                             client_secret=emu.info["client_secret"], jwt=user["jwt"])
@@ -155,34 +152,60 @@ async def bench_content(args: argparse.Namespace) -> None:
                 await cache.aclose()
             return out
 
-        cold = [(await run_reader(work / f"cold{i}"))[0] for i in range(args.repeat)]
-        rows[f"cold read through the reader, {args.repeat} runs"] = (
-            statistics.median(t for t, _ in cold), sum(r for _, r in cold), 1)
-        [(t10, r10)] = await run_reader(work / "cold10", concurrent=10)
-        rows["cold, 10 concurrent readers"] = (t10, r10, 10)
-        warm = [await run_reader(work / "cold0", again=True) for _ in range(args.repeat)]
-        rows[f"warm, block cache on disk, {args.repeat} runs"] = (
-            statistics.median(w[0][0] for w in warm), sum(w[0][1] for w in warm), 1)
-        rows[f"warm, blocks in RAM (same reader), {args.repeat} runs"] = (
-            statistics.median(w[1][0] for w in warm), sum(w[1][1] for w in warm), 1)
-
+        try:
+            rows = await take_turns(emu, rid, uri, size, work, args.repeat, run_reader)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         print_rows(rows, size)
-        shutil.rmtree(work)
 
 
-def curl_row(emu: EmulatorProc, rid: str, uri: str, size: int,
-             repeat: int) -> tuple[float, int, int]:
-    """The limit row: curl's median time over ``repeat`` downloads, and their requests."""
+Passes = list[tuple[float, int]]
+"""(seconds, content requests) of each timed pass of one run."""
+
+
+async def take_turns(emu: EmulatorProc, rid: str, uri: str, size: int, work: Path, repeat: int,
+                     run_reader: Callable[..., Awaitable[Passes]]
+                     ) -> dict[str, tuple[float, int, int]]:
+    """``repeat`` runs of curl, a cold read and the warm reads, taking turns in an order that
+    rotates run by run (so a noisy moment hits each alike), then the ten concurrent readers
+    once; the rows, curl's first (the ratios' reference)."""
+    await run_reader(work / "warm")  # fills the cache the warm runs read (untimed)
+
+    async def curl_turn(i: int) -> Passes:
+        return [await trio.to_thread.run_sync(curl_run, emu, rid, uri, size)]
+
+    runs: dict[str, list[Passes]] = {"curl": [], "cold": [], "warm": []}
+    turns: dict[str, Callable[[int], Awaitable[Passes]]] = {
+        "curl": curl_turn, "cold": lambda i: run_reader(work / f"cold{i}"),
+        "warm": lambda i: run_reader(work / "warm", again=True)}
+    names = list(turns)
+    for i in range(repeat):
+        for who in names[i % 3:] + names[:i % 3]:
+            runs[who].append(await turns[who](i))
+    [(t10, r10)] = await run_reader(work / "cold10", concurrent=10)
+
+    def row(who: str, k: int = 0) -> tuple[float, int, int]:
+        """Median seconds of pass ``k`` over the runs, and the requests of all runs (a total,
+        never floor-divided per run)."""
+        return (statistics.median(r[k][0] for r in runs[who]),
+                sum(r[k][1] for r in runs[who]), 1)
+
+    return {f"curl (the limit), {repeat} runs": row("curl"),
+            f"cold read through the reader, {repeat} runs": row("cold"),
+            "cold, 10 concurrent readers": (t10, r10, 10),
+            f"warm, block cache on disk, {repeat} runs": row("warm"),
+            f"warm, blocks in RAM (same reader), {repeat} runs": row("warm", 1)}
+
+
+def curl_run(emu: EmulatorProc, rid: str, uri: str, size: int) -> tuple[float, int]:
+    """One run of the limit row: curl's time for the whole file, and its requests. The token
+    is fetched each time (untimed): every reader logs in, and a log-in past the emulator's
+    sessions per user and app ends the oldest (rcfs/emulator/oauth.py)."""
     token = emu.token()
-    verify = emu.info.get("ca_cert")
     since = next_seq(emu)
-    times = []
-    for _ in range(repeat):
-        t, got = curl(uri, token, verify)
-        assert got == size, (got, size)
-        times.append(t)
-    # Requests are totals over the repeats (never floor-divided per run).
-    return statistics.median(times), content_gets(emu, rid, since), 1
+    t, got = curl(uri, token, emu.info.get("ca_cert"))
+    assert got == size, (got, size)
+    return t, content_gets(emu, rid, since)
 
 
 def print_rows(rows: dict[str, tuple[float, int, int]], size: int) -> None:

@@ -15,15 +15,19 @@ HTTP remote, and curl reads the same URLs: the limit row. In one run:
     direct I/O, so the kernel kept no pages) and through rclone: half of the files right
     after their cold read, the other half once all cold reads are done (a minute or more
     later); the page cache is not dropped (the block files just written are in it), as the
-    rows say;
-  * warm rereads from the page cache, alternating with the same bytes on local disk;
+    rows of both say;
+  * warm rereads from the page cache, alternating with the same bytes on local disk, the
+    order of the five readers rotating round by round;
   * after a remount of both, with the page cache dropped before every read (root only; the
     rows say so otherwise): rcfs's block cache from disk, rclone's cache, local disk, and
     the local files through the smallest pyfuse3 filesystem (``passthrough_fs.py``);
   * ``ls -l`` of a 10,000-entry folder and ffprobe + a seek in a one-hour recording.
 
-Requests are counted exactly per contender in nginx's access log (by User-Agent). Both
-mounts get the same kernel read-ahead (rcfs's, which it raises to 1 MiB as root). Rows are
+Requests are counted exactly per contender in nginx's access log (by User-Agent). rclone's
+mount and the passthrough get rcfs's kernel read-ahead (rcfs raises its own to 1 MiB as
+root; ``--read-ahead-kib``); every mount's value is read back from its
+``/sys/class/bdi/<major:minor>/read_ahead_kb`` and printed in the run's header, with a
+WARNING line when they differ (as another user than root, nothing can set them). Rows are
 medians of N reads (N in the row). Not a test: ``scripts/bench`` bootstraps, installs nginx
 and rclone if it can, and runs this.
 """
@@ -38,6 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,7 @@ from benchlib import (
     have,
     median,
     rclone_mount,
+    read_ahead_header,
     read_ahead_kib,
     settle,
     timed,
@@ -81,6 +87,8 @@ def read_in_process(path: Path) -> float:
 class Table:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.header: list[str] = []
+        """The run's header lines (when, what, each mount's read-ahead), printed first."""
 
     def add(self, what: str, times: list[float], nbytes: int | None, requests: int | str | None,
             ref: float | None = None) -> float:
@@ -91,6 +99,8 @@ class Table:
         return t
 
     def print(self) -> None:
+        for line in self.header:
+            print(line)
         width = max(len(r["what"]) for r in self.rows)
         print(f"\n| {'what':<{width}} | N | seconds | MiB/s | ratio | requests |")
         print(f"|{'-' * (width + 2)}|---|---|---|---|---|")
@@ -196,27 +206,30 @@ def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float, soon: Re
         t.add(f"rcfs first reread, {when} (page cache not dropped)", r.times["rcfs"],
               ctx["size"], r.requests["rcfs"], ref=curl)
         if r.times["rclone"]:
-            t.add(f"rclone first reread, {when}", r.times["rclone"], ctx["size"],
-                  r.requests["rclone"], ref=curl)
+            t.add(f"rclone first reread, {when} (page cache not dropped)", r.times["rclone"],
+                  ctx["size"], r.requests["rclone"], ref=curl)
 
 
 def warm_rows(t: Table, ctx: dict[str, Any], web: Nginx, rounds: int) -> float:
-    """Page-cache rereads, interleaved with the same bytes on local disk."""
+    """Page-cache rereads, interleaved with the same bytes on local disk; the order of the
+    five readers rotates round by round, so none always follows the same one."""
     target, local = ctx["targets"][0], ctx["locals"][0]
     rc = None if ctx["rclone"] is None else ctx["rclone"] / ctx["rids"][0] / "content"
     for p in (target, rc, local):  # fill the page cache
         if p is not None:
             dd(p)
-    warm: dict[str, list[float]] = {k: [] for k in ("local", "rcfs", "local_py", "rcfs_py",
-                                                    "rclone")}
+    readers: dict[str, Callable[[], float]] = {
+        "local": lambda: dd(local), "rcfs": lambda: dd(target),
+        "local_py": lambda: read_in_process(local), "rcfs_py": lambda: read_in_process(target)}
+    if rc is not None:
+        readers["rclone"] = lambda: dd(rc)
+    names = list(readers)
+    warm: dict[str, list[float]] = {k: [] for k in (*names, "rclone")}
     mark = web.mark()
-    for _ in range(rounds):
-        warm["local"].append(dd(local))
-        warm["rcfs"].append(dd(target))
-        warm["local_py"].append(read_in_process(local))
-        warm["rcfs_py"].append(read_in_process(target))
-        if rc is not None:
-            warm["rclone"].append(dd(rc))
+    for r in range(rounds):
+        k = r % len(names)
+        for who in names[k:] + names[:k]:
+            warm[who].append(readers[who]())
     size = ctx["size"]
     hot = t.add("local disk, page cache (dd)", warm["local"], size, None)
     hot_py = t.add("local disk, page cache (in-process)", warm["local_py"], size, None)
@@ -281,6 +294,8 @@ def tool_rows(t: Table, ctx: dict[str, Any], web: Nginx, folder: Path) -> None:
 
 def run(args: argparse.Namespace, work: Path) -> Table:
     t = Table()
+    t.header.append(f"{benchlib.run_header()}; {args.files} fresh files of {args.size_mib} "
+                    f"MiB, {args.rounds} warm rounds{'' if IS_ROOT else '; NOT root'}")
     media = work / "media"
     media.mkdir()
     with Nginx(media, work / "nginx") as web, EmulatorProc(
@@ -314,8 +329,7 @@ def run(args: argparse.Namespace, work: Path) -> Table:
             ctx["size"] = ctx["locals"][0].stat().st_size
             ctx["token"] = emu.token(ctx["admin"])
             ctx["status"] = mnt.mountpoint / ".rcfs" / "status.json"
-            ra_kib = read_ahead_kib(mnt.mountpoint)
-            print(f"kernel read-ahead of both mounts: {ra_kib} KiB", file=sys.stderr)
+            ra_kib = read_ahead_kib(mnt.mountpoint)  # what rcfs got; the others get it too
             with contextlib.ExitStack() as stack:
                 ctx["rclone"] = None
                 if have("rclone"):
@@ -323,6 +337,9 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                         f"{web.url}{base}/", rclone_mp, work / "rclone-cache", ra_kib))
                 else:
                     print("rclone is not installed: its rows are missing", file=sys.stderr)
+                t.header += read_ahead_header(
+                    {"rcfs": mnt.mountpoint, "rclone": rclone_mp} if ctx["rclone"]
+                    else {"rcfs": mnt.mountpoint})
                 soon = Rereads()
                 curl = cold_rows(t, ctx, web, soon)
                 reread_rows(t, ctx, web, curl, soon)
@@ -337,7 +354,12 @@ def run(args: argparse.Namespace, work: Path) -> Table:
                 ctx["targets"] = [find(folder, f"Recordings/*/*[[]{rid}].wav")
                                   for rid in ctx["rids"]]
                 passthrough = stack.enter_context(benchlib.passthrough_mount(
-                    work / "local", work / "passthrough"))
+                    work / "local", work / "passthrough", ra_kib))
+                mounts = {"rcfs": mnt.mountpoint, "passthrough": passthrough}
+                if ctx["rclone"] is not None:
+                    mounts["rclone"] = rclone_mp
+                t.header += [f"after the remount: {line}"
+                             for line in read_ahead_header(mounts)]
                 dropped_rows(t, ctx, web, passthrough)
         finally:
             mnt.unmount()
@@ -353,7 +375,8 @@ def main() -> int:
     ap.add_argument("--entries", type=int, default=10000)
     ap.add_argument("--read-ahead-kib", type=int, default=None,
                     help="rcfs's read_ahead_kib (0: the kernel's 128 KiB, as for a non-root "
-                         "user; default: rcfs's default); rclone's mount gets the same")
+                         "user; default: rcfs's default); rclone's mount and the passthrough "
+                         "get the value rcfs's mount got")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON too")
     ap.add_argument("--no-warm", action="store_true",
                     help="do not warm fresh memory before timed reads (benchlib.warm_memory)")

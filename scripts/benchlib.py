@@ -3,8 +3,10 @@
 * ``Nginx``: one static server on 127.0.0.1 (the emulator's ``--media-origin``), started and
   stopped by PID, with an access log that counts requests per client (User-Agent);
 * ``drop_caches``: the global page-cache drop (root only: a benchmark may do it, a test never);
-* ``rclone_mount`` and ``set_read_ahead``: the comparison mount, with the same kernel
-  read-ahead as rcfs's;
+* ``rclone_mount``, ``passthrough_mount``, ``set_read_ahead`` and ``read_ahead_header``:
+  the comparison mounts, given rcfs's kernel read-ahead, and every mount's value read back
+  (a loud warning when they differ);
+* ``run_header``: when and at which commit a run ran;
 * ``settle`` and ``warm_memory``: what runs before every timed read (see ``warm_memory``);
 * timing helpers: ``timed``, ``dd``, ``median``.
 
@@ -125,12 +127,48 @@ def read_ahead_kib(mountpoint: Path) -> int | None:
 
 
 def set_read_ahead(mountpoint: Path, kib: int) -> int | None:
-    """Set a FUSE mount's read-ahead to exactly ``kib`` (root only); the value in effect."""
+    """Set a FUSE mount's read-ahead to exactly ``kib`` (root only); the value in effect,
+    read back. A value that did not take is said on stderr (``read_ahead_header`` says it
+    again in the run's header)."""
     dev = mount_device(mountpoint)
     if dev is not None and IS_ROOT:
         with contextlib.suppress(OSError):
             Path(f"/sys/class/bdi/{dev}/read_ahead_kb").write_text(f"{kib}\n")
-    return read_ahead_kib(mountpoint)
+    got = read_ahead_kib(mountpoint)
+    if got != kib:
+        print(f"WARNING: read-ahead of {mountpoint} is {got} KiB, not the {kib} KiB asked for"
+              f"{'' if IS_ROOT else ' (setting it needs root)'}", file=sys.stderr)
+    return got
+
+
+def read_ahead_header(mounts: dict[str, Path]) -> list[str]:
+    """Header lines with each mount's kernel read-ahead as read back from
+    ``/sys/class/bdi/<major:minor>/read_ahead_kb`` (None: not found), and a WARNING line when
+    they differ: then the mounts' rows do not compare like with like. Printed to stderr at
+    once too, so the warning is seen while the run goes on."""
+    values = {who: read_ahead_kib(path) for who, path in mounts.items()}
+    shown = ", ".join(f"{who} {'unknown' if v is None else f'{v} KiB'}"
+                      for who, v in values.items())
+    lines = [f"kernel read-ahead, read back from each mount's bdi: {shown}"]
+    if len(set(values.values())) > 1:
+        lines.append(f"WARNING: THE MOUNTS' READ-AHEAD DIFFERS ({shown}): their rows do not "
+                     "compare like with like" + ("" if IS_ROOT else
+                                                  " (setting read-ahead needs root)"))
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
+
+
+def run_header() -> str:
+    """``YYYY-MM-DD HH:MM UTC, commit <hash>`` (``+ changes`` when the tree differs from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") \
+        else ""
+    return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, commit "
+            f"{git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}")
 
 
 def free_port() -> int:
@@ -241,7 +279,8 @@ def have(program: str) -> bool:
 def rclone_mount(url: str, mountpoint: Path, cache: Path,
                  read_ahead: int | None) -> Iterator[Path]:
     """``rclone mount`` of an HTTP remote with ``--vfs-cache-mode full``; its kernel
-    read-ahead set to ``read_ahead`` KiB (rcfs's) so neither mount gets a larger one."""
+    read-ahead set to ``read_ahead`` KiB (rcfs's) so neither mount gets a larger one. The
+    caller reads every mount's value back (``read_ahead_header``): setting it needs root."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         ["rclone", "mount", ":http:", str(mountpoint), "--http-url", url,
@@ -262,12 +301,15 @@ def rclone_mount(url: str, mountpoint: Path, cache: Path,
 
 
 @contextlib.contextmanager
-def passthrough_mount(source: Path, mountpoint: Path) -> Iterator[Path]:
+def passthrough_mount(source: Path, mountpoint: Path,
+                      read_ahead: int | None) -> Iterator[Path]:
     """``scripts/passthrough_fs.py`` (the smallest pyfuse3 filesystem over a local folder,
-    rcfs's mount options and read-ahead) mounted at ``mountpoint``."""
+    rcfs's mount options) mounted at ``mountpoint``, its read-ahead raised to
+    ``read_ahead`` KiB as rcfs raises its own (None: the passthrough's default, rcfs's)."""
     mountpoint.mkdir(parents=True, exist_ok=True)
+    ra = [] if read_ahead is None else ["--read-ahead-kib", str(read_ahead)]
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "passthrough_fs.py"), str(source),
+        [sys.executable, str(ROOT / "scripts" / "passthrough_fs.py"), *ra, str(source),
          str(mountpoint)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None

@@ -5,15 +5,18 @@ It mounts one flat folder read-only and answers every read with one ``os.pread``
 backing file in a worker thread: no cache, no checksum, no bookkeeping. Read through it
 with the page cache dropped, it shows what any Python FUSE filesystem built on pyfuse3 and
 trio gets from this machine's disk, so ``bench_mount.py`` can say how much of rcfs's
-block-cache read time is rcfs's own. Mount options and read-ahead are rcfs's (default
-options, ``noatime``, 1 MiB read-ahead as root). Not part of the product.
+block-cache read time is rcfs's own. Mount options are rcfs's (default options,
+``noatime``), and so is the read-ahead: raised as rcfs raises its own (root only), to
+``--read-ahead-kib`` (``bench_mount.py`` passes the value rcfs's mount got; default rcfs's
+default, 1 MiB; 0 leaves the kernel's). Not part of the product.
 
-Usage: ``passthrough_fs.py SOURCE MOUNTPOINT``; it prints ``ready`` once mounted and
-unmounts on SIGINT/SIGTERM.
+Usage: ``passthrough_fs.py [--read-ahead-kib N] SOURCE MOUNTPOINT``; it prints ``ready``
+once mounted and unmounts on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -91,14 +94,13 @@ class Passthrough(pyfuse3.Operations):
         os.close(fh)
 
 
-async def serve(source: Path, mountpoint: Path) -> None:
+async def serve(source: Path, mountpoint: Path, read_ahead_kib: int) -> None:
     pyfuse3.init(Passthrough(source), str(mountpoint),
                  set(pyfuse3.default_options) | {"fsname=passthrough", "noatime"})
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pyfuse3.main)
-            await trio.to_thread.run_sync(raise_read_ahead, mountpoint,
-                                          DEFAULT_READ_AHEAD_KIB)
+            await trio.to_thread.run_sync(raise_read_ahead, mountpoint, read_ahead_kib)
             print("ready", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
@@ -108,10 +110,13 @@ async def serve(source: Path, mountpoint: Path) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    trio.run(serve, Path(sys.argv[1]), Path(sys.argv[2]))
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--read-ahead-kib", type=int, default=DEFAULT_READ_AHEAD_KIB,
+                    help="raise the mount's read-ahead to this (root only; 0: the kernel's)")
+    ap.add_argument("source", type=Path)
+    ap.add_argument("mountpoint", type=Path)
+    args = ap.parse_args()
+    trio.run(serve, args.source, args.mountpoint, args.read_ahead_kib)
     return 0
 
 
