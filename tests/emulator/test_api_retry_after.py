@@ -9,7 +9,7 @@ import trio
 
 from rcfs.api.listing import list_call_log
 from tests.api_fakes import download
-from tests.emulator.test_api_content import emulator_client
+from tests.unit.test_api_content import emulator_client
 from tests.emulator_proc import EmulatorProc
 
 RETRY_AFTER = 3

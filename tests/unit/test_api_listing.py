@@ -53,7 +53,7 @@ from rcfs.api.uploads import (
 )
 from rcfs.content.reports import ReportRunner, RunnerConfig
 from tests.api_fakes import download
-from tests.emulator.test_api_content import PLATFORM, FakeClient, emulator_client
+from tests.unit.test_api_content import PLATFORM, FakeClient, emulator_client
 from tests.emulator_proc import EmulatorProc
 
 BASE = f"{PLATFORM}/restapi/v1.0/account/1/extension/2"
