@@ -1,5 +1,6 @@
 """Helpers shared by the tests that talk to the emulator's REST API directly: the one check
-of RingCentral's error shape, raw multipart bodies, and external tools."""
+of RingCentral's error shape, raw multipart bodies, a real ``RcClient`` logged in to an
+emulator, and external tools."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from rcfs.api import Credentials, RcClient
+from tests.emulator_proc import EmulatorProc, verify_for
 
 ERROR_FIELDS = {"errorCode", "message", "parameterName", "parameterValue", "permissionName",
                 "additionalInfo"}
@@ -38,6 +42,16 @@ def assert_error(r: httpx.Response, status: int, code: str, *, top: str | None =
         assert first.get(key) == value, (key, body)
         assert body.get(key, value) == value, (key, body)
     return body
+
+
+def emulator_client(emu: EmulatorProc, user: dict[str, Any] | None = None,
+                    **kw: Any) -> RcClient:
+    """A real RcClient logged in (JWT) as ``user`` (default: the admin) on ``emu``."""
+    info = emu.info
+    user = user or emu.user(admin=True)
+    creds = Credentials(platform_url=info["platform_url"], client_id=info["client_id"],
+                        client_secret=info["client_secret"], jwt=user["jwt"])
+    return RcClient(creds, media_url=info["media_url"], verify=verify_for(info), **kw)
 
 
 def raw_multipart(parts: list[tuple[dict[str, str], bytes]],

@@ -1,16 +1,14 @@
 """rcfs.api.content: every faulty server behaviour, and the no-wrong-bytes property.
 
-A ``FakeClient`` with RcClient's ``request``/``stream``/``get_json`` surface runs over
-``httpx.MockTransport``; ``FaultyMedia`` is a content server that misbehaves on demand.
-(``FakeClient`` is also used by test_api_listing.py.)
+A ``FakeClient`` (tests/api_fakes.py) with RcClient's ``request``/``stream``/``get_json``
+surface runs over ``httpx.MockTransport``; ``FaultyMedia`` is a content server that misbehaves
+on demand. The same downloads against the emulator: tests/emulator/test_api_content.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import random
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +18,6 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rcfs.api import Credentials, RcClient
 from rcfs.api.content import (
     ContentChangedError,
     ContentError,
@@ -29,93 +26,17 @@ from rcfs.api.content import (
     parse_content_range,
 )
 from rcfs.api.errors import ApiError
-from rcfs.api.listing import list_call_log, list_greetings, list_messages
-from rcfs.api.models import Attachment, Message
 from rcfs.api.scheduler import Priority
-from tests.api_fakes import download, read_all
-from tests.emulator_proc import EmulatorProc, verify_for
+from tests.api_fakes import MEDIA, FakeClient, download, payload
 
 # Closing an httpx body before its end (inherent when a server sends more than the range)
-# leaves httpx's nested body generators to trio's GC hook, which warns (httpx issue #3686).
+# leaves httpx's nested body generators (and ChunkStream's) to trio's GC hook, which warns
+# (httpx issue #3686).
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Async generator .* was garbage collected:ResourceWarning")
 
-PLATFORM = "https://platform.example"
-MEDIA = "https://media.example"
+
 URI = f"{MEDIA}/restapi/v1.0/account/1/extension/2/message-store/3/content/4"
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeClient:
-    """RcClient's surface over a MockTransport. ``attach_headers=False`` mimics a client whose
-    ApiError lacks the response headers (so a 416's ``Content-Range`` is unknown)."""
-
-    def __init__(self, handler: Handler, *, attach_headers: bool = True) -> None:
-        self.platform_url = PLATFORM
-        self.media_url = MEDIA
-        self.sent: list[httpx.Request] = []
-        self.attach_headers = attach_headers
-
-        def record(request: httpx.Request) -> httpx.Response:
-            self.sent.append(request)
-            return handler(request)
-
-        self.http = httpx.AsyncClient(transport=httpx.MockTransport(record), base_url=PLATFORM)
-        self.calls: list[dict[str, Any]] = []
-
-    def _error(self, response: httpx.Response) -> ApiError:
-        exc = ApiError.from_response(response)
-        if not self.attach_headers:
-            exc.headers = {}
-        return exc
-
-    async def request(
-        self, method: str, url: str, *, params: Any = None, json: Any = None,
-        content: Any = None, files: Any = None, data: Any = None,
-        headers: Mapping[str, str] | None = None, priority: Priority = Priority.METADATA,
-        deadline: float | None = None, group: str | None = None,
-    ) -> httpx.Response:
-        self.calls.append({"method": method, "url": url, "params": params, "json": json,
-                           "files": files, "data": data, "headers": dict(headers or {}),
-                           "priority": priority})
-        response = await self.http.request(method, url, params=params, json=json,
-                                           content=content, files=files, data=data,
-                                           headers=headers)
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response
-
-    async def get_json(self, url: str, *, params: Any = None,
-                       priority: Priority = Priority.METADATA,
-                       deadline: float | None = None) -> Any:
-        response = await self.request("GET", url, params=params, priority=priority,
-                                      deadline=deadline)
-        return response.json()
-
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None, priority: Priority = Priority.INTERACTIVE,
-        deadline: float | None = None, group: str | None = None,
-    ) -> AsyncIterator[httpx.Response]:
-        self.calls.append({"method": method, "url": url, "headers": dict(headers or {}),
-                           "priority": priority, "group": group})
-        request = self.http.build_request(method, url, headers=headers, params=params)
-        response = await self.http.send(request, stream=True)
-        try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise self._error(response)
-            yield response
-        finally:
-            await response.aclose()
-
-    def deadline_in(self, seconds: float) -> float:
-        return trio.current_time() + seconds
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
 
 class ChunkStream(httpx.AsyncByteStream):
@@ -241,10 +162,6 @@ class FaultyMedia:
             a = first - first % 4
             return body(data[a:last + 1], {"Content-Range": f"bytes {a}-{last}/{size}"}, 206)
         return body(part, {"Content-Range": cr}, 206)
-
-
-def payload(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
 
 
 async def collect(client: FakeClient, start: int = 0, end: int | None = None,
@@ -663,121 +580,3 @@ def test_fake_server_sanity() -> None:
     assert parse_range("bytes=-3", 5) == (2, 4)
     assert parse_range("bytes=5-", 5) == "416"
     assert parse_range(None, 5) is None
-
-
-# -- against the emulator process -------------------------------------------------------------
-
-
-def emulator_client(emu: EmulatorProc, user: dict[str, Any] | None = None,
-                    **kw: Any) -> RcClient:
-    """A real RcClient logged in (JWT) as ``user`` (default: the admin) on ``emu``."""
-    info = emu.info
-    user = user or emu.user(admin=True)
-    creds = Credentials(platform_url=info["platform_url"], client_id=info["client_id"],
-                        client_secret=info["client_secret"], jwt=user["jwt"])
-    return RcClient(creds, media_url=info["media_url"], verify=verify_for(info), **kw)
-
-
-def smallest_mailbox(emu: EmulatorProc) -> str:
-    """Id of the extension with the fewest (but some) messages: every attachment of it can
-    be downloaded under every fault in a few seconds."""
-    summary = emu.admin("GET", "/_emulator/summary")
-    exts = [(sum(e["messages"].values()), str(e["id"])) for e in summary["extensions"]]
-    return min(e for e in exts if e[0] > 0)[1]
-
-
-async def mailbox_attachments(client: RcClient, ext_id: str) -> list[tuple[Message, Attachment]]:
-    msgs = await list_messages(client, ext_id).collect()
-    return [(m, a) for m in msgs for a in m.attachments]
-
-
-# Each rule applies to a seeded-random 40% of content responses, so downloads see faulty and
-# clean answers interleaved (continuations land on both).
-EMULATOR_FAULTS: list[dict[str, Any]] = [
-    {"kind": "reset"},
-    {"kind": "reset", "after_bytes": 1000},
-    {"kind": "short206"},
-    {"kind": "short206", "bytes": 4096},
-    {"kind": "ignore_range"},
-    {"kind": "partial_200"},
-    {"kind": "partial_200", "bytes": 100},
-    {"kind": "no_length"},
-    # After a lying 200 the continuation starts exactly at the real end: a 416 (with
-    # `bytes */N`) tells the true size.
-    {"kind": "lie_length"},
-    {"kind": "lie_length", "probability": 1.0},
-    {"kind": "bandwidth", "bytes_per_second": 4_000_000},
-]
-
-
-def _fault_id(spec: dict[str, Any]) -> str:
-    return "-".join(str(v) for v in spec.values())
-
-
-@pytest.mark.slow
-async def test_emulator_downloads_match_source(emu: EmulatorProc) -> None:
-    """No fault: every attachment of a mailbox, a recording and a greeting, byte-equal to
-    the emulator's source bytes; one request each; sizes learned."""
-    emu.clear_faults()
-    ext_id = smallest_mailbox(emu)
-    async with emulator_client(emu) as client:
-        atts = await mailbox_attachments(client, ext_id)
-        assert atts
-        since = len(emu.requests())
-        for m, a in atts:
-            async with fetch_range(client, a.uri) as reader:
-                data = await read_all(reader)
-            assert data == emu.content("message", f"{m.id}/{a.id}")
-            assert reader.total_size == len(data) and reader.requests == 1
-            assert reader.content_type is not None
-            assert reader.content_type.split(";")[0] == a.content_type
-            if a.size is not None:
-                assert a.size == len(data)
-        content_log = [e for e in emu.requests(since) if "/content" in e["path"]]
-        assert len(content_log) == len(atts)
-        assert {e["status"] for e in content_log} == {200}
-        calls = await list_call_log(client, None, recording_type="All").collect()
-        rec = next(r.recording for r in calls if r.recording is not None)
-        assert rec is not None and rec.content_uri is not None
-        assert await download(client, rec.content_uri) == emu.content("recording", rec.id)
-        greetings = await list_greetings(client)
-        assert greetings and greetings[0].content_uri is not None
-        assert await download(client, greetings[0].content_uri) == emu.content(
-            "greeting", greetings[0].id)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("spec", EMULATOR_FAULTS, ids=_fault_id)
-async def test_emulator_downloads_under_fault(emu: EmulatorProc,
-                                              spec: dict[str, Any]) -> None:
-    """Every attachment of a mailbox, whole and as a middle range, under one injected
-    content fault: byte-equal to a download without faults."""
-    emu.clear_faults()
-    ext_id = smallest_mailbox(emu)
-    async with emulator_client(emu) as client:
-        atts = await mailbox_attachments(client, ext_id)
-        clean = {a.uri: await download(client, a.uri) for _m, a in atts}
-        rule = emu.fault(**{"path": "/content/", "probability": 0.4, **spec})
-        since = len(emu.requests())
-        try:
-            requests = 0
-            for _m, a in atts:
-                async with fetch_range(client, a.uri) as reader:
-                    assert await read_all(reader) == clean[a.uri]
-                assert reader.total_size in (len(clean[a.uri]), None)
-                requests += reader.requests
-                size = len(clean[a.uri])
-                if size >= 3:
-                    lo, hi = size // 3, 2 * size // 3
-                    async with fetch_range(client, a.uri, lo, hi) as reader:
-                        pieces = [(off, chunk) async for off, chunk in reader]
-                    assert b"".join(c for _o, c in pieces) == clean[a.uri][lo:hi + 1]
-                    assert pieces[0][0] == lo
-                    requests += reader.requests
-        finally:
-            applied = emu.admin("GET", "/_emulator/faults")
-            emu.clear_faults()
-        assert any(r["id"] == rule["id"] and r["applied"] > 0 for r in applied)
-        log = [e for e in emu.requests(since) if "/content" in e["path"]]
-        assert len(log) == requests  # every continuation is a counted request
-        assert all(e["status"] in (200, 206, 416) for e in log)
