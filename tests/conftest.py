@@ -140,6 +140,15 @@ def user(emu: EmulatorProc) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def no_faults(emu: EmulatorProc) -> Iterator[None]:
+    """No fault rule of the module's ``emu`` outlives a test, nor leaks into the next one
+    (``pytest.mark.usefixtures("no_faults")``)."""
+    emu.clear_faults()
+    yield
+    emu.clear_faults()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]
                               ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:

@@ -1,19 +1,25 @@
 """Helpers shared by the tests that talk to the emulator's REST API directly: the one check
 of RingCentral's error shape, raw multipart bodies, a real ``RcClient`` logged in to an
-emulator, and external tools."""
+emulator, the emulator's clock and RingCentral's time format."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from rcfs.api import Credentials, RcClient
 from tests.emulator_proc import EmulatorProc, verify_for
+
+# REST paths of the current user's account and extension, and the rate-limit group of each.
+EXT = "/restapi/v1.0/account/~/extension/~"  # Light
+ACCOUNT = "/restapi/v1.0/account/~"  # Light
+CALL_LOG = EXT + "/call-log"  # Heavy
+EXTENSIONS = "/restapi/v1.0/account/~/extension"  # Medium
 
 ERROR_FIELDS = {"errorCode", "message", "parameterName", "parameterValue", "permissionName",
                 "additionalInfo"}
@@ -69,12 +75,29 @@ def raw_multipart(parts: list[tuple[dict[str, str], bytes]],
     return {"Content-Type": f"multipart/{subtype}; boundary={boundary}"}, out
 
 
-def tool(name: str) -> str:
-    """Path of an external program; skip locally, fail under CI, when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not installed (scripts/bootstrap installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+def emu_now(emu: EmulatorProc) -> datetime:
+    """The emulator's clock now (what its "now" is, not this machine's)."""
+    return datetime.fromtimestamp(emu.admin("GET", "/_emulator/clock")["epoch"], UTC)
+
+
+def iso(when: float | datetime, *, millis: bool = True) -> str:
+    """``when`` (a POSIX time or an aware datetime) as RingCentral writes times, in UTC:
+    ``2024-05-01T12:00:00.123Z``; ``millis=False`` writes ``.000`` (whole seconds)."""
+    dt = (when if isinstance(when, datetime) else datetime.fromtimestamp(when, UTC)).astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000 if millis else 0:03d}Z"
+
+
+async def admin_async(emu: EmulatorProc, method: str, path: str, body: Any = None) -> Any:
+    """``emu.admin`` from a trio task, in a worker thread (it blocks)."""
+    return await trio.to_thread.run_sync(lambda: emu.admin(method, path, body))
+
+
+def first_message(c: httpx.Client) -> dict[str, Any]:
+    """A voicemail or fax (its attachment is large enough for small ranges)."""
+    r = c.get(EXT + "/message-store", params={"dateFrom": "2000-01-01", "perPage": 1000,
+                                              "messageType": ["VoiceMail", "Fax"]})
+    assert r.status_code == 200, r.text
+    for msg in r.json()["records"]:
+        if msg.get("attachments"):
+            return msg  # type: ignore[no-any-return]
+    pytest.fail("no voicemail/fax with attachments in the seeded mailbox")

@@ -18,7 +18,6 @@ from tests.desktop_support import (
     WINDOW,
     content_of,
     ident_of,
-    require_programs,
     throttled,
 )
 from tests.emulator_proc import EmulatorProc
@@ -32,6 +31,7 @@ from tests.mount_helper import (
     run,
     wait_for,
 )
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.mount
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.emulator_support import assert_error
+from tests.emulator_support import assert_error, emu_now, iso
 
 BASE = "/restapi/v1.0/account/~/extension/~"
 STORE = BASE + "/message-store"
@@ -30,17 +30,10 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MSG_333 = "Invalid message synchronisation request: full synchronization is required"
 
 
-def _iso(ts: float) -> str:
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
 
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
-
-def _now(emu: EmulatorProc) -> float:
-    return float(emu.admin("GET", "/_emulator/clock")["epoch"])
 
 
 def _admin_ext(emu: EmulatorProc) -> str:
@@ -53,7 +46,7 @@ def _add(emu: EmulatorProc, when: float, *, ext: str | None = None, type: str = 
          attachments: list[dict[str, Any]] | None = None) -> int:
     spec: dict[str, Any] = {
         "extension_id": ext or _admin_ext(emu), "type": type, "direction": direction,
-        "from": frm, "to": list(to), "creation_time": _iso(when),
+        "from": frm, "to": list(to), "creation_time": iso(when),
     }
     if type == "SMS":
         spec["text"] = text
@@ -76,7 +69,7 @@ def _window() -> tuple[float, float]:
 
 
 def _between(start: float, end: float) -> dict[str, str]:
-    return {"dateFrom": _iso(start), "dateTo": _iso(end)}
+    return {"dateFrom": iso(start), "dateTo": iso(end)}
 
 
 def _ids(body: dict[str, Any]) -> list[int]:
@@ -88,7 +81,7 @@ def _ids(body: dict[str, Any]) -> list[int]:
 
 def test_default_window_is_last_24_hours(emu: EmulatorProc,
                                          rest: httpx.Client) -> None:
-    now = _now(emu)
+    now = emu_now(emu).timestamp()
     inside = _add(emu, now - 23 * 3600)
     outside = _add(emu, now - 25 * 3600)
     r = rest.get(STORE, params={"perPage": 1000})
@@ -406,7 +399,7 @@ def test_bulk_delete_partial_failure_is_207() -> None:
 
 def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
     """E13: Deleted -> Purged after 5 days -> gone after 5 more (defaults)."""
-    mid = _add(emulator, _now(emulator) - 3600, type="VoiceMail")
+    mid = _add(emulator, emu_now(emulator).timestamp() - 3600, type="VoiceMail")
     with api_client(emulator) as rest:
         att_uri = _one(rest, mid)["attachments"][0]["uri"]
         assert rest.delete(f"{STORE}/{mid}").status_code == 204
@@ -432,7 +425,7 @@ def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
 
 def test_lifecycle_knobs(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--set", "deleted_to_purged=60", "--set", "purged_to_gone=60")
-    mid = _add(emu, _now(emu) - 10)
+    mid = _add(emu, emu_now(emu).timestamp() - 10)
     with api_client(emu) as rest:
         assert rest.delete(f"{STORE}/{mid}").status_code == 204
         emu.advance(61)
@@ -539,7 +532,7 @@ def test_listing_counts_light(start_emulator: Callable[..., EmulatorProc]) -> No
 
 
 def test_fsync_shape_and_default_window(emulator: EmulatorProc) -> None:
-    now = _now(emulator)
+    now = emu_now(emulator).timestamp()
     inside = _add(emulator, now - 23 * 3600)
     outside = _add(emulator, now - 25 * 3600)
     with api_client(emulator) as rest:
@@ -557,7 +550,7 @@ def test_fsync_shape_and_default_window(emulator: EmulatorProc) -> None:
 
 def test_fsync_window_knob(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--set", f"fsync_default_window={7 * DAY}")
-    now = _now(emu)
+    now = emu_now(emu).timestamp()
     six_days = _add(emu, now - 6 * DAY)
     eight_days = _add(emu, now - 8 * DAY)
     with api_client(emu) as rest:
@@ -586,11 +579,11 @@ def _mine(body: dict[str, Any], mine: set[int]) -> list[dict[str, Any]]:
 
 
 def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
-    now = _now(emulator)
+    now = emu_now(emulator).timestamp()
     old = _add(emulator, now - 7200)
     recent = _add(emulator, now - 3600)
     with api_client(emulator) as rest:
-        q = {"dateFrom": _iso(now - 7300), "dateTo": _iso(now - 3500)}
+        q = {"dateFrom": iso(now - 7300), "dateTo": iso(now - 3500)}
         # `old` is modified 20 s before the FSync, `recent` 3 s before.
         rest.put(f"{STORE}/{old}", json={"readStatus": "Read"})
         emulator.advance(17)
@@ -601,7 +594,7 @@ def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
         token = fsync["syncInfo"]["syncToken"]
 
         emulator.advance(60)
-        new = _add(emulator, _now(emulator) - 10)
+        new = _add(emulator, emu_now(emulator).timestamp() - 10)
         emulator.advance(10)  # so the next token's 5 s overlap no longer covers `new`
         isync = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token})
         assert isync.status_code == 200, isync.text
@@ -636,14 +629,14 @@ def test_isync_grows_the_frame(emulator: EmulatorProc) -> None:
     mine = set(ids) | {early}
     emulator.advance(10)  # creations fall out of the 5 s overlap
     with api_client(emulator) as rest:
-        fsync = rest.get(SYNC, params={"syncType": "FSync", "dateFrom": _iso(start + 500),
-                                     "dateTo": _iso(end), "recordCount": 2}).json()
+        fsync = rest.get(SYNC, params={"syncType": "FSync", "dateFrom": iso(start + 500),
+                                     "dateTo": iso(end), "recordCount": 2}).json()
         assert _ids(fsync) == [ids[4], ids[3]]
         assert fsync["syncInfo"]["olderRecordsExist"] is True
         body = rest.get(SYNC, params={"syncType": "ISync", "recordCount": 2,
                                     "syncToken": fsync["syncInfo"]["syncToken"]}).json()
         assert [r["id"] for r in _mine(body, mine)] == [ids[2], ids[1]]
-        body = rest.get(SYNC, params={"syncType": "ISync", "dateFrom": _iso(start),
+        body = rest.get(SYNC, params={"syncType": "ISync", "dateFrom": iso(start),
                                     "syncToken": body["syncInfo"]["syncToken"]}).json()
         assert [r["id"] for r in _mine(body, mine)] == [ids[0], early]
 

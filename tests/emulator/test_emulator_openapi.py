@@ -9,7 +9,6 @@ shape, missing headers) and that a problem fails the owning test from ``Emulator
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,14 +17,8 @@ import pytest
 from tests import openapi_check as oc
 from tests.emulator_proc import EmulatorProc, api_client
 
-HUGE = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 EXT = "/restapi/v1.0/account/~/extension/~"
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--limits", HUGE) as proc:
-        yield proc
 
 
 def _get(c: httpx.Client, url: str, **kw: Any) -> httpx.Response:

@@ -21,7 +21,6 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from rcfs.emulator.seed import build_store, rule_key
 from rcfs.emulator.seed_data import HOSTILE
 from rcfs.emulator.store import Attachment, Message, Store
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.emulator_support import tool
+from tests.programs import require_programs
 
 NOW = 1_790_000_000.123456  # a fixed "now" for in-process builds
 DAY = 86400.0
@@ -465,7 +464,7 @@ def test_scale_mode_100k_builds_fast() -> None:
 
 def _ffprobe(path: Path) -> dict[str, str]:
     res = subprocess.run(
-        [tool("ffprobe"), "-v", "error", "-show_entries",
+        [require_programs("ffprobe")[0], "-v", "error", "-show_entries",
          "format=duration,format_name:stream=sample_rate,codec_name", "-of",
          "default=noprint_wrappers=1", str(path)],
         capture_output=True, text=True, timeout=60, check=False)
@@ -505,7 +504,7 @@ def test_sample_media_is_real(store: Store, tmp_path: Path) -> None:
                       and a.blob.kind == "pdf" and (m.fax_page_count or 0) > 1)
     p = tmp_path / "fax.pdf"
     p.write_bytes(pdf.blob.bytes())
-    res = subprocess.run([tool("pdfinfo"), str(p)], capture_output=True, text=True,
+    res = subprocess.run([require_programs("pdfinfo")[0], str(p)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert re.search(rf"^Pages:\s+{fax.fax_page_count}$", res.stdout, re.M), res.stdout
@@ -552,9 +551,6 @@ def _summary_of(emu: EmulatorProc, ext_id: str) -> dict[str, Any]:
     summary = emu.admin("GET", "/_emulator/summary")
     return next(e for e in summary["extensions"] if str(e["id"]) == ext_id)
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def test_add_messages_through_admin_api(lag_emulator: EmulatorProc) -> None:
