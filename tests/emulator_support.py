@@ -101,3 +101,21 @@ def first_message(c: httpx.Client) -> dict[str, Any]:
         if msg.get("attachments"):
             return msg  # type: ignore[no-any-return]
     pytest.fail("no voicemail/fax with attachments in the seeded mailbox")
+
+
+def ranged(entry: dict[str, Any]) -> bool:
+    """An entry of the emulator's request log that asked for part of a file not starting
+    at byte 0."""
+    asked = entry.get("range") or ""
+    return asked.startswith("bytes=") and not asked.startswith("bytes=0-")
+
+
+def assert_one_download_at_most_one_ranged(gets: list[dict[str, Any]]) -> None:
+    """README, Semantics, read: the first read of a file starts one download (from its
+    start); a read far ahead of it may open one more, ranged, once per file. ``gets`` are
+    one file's content requests from the emulator's log, in order."""
+    summary = [(e.get("status"), e.get("range")) for e in gets]
+    assert 1 <= len(gets) <= 2, summary
+    assert not ranged(gets[0]), summary
+    assert all(ranged(e) for e in gets[1:]), summary
+
