@@ -522,7 +522,8 @@ def test_every_seeded_call_renders(emu: EmulatorProc, rest: httpx.Client) -> Non
 def test_zz_exchanges_conform_to_spec(emu: EmulatorProc, sync_emu: EmulatorProc) -> None:
     """Every call-log exchange of this module validates against spec46 (denser than the
     teardown sample: every response of these operations is checked)."""
-    from tests.openapi_check import ExchangeChecker, format_problems
+    from tests.openapi_check import ExchangeChecker
+    from tests.openapi_spec import format_problems
 
     checker = ExchangeChecker(per_status=1000, max_shapes=1000)
     problems = emu.openapi_problems(checker) + sync_emu.openapi_problems(checker)

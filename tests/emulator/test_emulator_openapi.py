@@ -16,6 +16,8 @@ import pytest
 
 from tests import openapi_check as oc
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.openapi_rules import ALLOW
+from tests.openapi_spec import Problem, format_problems
 
 EXT = "/restapi/v1.0/account/~/extension/~"
 
@@ -122,7 +124,7 @@ def test_broad_sample_conforms(emu: EmulatorProc) -> None:
     expected = _drive(emu)
     checker = oc.ExchangeChecker()
     problems = emu.openapi_problems(checker)
-    assert not problems, oc.format_problems(problems)
+    assert not problems, format_problems(problems)
     validated_ops = {op for op, _ in checker.validated}
     missing = expected - validated_ops
     assert not missing, f"operations never validated: {sorted(missing)}"
@@ -151,7 +153,7 @@ ACCOUNT = {"uri": "https://platform.ringcentral.com/restapi/v1.0/account/400", "
            "mainNumber": "+16505550100", "status": "Confirmed"}
 
 
-def _problems(rec: dict[str, Any]) -> list[oc.Problem]:
+def _problems(rec: dict[str, Any]) -> list[Problem]:
     return oc.ExchangeChecker().check(rec)
 
 
@@ -334,6 +336,6 @@ def test_every_allowlist_entry_is_still_needed(emu: EmulatorProc) -> None:
     _drive_allowed_deviations(emu)
     checker = oc.ExchangeChecker(per_status=10**6, max_shapes=10**6)  # validate every one
     problems = emu.openapi_problems(checker)
-    assert not problems, oc.format_problems(problems)
-    unused = [f"{a.op} {a.where} {a.message!r}" for a in oc.ALLOW if not checker.allowed[a]]
+    assert not problems, format_problems(problems)
+    unused = [f"{a.op} {a.where} {a.message!r}" for a in ALLOW if not checker.allowed[a]]
     assert not unused, f"allowlist entries no exchange needs: {unused}"

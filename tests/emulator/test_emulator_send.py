@@ -22,7 +22,8 @@ from PIL import Image
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, api_client
 from tests.emulator_support import raw_multipart
-from tests.openapi_check import ExchangeChecker, format_problems
+from tests.openapi_check import ExchangeChecker
+from tests.openapi_spec import format_problems
 
 EXT = "/restapi/v1.0/account/~/extension/~"
 FAX = EXT + "/fax"
