@@ -106,7 +106,7 @@ _DIGEST_SCRIPT = """
 import hashlib, sys
 from rcfs.emulator.config import EmulatorConfig
 from rcfs.emulator.seed import build_store
-from tests.emulator.test_emulator_seed import NOW, _snapshot
+from tests.unit.test_emulator_seed import NOW, _snapshot
 s = build_store(EmulatorConfig(seed=7, scale=50), NOW)
 sys.stdout.write(hashlib.sha256(repr(_snapshot(s, NOW)).encode()).hexdigest())
 """
