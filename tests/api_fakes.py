@@ -24,6 +24,9 @@ from rcfs.api.scheduler import Priority
 
 PLATFORM = "https://platform.example.com"
 MEDIA = "https://media.example.com"
+# API paths the client tests ask for: a listing (Light) and a content download (Heavy).
+MSG = "/restapi/v1.0/account/~/extension/~/message-store"
+CONTENT = "/restapi/v1.0/account/1/extension/2/message-store/3/content/4"
 SECRET_MARKERS = ("AT-secret", "RT-secret", "client-secret-xyz", "jwt-secret")
 
 Route = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response] | None]
