@@ -4,6 +4,7 @@ emulator, the emulator's clock and RingCentral's time format."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,10 @@ EXT = "/restapi/v1.0/account/~/extension/~"  # Light
 ACCOUNT = "/restapi/v1.0/account/~"  # Light
 CALL_LOG = EXT + "/call-log"  # Heavy
 EXTENSIONS = "/restapi/v1.0/account/~/extension"  # Medium
+STORE = EXT + "/message-store"  # Light
+SYNC = EXT + "/message-sync"  # Light
+DAY = 86400.0
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # K1, with milliseconds
 
 ERROR_FIELDS = {"errorCode", "message", "parameterName", "parameterValue", "permissionName",
                 "additionalInfo"}
@@ -119,3 +124,53 @@ def assert_one_download_at_most_one_ranged(gets: list[dict[str, Any]]) -> None:
     assert not ranged(gets[0]), summary
     assert all(ranged(e) for e in gets[1:]), summary
 
+
+# -- messages of one test, in a day of their own ---------------------------------------------
+
+def epoch_of(text: str) -> float:
+    """A timestamp of the API as a POSIX time."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def admin_extension_id(emu: EmulatorProc) -> str:
+    """The admin user's extension id."""
+    return str(emu.user(admin=True)["extension_id"])
+
+
+def add_message(emu: EmulatorProc, when: float, *, ext: str | None = None, type: str = "SMS",
+                direction: str = "Inbound", text: str = "hi", frm: str = "+12125550101",
+                to: tuple[str, ...] = ("+16505551000",),
+                attachments: list[dict[str, Any]] | None = None) -> int:
+    """Add a message created at ``when`` (the admin's, by default); returns its id."""
+    spec: dict[str, Any] = {
+        "extension_id": ext or admin_extension_id(emu), "type": type, "direction": direction,
+        "from": frm, "to": list(to), "creation_time": iso(when),
+    }
+    if type == "SMS":
+        spec["text"] = text
+    if attachments is not None:
+        spec["attachments"] = attachments
+    elif type == "VoiceMail":
+        spec["attachments"] = [{"content_type": "audio/mpeg", "kind": "mp3"}]
+    elif type == "Fax":
+        spec["attachments"] = [{"content_type": "application/pdf", "kind": "pdf"}]
+    return int(emu.admin("POST", "/_emulator/messages", spec)["id"])
+
+
+_days = iter(range(1, 10_000))
+
+
+def private_day() -> tuple[float, float]:
+    """A private day in 2015 for one test's messages (disjoint from every other test)."""
+    start = datetime(2015, 1, 1, tzinfo=UTC).timestamp() + next(_days) * DAY
+    return start, start + DAY
+
+
+def between(start: float, end: float) -> dict[str, str]:
+    """Listing parameters for ``start`` to ``end``."""
+    return {"dateFrom": iso(start), "dateTo": iso(end)}
+
+
+def record_ids(body: dict[str, Any]) -> list[int]:
+    """The ids of a listing's records, in order."""
+    return [r["id"] for r in body["records"]]
