@@ -156,6 +156,18 @@ async def read_all(reader: ContentReader, ref: ContentRef, step: int = 128 * 102
             return bytes(out)
 
 
+async def read_concurrently(reader: ContentReader, ref: ContentRef, data: bytes,
+                            reads: list[tuple[int, int]]) -> None:
+    """Every (offset, length) of ``reads`` at once; each returns exactly ``data``'s bytes."""
+
+    async def one(off: int, n: int) -> None:
+        assert await reader.read(ref, off, n) == data[off:off + n]
+
+    async with trio.open_nursery() as nursery:
+        for off, n in reads:
+            nursery.start_soon(one, off, n)
+
+
 # Concurrent reads (offset, length) for the property tests: offsets past a file's end too.
 reads_st = st.lists(st.tuples(st.integers(0, 700_000), st.integers(0, 200_000)),
                     min_size=1, max_size=12)

@@ -23,7 +23,7 @@ from rcfs.content.blockcache import HEADER, iter_value_files
 from rcfs.content.errors import ContentOfflineError, ContentUnavailableError
 from rcfs.content.reader import ContentReader, ReaderConfig
 from rcfs.content.source import ApiContentSource, ContentRef
-from tests.content_fakes import BS, reader_on, reads_st
+from tests.content_fakes import BS, read_concurrently, reader_on, reads_st
 from tests.emulator_proc import EmulatorProc
 from tests.emulator_support import assert_one_download_at_most_one_ranged, emulator_client
 
@@ -184,12 +184,7 @@ def test_emulator_property_concurrent_reads_under_faults(
     async def main() -> None:
         ref = ContentRef("rec", (rid,), uri, "Heavy", None, None)
         async with emulator_reader(emu, path) as reader:
-            async def one(off: int, n: int) -> None:
-                assert await reader.read(ref, off, n) == data[off:off + n]
-
-            async with trio.open_nursery() as nursery:
-                for off, n in reads:
-                    nursery.start_soon(one, off, n)
+            await read_concurrently(reader, ref, data, reads)
             assert await digest_all(reader, ref, 100_000) == hashlib.sha256(data).hexdigest()
             await reader.settle()
 

@@ -21,7 +21,7 @@ from rcfs.api.scheduler import ON_SLOT, Priority
 from rcfs.content.errors import ContentUnavailableError
 from rcfs.content.source import ApiContentSource, ContentRef
 from tests.api_fakes import payload
-from tests.content_fakes import BS, Entered, read_all, reader_on, reads_st
+from tests.content_fakes import BS, Entered, read_all, read_concurrently, reader_on, reads_st
 
 pytestmark = pytest.mark.usefixtures("collect_garbage")
 
@@ -196,12 +196,7 @@ def test_property_exact_under_content_faults(tmp_path_factory: pytest.TempPathFa
     async def main() -> None:
         ref = ContentRef("rec", ("7",), url, "Heavy", None, None)
         async with reader_on(path, ApiContentSource(media)) as reader:
-            async def one(off: int, n: int) -> None:
-                assert await reader.read(ref, off, n) == data[off:off + n]
-
-            async with trio.open_nursery() as nursery:
-                for off, n in reads:
-                    nursery.start_soon(one, off, n)
+            await read_concurrently(reader, ref, data, reads)
             assert await read_all(reader, ref) == data
 
     trio.run(main)

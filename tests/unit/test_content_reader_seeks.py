@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from rcfs.content.reader import ReaderConfig
 from tests.api_fakes import payload
-from tests.content_fakes import BS, FakeSource, read_all, reader_on, reads_st, ref_for
+from tests.content_fakes import (
+    BS,
+    FakeSource,
+    read_all,
+    read_concurrently,
+    reader_on,
+    reads_st,
+    ref_for,
+)
 
 pytestmark = pytest.mark.usefixtures("collect_garbage")
 
@@ -155,12 +163,7 @@ def test_property_concurrent_reads_are_exact(tmp_path_factory: pytest.TempPathFa
     async def main() -> None:
         ref = ref_for("rec/p")
         async with reader_on(path, src) as reader:
-            async def one(off: int, n: int) -> None:
-                assert await reader.read(ref, off, n) == data[off:off + n]
-
-            async with trio.open_nursery() as nursery:
-                for off, n in reads:
-                    nursery.start_soon(one, off, n)
+            await read_concurrently(reader, ref, data, reads)
             # Everything read so far is now served without another request.
             before = len(src.opens)
             for off, n in reads:
