@@ -1,12 +1,16 @@
-"""An httpx.MockTransport stand-in for RingCentral, for rcfs.api unit tests."""
+"""httpx.MockTransport stand-ins for RingCentral, for rcfs.api unit tests: ``FakeRC`` (the
+token endpoint and scripted API answers, behind a real ``RcClient``) and ``FakeClient``
+(RcClient's request/stream surface over a handler written per test)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import random
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +19,14 @@ import trio
 
 from rcfs.api import Credentials, RcClient, TokenSet
 from rcfs.api.content import ContentError, RangeReader, StreamingClient, fetch_range
+from rcfs.api.errors import ApiError
+from rcfs.api.scheduler import Priority
 
 PLATFORM = "https://platform.example.com"
 MEDIA = "https://media.example.com"
+# API paths the client tests ask for: a listing (Light) and a content download (Heavy).
+MSG = "/restapi/v1.0/account/~/extension/~/message-store"
+CONTENT = "/restapi/v1.0/account/1/extension/2/message-store/3/content/4"
 SECRET_MARKERS = ("AT-secret", "RT-secret", "client-secret-xyz", "jwt-secret")
 
 Route = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response] | None]
@@ -140,3 +149,112 @@ async def download(client: StreamingClient, uri: str, *, max_bytes: int | None =
     """A whole object in memory (tests only: the product streams into the block cache)."""
     async with fetch_range(client, uri, 0, None) as body:
         return await read_all(body, max_bytes)
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeClient:
+    """RcClient's surface over a MockTransport. ``attach_headers=False`` mimics a client whose
+    ApiError lacks the response headers (so a 416's ``Content-Range`` is unknown)."""
+
+    def __init__(self, handler: Handler, *, attach_headers: bool = True) -> None:
+        self.platform_url = PLATFORM
+        self.media_url = MEDIA
+        self.sent: list[httpx.Request] = []
+        self.attach_headers = attach_headers
+
+        def record(request: httpx.Request) -> httpx.Response:
+            self.sent.append(request)
+            return handler(request)
+
+        self.http = httpx.AsyncClient(transport=httpx.MockTransport(record), base_url=PLATFORM)
+        self.calls: list[dict[str, Any]] = []
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        exc = ApiError.from_response(response)
+        if not self.attach_headers:
+            exc.headers = {}
+        return exc
+
+    async def request(
+        self, method: str, url: str, *, params: Any = None, json: Any = None,
+        content: Any = None, files: Any = None, data: Any = None,
+        headers: Mapping[str, str] | None = None, priority: Priority = Priority.METADATA,
+        deadline: float | None = None, group: str | None = None,
+    ) -> httpx.Response:
+        self.calls.append({"method": method, "url": url, "params": params, "json": json,
+                           "files": files, "data": data, "headers": dict(headers or {}),
+                           "priority": priority})
+        response = await self.http.request(method, url, params=params, json=json,
+                                           content=content, files=files, data=data,
+                                           headers=headers)
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response
+
+    async def get_json(self, url: str, *, params: Any = None,
+                       priority: Priority = Priority.METADATA,
+                       deadline: float | None = None) -> Any:
+        response = await self.request("GET", url, params=params, priority=priority,
+                                      deadline=deadline)
+        return response.json()
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None, priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None, group: str | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        self.calls.append({"method": method, "url": url, "headers": dict(headers or {}),
+                           "priority": priority, "group": group})
+        request = self.http.build_request(method, url, headers=headers, params=params)
+        response = await self.http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise self._error(response)
+            yield response
+        finally:
+            await response.aclose()
+
+    def deadline_in(self, seconds: float) -> float:
+        return trio.current_time() + seconds
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    """``n`` seeded-random bytes: content no compression or pattern can fake."""
+    return random.Random(seed).randbytes(n)
+
+
+# The fake account's extension, for listings answered by a ``FakeClient`` handler.
+BASE = f"{PLATFORM}/restapi/v1.0/account/1/extension/2"
+
+
+def msg(i: int, *, t: str = "2020-01-01T00:00:00.000Z", lm: str | None = None,
+        availability: str = "Alive", **extra: Any) -> dict[str, Any]:
+    """A message-store record (an SMS with its text attachment) as the API lists it."""
+    return {"id": i, "uri": f"{BASE}/message-store/{i}", "type": "SMS",
+            "creationTime": t, "lastModifiedTime": lm or t, "availability": availability,
+            "direction": "Inbound", "messageStatus": "Received", "readStatus": "Unread",
+            "attachments": [{"id": i, "uri": f"{BASE}/message-store/{i}/content/{i}",
+                             "type": "Text", "contentType": "text/plain"}], **extra}
+
+
+def error_response(status: int, code: str, message: str = "", param: str | None = None
+                   ) -> httpx.Response:
+    """An API error answer: ``errorCode``/``message`` on top and in ``errors[0]``."""
+    entry: dict[str, Any] = {"errorCode": code, "message": message}
+    if param:
+        entry["parameterName"] = param
+    return httpx.Response(status, json={**entry, "errors": [entry]})
+
+
+def query(request: httpx.Request) -> dict[str, list[str]]:
+    """A request's query string, every value kept (blank ones too)."""
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(str(request.url)).query,
+                                 keep_blank_values=True)

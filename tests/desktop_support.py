@@ -17,6 +17,7 @@ import pytest
 
 from tests.emulator_proc import ROOT, EmulatorProc
 from tests.mount_helper import REAL_WINDOW, is_content, run
+from tests.programs import require_programs
 
 WINDOW = REAL_WINDOW
 """The desktop modules' emulator is conftest's ``emu``: RingCentral's default counts per
@@ -32,12 +33,6 @@ TYPE_OF_EXTENSION = {
     ".gif": "image/gif", ".txt": "text/plain", ".mp4": "video/mp4", ".3gp": "video/3gpp",
 }
 
-
-def require_programs(*programs: str) -> None:
-    """Skip without them (scripts/bootstrap installs them; in CI a mount test's skip fails)."""
-    missing = [p for p in programs if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"missing desktop programs: {', '.join(missing)} (scripts/bootstrap)")
 
 
 def require_factory() -> None:

@@ -17,11 +17,13 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,11 +74,6 @@ def require_fuse() -> None:
         pytest.skip(f"cannot mount FUSE here: {problem}")
 
 
-def require_tools(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing programs: {', '.join(missing)}")
-
 
 def mounted_paths() -> list[str]:
     with open("/proc/mounts") as fh:
@@ -119,11 +116,20 @@ def write_config(path: Path, emu: EmulatorProc, *, user: dict[str, Any] | None =
     return path
 
 
-def folder_name(user: dict[str, Any]) -> str:
-    """The folder rcfs shows for an emulator user (names are NFC in the tree)."""
-    import unicodedata
+def folder_name(ext: dict[str, Any]) -> str:
+    """The folder rcfs shows for an extension: an emulator user (``extension_number``) or
+    an entry of ``/_emulator/summary`` (``number``). Names are NFC in the tree, and ``/``
+    becomes ``∕`` (README, safe names)."""
+    number = ext["extension_number"] if "extension_number" in ext else ext["number"]
+    return unicodedata.normalize("NFC", f"{number} {ext['name']}".replace("/", "\u2215"))
 
-    return unicodedata.normalize("NFC", f"{user['extension_number']} {user['name']}")
+
+def id_of(name: str) -> str:
+    """The message (or recording) id in a content file's name: ``... [123].pdf``,
+    ``... [123]-2.jpg``."""
+    m = re.search(r"\[(\d+)\](-\d+)?\.[a-z0-9.]+$", name)
+    assert m is not None, name
+    return m.group(1)
 
 
 class Mounted:
@@ -307,8 +313,16 @@ class Mounted:
     def folder(self, user: dict[str, Any] | None = None) -> Path:
         return self.mountpoint / folder_name(user or self.user)
 
+    def mailbox(self, number: str) -> Path:
+        """The folder of extension ``number``, as the mount lists it."""
+        return next(p for p in self.root.iterdir() if p.name.startswith(number + " "))
+
     def status(self) -> dict[str, Any]:
         return json.loads((self.mountpoint / ".rcfs" / "status.json").read_text())  # type: ignore[no-any-return]
+
+    def group_status(self, group: str) -> dict[str, Any]:
+        """The status file's entry for a rate-limit group (``{}`` before its first request)."""
+        return self.status()["requests"].get(group, {})  # type: ignore[no-any-return]
 
     def wait_loaded(self, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until every extension has been loaded once (the background first load)."""
@@ -492,6 +506,11 @@ def files_under(top: Path, *, outbox: bool = False, extras: bool = False) -> Ite
         dirs.sort()
         for name in sorted(files):
             yield Path(dirpath) / name
+
+
+def find_by_id(top: Path, ident: str) -> list[Path]:
+    """The files below ``top`` whose name carries ``[ident]``."""
+    return [p for p in files_under(top) if f"[{ident}]" in p.name]
 
 
 def walk(top: Path) -> Iterator[tuple[str, list[str], list[str]]]:

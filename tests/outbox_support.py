@@ -121,6 +121,13 @@ def sends(emu: EmulatorProc, kind: str | None = None, ok: bool = True) -> list[d
             and (not ok or s["status"] == 200)]
 
 
+def to(emu: EmulatorProc, number: str, kind: str | None = None, ok: bool = True
+       ) -> list[dict[str, Any]]:
+    """The sends (accepted ones, by default) the emulator received for ``number``."""
+    return [s for s in sends(emu, kind, ok)
+            if any(r.get("phoneNumber") == number for r in s["request"].get("to", []))]
+
+
 def xattr(path: Path, name: str) -> str | None:
     try:
         return os.getxattr(path, name).decode()

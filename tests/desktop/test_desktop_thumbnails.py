@@ -32,7 +32,6 @@ from tests.desktop_support import (
     png_text,
     remove_sandbox_leftovers,
     require_factory,
-    require_programs,
     run_factory,
     throttled,
 )
@@ -47,6 +46,7 @@ from tests.mount_helper import (
     module_mount,
     wait_for,
 )
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.mount
 

@@ -17,7 +17,6 @@ from tests.desktop_support import (
     TYPE_OF_EXTENSION,
     by_group,
     desktop_env,
-    require_programs,
 )
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
@@ -30,6 +29,7 @@ from tests.mount_helper import (
     module_mount,
     run,
 )
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.mount
 

@@ -18,6 +18,7 @@ from rcfs.api import Credentials, RcClient, TokenStore
 from rcfs.api.push import PushClient, PushEvent, PushSettings
 from rcfs.api.wsconn import trusted_ws_uri
 from tests.emulator_proc import EmulatorProc, verify_for
+from tests.emulator_support import admin_async
 
 pytestmark = pytest.mark.slow
 
@@ -66,12 +67,9 @@ async def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def admin(emu: EmulatorProc, method: str, path: str, body: Any = None) -> Any:
-    return await trio.to_thread.run_sync(lambda: emu.admin(method, path, body))
-
 
 async def add_sms(emu: EmulatorProc, text: str) -> int:
-    added = await admin(emu, "POST", "/_emulator/messages", {
+    added = await admin_async(emu, "POST", "/_emulator/messages", {
         "extension_id": emu.user(admin=True)["extension_id"], "type": "SMS", "text": text})
     return int(added["id"])
 
@@ -81,7 +79,7 @@ async def test_stalled_gateway_is_detected_and_recovered_with_replay(
     settings = PushSettings(heartbeat_interval=0.5, reply_timeout=0.5)
     async with running_push(emu, tmp_path, settings) as (push, rec):
         await wait_until(lambda: push.state == "connected", 15, "connected")
-        await admin(emu, "POST", "/_emulator/ws", {"action": "stall", "seconds": 30})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "stall", "seconds": 30})
         stalled = [await add_sms(emu, f"while stalled {i}") for i in range(3)]
         await wait_until(lambda: push.counters["recoveries"] >= 1, 15, "a recovery")
         await wait_until(lambda: set(stalled) <= set(rec.ids()), 10, "the replayed events")
@@ -94,7 +92,7 @@ async def test_malformed_frame_reports_a_gap_and_keeps_the_socket(
         emu: EmulatorProc, tmp_path: Path) -> None:
     async with running_push(emu, tmp_path, PushSettings()) as (push, rec):
         await wait_until(lambda: push.state == "connected", 15, "connected")
-        await admin(emu, "POST", "/_emulator/ws", {"action": "malformed"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "malformed"})
         await wait_until(lambda: rec.gaps == 2, 10, "a gap")
         mid = await add_sms(emu, "after the bad frame")
         await wait_until(lambda: mid in rec.ids(), 10, "the next event")
@@ -108,11 +106,11 @@ async def test_failed_connections_back_off_with_jitter(
     async with running_push(emu, tmp_path, settings) as (push, rec):
         await wait_until(lambda: push.state == "connected", 15, "connected")
         start = len(emu.requests())
-        await admin(emu, "POST", "/_emulator/faults", {
+        await admin_async(emu, "POST", "/_emulator/faults", {
             "kind": "status", "path": "/restapi/oauth/wstoken", "status": 503, "count": 6})
         # Expire the cached ws token and drop: every reconnect must ask for a new token.
-        await admin(emu, "POST", "/_emulator/ws", {"action": "expire_token"})
-        await admin(emu, "POST", "/_emulator/ws", {"action": "drop"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "expire_token"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "drop"})
         await wait_until(lambda: push.state == "connected" and push.counters["reconnects"] >= 6,
                          40, "the reconnect after six refusals")
     tries = [e for e in emu.requests(start) if e["path"] == "/restapi/oauth/wstoken"]

@@ -9,8 +9,8 @@ import trio
 
 from rcfs.api.listing import list_call_log
 from tests.api_fakes import download
-from tests.emulator.test_api_content import emulator_client
 from tests.emulator_proc import EmulatorProc
+from tests.emulator_support import emulator_client
 
 RETRY_AFTER = 3
 

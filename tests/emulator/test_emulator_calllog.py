@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client, limited_client
-from tests.emulator_support import assert_error
+from tests.emulator_support import assert_error, emu_now
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 LAG = 20.0  # call_log_lag of the shared emulator
@@ -63,9 +63,6 @@ def window() -> tuple[datetime, datetime]:
     start = datetime(2015, 1, 1, tzinfo=UTC) + timedelta(days=3 * next(_slot))
     return start, start + timedelta(days=1)
 
-
-def emu_now(emu: EmulatorProc) -> datetime:
-    return datetime.fromtimestamp(emu.admin("GET", "/_emulator/clock")["epoch"], UTC)
 
 
 def add_call(emu: EmulatorProc, ext: dict[str, Any] | str | None = None, **spec: Any
@@ -525,7 +522,8 @@ def test_every_seeded_call_renders(emu: EmulatorProc, rest: httpx.Client) -> Non
 def test_zz_exchanges_conform_to_spec(emu: EmulatorProc, sync_emu: EmulatorProc) -> None:
     """Every call-log exchange of this module validates against spec46 (denser than the
     teardown sample: every response of these operations is checked)."""
-    from tests.openapi_check import ExchangeChecker, format_problems
+    from tests.openapi_check import ExchangeChecker
+    from tests.openapi_spec import format_problems
 
     checker = ExchangeChecker(per_status=1000, max_shapes=1000)
     problems = emu.openapi_problems(checker) + sync_emu.openapi_problems(checker)

@@ -14,7 +14,6 @@ import re
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,11 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.emulator_support import assert_error
+from tests.emulator_support import assert_error, emu_now, iso
 
 STORE = "/restapi/v1.0/account/~/extension/~/message-store"
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _now(emu: EmulatorProc) -> float:
-    return float(emu.admin("GET", "/_emulator/clock")["epoch"])
 
 
 class Item:
@@ -41,7 +34,7 @@ class Item:
     def __init__(self, emu: EmulatorProc, rest: httpx.Client, spec: dict[str, Any],
                  att_type: str | None = None) -> None:
         spec = {"extension_id": emu.user(admin=True)["extension_id"],
-                "creation_time": _iso(_now(emu) - 3600), **spec}
+                "creation_time": iso(emu_now(emu).timestamp() - 3600, millis=False), **spec}
         self.mid = int(emu.admin("POST", "/_emulator/messages", spec)["id"])
         msg = rest.get(f"{STORE}/{self.mid}").json()
         att = next(a for a in msg["attachments"] if att_type in (None, a["type"]))

@@ -14,19 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator.test_emulator_ratelimit import ACCOUNT, CALL_LOG, EXT, EXTENSIONS, first_message
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import ACCOUNT, CALL_LOG, EXT, EXTENSIONS, first_message
 
 # Distinct limits, so the limit header names the group too.
 LIMITS = {"Light": 1001, "Medium": 1002, "Heavy": 1003, "Auth": 1004}
+# The emu fixture's (tests/conftest.py): a distinct limit per group, to tell them apart.
+EMULATOR_LIMITS = ("--limits", ",".join(f"{k}={v}" for k, v in LIMITS.items()))
 SMS = EXT + "/sms"
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    spec = ",".join(f"{k}={v}" for k, v in LIMITS.items())
-    with EmulatorProc("--limits", spec) as proc:
-        yield proc
 
 
 @pytest.fixture

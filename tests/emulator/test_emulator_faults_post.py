@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,30 +20,18 @@ import pytest
 
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.emulator_support import raw_multipart
+from tests.emulator_support import EXT, raw_multipart
+from tests.mount_helper import GENEROUS_LIMITS
 
-EXT = "/restapi/v1.0/account/~/extension/~"
+pytestmark = pytest.mark.usefixtures("no_faults")
+
 FAX = EXT + "/fax"
 SMS = EXT + "/sms"
 MMS = EXT + "/mms"
 GREETING = EXT + "/greeting"
-BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 # What a dropped connection looks like to httpx (never a timeout, never a response).
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 PDF = media.pdf(2, 7)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--limits", BIG) as proc:
-        yield proc
-
-
-@pytest.fixture(autouse=True)
-def _no_faults(emu: EmulatorProc) -> Iterator[None]:
-    emu.clear_faults()
-    yield
-    emu.clear_faults()
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +183,7 @@ def test_drops_over_tls(start_emulator: Callable[..., EmulatorProc]) -> None:
     rules = [{"kind": "reset_request", "method": "POST", "path": r"/fax$", "count": 1},
              {"kind": "reset_response", "method": "POST", "path": r"/fax$", "skip": 1,
               "count": 1}]
-    emu = start_emulator("--tls", "--limits", BIG,
+    emu = start_emulator("--tls", *GENEROUS_LIMITS,
                          *(arg for rule in rules for arg in ("--fault", json.dumps(rule))))
     with api_client(emu) as rest:
         before = outbound_ids(rest)

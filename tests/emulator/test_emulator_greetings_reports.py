@@ -10,7 +10,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 
 from rcfs.emulator import media
 from tests.emulator_proc import EmulatorProc, limited_client
-from tests.emulator_support import assert_error
+from tests.emulator_support import assert_error, emu_now, iso
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 STEP = 30.0  # report_step of the report emulator
@@ -238,12 +238,6 @@ def test_upload_needs_edit_extensions_scope(emu: EmulatorProc) -> None:
 # -- message-store report (J2-J6) ----------------------------------------------------------------
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def emu_now(emu: EmulatorProc) -> datetime:
-    return datetime.fromtimestamp(emu.admin("GET", "/_emulator/clock")["epoch"], UTC)
 
 
 def test_report_is_admin_only(emu: EmulatorProc, user: httpx.Client) -> None:
@@ -259,7 +253,8 @@ def test_report_lifecycle_and_archives(emu: EmulatorProc, rest: httpx.Client) ->
     me = emu.user(admin=True)["extension_id"]
     now = emu_now(emu)
     date_from, date_to = now - timedelta(days=20), now
-    r = rest.post(REPORT, json={"dateFrom": _iso(date_from), "dateTo": _iso(date_to),
+    r = rest.post(REPORT, json={"dateFrom": iso(date_from, millis=False),
+                                 "dateTo": iso(date_to, millis=False),
                                  "messageTypes": ["VoiceMail", "Fax"]})
     assert r.status_code == 202, r.text
     assert r.headers["x-rate-limit-group"] == "Heavy"
@@ -299,7 +294,7 @@ def test_report_lifecycle_and_archives(emu: EmulatorProc, rest: httpx.Client) ->
         assert m, name
         for msg in json.loads(blobs[0].read(name))["records"]:
             assert msg["type"] in ("VoiceMail", "Fax")
-            assert _iso(date_from) <= msg["creationTime"] <= _iso(date_to)
+            assert iso(date_from, millis=False) <= msg["creationTime"] <= iso(date_to, millis=False)
             assert str(msg["uri"]).endswith(f"/extension/{m.group(1)}/message-store/{msg['id']}")
             listed[f"{m.group(1)}/{msg['id']}"] = msg
     assert listed
@@ -415,7 +410,8 @@ def test_preset_uris_resolve_in_the_dictionary(rest: httpx.Client) -> None:
 def test_zz_exchanges_conform_to_spec(emu: EmulatorProc) -> None:
     """Every exchange of this module validates against spec46 (denser than the teardown
     sample; the report task's startTime/finishTime are in openapi_check's ALLOW)."""
-    from tests.openapi_check import ExchangeChecker, format_problems
+    from tests.openapi_check import ExchangeChecker
+    from tests.openapi_spec import format_problems
 
     problems = emu.openapi_problems(ExchangeChecker(per_status=1000, max_shapes=1000))
     assert not problems, format_problems(problems, "greeting/report tests")

@@ -1,8 +1,10 @@
-"""Message store and message sync of the emulator, over real HTTP (docs/ringcentral.md §13
-E1-E13, F1-F6, A7, D2, D3, D5, K1-K3).
+"""Message store of the emulator, over real HTTP (docs/ringcentral.md §13 E1-E13, A7, D2, D3,
+D5, K1-K3): the default window, availability, paging, shapes, batch GETs and PUTs, delete
+and purge, the lifecycle by the clock, filters, errors and permissions. Message sync (F1-F6)
+and scale mode: test_emulator_message_sync.py.
 
 Read-only and self-contained tests share one emulator per module and isolate themselves by
-creating their own messages in a private time window (``_window``); tests that move the
+creating their own messages in a private time window (``private_day``); tests that move the
 clock or count rate-limit budget start their own emulator.
 """
 
@@ -11,116 +13,66 @@ from __future__ import annotations
 import email.parser
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
-from tests.emulator_support import assert_error
-
-BASE = "/restapi/v1.0/account/~/extension/~"
-STORE = BASE + "/message-store"
-SYNC = BASE + "/message-sync"
-DAY = 86400.0
-ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-MSG_333 = "Invalid message synchronisation request: full synchronization is required"
-
-
-def _iso(ts: float) -> str:
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def _ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _now(emu: EmulatorProc) -> float:
-    return float(emu.admin("GET", "/_emulator/clock")["epoch"])
-
-
-def _admin_ext(emu: EmulatorProc) -> str:
-    return str(emu.user(admin=True)["extension_id"])
-
-
-def _add(emu: EmulatorProc, when: float, *, ext: str | None = None, type: str = "SMS",
-         direction: str = "Inbound", text: str = "hi", frm: str = "+12125550101",
-         to: tuple[str, ...] = ("+16505551000",),
-         attachments: list[dict[str, Any]] | None = None) -> int:
-    spec: dict[str, Any] = {
-        "extension_id": ext or _admin_ext(emu), "type": type, "direction": direction,
-        "from": frm, "to": list(to), "creation_time": _iso(when),
-    }
-    if type == "SMS":
-        spec["text"] = text
-    if attachments is not None:
-        spec["attachments"] = attachments
-    elif type == "VoiceMail":
-        spec["attachments"] = [{"content_type": "audio/mpeg", "kind": "mp3"}]
-    elif type == "Fax":
-        spec["attachments"] = [{"content_type": "application/pdf", "kind": "pdf"}]
-    return int(emu.admin("POST", "/_emulator/messages", spec)["id"])
-
-
-_counter = iter(range(1, 10_000))
-
-
-def _window() -> tuple[float, float]:
-    """A private day in 2015 for one test's messages (disjoint from every other test)."""
-    start = datetime(2015, 1, 1, tzinfo=UTC).timestamp() + next(_counter) * DAY
-    return start, start + DAY
-
-
-def _between(start: float, end: float) -> dict[str, str]:
-    return {"dateFrom": _iso(start), "dateTo": _iso(end)}
-
-
-def _ids(body: dict[str, Any]) -> list[int]:
-    return [r["id"] for r in body["records"]]
-
+from tests.emulator_support import (
+    DAY,
+    ISO_MS,
+    STORE,
+    SYNC,
+    add_message,
+    admin_extension_id,
+    assert_error,
+    between,
+    emu_now,
+    epoch_of,
+    private_day,
+    record_ids,
+)
 
 # -- E1, E2: default window and availability --------------------------------------------------
 
 
 def test_default_window_is_last_24_hours(emu: EmulatorProc,
                                          rest: httpx.Client) -> None:
-    now = _now(emu)
-    inside = _add(emu, now - 23 * 3600)
-    outside = _add(emu, now - 25 * 3600)
+    now = emu_now(emu).timestamp()
+    inside = add_message(emu, now - 23 * 3600)
+    outside = add_message(emu, now - 25 * 3600)
     r = rest.get(STORE, params={"perPage": 1000})
     assert r.status_code == 200
     body = r.json()
-    ids = _ids(body)
+    ids = record_ids(body)
     assert inside in ids and outside not in ids
     # dateFrom defaults to (now - 24 h) truncated to the minute, and is echoed that way.
     m = re.search(r"dateFrom=(\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A00\.000Z)", body["uri"])
     assert m, body["uri"]
-    echoed = _ts(m.group(1).replace("%3A", ":"))
+    echoed = epoch_of(m.group(1).replace("%3A", ":"))
     assert now - DAY - 61 <= echoed <= now - DAY + 1
     assert echoed % 60 == 0
     assert "availability=Alive" in body["uri"]
     for rec in body["records"]:
-        assert echoed < _ts(rec["creationTime"]) <= now + 1
+        assert echoed < epoch_of(rec["creationTime"]) <= now + 1
 
 
 def test_availability_filter(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, end = _window()
-    alive = _add(emu, start + 100)
-    gone = _add(emu, start + 200)
+    start, end = private_day()
+    alive = add_message(emu, start + 100)
+    gone = add_message(emu, start + 200)
     assert rest.delete(f"{STORE}/{gone}").status_code == 204
-    q = _between(start, end)
-    assert _ids(rest.get(STORE, params=q).json()) == [alive]
+    q = between(start, end)
+    assert record_ids(rest.get(STORE, params=q).json()) == [alive]
     body = rest.get(STORE, params={**q, "availability": "Deleted"}).json()
-    assert _ids(body) == [gone]
+    assert record_ids(body) == [gone]
     assert body["records"][0]["availability"] == "Deleted"
     assert "availability=Deleted" in body["uri"] and "availability=Alive" not in body["uri"]
     both = rest.get(STORE, params=[*q.items(), ("availability", "Alive"),
                                  ("availability", "Deleted")]).json()
-    assert _ids(both) == [gone, alive]
+    assert record_ids(both) == [gone, alive]
 
 
 # -- E3-E6: paging and order -----------------------------------------------------------------
@@ -133,12 +85,12 @@ def test_per_page_is_capped_at_1000(rest: httpx.Client) -> None:
 
 
 def test_paging_and_navigation(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, end = _window()
-    ids = [_add(emu, start + 1 + 60 * i) for i in range(5)]
+    start, end = private_day()
+    ids = [add_message(emu, start + 1 + 60 * i) for i in range(5)]
     newest_first = list(reversed(ids))
-    q: dict[str, Any] = {**_between(start, end), "perPage": 2}
+    q: dict[str, Any] = {**between(start, end), "perPage": 2}
     p1 = rest.get(STORE, params=q).json()
-    assert _ids(p1) == newest_first[:2]
+    assert record_ids(p1) == newest_first[:2]
     assert p1["paging"] == {"page": 1, "perPage": 2, "pageStart": 0, "pageEnd": 1,
                             "totalPages": 3, "totalElements": 5}
     nav = p1["navigation"]
@@ -146,11 +98,11 @@ def test_paging_and_navigation(emu: EmulatorProc, rest: httpx.Client) -> None:
     for link in nav.values():
         assert link["uri"].startswith(emu.info["platform_url"] + "/restapi/v1.0/")
     p2 = rest.get(nav["nextPage"]["uri"]).json()
-    assert _ids(p2) == newest_first[2:4]
+    assert record_ids(p2) == newest_first[2:4]
     assert p2["paging"]["pageStart"] == 2 and p2["paging"]["pageEnd"] == 3
     assert set(p2["navigation"]) == {"firstPage", "nextPage", "previousPage", "lastPage"}
     p3 = rest.get(p2["navigation"]["nextPage"]["uri"]).json()
-    assert _ids(p3) == newest_first[4:]
+    assert record_ids(p3) == newest_first[4:]
     assert "nextPage" not in p3["navigation"] and "previousPage" in p3["navigation"]
     assert p3["navigation"]["lastPage"]["uri"] == p1["navigation"]["lastPage"]["uri"]
     past = rest.get(STORE, params={**q, "page": 9}).json()
@@ -159,11 +111,11 @@ def test_paging_and_navigation(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 
 def test_newest_first_and_timestamps(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, end = _window()
+    start, end = private_day()
     times = [start + 3600, start + 10, start + 7200.25, start + 50]
-    ids = {_add(emu, t): t for t in times}
-    body = rest.get(STORE, params=_between(start, end)).json()
-    got = [(_ts(r["creationTime"]), r["id"]) for r in body["records"]]
+    ids = {add_message(emu, t): t for t in times}
+    body = rest.get(STORE, params=between(start, end)).json()
+    got = [(epoch_of(r["creationTime"]), r["id"]) for r in body["records"]]
     assert got == sorted(((round(t, 3), i) for i, t in ids.items()), reverse=True)
     for rec in body["records"]:  # K1
         assert ISO_MS.match(rec["creationTime"]) and ISO_MS.match(rec["lastModifiedTime"])
@@ -181,10 +133,10 @@ def _one(rest: httpx.Client, mid: int) -> dict[str, Any]:
 
 
 def test_message_fields(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
+    start, _ = private_day()
     info = emu.info
-    acc, ext = info["account_id"], _admin_ext(emu)
-    sms = _one(rest, _add(emu, start + 1, text="hello there"))
+    acc, ext = info["account_id"], admin_extension_id(emu)
+    sms = _one(rest, add_message(emu, start + 1, text="hello there"))
     assert sms["uri"] == f"{info['platform_url']}/restapi/v1.0/account/{acc}/extension/{ext}" \
                          f"/message-store/{sms['id']}"
     assert sms["extensionId"] == ext
@@ -200,14 +152,14 @@ def test_message_fields(emu: EmulatorProc, rest: httpx.Client) -> None:
                              f"/message-store/{sms['id']}/content/{att['id']}"
     assert None not in sms.values()
 
-    vm = _one(rest, _add(emu, start + 2, type="VoiceMail"))
+    vm = _one(rest, add_message(emu, start + 2, type="VoiceMail"))
     audio = vm["attachments"][0]
     assert audio["type"] == "AudioRecording"
     assert audio["contentType"] in ("audio/mpeg", "audio/x-wav")
     assert isinstance(audio["vmDuration"], int) and audio["vmDuration"] > 0
     assert "size" not in audio  # E8 default: omitted for voicemail
 
-    fax = _one(rest, _add(emu, start + 3, type="Fax"))
+    fax = _one(rest, add_message(emu, start + 3, type="Fax"))
     doc = fax["attachments"][0]
     assert doc["type"] == "RenderedDocument" and doc["contentType"] == "application/pdf"
     assert "size" not in doc
@@ -216,8 +168,8 @@ def test_message_fields(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 def test_mms_attachment_has_size_and_dimensions(emu: EmulatorProc,
                                                 rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 1, text="pic",
+    start, _ = private_day()
+    mid = add_message(emu, start + 1, text="pic",
                attachments=[{"content_type": "image/jpeg", "kind": "jpeg"}])
     msg = _one(rest, mid)
     mms = [a for a in msg["attachments"] if a["type"] == "MmsAttachment"]
@@ -231,8 +183,8 @@ def test_mms_attachment_has_size_and_dimensions(emu: EmulatorProc,
 
 def test_conversation_id_is_a_big_json_integer(emu: EmulatorProc,
                                                rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 1)
+    start, _ = private_day()
+    mid = add_message(emu, start + 1)
     r = rest.get(f"{STORE}/{mid}")
     body = r.json()
     conv = body["conversationId"]
@@ -258,8 +210,8 @@ def _multipart(r: httpx.Response) -> list[Any]:
 
 
 def test_batch_get_multipart_mixed(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    a, b = _add(emu, start + 1), _add(emu, start + 2)
+    start, _ = private_day()
+    a, b = add_message(emu, start + 1), add_message(emu, start + 2)
     emu.clear_requests()
     r = rest.get(f"{STORE}/{a},999,{b}")
     assert r.status_code == 207
@@ -275,8 +227,8 @@ def test_batch_get_multipart_mixed(emu: EmulatorProc, rest: httpx.Client) -> Non
 
 
 def test_batch_get_multipart_json(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    a = _add(emu, start + 1)
+    start, _ = private_day()
+    a = add_message(emu, start + 1)
     r = rest.get(f"{STORE}/{a},111",
                headers={"Accept": "application/vnd.ringcentral.multipart+json"})
     assert r.status_code == 207
@@ -290,8 +242,8 @@ def test_batch_get_multipart_json(emu: EmulatorProc, rest: httpx.Client) -> None
 
 
 def test_batch_limit_is_50(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 1)
+    start, _ = private_day()
+    mid = add_message(emu, start + 1)
     ok = rest.get(f"{STORE}/" + ",".join([str(mid)] * 50))
     assert ok.status_code == 207
     body = assert_error(rest.get(f"{STORE}/" + ",".join([str(mid)] * 51)), 400, "CMN-101")
@@ -303,9 +255,9 @@ def test_batch_limit_is_50(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 def test_put_read_status(emulator: EmulatorProc) -> None:
     with api_client(emulator) as rest:
-        start, end = _window()
-        mid = _add(emulator, start + 60)
-        q = _between(start, end)
+        start, end = private_day()
+        mid = add_message(emulator, start + 60)
+        q = between(start, end)
         before = _one(rest, mid)
         emulator.advance(30)
         r = rest.put(f"{STORE}/{mid}", json={"readStatus": "Read", "priority": "High"})
@@ -314,10 +266,10 @@ def test_put_read_status(emulator: EmulatorProc) -> None:
         after = r.json()
         assert after["readStatus"] == "Read"
         assert after["priority"] == before["priority"]  # other fields are ignored
-        assert _ts(after["lastModifiedTime"]) - _ts(before["lastModifiedTime"]) >= 30
+        assert epoch_of(after["lastModifiedTime"]) - epoch_of(before["lastModifiedTime"]) >= 30
         assert _one(rest, mid)["readStatus"] == "Read"
         assert rest.get(STORE, params={**q, "readStatus": "Unread"}).json()["records"] == []
-        assert _ids(rest.get(STORE, params={**q, "readStatus": "Read"}).json()) == [mid]
+        assert record_ids(rest.get(STORE, params={**q, "readStatus": "Read"}).json()) == [mid]
         body = assert_error(rest.put(f"{STORE}/{mid}", json={"readStatus": "Skimmed"}), 400,
                             "CMN-101")
         assert body["parameterName"] == "readStatus"
@@ -333,8 +285,8 @@ def test_batch_put() -> None:
 
 
 def _check_batch_put(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    a, b, c = (_add(emu, start + i) for i in (1, 2, 3))
+    start, _ = private_day()
+    a, b, c = (add_message(emu, start + i) for i in (1, 2, 3))
     r = rest.put(f"{STORE}/{a},{b}", content=json.dumps(
         [{"body": {"readStatus": "Read"}}, {"body": {"readStatus": "Read"}}]),
         headers={"Content-Type": "application/vnd.ringcentral.multipart+json",
@@ -356,8 +308,8 @@ def _check_batch_put(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 
 def test_delete_then_purge(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 1, type="VoiceMail")
+    start, _ = private_day()
+    mid = add_message(emu, start + 1, type="VoiceMail")
     att = _one(rest, mid)["attachments"][0]
     r = rest.delete(f"{STORE}/{mid}")
     assert r.status_code == 204 and r.content == b""
@@ -374,8 +326,8 @@ def test_delete_then_purge(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 
 def test_delete_with_purge_flag(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 1)
+    start, _ = private_day()
+    mid = add_message(emu, start + 1)
     assert rest.delete(f"{STORE}/{mid}", params={"purge": "true"}).status_code == 204
     assert _one(rest, mid)["availability"] == "Purged"
     assert_error(rest.delete(f"{STORE}/{mid}", params={"purge": "maybe"}), 400, "CMN-101")
@@ -383,8 +335,8 @@ def test_delete_with_purge_flag(emu: EmulatorProc, rest: httpx.Client) -> None:
 
 
 def test_bulk_delete(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    a, b = _add(emu, start + 1), _add(emu, start + 2)
+    start, _ = private_day()
+    a, b = add_message(emu, start + 1), add_message(emu, start + 2)
     assert rest.delete(f"{STORE}/{a},{b}").status_code == 204  # all OK -> 204
     assert {_one(rest, a)["availability"], _one(rest, b)["availability"]} == {"Deleted"}
 
@@ -393,8 +345,8 @@ def test_bulk_delete_partial_failure_is_207() -> None:
     """One failed id turns a bulk DELETE into a 207 (docs: batch-requests.md). spec46
     declares only 204 for deleteMessage, so this emulator skips the OpenAPI check."""
     with EmulatorProc(check_openapi=False) as emu, api_client(emu) as rest:
-        start, _ = _window()
-        a = _add(emu, start + 1)
+        start, _ = private_day()
+        a = add_message(emu, start + 1)
         r = rest.delete(f"{STORE}/{a},77",
                       headers={"Accept": "application/vnd.ringcentral.multipart+json"})
         assert r.status_code == 207
@@ -406,11 +358,11 @@ def test_bulk_delete_partial_failure_is_207() -> None:
 
 def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
     """E13: Deleted -> Purged after 5 days -> gone after 5 more (defaults)."""
-    mid = _add(emulator, _now(emulator) - 3600, type="VoiceMail")
+    mid = add_message(emulator, emu_now(emulator).timestamp() - 3600, type="VoiceMail")
     with api_client(emulator) as rest:
         att_uri = _one(rest, mid)["attachments"][0]["uri"]
         assert rest.delete(f"{STORE}/{mid}").status_code == 204
-        deleted_at = _ts(_one(rest, mid)["lastModifiedTime"])
+        deleted_at = epoch_of(_one(rest, mid)["lastModifiedTime"])
     emulator.advance(5 * DAY - 120)
     with api_client(emulator) as rest:
         assert _one(rest, mid)["availability"] == "Deleted"
@@ -418,21 +370,21 @@ def test_lifecycle_by_clock(emulator: EmulatorProc) -> None:
     with api_client(emulator) as rest:
         msg = _one(rest, mid)
         assert msg["availability"] == "Purged"
-        assert abs(_ts(msg["lastModifiedTime"]) - (deleted_at + 5 * DAY)) < 1
+        assert abs(epoch_of(msg["lastModifiedTime"]) - (deleted_at + 5 * DAY)) < 1
         assert rest.get(att_uri).status_code == 404
         listed = rest.get(STORE, params={"availability": "Purged", "dateFrom": "2000-01-01"})
-        assert mid in _ids(listed.json())
+        assert mid in record_ids(listed.json())
     emulator.advance(5 * DAY)
     with api_client(emulator) as rest:
         assert_error(rest.get(f"{STORE}/{mid}"), 404, "CMN-102")
         listed = rest.get(STORE, params=[("availability", "Purged"), ("availability", "Deleted"),
                                        ("dateFrom", "2000-01-01")])
-        assert mid not in _ids(listed.json())
+        assert mid not in record_ids(listed.json())
 
 
 def test_lifecycle_knobs(start_emulator: Callable[..., EmulatorProc]) -> None:
     emu = start_emulator("--set", "deleted_to_purged=60", "--set", "purged_to_gone=60")
-    mid = _add(emu, _now(emu) - 10)
+    mid = add_message(emu, emu_now(emu).timestamp() - 10)
     with api_client(emu) as rest:
         assert rest.delete(f"{STORE}/{mid}").status_code == 204
         emu.advance(61)
@@ -445,31 +397,33 @@ def test_lifecycle_knobs(start_emulator: Callable[..., EmulatorProc]) -> None:
 
 
 def test_repeated_keys_are_ored(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, end = _window()
-    sms = _add(emu, start + 1)
-    fax = _add(emu, start + 2, type="Fax")
-    vm = _add(emu, start + 3, type="VoiceMail")
-    q = list(_between(start, end).items())
+    start, end = private_day()
+    sms = add_message(emu, start + 1)
+    fax = add_message(emu, start + 2, type="Fax")
+    vm = add_message(emu, start + 3, type="VoiceMail")
+    q = list(between(start, end).items())
     got = rest.get(STORE, params=[*q, ("messageType", "SMS"), ("messageType", "Fax")]).json()
-    assert _ids(got) == [fax, sms]
+    assert record_ids(got) == [fax, sms]
     got = rest.get(STORE, params=[*q, ("messageType", "VoiceMail")]).json()
-    assert _ids(got) == [vm]
+    assert record_ids(got) == [vm]
 
 
 def test_direction_conversation_and_phone_filters(emu: EmulatorProc,
                                                    rest: httpx.Client) -> None:
-    start, end = _window()
-    q = _between(start, end)
-    inbound = _add(emu, start + 1, frm="+14155550123")
-    outbound = _add(emu, start + 2, direction="Outbound", frm="+16505551000",
+    start, end = private_day()
+    q = between(start, end)
+    inbound = add_message(emu, start + 1, frm="+14155550123")
+    outbound = add_message(emu, start + 2, direction="Outbound", frm="+16505551000",
                     to=("+13125550199",))
-    assert _ids(rest.get(STORE, params={**q, "direction": "Outbound"}).json()) == [outbound]
-    assert _ids(rest.get(STORE, params={**q, "direction": "Inbound"}).json()) == [inbound]
-    assert _ids(rest.get(STORE, params={**q, "phoneNumber": "+14155550123"}).json()) == [inbound]
-    assert _ids(rest.get(STORE, params={**q, "phoneNumber": "13125550199"}).json()) == [outbound]
+    assert record_ids(rest.get(STORE, params={**q, "direction": "Outbound"}).json()) == [outbound]
+    assert record_ids(rest.get(STORE, params={**q, "direction": "Inbound"}).json()) == [inbound]
+    by_number = rest.get(STORE, params={**q, "phoneNumber": "+14155550123"}).json()
+    assert record_ids(by_number) == [inbound]
+    by_number = rest.get(STORE, params={**q, "phoneNumber": "13125550199"}).json()
+    assert record_ids(by_number) == [outbound]
     conv = _one(rest, inbound)["conversationId"]
     got = rest.get(STORE, params={**q, "conversationId": str(conv)}).json()
-    assert _ids(got) == [inbound]
+    assert record_ids(got) == [inbound]
     assert_error(rest.get(STORE, params={**q, "conversationId": "x"}), 400, "CMN-101")
 
 
@@ -491,13 +445,13 @@ def test_date_formats(rest: httpx.Client) -> None:
 
 
 def test_date_with_offset_is_converted(emu: EmulatorProc, rest: httpx.Client) -> None:
-    start, _ = _window()
-    mid = _add(emu, start + 3 * 3600)  # 03:00Z
+    start, _ = private_day()
+    mid = add_message(emu, start + 3 * 3600)  # 03:00Z
     local = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
     # 02:30+00:00 .. 03:30+00:00 expressed as 06:30+04:00 .. 07:30+04:00
     got = rest.get(STORE, params={"dateFrom": f"{local}T06:30:00+04:00",
                                 "dateTo": f"{local}T07:30:00+04:00"}).json()
-    assert _ids(got) == [mid]
+    assert record_ids(got) == [mid]
 
 
 def test_unknown_message_is_404(rest: httpx.Client) -> None:
@@ -508,17 +462,17 @@ def test_unknown_message_is_404(rest: httpx.Client) -> None:
 
 def test_other_extension_needs_admin(emu: EmulatorProc, rest: httpx.Client,
                                      user: httpx.Client) -> None:
-    admin_ext = _admin_ext(emu)
+    admin_ext = admin_extension_id(emu)
     other = str(emu.user(admin=False)["extension_id"])
     assert_error(user.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-store"),
            403, "CMN-419")
     assert_error(user.get(f"/restapi/v1.0/account/~/extension/{admin_ext}/message-sync",
                        params={"syncType": "FSync"}), 403, "CMN-419")
-    start, end = _window()
-    mid = _add(emu, start + 1, ext=other)
+    start, end = private_day()
+    mid = add_message(emu, start + 1, ext=other)
     r = rest.get(f"/restapi/v1.0/account/~/extension/{other}/message-store",
-               params=_between(start, end))
-    assert r.status_code == 200 and _ids(r.json()) == [mid]
+               params=between(start, end))
+    assert r.status_code == 200 and record_ids(r.json()) == [mid]
     assert r.json()["records"][0]["extensionId"] == other
     assert f"/extension/{other}/message-store" in r.json()["uri"]
     # A message of another extension is not found through one's own mailbox.
@@ -533,184 +487,3 @@ def test_listing_counts_light(start_emulator: Callable[..., EmulatorProc]) -> No
         r = rest.get(SYNC, params={"syncType": "FSync"})
         assert_error(r, 429, "CMN-301")
         assert r.headers["x-rate-limit-group"] == "Light"
-
-
-# -- F1-F6: message sync -----------------------------------------------------------------------
-
-
-def test_fsync_shape_and_default_window(emulator: EmulatorProc) -> None:
-    now = _now(emulator)
-    inside = _add(emulator, now - 23 * 3600)
-    outside = _add(emulator, now - 25 * 3600)
-    with api_client(emulator) as rest:
-        r = rest.get(SYNC, params={"syncType": "FSync"})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert set(body) == {"uri", "records", "syncInfo"}  # no paging (F1)
-        info = body["syncInfo"]
-        assert info["syncType"] == "FSync" and info["olderRecordsExist"] is False
-        assert isinstance(info["syncToken"], str) and info["syncToken"]
-        assert ISO_MS.match(info["syncTime"]) and abs(_ts(info["syncTime"]) - now) < 5
-        assert inside in _ids(body) and outside not in _ids(body)
-        assert "/message-sync?syncType=FSync" in body["uri"]
-
-
-def test_fsync_window_knob(start_emulator: Callable[..., EmulatorProc]) -> None:
-    emu = start_emulator("--set", f"fsync_default_window={7 * DAY}")
-    now = _now(emu)
-    six_days = _add(emu, now - 6 * DAY)
-    eight_days = _add(emu, now - 8 * DAY)
-    with api_client(emu) as rest:
-        ids = _ids(rest.get(SYNC, params={"syncType": "FSync"}).json())
-        assert six_days in ids and eight_days not in ids
-
-
-def test_fsync_filters_and_record_count(emulator: EmulatorProc) -> None:
-    start, end = _window()
-    ids = [_add(emulator, start + 1 + 60 * i) for i in range(5)]
-    fax = _add(emulator, start + 1000, type="Fax")
-    with api_client(emulator) as rest:
-        q = {"syncType": "FSync", **_between(start, end)}
-        body = rest.get(SYNC, params={**q, "messageType": "SMS", "recordCount": 3}).json()
-        assert _ids(body) == list(reversed(ids))[:3]
-        assert body["syncInfo"]["olderRecordsExist"] is True
-        body = rest.get(SYNC, params={**q, "messageType": "Fax"}).json()
-        assert _ids(body) == [fax] and body["syncInfo"]["olderRecordsExist"] is False
-        assert_error(rest.get(SYNC, params={**q, "recordCount": "lots"}), 400, "CMN-101")
-        assert_error(rest.get(SYNC, params={"syncType": "Whatever"}), 400, "CMN-101")
-
-
-def _mine(body: dict[str, Any], mine: set[int]) -> list[dict[str, Any]]:
-    """The records of the messages a test created (the seed may change others meanwhile)."""
-    return [r for r in body["records"] if r["id"] in mine]
-
-
-def test_isync_changes_overlap_and_deletions(emulator: EmulatorProc) -> None:
-    now = _now(emulator)
-    old = _add(emulator, now - 7200)
-    recent = _add(emulator, now - 3600)
-    with api_client(emulator) as rest:
-        q = {"dateFrom": _iso(now - 7300), "dateTo": _iso(now - 3500)}
-        # `old` is modified 20 s before the FSync, `recent` 3 s before.
-        rest.put(f"{STORE}/{old}", json={"readStatus": "Read"})
-        emulator.advance(17)
-        rest.put(f"{STORE}/{recent}", json={"readStatus": "Read"})
-        emulator.advance(3)
-        fsync = rest.get(SYNC, params={"syncType": "FSync", **q}).json()
-        assert [r["id"] for r in _mine(fsync, {old, recent})] == [recent, old]
-        token = fsync["syncInfo"]["syncToken"]
-
-        emulator.advance(60)
-        new = _add(emulator, _now(emulator) - 10)
-        emulator.advance(10)  # so the next token's 5 s overlap no longer covers `new`
-        isync = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token})
-        assert isync.status_code == 200, isync.text
-        body = isync.json()
-        assert set(body) == {"uri", "records", "syncInfo"}
-        assert body["syncInfo"]["syncType"] == "ISync"
-        # new message + the 5 s overlap re-sends `recent` (a duplicate); `old` is not sent.
-        mine = _mine(body, {old, recent, new})
-        assert [r["id"] for r in mine] == [new, recent]
-        assert mine[0]["type"] == "SMS" and mine[0]["availability"] == "Alive"
-
-        emulator.advance(60)
-        assert rest.delete(f"{STORE}/{old}").status_code == 204
-        token2 = body["syncInfo"]["syncToken"]
-        emulator.advance(60)
-        body = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token2}).json()
-        assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Deleted"}]
-
-        # The purge (by the lifecycle clock) is reported as well.
-        token3 = body["syncInfo"]["syncToken"]
-        emulator.advance(5 * DAY)
-    with api_client(emulator) as rest:
-        body = rest.get(SYNC, params={"syncType": "ISync", "syncToken": token3}).json()
-        assert _mine(body, {old, recent, new}) == [{"id": old, "availability": "Purged"}]
-
-
-def test_isync_grows_the_frame(emulator: EmulatorProc) -> None:
-    """ISync + recordCount adds older records before the frame; + dateFrom reaches back."""
-    start, end = _window()
-    ids = [_add(emulator, start + 1000 + 60 * i) for i in range(5)]
-    early = _add(emulator, start + 10)
-    mine = set(ids) | {early}
-    emulator.advance(10)  # creations fall out of the 5 s overlap
-    with api_client(emulator) as rest:
-        fsync = rest.get(SYNC, params={"syncType": "FSync", "dateFrom": _iso(start + 500),
-                                     "dateTo": _iso(end), "recordCount": 2}).json()
-        assert _ids(fsync) == [ids[4], ids[3]]
-        assert fsync["syncInfo"]["olderRecordsExist"] is True
-        body = rest.get(SYNC, params={"syncType": "ISync", "recordCount": 2,
-                                    "syncToken": fsync["syncInfo"]["syncToken"]}).json()
-        assert [r["id"] for r in _mine(body, mine)] == [ids[2], ids[1]]
-        body = rest.get(SYNC, params={"syncType": "ISync", "dateFrom": _iso(start),
-                                    "syncToken": body["syncInfo"]["syncToken"]}).json()
-        assert [r["id"] for r in _mine(body, mine)] == [ids[0], early]
-
-
-def test_isync_invalid_tokens(start_emulator: Callable[..., EmulatorProc]) -> None:
-    emu = start_emulator("--set", "sync_token_ttl=3600")
-    with api_client(emu) as rest:
-        def isync(token: str) -> httpx.Response:
-            return rest.get(SYNC, params={"syncType": "ISync", "syncToken": token})
-
-        body = assert_error(isync("not-a-token"), 400, "MSG-333")
-        assert body["message"] == MSG_333
-        token = rest.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
-        assert isync(token).status_code == 200
-        emu.admin("POST", "/_emulator/sync/invalidate")  # server demands a full sync
-        assert_error(isync(token), 400, "MSG-333")
-        token = rest.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
-        emu.advance(3601)
-    with api_client(emu) as rest:
-        assert_error(rest.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400,
-                     "MSG-333")
-        assert_error(rest.get(SYNC, params={"syncType": "ISync"}), 400, "CMN-100")
-
-
-def test_isync_token_is_per_extension(emu: EmulatorProc, rest: httpx.Client,
-                                      user: httpx.Client) -> None:
-    token = user.get(SYNC, params={"syncType": "FSync"}).json()["syncInfo"]["syncToken"]
-    assert_error(rest.get(SYNC, params={"syncType": "ISync", "syncToken": token}), 400, "MSG-333")
-
-
-# -- scale -------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_scale_mode_page_of_1000_is_fast() -> None:
-    with EmulatorProc("--scale", "100000", "--limits", "Light=1000", timeout=180,
-                      check_openapi=False) as emu:  # shapes are checked by the tests above
-        _check_scale(emu)
-
-
-def _best_of(n: int, call: Callable[[], httpx.Response]) -> tuple[float, httpx.Response]:
-    """Fastest of ``n`` calls: the test machine may be busy, the emulator must not be slow."""
-    best, last = float("inf"), None
-    for _ in range(n):
-        t0 = time.perf_counter()
-        last = call()
-        best = min(best, time.perf_counter() - t0)
-    assert last is not None
-    return best, last
-
-
-def _check_scale(emu: EmulatorProc) -> None:
-    summary = emu.admin("GET", "/_emulator/summary")
-    admin = next(e for e in summary["extensions"] if e["admin"])
-    assert sum(admin["messages"].values()) >= 100_000
-    with api_client(emu) as rest:
-        q: dict[str, Any] = {"dateFrom": "1990-01-01", "perPage": 1000}
-        first = rest.get(STORE, params=q)  # warm-up (imports, lazy lifecycle)
-        assert first.status_code == 200
-        total = first.json()["paging"]["totalElements"]
-        assert total >= 90_000
-        for page in (1, 50, -(-total // 1000)):
-            params = {**q, "page": page}
-            elapsed, r = _best_of(3, lambda: rest.get(STORE, params=params))  # noqa: B023
-            assert r.status_code == 200 and 0 < len(r.json()["records"]) <= 1000
-            assert elapsed < 1.0, f"page {page} took {elapsed:.2f}s"
-        elapsed, r = _best_of(3, lambda: rest.get(SYNC, params={
-            "syncType": "FSync", "dateFrom": "1990-01-01", "recordCount": 1000}))
-        assert r.status_code == 200 and len(r.json()["records"]) == 1000
-        assert elapsed < 1.0, f"FSync took {elapsed:.2f}s"

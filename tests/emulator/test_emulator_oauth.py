@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,16 +18,11 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc
+from tests.mount_helper import GENEROUS_LIMITS
 
 JWT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-HUGE = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 ACCOUNT = "/restapi/v1.0/account/~"
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--limits", HUGE) as proc:
-        yield proc
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -364,7 +359,7 @@ def test_refresh_token_of_another_client(emu: EmulatorProc) -> None:
 
 def test_b14_sixth_session_ends_the_oldest(
         start_emulator: Callable[..., EmulatorProc]) -> None:
-    emu = start_emulator("--limits", HUGE)
+    emu = start_emulator(*GENEROUS_LIMITS)
     user = emu.user(admin=False)
     sessions = [jwt_login(emu, user) for _ in range(5)]
     for s in sessions:
@@ -467,7 +462,7 @@ def _attachment_path(emu: EmulatorProc, token: str) -> str:
 
 def test_b18_access_token_query_parameter(
         start_emulator: Callable[..., EmulatorProc]) -> None:
-    emu = start_emulator("--limits", HUGE)
+    emu = start_emulator(*GENEROUS_LIMITS)
     token = emu.token()
     path = _attachment_path(emu, token)
     for host in ("media_url", "platform_url"):

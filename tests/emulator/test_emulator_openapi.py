@@ -9,7 +9,6 @@ shape, missing headers) and that a problem fails the owning test from ``Emulator
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,15 +16,11 @@ import pytest
 
 from tests import openapi_check as oc
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.openapi_rules import ALLOW
+from tests.openapi_spec import Problem, format_problems
 
-HUGE = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 EXT = "/restapi/v1.0/account/~/extension/~"
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--limits", HUGE) as proc:
-        yield proc
 
 
 def _get(c: httpx.Client, url: str, **kw: Any) -> httpx.Response:
@@ -44,92 +39,108 @@ def _drive(emu: EmulatorProc) -> set[str]:
                 "readCallRecording", "listAnsweringRules", "readAnsweringRule",
                 "readCustomGreeting", "listStandardGreetings", "getToken"}
     with api_client(emu, admin) as c, api_client(emu, other) as c2:
-        _get(c, "/restapi")
-        _get(c, "/restapi/v1.0")
-        _get(c, "/restapi/v1.0/account/~")
-        _get(c, "/restapi/v1.0/account/~/extension", params={"perPage": 2})
-        _get(c, "/restapi/v1.0/account/~/extension", params={"page": 2, "perPage": 2})
-        _get(c, EXT)
-        _get(c, f"/restapi/v1.0/account/~/extension/{other['extension_id']}")
-        _get(c, EXT + "/phone-number")
-        _get(c2, EXT)
-
-        msgs = _get(c, EXT + "/message-store",
-                    params={"dateFrom": "2000-01-01", "perPage": 1000}).json()["records"]
-        for kind in ("VoiceMail", "Fax", "SMS", "Pager"):
-            _get(c, EXT + "/message-store", params={"dateFrom": "2000-01-01",
-                                                    "messageType": kind, "perPage": 5})
-        _get(c, EXT + "/message-store", params={"dateFrom": "2000-01-01T00:00:00Z",
-                                                "direction": "Outbound", "perPage": 3})
-        assert msgs, "the seeded admin mailbox is empty"
-        by_type: dict[str, dict[str, Any]] = {}
-        for m in msgs:
-            by_type.setdefault(m["type"], m)
-        for m in by_type.values():
-            _get(c, f"{EXT}/message-store/{m['id']}")
-            for att in m.get("attachments", [])[:2]:
-                r = _get(c, att["uri"])
-                assert r.status_code == 200, att["uri"]
-                _get(c, att["uri"], headers={"Range": "bytes=0-9"})
-        ids = ",".join(str(m["id"]) for m in msgs[:3])
-        _get(c, f"{EXT}/message-store/{ids}",
-             headers={"Accept": "application/vnd.ringcentral.multipart+json"})
-        _get(c, f"{EXT}/message-store/{ids}")
-        fsync = _get(c, EXT + "/message-sync", params={"syncType": "FSync"}).json()
-        token = fsync["syncInfo"]["syncToken"]
-        _get(c, EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token})
-
-        calls = _get(c, EXT + "/call-log", params={"dateFrom": "2000-01-01",
-                                                   "perPage": 1000}).json()["records"]
-        _get(c, EXT + "/call-log", params={"dateFrom": "2000-01-01", "view": "Detailed",
-                                           "perPage": 20})
-        _get(c, "/restapi/v1.0/account/~/call-log",
-             params={"dateFrom": "2000-01-01", "recordingType": "All", "perPage": 20})
-        if calls:
-            _get(c, f"{EXT}/call-log/{calls[0]['id']}")
-        with_rec = [x for x in calls if x.get("recording")]
-        for call in with_rec[:2]:
-            rec = call["recording"]
-            _get(c, f"/restapi/v1.0/account/~/recording/{rec['id']}")
-            _get(c, rec["contentUri"])
-        _get(c, EXT + "/call-log-sync", params={"syncType": "FSync", "recordCount": 10})
-        _get(c, "/restapi/v1.0/account/~/call-log-sync",
-             params={"syncType": "FSync", "recordCount": 10})
-
-        rules = _get(c, EXT + "/answering-rule").json()["records"]
-        greeting_ids: list[str] = []
-        for rule in rules:
-            full = _get(c, f"{EXT}/answering-rule/{rule['id']}").json()
-            greeting_ids += [g["custom"]["id"] for g in full.get("greetings", [])
-                             if g.get("custom")]
-        for gid in greeting_ids[:2]:
-            greeting = _get(c, f"{EXT}/greeting/{gid}").json()
-            if greeting.get("contentUri"):
-                _get(c, greeting["contentUri"])
-        _get(c, "/restapi/v1.0/dictionary/greeting")
-
-        # Errors: every one is checked against the RingCentral error shape.
-        _get(c, EXT + "/message-store", params={"direction": "Sideways"})
-        _get(c, EXT + "/message-store", params={"dateFrom": "yesterday"})
-        _get(c, f"{EXT}/message-store/1")
-        _get(c, "/restapi/v1.0/no-such-thing")
-        _get(c2, f"/restapi/v1.0/account/~/extension/{admin['extension_id']}/message-store")
-        _get(c, EXT + "/call-log", params={"view": "Fancy"})
-        httpx.get(emu.info["platform_url"] + EXT)
-        httpx.get(emu.info["platform_url"] + EXT, headers={"Authorization": "Bearer nope"})
-        httpx.post(emu.info["platform_url"] + "/restapi/oauth/token",
-                   data={"grant_type": "password"},
-                   auth=(emu.info["client_id"], emu.info["client_secret"]))
-    if with_rec:
-        expected.add("listCallRecordingData")
+        _drive_account_and_messages(c, c2, other)
+        if _drive_calls_and_greetings(c):
+            expected.add("listCallRecordingData")
+        _drive_errors(emu, c, c2, admin)
     return expected
+
+
+def _drive_account_and_messages(c: httpx.Client, c2: httpx.Client,
+                                other: dict[str, Any]) -> None:
+    """The account, extensions, phone numbers, the message store (every type, content,
+    batch GETs) and message sync."""
+    _get(c, "/restapi")
+    _get(c, "/restapi/v1.0")
+    _get(c, "/restapi/v1.0/account/~")
+    _get(c, "/restapi/v1.0/account/~/extension", params={"perPage": 2})
+    _get(c, "/restapi/v1.0/account/~/extension", params={"page": 2, "perPage": 2})
+    _get(c, EXT)
+    _get(c, f"/restapi/v1.0/account/~/extension/{other['extension_id']}")
+    _get(c, EXT + "/phone-number")
+    _get(c2, EXT)
+
+    msgs = _get(c, EXT + "/message-store",
+                params={"dateFrom": "2000-01-01", "perPage": 1000}).json()["records"]
+    for kind in ("VoiceMail", "Fax", "SMS", "Pager"):
+        _get(c, EXT + "/message-store", params={"dateFrom": "2000-01-01",
+                                                "messageType": kind, "perPage": 5})
+    _get(c, EXT + "/message-store", params={"dateFrom": "2000-01-01T00:00:00Z",
+                                            "direction": "Outbound", "perPage": 3})
+    assert msgs, "the seeded admin mailbox is empty"
+    by_type: dict[str, dict[str, Any]] = {}
+    for m in msgs:
+        by_type.setdefault(m["type"], m)
+    for m in by_type.values():
+        _get(c, f"{EXT}/message-store/{m['id']}")
+        for att in m.get("attachments", [])[:2]:
+            r = _get(c, att["uri"])
+            assert r.status_code == 200, att["uri"]
+            _get(c, att["uri"], headers={"Range": "bytes=0-9"})
+    ids = ",".join(str(m["id"]) for m in msgs[:3])
+    _get(c, f"{EXT}/message-store/{ids}",
+         headers={"Accept": "application/vnd.ringcentral.multipart+json"})
+    _get(c, f"{EXT}/message-store/{ids}")
+    fsync = _get(c, EXT + "/message-sync", params={"syncType": "FSync"}).json()
+    token = fsync["syncInfo"]["syncToken"]
+    _get(c, EXT + "/message-sync", params={"syncType": "ISync", "syncToken": token})
+
+
+def _drive_calls_and_greetings(c: httpx.Client) -> bool:
+    """Call logs, recordings, call-log sync, answering rules and greetings; True when a
+    recording's content was downloaded."""
+    calls = _get(c, EXT + "/call-log", params={"dateFrom": "2000-01-01",
+                                               "perPage": 1000}).json()["records"]
+    _get(c, EXT + "/call-log", params={"dateFrom": "2000-01-01", "view": "Detailed",
+                                       "perPage": 20})
+    _get(c, "/restapi/v1.0/account/~/call-log",
+         params={"dateFrom": "2000-01-01", "recordingType": "All", "perPage": 20})
+    if calls:
+        _get(c, f"{EXT}/call-log/{calls[0]['id']}")
+    with_rec = [x for x in calls if x.get("recording")]
+    for call in with_rec[:2]:
+        rec = call["recording"]
+        _get(c, f"/restapi/v1.0/account/~/recording/{rec['id']}")
+        _get(c, rec["contentUri"])
+    _get(c, EXT + "/call-log-sync", params={"syncType": "FSync", "recordCount": 10})
+    _get(c, "/restapi/v1.0/account/~/call-log-sync",
+         params={"syncType": "FSync", "recordCount": 10})
+
+    rules = _get(c, EXT + "/answering-rule").json()["records"]
+    greeting_ids: list[str] = []
+    for rule in rules:
+        full = _get(c, f"{EXT}/answering-rule/{rule['id']}").json()
+        greeting_ids += [g["custom"]["id"] for g in full.get("greetings", [])
+                         if g.get("custom")]
+    for gid in greeting_ids[:2]:
+        greeting = _get(c, f"{EXT}/greeting/{gid}").json()
+        if greeting.get("contentUri"):
+            _get(c, greeting["contentUri"])
+    _get(c, "/restapi/v1.0/dictionary/greeting")
+    return bool(with_rec)
+
+
+def _drive_errors(emu: EmulatorProc, c: httpx.Client, c2: httpx.Client,
+                  admin: dict[str, Any]) -> None:
+    """Errors: every one is checked against the RingCentral error shape."""
+    _get(c, EXT + "/message-store", params={"direction": "Sideways"})
+    _get(c, EXT + "/message-store", params={"dateFrom": "yesterday"})
+    _get(c, f"{EXT}/message-store/1")
+    _get(c, "/restapi/v1.0/no-such-thing")
+    _get(c2, f"/restapi/v1.0/account/~/extension/{admin['extension_id']}/message-store")
+    _get(c, EXT + "/call-log", params={"view": "Fancy"})
+    httpx.get(emu.info["platform_url"] + EXT)
+    httpx.get(emu.info["platform_url"] + EXT, headers={"Authorization": "Bearer nope"})
+    httpx.post(emu.info["platform_url"] + "/restapi/oauth/token",
+               data={"grant_type": "password"},
+               auth=(emu.info["client_id"], emu.info["client_secret"]))
 
 
 def test_broad_sample_conforms(emu: EmulatorProc) -> None:
     expected = _drive(emu)
     checker = oc.ExchangeChecker()
     problems = emu.openapi_problems(checker)
-    assert not problems, oc.format_problems(problems)
+    assert not problems, format_problems(problems)
     validated_ops = {op for op, _ in checker.validated}
     missing = expected - validated_ops
     assert not missing, f"operations never validated: {sorted(missing)}"
@@ -158,7 +169,7 @@ ACCOUNT = {"uri": "https://platform.ringcentral.com/restapi/v1.0/account/400", "
            "mainNumber": "+16505550100", "status": "Confirmed"}
 
 
-def _problems(rec: dict[str, Any]) -> list[oc.Problem]:
+def _problems(rec: dict[str, Any]) -> list[Problem]:
     return oc.ExchangeChecker().check(rec)
 
 
@@ -341,6 +352,6 @@ def test_every_allowlist_entry_is_still_needed(emu: EmulatorProc) -> None:
     _drive_allowed_deviations(emu)
     checker = oc.ExchangeChecker(per_status=10**6, max_shapes=10**6)  # validate every one
     problems = emu.openapi_problems(checker)
-    assert not problems, oc.format_problems(problems)
-    unused = [f"{a.op} {a.where} {a.message!r}" for a in oc.ALLOW if not checker.allowed[a]]
+    assert not problems, format_problems(problems)
+    unused = [f"{a.op} {a.where} {a.message!r}" for a in ALLOW if not checker.allowed[a]]
     assert not unused, f"allowlist entries no exchange needs: {unused}"

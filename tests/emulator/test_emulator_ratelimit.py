@@ -14,14 +14,11 @@ import httpx
 import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_support import ACCOUNT, CALL_LOG, EXT, EXTENSIONS, first_message
+from tests.mount_helper import GENEROUS_LIMITS
 
-EXT = "/restapi/v1.0/account/~/extension/~"
-ACCOUNT = "/restapi/v1.0/account/~"
-CALL_LOG = EXT + "/call-log"  # Heavy
-EXTENSIONS = "/restapi/v1.0/account/~/extension"  # Medium
 RATE_HEADERS = ("x-rate-limit-group", "x-rate-limit-limit", "x-rate-limit-remaining",
                 "x-rate-limit-window")
-HUGE = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 BODY_429 = {"errorCode": "CMN-301", "message": "Request rate exceeded",
             "errors": [{"errorCode": "CMN-301", "message": "Request rate exceeded"}]}
 
@@ -33,21 +30,11 @@ def rate(r: httpx.Response) -> tuple[str, int, int, int]:
             int(r.headers["x-rate-limit-remaining"]), int(r.headers["x-rate-limit-window"]))
 
 
-def first_message(c: httpx.Client) -> dict[str, Any]:
-    """A voicemail or fax (its attachment is large enough for small ranges)."""
-    r = c.get(EXT + "/message-store", params={"dateFrom": "2000-01-01", "perPage": 1000,
-                                              "messageType": ["VoiceMail", "Fax"]})
-    assert r.status_code == 200, r.text
-    for msg in r.json()["records"]:
-        if msg.get("attachments"):
-            return msg  # type: ignore[no-any-return]
-    pytest.fail("no voicemail/fax with attachments in the seeded mailbox")
-
 
 @pytest.fixture(scope="module")
 def big() -> Iterator[EmulatorProc]:
     """Huge limits: for the tests that only read headers."""
-    with EmulatorProc("--limits", HUGE) as proc:
+    with EmulatorProc(*GENEROUS_LIMITS) as proc:
         yield proc
 
 

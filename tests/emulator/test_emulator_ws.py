@@ -16,6 +16,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from tests.emulator_proc import EmulatorProc, limited_client, verify_for
+from tests.emulator_support import admin_async
 from tests.ws_test_client import GatewayClient, open_websocket_url, socket_url, ws_token
 
 MS = "/restapi/v1.0/account/~/extension/~/message-store"
@@ -25,13 +26,10 @@ def _token(emu: EmulatorProc) -> dict[str, Any]:
     return ws_token(emu, emu.token())
 
 
-async def _admin(emu: EmulatorProc, method: str, path: str, body: Any = None) -> Any:
-    return await trio.to_thread.run_sync(lambda: emu.admin(method, path, body))
-
 
 async def _add(emu: EmulatorProc, **spec: Any) -> dict[str, Any]:
     spec.setdefault("extension_id", emu.user(admin=True)["extension_id"])
-    return await _admin(emu, "POST", "/_emulator/messages", spec)  # type: ignore[no-any-return]
+    return await admin_async(emu, "POST", "/_emulator/messages", spec)  # type: ignore[no-any-return]
 
 
 def test_wstoken_shape_group_and_permission(emu: EmulatorProc) -> None:
@@ -137,7 +135,7 @@ async def test_subscription_and_message_events(emu: EmulatorProc) -> None:
         assert meta["status"] == 200
         (env,) = await events(1)
         assert env["body"]["changes"][0] == {"type": "Fax", "newCount": 0, "updatedCount": 1}
-        await _admin(emu, "DELETE", f"/_emulator/messages/{sms['id']}")
+        await admin_async(emu, "DELETE", f"/_emulator/messages/{sms['id']}")
         (env,) = await events(1)
         assert env["body"]["changes"][0]["type"] == "SMS"
         assert env["body"]["changes"][0]["updatedCount"] == 1
@@ -149,7 +147,7 @@ async def test_call_events_and_one_subscription_per_connection(emu: EmulatorProc
         await c.recv()
         await c.subscribe([MS])
         sub = await c.subscribe(["/restapi/v1.0/account/~/extension/~/telephony/sessions"])
-        call = await _admin(emu, "POST", "/_emulator/calls", {
+        call = await admin_async(emu, "POST", "/_emulator/calls", {
             "extension_id": emu.user(admin=True)["extension_id"], "recording": True})
         meta, env = await c.next_of("ServerNotification")
         assert env["subscriptionId"] == sub["id"]  # the message-store one was replaced
@@ -183,7 +181,7 @@ async def _subscribed(emu: EmulatorProc, tok: dict[str, Any]) -> tuple[str, str]
         c = GatewayClient(ws)
         meta, _ = await c.recv()
         sub = await c.subscribe([MS])
-        await _admin(emu, "POST", "/_emulator/ws", {"action": "drop"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "drop"})
         with pytest.raises(ConnectionClosed), trio.fail_after(5):
             while True:
                 await ws.get_message()
@@ -218,7 +216,7 @@ async def test_recovery_replays_what_was_missed(emu: EmulatorProc) -> None:
 async def test_refused_expired_and_malformed_recovery(emu: EmulatorProc) -> None:
     tok = _token(emu)
     wsc, _ = await _subscribed(emu, tok)
-    await _admin(emu, "POST", "/_emulator/ws", {"action": "refuse_recovery"})
+    await admin_async(emu, "POST", "/_emulator/ws", {"action": "refuse_recovery"})
     async with open_websocket_url(socket_url(tok, wsc)) as ws:
         c = GatewayClient(ws)
         _, details = await c.recv()
@@ -227,7 +225,7 @@ async def test_refused_expired_and_malformed_recovery(emu: EmulatorProc) -> None
         reply = await c.request("GET", "/restapi/v1.0/subscription")
         assert reply[1] == {"records": []}
     wsc, _ = await _subscribed(emu, tok)
-    await _admin(emu, "POST", "/_emulator/clock", {"advance": 181})
+    await admin_async(emu, "POST", "/_emulator/clock", {"advance": 181})
     tok = _token(emu)  # the clock jump expired the ws token too
     async with open_websocket_url(socket_url(tok, wsc)) as ws:
         _, details = await GatewayClient(ws).recv()
@@ -242,12 +240,12 @@ async def test_idle_and_absolute_timeouts(emu: EmulatorProc) -> None:
     async with open_websocket_url(socket_url(tok)) as ws:
         c = GatewayClient(ws)
         await c.recv()
-        await _admin(emu, "POST", "/_emulator/clock", {"advance": 1801})
+        await admin_async(emu, "POST", "/_emulator/clock", {"advance": 1801})
         meta, body = await c.next_of("Error")
         assert body == {"errorCode": "WSG-902", "message": "Idle timeout expired"}
         with pytest.raises(ConnectionClosed), trio.fail_after(5):
             await ws.get_message()
-    await _admin(emu, "POST", "/_emulator/config", {"ws_absolute_timeout": 1.5})
+    await admin_async(emu, "POST", "/_emulator/config", {"ws_absolute_timeout": 1.5})
     try:
         async with open_websocket_url(socket_url(_token(emu))) as ws:
             c = GatewayClient(ws)
@@ -266,7 +264,7 @@ async def test_idle_and_absolute_timeouts(emu: EmulatorProc) -> None:
                 nursery.cancel_scope.cancel()
             assert c.seen.count([{"type": "Heartbeat", "messageId": "x", "status": 200}]) >= 2
     finally:
-        await _admin(emu, "POST", "/_emulator/config", {"ws_absolute_timeout": 86400})
+        await admin_async(emu, "POST", "/_emulator/config", {"ws_absolute_timeout": 86400})
     assert body["errorCode"] == "WSG-903"
 
 
@@ -275,23 +273,23 @@ async def test_faults_stall_malformed_expired_token(emu: EmulatorProc) -> None:
     async with open_websocket_url(socket_url(tok)) as ws:
         c = GatewayClient(ws)
         await c.recv()
-        await _admin(emu, "POST", "/_emulator/ws", {"action": "stall", "seconds": 30})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "stall", "seconds": 30})
         await ws.send_message(json.dumps([{"type": "Heartbeat", "messageId": "s"}]))
         with pytest.raises(trio.TooSlowError):
             await c.recv(timeout=1.0)
-        await _admin(emu, "POST", "/_emulator/ws", {"action": "unstall"})
-        await _admin(emu, "POST", "/_emulator/ws", {"action": "malformed"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "unstall"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "malformed"})
         text = await c.raw()
         with pytest.raises(ValueError):
             json.loads(text)
-        await _admin(emu, "POST", "/_emulator/ws", {"action": "expire_token"})
+        await admin_async(emu, "POST", "/_emulator/ws", {"action": "expire_token"})
     async with open_websocket_url(socket_url(tok)) as ws:
         meta, body = json.loads(await ws.get_message())
         assert meta["type"] == "Error" and body["errorCode"].startswith("OAU-")
 
 
 async def test_connection_limit_per_session(emu: EmulatorProc) -> None:
-    await _admin(emu, "POST", "/_emulator/config", {"ws_max_connections": 2})
+    await admin_async(emu, "POST", "/_emulator/config", {"ws_max_connections": 2})
     try:
         tok = _token(emu)
         async with open_websocket_url(socket_url(tok)) as a, \
@@ -302,7 +300,7 @@ async def test_connection_limit_per_session(emu: EmulatorProc) -> None:
                 meta, body = json.loads(await c.get_message())
                 assert meta["type"] == "Error" and body["errorCode"] == "WSG-1002"
     finally:
-        await _admin(emu, "POST", "/_emulator/config", {"ws_max_connections": 50})
+        await admin_async(emu, "POST", "/_emulator/config", {"ws_max_connections": 50})
 
 
 async def test_sends_and_their_status_changes_are_pushed(emu: EmulatorProc) -> None:

@@ -30,18 +30,19 @@ from tests.mount_helper import (
     content_requests,
     files_under,
     folder_name,
+    id_of,
     message_of,
     messages_of,
     module_mount,
     recordings_of,
-    require_tools,
     run,
     wait_for,
     walk,
     warm_truth,
 )
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 AREAS = {"Voicemail", "Fax", "Texts", "Recordings", "Greetings"}
 MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -71,24 +72,12 @@ def mnt(emu: EmulatorProc, rest: httpx.Client,
         yield m
 
 
-@pytest.fixture(scope="module")
-def summary(emu: EmulatorProc) -> dict[str, Any]:
-    return emu.admin("GET", "/_emulator/summary")  # type: ignore[no-any-return]
-
 
 @pytest.fixture(scope="module")
 def admin_messages(emu: EmulatorProc, rest: httpx.Client) -> dict[str, dict[str, Any]]:
     return {str(m["id"]): m for m in messages_of(rest, emu.user(admin=True)["extension_id"])}
 
 
-@pytest.fixture(autouse=True)
-def healthy(mnt: Mounted) -> Iterator[None]:
-    yield
-    assert mnt.alive, f"the mount died:\n{mnt.log()}"
-
-
-def _folder(ext: dict[str, Any]) -> str:
-    return unicodedata.normalize("NFC", f"{ext['number']} {ext['name']}".replace("/", "\u2215"))
 
 
 def _epoch(iso: str) -> float:
@@ -100,18 +89,13 @@ def _stamp(iso: str) -> str:
         "%Y-%m-%d %H.%M.%S")
 
 
-def _id_of(name: str) -> str:
-    m = re.search(r"\[(\d+)\](-\d+)?\.[a-z0-9.]+$", name)
-    assert m is not None, name
-    return m.group(1)
-
 
 # -- the tree ---------------------------------------------------------------------------------
 
 
 def test_root_has_one_folder_per_mailbox_and_status(mnt: Mounted, summary: dict[str, Any]
                                                      ) -> None:
-    expected = {_folder(e) for e in summary["extensions"]}
+    expected = {folder_name(e) for e in summary["extensions"]}
     assert len(expected) == 5
     # An admin also gets Exports/ and the account-level Calls/ (issue 13's own suites).
     assert set(os.listdir(mnt.root)) == expected | {".rcfs", "Exports", "Calls"}
@@ -133,14 +117,14 @@ def test_non_admin_sees_only_their_own_mailbox(emu: EmulatorProc, rest: httpx.Cl
         months = os.listdir(vm)
         assert months and all(MONTH.match(x) for x in months)
         mine = {str(x["id"]) for x in messages_of(rest, user["extension_id"])}
-        shown = {_id_of(p.name) for p in files_under(m.folder())
+        shown = {id_of(p.name) for p in files_under(m.folder())
                  if p.parent.parent.name != "Recordings" and p.parent.name != "Greetings"}
         assert shown == mine
         assert m.alive
 
 
 def test_ls_lR_sends_no_request(mnt: Mounted, emu: EmulatorProc) -> None:
-    require_tools("ls")
+    require_programs("ls")
     # Recordings (call log, Heavy) and Greetings (answering rules, Medium) load when first
     # looked at, not at mount (issue 10): look once, wait until both are loaded.
     for box in os.listdir(mnt.root):
@@ -167,18 +151,18 @@ def test_ls_lR_sends_no_request(mnt: Mounted, emu: EmulatorProc) -> None:
 
 def test_every_message_recording_and_greeting_has_a_file(
         mnt: Mounted, rest: httpx.Client, summary: dict[str, Any]) -> None:
-    require_tools("find")
+    require_programs("find")
     found = run(["find", str(mnt.root), "-type", "f", "-print0"]).stdout.split("\0")
     found = [f for f in found if f]
     assert len(found) == len(list(files_under(mnt.root, outbox=True, extras=True)))
     found = [f for f in found if OUTBOX not in Path(f).parts
              and not {"Calls", "Exports"} & set(Path(f).relative_to(mnt.root).parts[:2])]
     for ext in summary["extensions"]:
-        top = mnt.root / _folder(ext)
+        top = mnt.root / folder_name(ext)
         rel = [Path(f).relative_to(top) for f in found if Path(f).is_relative_to(top)]
         by_area: dict[str, set[str]] = {a: set() for a in AREAS}
         for r in rel:
-            by_area[r.parts[0]].add(_id_of(r.name))
+            by_area[r.parts[0]].add(id_of(r.name))
         msgs = messages_of(rest, str(ext["id"]))
         for area, kinds in (("Voicemail", {"VoiceMail"}), ("Fax", {"Fax"}),
                             ("Texts", {"SMS", "Pager"})):
@@ -235,7 +219,7 @@ def test_names_and_mtimes_follow_the_messages(mnt: Mounted,
         area = path.relative_to(top).parts[0]
         if area in ("Recordings", "Greetings"):
             continue
-        msg = admin_messages[_id_of(path.name)]
+        msg = admin_messages[id_of(path.name)]
         st = os.stat(path)
         assert abs(st.st_mtime - _epoch(msg["creationTime"])) < 0.002, path.name
         assert path.name.startswith(_stamp(msg["creationTime"])), path.name
@@ -264,7 +248,7 @@ def test_recording_names_and_mtimes_follow_the_call_log(mnt: Mounted, emu: Emula
     files = list(files_under(mnt.folder() / "Recordings"))
     assert len(files) == len(recs) > 0
     for path in files:
-        rec = recs[_id_of(path.name)]
+        rec = recs[id_of(path.name)]
         call = rec["call"]
         assert abs(os.stat(path).st_mtime - _epoch(call["startTime"])) < 0.002
         assert path.name.startswith(_stamp(call["startTime"]))
@@ -279,7 +263,7 @@ def test_recording_names_and_mtimes_follow_the_call_log(mnt: Mounted, emu: Emula
 def test_stat_modes_links_blocks_and_known_sizes(mnt: Mounted, emu: EmulatorProc,
                                                  admin_messages: dict[str, dict[str, Any]]
                                                  ) -> None:
-    require_tools("stat")
+    require_programs("stat")
     top = mnt.folder()
     dirs = [top, top / "Voicemail", *sorted((top / "Voicemail").iterdir())[:2]]
     out = run(["stat", "-c", "%a|%h|%s|%F", *map(str, dirs)]).stdout.splitlines()
@@ -293,7 +277,7 @@ def test_stat_modes_links_blocks_and_known_sizes(mnt: Mounted, emu: EmulatorProc
     log = RequestLog(emu).mark()
     known: list[tuple[Path, int]] = []
     for path in files_under(top):
-        msg = admin_messages.get(_id_of(path.name))
+        msg = admin_messages.get(id_of(path.name))
         if msg is None:
             continue
         if path.name.endswith(".transcript.txt"):
@@ -333,7 +317,7 @@ def test_unknown_size_is_learned_at_open(mnt: Mounted, emu: EmulatorProc) -> Non
         size = os.fstat(fd).st_size
     finally:
         os.close(fd)
-    real = len(emu.content("message", _id_of(fax.name)))
+    real = len(emu.content("message", id_of(fax.name)))
     assert size == real > 0
     assert os.stat(fax).st_size == real
     stat_out = run(["stat", "-c", "%s %b", str(fax)]).stdout.split()
@@ -343,7 +327,7 @@ def test_unknown_size_is_learned_at_open(mnt: Mounted, emu: EmulatorProc) -> Non
 
 
 def test_statfs_is_local(mnt: Mounted, emu: EmulatorProc) -> None:
-    require_tools("stat", "df")
+    require_programs("stat", "df")
     log = RequestLog(emu).mark()
     vfs = os.statvfs(mnt.root)
     assert vfs.f_namemax == 255 and vfs.f_bsize > 0
@@ -374,7 +358,7 @@ def test_io_size_and_kernel_read_ahead(mnt: Mounted) -> None:
 def test_getfattr_dumps_the_message_attributes(mnt: Mounted,
                                                admin_messages: dict[str, dict[str, Any]]
                                                ) -> None:
-    require_tools("getfattr")
+    require_programs("getfattr")
     vm = sorted(files_under(mnt.folder() / "Voicemail"))
     vm = [p for p in vm if p.suffix in (".mp3", ".wav")]
     fax = sorted(files_under(mnt.folder() / "Fax"))[0]
@@ -390,7 +374,7 @@ def test_getfattr_dumps_the_message_attributes(mnt: Mounted,
             key, _, value = line.partition("=")
             dumps[current][key] = value.strip('"')
     v = dumps[str(vm[0])]
-    msg = admin_messages[_id_of(vm[0].name)]
+    msg = admin_messages[id_of(vm[0].name)]
     audio = [a for a in msg["attachments"] if a["type"] == "AudioRecording"][0]
     assert v["user.rc.id"] == str(msg["id"])
     assert v["user.rc.type"] == "VoiceMail"
@@ -401,11 +385,11 @@ def test_getfattr_dumps_the_message_attributes(mnt: Mounted,
     assert msg["to"][0]["phoneNumber"] in v["user.rc.to"]
     assert v["user.mime_type"] == audio["contentType"]
     f = dumps[str(fax)]
-    fmsg = admin_messages[_id_of(fax.name)]
+    fmsg = admin_messages[id_of(fax.name)]
     assert (f["user.rc.type"], f["user.rc.pages"]) == ("Fax", str(fmsg["faxPageCount"]))
     assert f["user.mime_type"] == "application/pdf"
     r = dumps[str(rec)]
-    assert r["user.rc.type"] == "CallRecording" and r["user.rc.id"] == _id_of(rec.name)
+    assert r["user.rc.type"] == "CallRecording" and r["user.rc.id"] == id_of(rec.name)
     assert int(r["user.rc.duration"]) > 0
     assert r["user.mime_type"] in ("audio/mpeg", "audio/wav", "audio/x-wav")
     for d in dumps.values():
@@ -419,11 +403,11 @@ def test_setfattr_read_status_updates_the_message(mnt: Mounted, emu: EmulatorPro
                                                   rest: httpx.Client,
                                                   admin_messages: dict[str, dict[str, Any]]
                                                   ) -> None:
-    require_tools("setfattr", "getfattr")
+    require_programs("setfattr", "getfattr")
     target = next(p for p in sorted(files_under(mnt.folder() / "Voicemail"))
-                  if admin_messages[_id_of(p.name)]["readStatus"] == "Unread"
+                  if admin_messages[id_of(p.name)]["readStatus"] == "Unread"
                   and p.suffix == ".mp3")
-    mid = _id_of(target.name)
+    mid = id_of(target.name)
     ext_id = emu.user(admin=True)["extension_id"]
 
     def api_status() -> str:
@@ -454,7 +438,7 @@ def test_ls_l_does_not_ask_each_file_for_labels_or_acls(mnt: Mounted) -> None:
     """`ls -l` asks every file for its SELinux label and its POSIX ACL unless the first
     answer says the file system has none (EOPNOTSUPP): two FUSE round trips per file that
     made `ls -l` of a 10,000-text folder take seconds."""
-    require_tools("ls")
+    require_programs("ls")
     folder = Path(max(walk(mnt.folder()), key=lambda w: len(w[2]))[0])
     entries = len(os.listdir(folder))
     assert entries >= 5

@@ -33,23 +33,21 @@ from tests.mount_helper import (
     content_requests,
     expected_bytes,
     files_under,
+    folder_name,
+    id_of,
     messages_by_id,
     module_mount,
     recordings_of,
-    require_tools,
     run,
     warm_truth,
 )
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 
 EMULATOR_LIMITS = BUDGET_LIMITS  # the emu fixture's (tests/conftest.py)
 
-
-@pytest.fixture(scope="module")
-def summary(emu: EmulatorProc) -> dict[str, Any]:
-    return emu.admin("GET", "/_emulator/summary")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +58,6 @@ def mnt(emu: EmulatorProc, rest: httpx.Client,
         yield m
 
 
-@pytest.fixture(autouse=True)
-def healthy(mnt: Mounted) -> Iterator[None]:
-    yield
-    assert mnt.alive, f"the mount died:\n{mnt.log()}"
-
 
 class Mailbox:
     """One extension folder of the mount with what the emulator holds for it."""
@@ -73,7 +66,7 @@ class Mailbox:
                  ext: dict[str, Any]) -> None:
         self.emu = emu
         self.ext = ext
-        self.path = mnt.root / _folder(ext)
+        self.path = mnt.root / folder_name(ext)
         self.messages = messages_by_id(rest, str(ext["id"]))
         self._rest = rest
 
@@ -87,11 +80,6 @@ class Mailbox:
         return recordings_of(self._rest, str(self.ext["id"]))
 
 
-def _folder(ext: dict[str, Any]) -> str:
-    import unicodedata
-
-    return unicodedata.normalize("NFC", f"{ext['number']} {ext['name']}".replace("/", "\u2215"))
-
 
 @pytest.fixture(scope="module")
 def boxes(mnt: Mounted, emu: EmulatorProc, rest: httpx.Client, summary: dict[str, Any]
@@ -104,11 +92,6 @@ def inline(path: Path) -> bool:
     """Texts' .txt files are the message text itself: no download."""
     return "Texts" in path.parts and path.suffix == ".txt"
 
-
-def _id_of(name: str) -> str:
-    m = re.search(r"\[(\d+)\](-\d+)?\.[a-z0-9.]+$", name)
-    assert m is not None, name
-    return m.group(1)
 
 
 def _write_expected(box: Mailbox, files: list[Path], dest: Path) -> dict[Path, Path]:
@@ -137,7 +120,7 @@ def _cmp_all(pairs: list[tuple[Path, Path]]) -> None:
 def test_cold_cp_r_sends_one_content_request_per_file(mnt: Mounted, emu: EmulatorProc,
                                                       boxes: dict[str, Mailbox],
                                                       tmp_path: Path) -> None:
-    require_tools("cp", "cmp")
+    require_programs("cp", "cmp")
     box = boxes["104"]
     files = box.files()
     downloads = [p for p in files if not inline(p)]
@@ -173,7 +156,7 @@ def test_cold_cp_r_sends_one_content_request_per_file(mnt: Mounted, emu: Emulato
 def test_rsync_twice_second_run_copies_nothing(mnt: Mounted, emu: EmulatorProc,
                                                boxes: dict[str, Mailbox],
                                                tmp_path: Path) -> None:
-    require_tools("rsync", "cmp")
+    require_programs("rsync", "cmp")
     box = boxes["200"]
     files = box.files()
     downloads = [p for p in files if not inline(p)]
@@ -222,7 +205,7 @@ def _ffprobe_duration(path: Path) -> float:
 
 def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
                                                 boxes: dict[str, Mailbox]) -> None:
-    require_tools("ffprobe")
+    require_programs("ffprobe")
     box = boxes["103"]
     recs = box.recordings()
     files = box.files("Recordings")
@@ -231,7 +214,7 @@ def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
     probed = 0
     for path in files:
         probed += 1
-        rec = recs[_id_of(path.name)]
+        rec = recs[id_of(path.name)]
         want = rec.get("duration", rec["call"]["duration"])
         got = _ffprobe_duration(path)
         assert abs(got - want) < 0.25, (path.name, got, want)
@@ -240,7 +223,7 @@ def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
     for path in box.files("Voicemail"):
         if path.suffix not in (".mp3", ".wav"):
             continue
-        msg = box.messages[_id_of(path.name)]
+        msg = box.messages[id_of(path.name)]
         want = [a for a in msg["attachments"] if a["type"] == "AudioRecording"][0]["vmDuration"]
         got = _ffprobe_duration(path)
         assert abs(got - want) < 0.25, (path.name, got, want)
@@ -256,12 +239,12 @@ def test_ffprobe_durations_equal_the_recordings(mnt: Mounted, emu: EmulatorProc,
 def test_ffmpeg_seek_reads_the_middle_of_a_cold_recording(mnt: Mounted, emu: EmulatorProc,
                                                           boxes: dict[str, Mailbox],
                                                           tmp_path: Path) -> None:
-    require_tools("ffmpeg", "ffprobe")
+    require_programs("ffmpeg", "ffprobe")
     box = boxes["101"]
     recs = box.recordings()
     longest = max(box.files("Recordings"),
-                  key=lambda p: recs[_id_of(p.name)]["call"]["duration"])
-    duration = recs[_id_of(longest.name)]["call"]["duration"]
+                  key=lambda p: recs[id_of(p.name)]["call"]["duration"])
+    duration = recs[id_of(longest.name)]["call"]["duration"]
     assert duration > 600
     middle = duration // 2
     reference = tmp_path / "reference.mp3"
@@ -285,12 +268,12 @@ def test_ffmpeg_seek_reads_the_middle_of_a_cold_recording(mnt: Mounted, emu: Emu
 
 def test_pdfinfo_page_counts_equal_fax_page_count(mnt: Mounted, boxes: dict[str, Mailbox]
                                                   ) -> None:
-    require_tools("pdfinfo")
+    require_programs("pdfinfo")
     box = boxes["101"]
     pdfs = [p for p in box.files("Fax") if p.suffix == ".pdf"]
     assert len(pdfs) > 10
     for path in pdfs:
-        msg = box.messages[_id_of(path.name)]
+        msg = box.messages[id_of(path.name)]
         out = run(["pdfinfo", str(path)], timeout=60).stdout
         pages = int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))  # type: ignore[union-attr]
         assert pages == msg["faxPageCount"], path.name
@@ -348,7 +331,7 @@ def test_os_walk_with_many_threads_reading(mnt: Mounted, emu: EmulatorProc,
     # at the far end of a file whose download is more than 2 s from getting there may open
     # one more, ranged, from that point. Only the files read backwards may have it.
     backwards = {e["path"] for e in sent if "/recording/" in e["path"]
-                 and any(_id_of(p.name) in e["path"] for p in big)}
+                 and any(id_of(p.name) in e["path"] for p in big)}
     for path, n in per_path.items():
         ranged = [e for e in sent if e["path"] == path and e["range"]
                   and not e["range"].startswith("bytes=0-")]
@@ -368,7 +351,7 @@ def test_os_walk_with_many_threads_reading(mnt: Mounted, emu: EmulatorProc,
 def test_reread_after_remount_sends_no_content_request(mnt: Mounted, emu: EmulatorProc,
                                                        boxes: dict[str, Mailbox],
                                                        tmp_path: Path) -> None:
-    require_tools("cmp", "rsync")
+    require_programs("cmp", "rsync")
     # Read (and check) everything first: free after the tests above (104 cp -r, 200 rsync,
     # 102 threads), which filled the cache; this test does not depend on them.
     names = ("104", "200", "102")
@@ -407,13 +390,13 @@ def test_a_lying_content_length_never_outlives_its_download(mnt: Mounted, emu: E
     recorded: a remount showed it as if the API had given it, page-cache reads then ran
     past the real end, and the kernel padded them with zeros. After the remount ``stat``,
     a read at the tail and ``cp`` give the real size and bytes."""
-    require_tools("cp")
+    require_programs("cp")
     box = boxes["101"]
     path = next(p for p in box.files("Voicemail")
                 if p.suffix == ".mp3" and cached_state(p) == "none"
                 and len(box.expected(p)) > 3 * 65536)
     want = box.expected(path)
-    where = rf"/message-store/{_id_of(path.name)}/content/"
+    where = rf"/message-store/{id_of(path.name)}/content/"
     lie = emu.fault(kind="lie_length", extra=1024, count=1, path=where)["id"]
     emu.fault(kind="status", status=500, skip=1, path=where)
     try:

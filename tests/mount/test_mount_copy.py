@@ -30,12 +30,12 @@ from tests.mount_helper import (
     files_under,
     messages_by_id,
     module_mount,
-    require_tools,
     run,
     warm_truth,
 )
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 AREAS = ("Voicemail", "Fax", "Recordings")
 
@@ -50,12 +50,6 @@ def mnt(emu: EmulatorProc, rest: httpx.Client,
     with module_mount(emu, tmp_path_factory.mktemp("copy")) as m:
         yield m
 
-
-@pytest.fixture(autouse=True)
-def healthy(mnt: Mounted) -> Iterator[None]:
-    yield
-    assert mnt.alive, f"the mount died:\n{mnt.log()}"
-    mnt.check_log()
 
 
 def _mailbox(mnt: Mounted, emu: EmulatorProc, number: str) -> tuple[Path, str]:
@@ -98,7 +92,7 @@ def _copy(program: str, src: Path, dst: Path) -> None:
 def test_copy_of_never_opened_folders_is_exact(
         program: str, number: str, mnt: Mounted, emu: EmulatorProc, rest: httpx.Client,
         tmp_path: Path) -> None:
-    require_tools(program.split()[0] if " " in program else "python3")
+    require_programs(program.split()[0] if " " in program else "python3")
     src, ext_id = _mailbox(mnt, emu, number)
     messages = messages_by_id(rest, ext_id)
     files = [p for a in AREAS for p in files_under(src / a)]

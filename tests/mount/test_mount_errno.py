@@ -59,12 +59,6 @@ def mount_on(tmp_path: Path, start_emulator: Callable[..., EmulatorProc]
         m.unmount()
 
 
-def _folder(mnt: Mounted, number: str) -> Path:
-    return next(p for p in mnt.root.iterdir() if p.name.startswith(number + " "))
-
-
-def _heavy(mnt: Mounted) -> dict[str, Any]:
-    return mnt.status()["requests"].get("Heavy", {})  # type: ignore[no-any-return]
 
 
 def _exhaust_heavy(mnt: Mounted, recordings: list[Path]) -> list[Path]:
@@ -72,7 +66,7 @@ def _exhaust_heavy(mnt: Mounted, recordings: list[Path]) -> list[Path]:
     Each is read by a new ``cat`` (one file per process: interactive, so the last slot of
     the window, which bulk readers leave free, is taken too)."""
     left = list(recordings)
-    while _heavy(mnt).get("remaining", 10) > 0:
+    while mnt.group_status("Heavy").get("remaining", 10) > 0:
         subprocess.run(["cat", str(left.pop(0))], stdout=subprocess.DEVNULL, check=True,
                        timeout=60)
     return left
@@ -103,7 +97,7 @@ def _ended_within(proc: subprocess.Popen[bytes], sig: signal.Signals) -> float:
 def test_ctrl_c_and_sigkill_end_a_wait_for_budget_within_a_second(
         mount_on: Callable[..., tuple[EmulatorProc, Mounted]]) -> None:
     emu, mnt = mount_on(REAL_60)
-    recs = sorted(files_under(_folder(mnt, "104") / "Recordings"))
+    recs = sorted(files_under(mnt.mailbox("104") / "Recordings"))
     left = _exhaust_heavy(mnt, recs)
     assert len(left) >= 3
     log = RequestLog(emu).mark()
@@ -116,7 +110,7 @@ def test_ctrl_c_and_sigkill_end_a_wait_for_budget_within_a_second(
         seen = _wait_until_waiting(mnt, py.pid)
         _wait_until_waiting(mnt, cat.pid)
         assert seen["class"] == "interactive"
-        assert _heavy(mnt)["queue"]["interactive"]["waiting"] == 2
+        assert mnt.group_status("Heavy")["queue"]["interactive"]["waiting"] == 2
         # A wait of more than 5 s is logged once: the file, the process, the reason.
         line = wait_for(lambda: next((ln for ln in mnt.log().splitlines()
                                       if "has waited" in ln and f"pid {py.pid} " in ln), None),
@@ -135,8 +129,8 @@ def test_ctrl_c_and_sigkill_end_a_wait_for_budget_within_a_second(
     with py.stderr:
         assert b"KeyboardInterrupt" in py.stderr.read()
     # The downloads they no longer want leave the queue (nothing is sent for them later).
-    wait_for(lambda: not _heavy(mnt).get("queued"), 5, "an empty Heavy queue",
-             on_fail=lambda: str(_heavy(mnt)))
+    wait_for(lambda: not mnt.group_status("Heavy").get("queued"), 5, "an empty Heavy queue",
+             on_fail=lambda: str(mnt.group_status("Heavy")))
     assert log.content() == [], brief(log.content())
     assert mnt.status()["readers"]["interrupted"] >= 2
     # The mount is healthy: a cached file reads, a new listing answers.
@@ -151,7 +145,7 @@ def test_ctrl_c_and_sigkill_end_a_wait_for_budget_within_a_second(
 def test_throttled_read_past_its_deadline_is_eagain_and_server_error_is_eio(
         mount_on: Callable[..., tuple[EmulatorProc, Mounted]]) -> None:
     emu, mnt = mount_on(REAL_60, read_timeout=3)
-    recs = sorted(files_under(_folder(mnt, "104") / "Recordings"))
+    recs = sorted(files_under(mnt.mailbox("104") / "Recordings"))
     left = _exhaust_heavy(mnt, recs)
     log = RequestLog(emu).mark()
     # Throttled: the next Heavy slot is about a minute away, the deadline 3 s: EAGAIN at
@@ -163,14 +157,14 @@ def test_throttled_read_past_its_deadline_is_eagain_and_server_error_is_eio(
     assert time.monotonic() - t0 < 3.5
     assert log.content() == []
     # Server error: RingCentral answers 500 for a fax's content (after rcfs's retries).
-    fax = sorted(files_under(_folder(mnt, "101") / "Fax"))[0]
+    fax = sorted(files_under(mnt.mailbox("101") / "Fax"))[0]
     mid = fax.name.rsplit("[", 1)[1].split("]")[0]
     emu.fault(kind="status", status=500, path=f"/message-store/{mid}/content")
     with pytest.raises(OSError) as err:
         fax.read_bytes()
     assert err.value.errno == errno.EIO, err.value
     # Forbidden: RingCentral answers 403 (the credentials may not read it): EACCES.
-    other = sorted(files_under(_folder(mnt, "101") / "Fax"))[1]
+    other = sorted(files_under(mnt.mailbox("101") / "Fax"))[1]
     mid = other.name.rsplit("[", 1)[1].split("]")[0]
     emu.fault(kind="status", status=403, path=f"/message-store/{mid}/content")
     with pytest.raises(OSError) as err:
@@ -184,7 +178,7 @@ def test_throttled_read_past_its_deadline_is_eagain_and_server_error_is_eio(
 def test_offline_uncached_read_is_enetunreach(
         mount_on: Callable[..., tuple[EmulatorProc, Mounted]]) -> None:
     emu, mnt = mount_on(REAL_LIMITS, read_timeout=5)
-    faxes = sorted(files_under(_folder(mnt, "101") / "Fax"))
+    faxes = sorted(files_under(mnt.mailbox("101") / "Fax"))
     cached = faxes[0].read_bytes()
     emu.stop()
     with pytest.raises(OSError) as err:

@@ -22,16 +22,17 @@ from tests.mount_helper import (
     RequestLog,
     brief,
     files_under,
+    id_of,
     message_of,
     module_mount,
     mounts_under,
-    require_tools,
     run,
     write_config,
 )
 from tests.outbox_support import pdf, write_file
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +46,14 @@ def probe_file(mnt: Mounted, emu: EmulatorProc) -> tuple[Path, bytes]:
     """A file whose bytes we know, read after every test to prove the mount still works."""
     path = next(p for p in files_under(mnt.folder() / "Voicemail")
                 if p.name.endswith(".transcript.txt"))
-    ident = path.name.rsplit("[", 1)[1].split("]")[0]
+    ident = id_of(path.name)
     return path, path.read_bytes() or emu.content("message", ident)
 
 
 @pytest.fixture(autouse=True)
-def healthy(mnt: Mounted, probe_file: tuple[Path, bytes]) -> Iterator[None]:
+def probe_still_reads(probe_file: tuple[Path, bytes], mnt: Mounted) -> Iterator[None]:
+    """After each test (and after ``healthy``): the probe file still reads."""
     yield
-    assert mnt.alive, f"the mount died:\n{mnt.log()}"
     path, data = probe_file
     assert path.read_bytes() == data
     assert "Traceback" not in mnt.log(), mnt.log()
@@ -66,15 +67,12 @@ def _all_names(top: Path) -> list[str]:
     return out
 
 
-def _id(path: Path) -> str:
-    return path.name.rsplit("[", 1)[1].split("]")[0]
-
 
 # -- hostile names ----------------------------------------------------------------------------
 
 
 def test_hostile_names_from_the_data_are_made_safe(mnt: Mounted) -> None:
-    require_tools("ls")
+    require_programs("ls")
     names = _all_names(mnt.root)
     joined = "\n".join(names)
     # '/' in a caller name, an extension name and conversation names: a look-alike.
@@ -127,7 +125,7 @@ def test_hostile_text_content_is_just_content(mnt: Mounted, emu: EmulatorProc,
 
 
 def test_reads_past_eof_return_nothing(mnt: Mounted, emu: EmulatorProc) -> None:
-    require_tools("dd")
+    require_programs("dd")
     audio = next(p for p in files_under(mnt.folder() / "Voicemail") if p.suffix == ".mp3")
     text = next(p for p in files_under(mnt.folder() / "Texts") if p.suffix == ".txt"
                 and p.stat().st_size > 20)
@@ -159,7 +157,7 @@ def test_reads_past_eof_return_nothing(mnt: Mounted, emu: EmulatorProc) -> None:
 
 
 def test_writes_outside_the_outbox_are_erofs(mnt: Mounted, emu: EmulatorProc) -> None:
-    require_tools("sh", "touch", "cp", "mkdir")
+    require_programs("sh", "touch", "cp", "mkdir")
     target = next(files_under(mnt.folder() / "Fax"))
     folder = target.parent
     log = RequestLog(emu).mark()
@@ -204,33 +202,33 @@ def test_writes_outside_the_outbox_are_erofs(mnt: Mounted, emu: EmulatorProc) ->
         res = run(cmd, check=False)
         assert res.returncode != 0 and "Read-only file system" in res.stderr, (cmd, res)
     assert os.listdir(folder) == sorted(os.listdir(folder))
-    assert target.read_bytes() == emu.content("message", _id(target))
+    assert target.read_bytes() == emu.content("message", id_of(target.name))
     writes = [e for e in log.since() if e["method"] != "GET"]
     assert writes == [], brief(writes)
 
 
 def test_rm_without_allow_delete_is_erofs(mnt: Mounted, emu: EmulatorProc,
                                           rest: httpx.Client) -> None:
-    require_tools("rm")
+    require_programs("rm")
     target = next(p for p in files_under(mnt.folder() / "Voicemail") if p.suffix == ".mp3")
     res = run(["rm", "-f", str(target)], check=False)
     assert res.returncode != 0 and "Read-only file system" in res.stderr
     assert target.exists()
-    msg = message_of(rest, emu.user(admin=True)["extension_id"], _id(target))
+    msg = message_of(rest, emu.user(admin=True)["extension_id"], id_of(target.name))
     assert msg["availability"] == "Alive"
 
 
 def test_rm_with_allow_delete_moves_the_message_to_deleted(
         emu: EmulatorProc, rest: httpx.Client, tmp_path: Path,
         probe_file: tuple[Path, bytes]) -> None:
-    require_tools("rm")
+    require_programs("rm")
     with Mounted(emu, tmp_path, args=["--allow-delete"], refresh_interval=600,
                  timezone="UTC") as m:
         vm = m.folder() / "Voicemail"
         # Not the module mount's probe: that mount learns of the deletion by push.
         target = next(p for p in files_under(vm) if p.name.endswith(".transcript.txt")
                       and p.name != probe_file[0].name)
-        ident = _id(target)
+        ident = id_of(target.name)
         siblings = [p for p in files_under(vm) if f"[{ident}]" in p.name]
         assert len(siblings) == 2
         log = RequestLog(emu).mark()
@@ -257,7 +255,7 @@ def test_rm_with_allow_delete_moves_the_message_to_deleted(
 def test_unknown_xattrs_answer_at_once(mnt: Mounted, emu: EmulatorProc) -> None:
     """Unknown user.* names: ENODATA. Other namespaces (SELinux labels, POSIX ACLs, trusted):
     EOPNOTSUPP, which `ls -l` caches per file system instead of asking for every file."""
-    require_tools("getfattr", "setfattr")
+    require_programs("getfattr", "setfattr")
     target = next(files_under(mnt.folder() / "Recordings"))
     names = ["user.nope", "user.rc.nope", "security.selinux", "security.capability",
              "security.ima", "system.posix_acl_access", "system.posix_acl_default",

@@ -24,14 +24,15 @@ from tests.mount_helper import (
     brief,
     content_requests,
     files_under,
+    find_by_id,
     module_mount,
     require_fuse,
-    require_tools,
     run,
     wait_for,
 )
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 REFRESH = 1.0
 # A change shows within one refresh interval of a folder being used, plus the refresh's own
@@ -47,16 +48,6 @@ def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield m
 
 
-@pytest.fixture(autouse=True)
-def healthy(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "mnt" in request.fixturenames:
-        m = request.getfixturevalue("mnt")
-        assert m.alive, f"the mount died:\n{m.log()}"
-
-
-def _find(top: Path, ident: str) -> list[Path]:
-    return [p for p in files_under(top) if f"[{ident}]" in p.name]
 
 
 def _poll_until(cond: Callable[[], Any], what: str, timeout: float = 15.0) -> float:
@@ -82,22 +73,22 @@ def test_new_messages_and_recordings_appear_within_the_refresh_interval(
     call = emu.admin("POST", "/_emulator/calls", {
         "extension_id": admin["extension_id"], "direction": "Inbound", "from": "+14155550125",
         "from_name": "Recorded Caller", "duration": 12, "recording": True})
-    took = _poll_until(lambda: _find(top / "Voicemail", str(vm["id"]))
-                       and _find(top / "Texts", str(sms["id"]))
-                       and _find(top / "Recordings", str(call["recording_id"])),
+    took = _poll_until(lambda: find_by_id(top / "Voicemail", str(vm["id"]))
+                       and find_by_id(top / "Texts", str(sms["id"]))
+                       and find_by_id(top / "Recordings", str(call["recording_id"])),
                        "the new voicemail, text and recording")
     print(f"new items visible after {took:.2f}s (refresh interval {REFRESH}s)")
     assert took <= APPEAR_WITHIN, took
 
-    audio, transcript = sorted(_find(top / "Voicemail", str(vm["id"])),
+    audio, transcript = sorted(find_by_id(top / "Voicemail", str(vm["id"])),
                                key=lambda p: p.name.endswith(".txt"))
     assert "Fresh Caller (0m07s)" in audio.name and transcript.name.endswith(
         ".transcript.txt")
     assert transcript.read_bytes() == b"Call me back."
     assert audio.read_bytes() == emu.content("message", str(vm["id"]))
-    (text,) = _find(top / "Texts", str(sms["id"]))
+    (text,) = find_by_id(top / "Texts", str(sms["id"]))
     assert text.parent.name == "+14155550124" and text.read_text() == "brand new conversation"
-    (rec,) = _find(top / "Recordings", str(call["recording_id"]))
+    (rec,) = find_by_id(top / "Recordings", str(call["recording_id"]))
     assert "Recorded Caller" in rec.name and "(0m12s)" in rec.name
     assert rec.read_bytes() == emu.content("recording", str(call["recording_id"]))
     after = set(files_under(top))
@@ -109,7 +100,7 @@ def test_deleted_message_disappears_and_open_files_keep_reading(
     top = mnt.folder()
     target = next(p for p in files_under(top / "Voicemail") if p.suffix == ".mp3")
     ident = target.name.rsplit("[", 1)[1].split("]")[0]
-    siblings = _find(top / "Voicemail", ident)
+    siblings = find_by_id(top / "Voicemail", ident)
     expected = emu.content("message", ident)
     # The kernel caches a looked-up name (for an hour for files of known size): the
     # deletion must reach it too.
@@ -118,7 +109,7 @@ def test_deleted_message_disappears_and_open_files_keep_reading(
     try:
         head = fh.read(1000)
         emu.admin("DELETE", f"/_emulator/messages/{ident}")
-        took = _poll_until(lambda: not _find(top / "Voicemail", ident),
+        took = _poll_until(lambda: not find_by_id(top / "Voicemail", ident),
                            "the deleted voicemail to disappear")
         print(f"deleted voicemail gone after {took:.2f}s")
         assert took <= APPEAR_WITHIN, took
@@ -156,7 +147,7 @@ def test_inodes_stable_while_referenced_and_dropped_once_forgotten(
     try:
         doomed_ino = os.fstat(fh.fileno()).st_ino
         emu.admin("DELETE", f"/_emulator/messages/{ident}")
-        _poll_until(lambda: not _find(top / "Fax", ident), "the deleted fax to disappear")
+        _poll_until(lambda: not find_by_id(top / "Fax", ident), "the deleted fax to disappear")
         Path("/proc/sys/vm/drop_caches").write_text("2\n")  # dentries and inodes
         assert os.fstat(fh.fileno()).st_ino == doomed_ino  # still open: still there
         assert len(fh.read(100)) > 0
@@ -175,7 +166,7 @@ def test_inodes_stable_while_referenced_and_dropped_once_forgotten(
 
 def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: EmulatorProc,
                                                        tmp_path: Path) -> None:
-    require_tools("ls")
+    require_programs("ls")
     top = mnt.folder(emu.user(admin=False))
     cached = sorted(p for p in files_under(top / "Fax") if p.suffix == ".pdf")[:3]
     for path in cached:  # in the cache now
@@ -215,7 +206,7 @@ def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: Emulat
     # Recovery: the next refresh clears the error and new messages show again.
     fresh = emu.admin("POST", "/_emulator/messages", {
         "extension_id": emu.user(admin=False)["extension_id"], "type": "Fax", "pages": 2})
-    _poll_until(lambda: os.listdir(top / "Fax") and _find(top / "Fax", str(fresh["id"])),
+    _poll_until(lambda: os.listdir(top / "Fax") and find_by_id(top / "Fax", str(fresh["id"])),
                 "a fax added after the outage")
     ext = next(e for e in mnt.status()["extensions"].values() if e["folder"] == top.name)
     assert ext["last_error"] is None
@@ -226,7 +217,7 @@ def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: Emulat
 def test_mount_with_the_emulator_stopped_lists_and_reads_the_cache(
         start_emulator: Callable[..., EmulatorProc], tmp_path: Path) -> None:
     require_fuse()
-    require_tools("cp", "cmp", "find")
+    require_programs("cp", "cmp", "find")
     emu = start_emulator("--data-seed", "1", *REAL_LIMITS)
     # The copy of 104's faxes takes more Heavy requests than one window allows: its next
     # slot is up to a window away, so the read deadline must outlast a window (with the

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator_proc import EmulatorProc, api_client
+from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import (
     Mounted,
     expected_bytes,
@@ -45,11 +45,6 @@ def emu() -> Iterator[EmulatorProc]:
     with EmulatorProc("--data-seed", "1", *SCALED, *FAST_CLOCKS) as proc:
         yield proc
 
-
-@pytest.fixture(scope="module")
-def rest(emu: EmulatorProc) -> Iterator[httpx.Client]:
-    with api_client(emu) as client:
-        yield client
 
 
 def _voicemails(m: Mounted) -> list[Path]:

@@ -23,11 +23,6 @@ from tests.notify_standin import NotificationService, PrivateBus, fake_opener, p
 BURST = 20
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6") as proc:
-        yield proc
-
 
 @pytest.fixture
 def bus() -> Iterator[PrivateBus]:

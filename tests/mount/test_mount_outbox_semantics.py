@@ -21,19 +21,20 @@ from typing import Any
 import pytest
 
 from tests.emulator_proc import EmulatorProc
-from tests.mount_helper import Mounted, module_mount, require_tools, run
+from tests.mount_helper import Mounted, module_mount, run
 from tests.outbox_support import (
     FAST_CLOCKS,
     FAST_CONFIG,
     outbox,
     pdf,
-    sends,
+    to,
     wait,
     write_file,
     xattr,
 )
+from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults")]
 
 LAG = 3.0  # seconds the message store lags behind a send
 SETTLE = 2 * LAG  # the mount's outbox_settle_time: longer than the lag, as it must be
@@ -54,16 +55,6 @@ def mnt(emu: EmulatorProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield m
 
 
-@pytest.fixture(autouse=True)
-def no_faults(emu: EmulatorProc) -> Iterator[None]:
-    emu.clear_faults()
-    yield
-    emu.clear_faults()
-
-
-def to(emu: EmulatorProc, number: str, kind: str | None = None) -> list[dict[str, Any]]:
-    return [s for s in sends(emu, kind)
-            if any(r.get("phoneNumber") == number for r in s["request"].get("to", []))]
 
 
 def finished(m: Mounted, box: str, channel: str, number: str, name: str,
@@ -170,7 +161,7 @@ def test_options_are_frozen_when_queued(mnt: Mounted, emu: EmulatorProc) -> None
 
 
 def test_rm_cancels_a_queued_job(mnt: Mounted, emu: EmulatorProc) -> None:
-    require_tools("rm")
+    require_programs("rm")
     number = "+12125550314"
     path = _held_fax(mnt, emu, number, "cancel-me.pdf")
     run(["rm", str(path)])

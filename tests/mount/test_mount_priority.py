@@ -29,12 +29,13 @@ from tests.mount_helper import (
     RequestLog,
     brief,
     files_under,
+    id_of,
     module_mount,
     require_fuse,
-    require_tools,
     wait_for,
     warm_truth,
 )
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.mount
 
@@ -49,26 +50,20 @@ def mnt(emu: EmulatorProc, rest: httpx.Client,
         yield m
 
 
-def _folder(mnt: Mounted, number: str) -> Path:
-    return next(p for p in mnt.root.iterdir() if p.name.startswith(number + " "))
-
 
 def _heavy_idle(mnt: Mounted) -> bool:
     heavy = mnt.status()["requests"].get("Heavy", {})
     return heavy.get("remaining", HEAVY) >= heavy.get("limit", HEAVY) and not heavy.get("queued")
 
 
-def _rec_id(path: Path) -> str:
-    return path.name.rsplit("[", 1)[1].split("]")[0]
-
 
 def test_mpv_starts_within_7s_while_cp_copies_20_recordings(
         mnt: Mounted, emu: EmulatorProc, rest: httpx.Client, tmp_path: Path) -> None:
-    require_tools("cp", "mpv")
-    bulk_src = _folder(mnt, "104") / "Recordings"
+    require_programs("cp", "mpv")
+    bulk_src = mnt.mailbox("104") / "Recordings"
     recs = list(files_under(bulk_src))
     assert len(recs) == 20
-    played = next(iter(files_under(_folder(mnt, "103") / "Recordings")))
+    played = next(iter(files_under(mnt.mailbox("103") / "Recordings")))
     # Start from an unused Heavy window, so the floor below is the copy's own.
     wait_for(lambda: _heavy_idle(mnt), 3 * REAL_WINDOW + 5, "an idle Heavy window",
              interval=0.2, on_fail=lambda: str(mnt.status()["requests"]))
@@ -103,7 +98,7 @@ def test_mpv_starts_within_7s_while_cp_copies_20_recordings(
     assert mpv_start < 7.0, f"mpv started playing {mpv_start:.1f} s after it was launched"
     for path in recs:
         assert (tmp_path / "copy" / path.relative_to(bulk_src)).read_bytes() == emu.content(
-            "recording", _rec_id(path)), path.name
+            "recording", id_of(path.name)), path.name
     heavy = [e for e in log.since() if e.get("group") == "Heavy"]
     content = log.content()
     assert len(content) == 21, brief(content)  # 20 copied + 1 played, one request each
@@ -141,13 +136,13 @@ def test_mpv_starts_within_7s_during_cp_at_the_real_60s_window(
         start_emulator: Callable[..., EmulatorProc], tmp_path: Path) -> None:
     """The same at RingCentral's real window: the copy has its first 9 Heavy requests in
     flight, the next slot it could take is a minute away, the player still starts at once."""
-    require_tools("cp", "mpv")
+    require_programs("cp", "mpv")
     require_fuse()
     emu = start_emulator("--data-seed", "1", "--window", "60", "--penalty", "60")
     with Mounted(emu, tmp_path / "m", refresh_interval=600, timezone="UTC") as mnt:
         mnt.wait_loaded()
-        bulk_src = _folder(mnt, "104") / "Recordings"
-        played = next(iter(files_under(_folder(mnt, "103") / "Recordings")))
+        bulk_src = mnt.mailbox("104") / "Recordings"
+        played = next(iter(files_under(mnt.mailbox("103") / "Recordings")))
         heavy_used = HEAVY - int(mnt.status()["requests"].get("Heavy", {}).get("remaining",
                                                                              HEAVY))
         log = RequestLog(emu).mark()
@@ -195,11 +190,11 @@ def test_two_bulk_copies_share_the_budget_fairly(
         mnt: Mounted, emu: EmulatorProc, tmp_path: Path) -> None:
     """An 8-thread copy keeps 8 requests queued, ``cp -r`` one: served in arrival order the
     8-thread copy would take 8 of every 9 slots; fair turns per process give cp half."""
-    require_tools("cp")
-    greedy_src = _folder(mnt, "102") / "Recordings"
-    cp_src = _folder(mnt, "101") / "Recordings"
-    greedy_ids = {_rec_id(p) for p in files_under(greedy_src)}
-    cp_ids = {_rec_id(p) for p in files_under(cp_src)}
+    require_programs("cp")
+    greedy_src = mnt.mailbox("102") / "Recordings"
+    cp_src = mnt.mailbox("101") / "Recordings"
+    greedy_ids = {id_of(p.name) for p in files_under(greedy_src)}
+    cp_ids = {id_of(p.name) for p in files_under(cp_src)}
     wait_for(lambda: _heavy_idle(mnt), 3 * REAL_WINDOW + 5, "an idle Heavy window",
              interval=0.2)
     log = RequestLog(emu).mark()
@@ -207,9 +202,9 @@ def test_two_bulk_copies_share_the_budget_fairly(
                                str(tmp_path / "greedy")])
     try:
         # The greedy copy has all its threads waiting before cp starts.
-        wait_for(lambda: (_heavy(mnt).get("queue", {}).get("bulk", {}).get("waiting", 0)
-                          >= 5), 30, "the threaded copy's queue",
-                 on_fail=lambda: str(_heavy(mnt)))
+        wait_for(lambda: (mnt.group_status("Heavy").get("queue", {}).get("bulk", {})
+                          .get("waiting", 0) >= 5), 30, "the threaded copy's queue",
+                 on_fail=lambda: str(mnt.group_status("Heavy")))
         cp = subprocess.run(["cp", "-r", str(cp_src), str(tmp_path / "cp")],
                             capture_output=True, timeout=300, check=False)
         assert cp.returncode == 0, cp.stderr
@@ -233,9 +228,6 @@ def test_two_bulk_copies_share_the_budget_fairly(
     assert share >= 0.35, order
     assert [e for e in log.since() if e["status"] == 429] == []
 
-
-def _heavy(mnt: Mounted) -> dict[str, Any]:
-    return mnt.status()["requests"].get("Heavy", {})  # type: ignore[no-any-return]
 
 
 def _rec_of(entry: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from tests.mount_helper import (
     RequestLog,
     brief,
     files_under,
+    find_by_id,
     module_mount,
     require_fuse,
     run,
@@ -39,11 +40,6 @@ REFRESH = 60 / SCALE
 SAFETY = 1800 / SCALE
 PUSH_WITHIN = 2.0
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProc]:
-    with EmulatorProc("--data-seed", "1", "--window", "6", "--penalty", "6") as proc:
-        yield proc
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +58,10 @@ def wait_connected(m: Mounted, timeout: float = 30.0) -> dict[str, Any]:
     return status
 
 
-def _find(top: Path, ident: str) -> list[Path]:
-    return [p for p in files_under(top) if f"[{ident}]" in p.name]
-
 
 def _seen_within(top: Path, ident: str, timeout: float, gone: bool = False) -> float:
     start = time.monotonic()
-    wait_for(lambda: bool(_find(top, ident)) != gone, timeout,
+    wait_for(lambda: bool(find_by_id(top, ident)) != gone, timeout,
              f"message {ident} to {'disappear' if gone else 'appear'}", interval=0.05)
     return time.monotonic() - start
 
@@ -176,8 +169,8 @@ def test_dropped_socket_misses_nothing(mnt: Mounted, emu: EmulatorProc) -> None:
         emu.admin("POST", "/_emulator/ws", {"action": "drop"})
     finally:
         thread.join(30)
-    wait_for(lambda: all(_find(top, i) for i in ids), 20, "every message sent meanwhile",
-             on_fail=lambda: f"missing {[i for i in ids if not _find(top, i)]}\n{mnt.log()}")
+    wait_for(lambda: all(find_by_id(top, i) for i in ids), 20, "every message sent meanwhile",
+             on_fail=lambda: f"missing {[i for i in ids if not find_by_id(top, i)]}\n{mnt.log()}")
     after = wait_connected(mnt)
     assert after["reconnects"] >= before["reconnects"] + 2
     assert after["recoveries"] >= before["recoveries"] + 1

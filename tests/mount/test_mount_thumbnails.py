@@ -59,9 +59,6 @@ def _fail_record(cache_home: Path, path: Path) -> Path:
     return record
 
 
-def _folder(mnt: Mounted, number: str) -> Path:
-    return next(p for p in mnt.root.iterdir() if p.name.startswith(number + " "))
-
 
 def test_cached_mode_refuses_then_repairs_the_failure_record(
         start_emulator: Callable[..., EmulatorProc], tmp_path: Path,
@@ -74,7 +71,7 @@ def test_cached_mode_refuses_then_repairs_the_failure_record(
     with Mounted(emu, tmp_path / "m", refresh_interval=600, timezone="UTC",
                  thumbnails="cached") as mnt:
         mnt.wait_loaded()
-        fax = sorted(files_under(_folder(mnt, "102") / "Fax"))[0]
+        fax = sorted(files_under(mnt.mailbox("102") / "Fax"))[0]
         log = RequestLog(emu).mark()
         res = subprocess.run([str(thumb), str(fax)], capture_output=True, timeout=30,
                              check=False)
@@ -101,7 +98,7 @@ def test_always_mode_skips_audio_and_reads_documents(
     thumb = _thumbnailer(tmp_path)
     with Mounted(emu, tmp_path / "m", refresh_interval=600, timezone="UTC") as mnt:
         mnt.wait_loaded()
-        box = _folder(mnt, "103")
+        box = mnt.mailbox("103")
         audio = next(p for p in files_under(box / "Voicemail") if p.suffix == ".mp3")
         fax = sorted(files_under(box / "Fax"))[0]
         log = RequestLog(emu).mark()

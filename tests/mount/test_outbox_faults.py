@@ -22,7 +22,7 @@ from tests.outbox_support import (
     outbox,
     pdf,
     proxy_for,
-    sends,
+    to,
     wait,
     write_file,
     xattr,
@@ -45,10 +45,6 @@ def env(tmp_path_factory: pytest.TempPathFactory
     finally:
         emu.stop()
 
-
-def to(emu: EmulatorProc, number: str, ok: bool = True) -> list[dict[str, Any]]:
-    return [s for s in sends(emu, ok=ok)
-            if any(r.get("phoneNumber") == number for r in s["request"].get("to", []))]
 
 
 def send_and_wait(m: Mounted, channel: str, number: str, name: str, data: bytes,

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.outbox_support import (
     pdf,
     png,
     sends,
+    to,
     wait,
     wav,
     write_file,
@@ -48,11 +48,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorProc
     finally:
         emu.stop()
 
-
-def to(emu: EmulatorProc, number: str, kind: str | None = None) -> list[dict[str, Any]]:
-    """Accepted sends to ``number``."""
-    return [s for s in sends(emu, kind)
-            if any(r.get("phoneNumber") == number for r in s["request"].get("to", []))]
 
 
 def finished(box: Path, name: str, timeout: float = 30.0) -> str:

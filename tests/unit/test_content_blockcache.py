@@ -4,7 +4,6 @@ persistence and lazy opening."""
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import time
 import zlib
@@ -25,17 +24,14 @@ from rcfs.content.blockcache import (
     parse_size,
 )
 from rcfs.content.blocklayout import MAGIC, MAGIC_C, WRITE_MAGIC
+from tests.api_fakes import payload
 
 BS = 64 * 1024
 
 
-def blob(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
 async def fill(cache: BlockCache, key: str, nblocks: int, *, bs: int = BS, seed: int = 0) -> None:
     for i in range(nblocks):
-        assert await cache.put_block(key, i, blob(bs, seed + i), block_size=bs,
+        assert await cache.put_block(key, i, payload(bs, seed + i), block_size=bs,
                                      size=nblocks * bs, content_type="audio/wav")
 
 
@@ -54,7 +50,7 @@ async def test_roundtrip_and_info(tmp_path: Path) -> None:
     cache = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
     assert await cache.info("rec/1") is None
     assert await cache.get_block("rec/1", 0, BS) is None
-    data = [blob(BS, 1), blob(BS, 2), blob(1000, 3)]
+    data = [payload(BS, 1), payload(BS, 2), payload(1000, 3)]
     for i, d in enumerate(data):
         assert await cache.put_block("rec/1", i, d, block_size=BS, size=2 * BS + 1000,
                                      content_type="audio/mpeg")
@@ -82,7 +78,7 @@ async def test_persistent_across_reopen_and_single_owner(tmp_path: Path) -> None
     await cache.aclose()
     again = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
     assert again.used == used
-    assert await again.get_block("msg/1/2", 2, BS) == blob(BS, 2)
+    assert await again.get_block("msg/1/2", 2, BS) == payload(BS, 2)
     meta = await again.info("rec/9")
     assert meta is not None and (meta.size, meta.content_type) == (12345, "audio/wav")
     assert not meta.present
@@ -99,20 +95,20 @@ async def test_blocks_carry_crc32c_and_blocks_of_earlier_versions_stay_readable(
     for path in iter_value_files(cache.root):
         raw = path.read_bytes()
         magic, _, index, length, crc, digest = HEADER.unpack_from(raw)
-        payload = raw[HEADER.size:]
-        assert magic == MAGIC_C and length == len(payload) == BS
-        assert crc == google_crc32c.value(payload) != zlib.crc32(payload)
-        by_index[index] = (path, payload, digest)
+        body = raw[HEADER.size:]
+        assert magic == MAGIC_C and length == len(body) == BS
+        assert crc == google_crc32c.value(body) != zlib.crc32(body)
+        by_index[index] = (path, body, digest)
     assert sorted(by_index) == [0, 1, 2]
 
     def rewrite(index: int, magic: bytes, crc: int) -> None:
-        path, payload, digest = by_index[index]
-        path.write_bytes(HEADER.pack(magic, BS, index, BS, crc, digest) + payload)
+        path, body, digest = by_index[index]
+        path.write_bytes(HEADER.pack(magic, BS, index, BS, crc, digest) + body)
 
     rewrite(0, MAGIC, zlib.crc32(by_index[0][1]))  # as rcfs wrote blocks before CRC-32C
     rewrite(1, MAGIC, google_crc32c.value(by_index[1][1]))  # the magic decides the check
     rewrite(2, b"RCB9", zlib.crc32(by_index[2][1]))  # a magic rcfs does not know
-    assert await cache.get_block("rec/1", 0, BS) == blob(BS, 0)
+    assert await cache.get_block("rec/1", 0, BS) == payload(BS, 0)
     assert await cache.get_block("rec/1", 1, BS) is None
     assert await cache.get_block("rec/1", 2, BS) is None
     assert cache.corrupt_blocks == 2
@@ -135,7 +131,7 @@ async def test_corrupt_block_is_dropped_never_served(tmp_path: Path) -> None:
     got = [await cache.get_block("rec/1", i, BS) for i in range(2)]
     assert got.count(None) == 1
     bad = got.index(None)
-    assert got[1 - bad] == blob(BS, 1 - bad)
+    assert got[1 - bad] == payload(BS, 1 - bad)
     assert cache.corrupt_blocks == 1
     info = await cache.info("rec/1")
     assert info is not None and info.present == {1 - bad}
@@ -147,8 +143,8 @@ async def test_corrupt_block_is_dropped_never_served(tmp_path: Path) -> None:
     assert await cache.get_block("rec/1", 1 - bad, BS) is None
     assert cache.corrupt_blocks == 2
     # Refetched bytes go back in.
-    assert await cache.put_block("rec/1", bad, blob(BS, bad), block_size=BS)
-    assert await cache.get_block("rec/1", bad, BS) == blob(BS, bad)
+    assert await cache.put_block("rec/1", bad, payload(BS, bad), block_size=BS)
+    assert await cache.get_block("rec/1", bad, BS) == payload(BS, bad)
     # So is a file with bytes past the payload (the payload is read on its own, to the
     # block size and one byte more).
     longer = iter_value_files(cache.root)[0]
@@ -169,7 +165,7 @@ async def test_a_block_filed_under_another_key_is_rejected(tmp_path: Path) -> No
     results = {k: await cache.get_block(k, 0, BS) for k in ("a", "b")}
     assert sorted(v is None for v in results.values()) == [False, True]
     good = next(k for k, v in results.items() if v is not None)
-    assert results[good] == blob(BS, 1 if good == "a" else 2)
+    assert results[good] == payload(BS, 1 if good == "a" else 2)
     assert cache.corrupt_blocks == 1
     await cache.aclose()
 
@@ -253,7 +249,7 @@ async def test_admission_fails_when_everything_is_held(tmp_path: Path) -> None:
     cache.hold("big")
     stored = 0
     for i in range(200):
-        if await cache.put_block("big", i, blob(BS, i), block_size=BS):
+        if await cache.put_block("big", i, payload(BS, i), block_size=BS):
             stored += 1
     assert 0 < stored < 200
     assert cache.rejected_blocks == 200 - stored
@@ -316,7 +312,7 @@ async def test_reading_a_block_writes_nothing(tmp_path: Path) -> None:
     await fill(cache, "rec/1", 1)
     (value,) = iter_value_files(cache.root)
     os.utime(value, (1, value.stat().st_mtime))  # older than mtime: relatime would update it
-    assert await cache.get_block("rec/1", 0, BS) == blob(BS, 0)
+    assert await cache.get_block("rec/1", 0, BS) == payload(BS, 0)
     assert value.stat().st_atime == 1
     await cache.aclose()
 
@@ -340,6 +336,6 @@ async def test_a_block_read_leaves_no_copy_in_the_page_cache(tmp_path: Path) -> 
     os.sync()  # clean pages: only those can be dropped
     assert _resident_bytes(first) > 0 and _resident_bytes(second) > 0
     got = {i: await cache.get_block("rec/1", i, BS) for i in range(2)}
-    assert got == {0: blob(BS, 0), 1: blob(BS, 1)}
+    assert got == {0: payload(BS, 0), 1: payload(BS, 1)}
     assert _resident_bytes(first) == 0 and _resident_bytes(second) == 0
     await cache.aclose()

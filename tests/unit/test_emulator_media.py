@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image, TiffImagePlugin
 
 from rcfs.emulator import media
-from tests.emulator_support import tool
+from tests.programs import require_programs
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def _ffprobe_duration(path: Path) -> float:
     res = _run(
-        tool("ffprobe"),
+        require_programs("ffprobe")[0],
         "-v",
         "error",
         "-show_entries",
@@ -57,7 +57,7 @@ def _ffprobe_duration(path: Path) -> float:
 
 def _ffmpeg_decode_clean(path: Path, start: float, length: float = 2.0) -> None:
     res = _run(
-        tool("ffmpeg"),
+        require_programs("ffmpeg")[0],
         "-v",
         "error",
         "-nostdin",
@@ -201,7 +201,8 @@ def test_mp3_decodes_mid_file_without_errors(tmp_path: Path, duration: float) ->
 def test_mp3_full_decode_is_clean_and_not_silent(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.mp3", media.mp3(42, 8))
     res = subprocess.run(
-        [tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-f", "s16le", "-"],
+        [require_programs("ffmpeg")[0], "-v", "error", "-nostdin", "-i", str(path),
+         "-f", "s16le", "-"],
         capture_output=True,
         timeout=120,
         check=False,
@@ -234,7 +235,7 @@ def test_mp3_info_header() -> None:
 @pytest.mark.parametrize("pages", [1, 2, 7])
 def test_pdf_page_count(tmp_path: Path, pages: int) -> None:
     path = _write(tmp_path, "a.pdf", media.pdf(pages, 5, title="Fax (urgent) \\ café €"))
-    res = _run(tool("pdfinfo"), str(path))
+    res = _run(require_programs("pdfinfo")[0], str(path))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     info = dict(
@@ -246,7 +247,7 @@ def test_pdf_page_count(tmp_path: Path, pages: int) -> None:
 
 def test_pdf_text_is_visible(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.pdf", media.pdf(2, 5, title="Quarterly fax"))
-    res = _run(tool("pdftotext"), "-f", "2", "-l", "2", str(path), "-")
+    res = _run(require_programs("pdftotext")[0], "-f", "2", "-l", "2", str(path), "-")
     assert res.returncode == 0, res.stderr
     assert "Page 2 of 2" in res.stdout
     assert "Quarterly fax" in res.stdout
@@ -260,7 +261,7 @@ def test_pdf_rejects_zero_pages() -> None:
 @pytest.mark.parametrize("pages", [1, 3])
 def test_tiff_directories(tmp_path: Path, pages: int) -> None:
     path = _write(tmp_path, "a.tif", media.tiff(pages, 6))
-    res = _run(tool("tiffinfo"), "-D", str(path))
+    res = _run(require_programs("tiffinfo")[0], "-D", str(path))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert res.stdout.count("TIFF Directory at offset") == pages
@@ -320,7 +321,7 @@ def test_images_decode(tmp_path: Path, kind: str, fmt: str, width: int, height: 
         img.load()
     path = _write(tmp_path, f"a.{kind}", data)
     res = _run(
-        tool("ffprobe"),
+        require_programs("ffprobe")[0],
         "-v",
         "error",
         "-show_entries",
