@@ -157,3 +157,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]
     if IN_CI and report.skipped and item.get_closest_marker("mount") is not None:
         report.outcome = "failed"
         report.longrepr = f"mount test skipped in CI (skips are failures here): {report.longrepr}"
+
+
+@pytest.fixture(autouse=True)
+def close_outboxes() -> Iterator[None]:
+    """Outboxes a unit test opened on the fake API (tests/outbox_fakes.py) close after it."""
+    yield
+    from tests.outbox_fakes import OPEN
+    while OPEN:
+        OPEN.pop().close()

@@ -13,8 +13,8 @@ from rcfs.outbox import Outbox
 from rcfs.outbox.journal import Doc, Job, Store
 from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.state import JobIndex, rel_of
+from tests.outbox_fakes import FakeApi, outbox, put
 from tests.outbox_support import pdf
-from tests.unit.test_outbox_unit import _OPEN, FakeApi, outbox, put
 
 FAX = ("Fax", "+12125557464")
 
@@ -23,10 +23,8 @@ _STORES: list[Store] = []
 
 
 @pytest.fixture(autouse=True)
-def _close_boxes() -> Iterator[None]:
+def _close_stores() -> Iterator[None]:
     yield
-    while _OPEN:
-        _OPEN.pop().close()
     while _STORES:
         _STORES.pop().close()
 

@@ -4,7 +4,6 @@ against a fake RingCentral whose answers can be lost after it acted."""
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import re
 import tomllib
@@ -13,11 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 
-from rcfs.api.errors import ApiError, TransportError
+from rcfs.api.errors import ApiError
 from rcfs.api.models import Message, parse_message
 from rcfs.api.scheduler import Priority
 from rcfs.config import OUTBOX_KEYS, Config, load
@@ -29,6 +27,7 @@ from rcfs.outbox.journal import Doc, Job, Store
 from rcfs.outbox.matching import matches
 from rcfs.outbox.protocol import OutboxError
 from rcfs.outbox.state import rel_of
+from tests.outbox_fakes import OPEN, FakeApi, outbox, put, states, until
 from tests.outbox_support import jpeg, pdf, png, wav
 
 # -- validation --------------------------------------------------------------------------------
@@ -114,126 +113,6 @@ def test_greeting_and_option_checks() -> None:
                       ("user.rc.cover_page_text", b"x" * 1025), ("user.rc.from", b"abc")]:
         with pytest.raises(OutboxError):
             v.check_option(name, raw)
-
-
-# -- a fake RingCentral ------------------------------------------------------------------------
-
-
-class FakeApi:
-    """Just enough of RingCentral for the sender: sends create messages, the store lists
-    them, batch GET reports their status. ``plan`` scripts the next POSTs: "ok", "lost"
-    (created, then the answer is lost), "reset" (not created, connection reset), or an
-    ApiError to answer with."""
-
-    platform_url = "https://platform.example.com"
-
-    def __init__(self) -> None:
-        self.messages: dict[str, dict[str, Any]] = {}
-        self.posts: list[dict[str, Any]] = []
-        self.plan: list[Any] = []
-        self.ids = itertools.count(1000)
-        self.final_status = {"Fax": "Sent", "SMS": "Delivered"}
-        self.calls: list[tuple[str, str, Priority]] = []
-
-    def _response(self, body: Any, status: int = 200) -> httpx.Response:
-        return httpx.Response(status, content=json.dumps(body).encode(),
-                              headers={"Content-Type": "application/json"})
-
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      files: Any = None, data: Any = None, priority: Priority = Priority.METADATA,
-                      **kw: Any) -> httpx.Response:
-        await trio.sleep(0)
-        self.calls.append((method, url, priority))
-        if method == "POST":
-            return self._post(url, json, files)
-        if url.endswith("/phone-number"):
-            return self._response({"records": [
-                {"id": "1", "phoneNumber": "+16505550100", "usageType": "DirectNumber",
-                 "features": ["SmsSender", "MmsSender"]}], "navigation": {}})
-        m = re.search(r"/message-store/([\d,]+)$", url)
-        if m:
-            ids = m.group(1).split(",")
-            items = [{"resourceId": i, "status": 200 if i in self.messages else 404,
-                      "body": self._final(i) if i in self.messages else {
-                          "errorCode": "CMN-102", "message": "not found"}} for i in ids]
-            return self._response(items, 207)
-        if url.endswith("/message-store"):
-            return self._response({"records": list(self.messages.values()),
-                                   "navigation": {}})
-        raise AssertionError(f"unexpected {method} {url}")
-
-    async def get_json(self, url: str, *, params: Any = None,
-                       priority: Priority = Priority.METADATA, deadline: float | None = None
-                       ) -> Any:
-        return (await self.request("GET", url, params=params, priority=priority)).json()
-
-    def _final(self, mid: str) -> dict[str, Any]:
-        msg = dict(self.messages[mid])
-        msg["messageStatus"] = self.final_status[msg["type"]]
-        return msg
-
-    def _post(self, url: str, body: Any, files: Any) -> httpx.Response:
-        outcome = self.plan.pop(0) if self.plan else "ok"
-        if isinstance(outcome, ApiError):
-            raise outcome
-        if outcome == "reset":
-            raise TransportError("POST: RemoteProtocolError: reset")
-        parts = files or []
-        if parts:
-            body = __import__("json").loads(parts[0][1][1])
-        kind = "Fax" if url.endswith("/fax") else "SMS"
-        mid = str(next(self.ids))
-        atts = [{"id": f"{mid}{i}", "uri": f"{self.platform_url}/x/{mid}/{i}",
-                 "type": "MmsAttachment", "fileName": f[1][0], "size": len(f[1][1])}
-                for i, f in enumerate(parts[1:])] if kind == "SMS" else []
-        msg = {"id": mid, "type": kind, "direction": "Outbound", "messageStatus": "Queued",
-               "creationTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-               "to": body["to"], "from": body.get("from"), "subject": body.get("text"),
-               "attachments": atts, "faxResolution": body.get("faxResolution")}
-        self.messages[mid] = msg
-        self.posts.append({"kind": kind, "body": body,
-                           "files": [(f[1][0], f[1][1]) for f in parts[1:]]})
-        if outcome == "lost":
-            raise TransportError("POST: ReadError: connection reset")
-        return self._response(msg)
-
-
-FAST = Settings(settle_s=0.3, poll_min_s=0.02, poll_max_s=0.05, retry_base_s=0.02,
-                retry_max_s=0.1)
-
-
-async def put(box: Outbox, rel: tuple[str, ...], data: bytes, ext: str = "101") -> None:
-    h = await box.create(ext, rel)
-    await box.write(h, 0, data)
-    await box.flush(h)
-    await box.release(h)
-
-
-async def until(cond: Callable[[], Any], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.01)
-
-
-def states(box: Outbox) -> list[str]:
-    return sorted(j.state for j in box.store.jobs.values())
-
-
-_OPEN: list[Outbox] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_boxes() -> Any:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
-def outbox(tmp_path: Path, api: FakeApi, settings: Settings = FAST) -> Outbox:
-    box = Outbox(api, tmp_path / "spool", settings)
-    box.open()
-    _OPEN.append(box)
-    return box
 
 
 async def test_accept_spool_journal_and_reload(tmp_path: Path) -> None:
@@ -475,7 +354,7 @@ async def test_config_keys_reach_the_sender(tmp_path: Path) -> None:
     api = FakeApi()
     box = make_outbox(cfg, api, tmp_path / "spool")
     box.open()
-    _OPEN.append(box)
+    OPEN.append(box)
     s = box.sender.settings
     assert (s.send_concurrency, s.max_attempts, s.retry_base_s, s.retry_max_s, s.poll_min_s,
             s.poll_max_s, s.settle_s, s.skew_s, s.fax_deadline_s, s.sms_deadline_s,
