@@ -227,3 +227,32 @@ def test_the_databases_stay_in_the_modules_that_own_them(tmp_path: Path) -> None
         "rcfs/namespace/view.py:1 imports diskcache",
         "rcfs/namespace/view.py:1 imports diskcache.Cache",
         "rcfs/namespace/store.py:2 imports diskcache"]  # allowed sqlite3, not diskcache
+
+
+TEST_LEVELS = ("unit", "fs_api", "emulator", "mount", "desktop")
+
+
+def _test_module_imports(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of a test module (``tests/<level>/test_*.py``) by another module: shared
+    helpers live at ``tests/`` top level (README, Development)."""
+    problems = []
+    for path in paths:
+        for line, name in _imports(path, root):
+            parts = name.split(".")
+            if len(parts) > 2 and parts[0] == "tests" and parts[1] in TEST_LEVELS:
+                problems.append(f"{_rel(path, root)}:{line} imports {name}")
+    return problems
+
+
+def test_no_test_module_imports_another() -> None:
+    paths = sorted((ROOT / "tests").rglob("*.py"))
+    problems = _test_module_imports(paths)
+    assert not problems, "move the shared part to a tests/ helper:\n" + "\n".join(problems)
+
+
+def test_the_check_sees_a_test_module_imported(tmp_path: Path) -> None:
+    sample = _module(tmp_path, "tests/unit/test_a.py",
+                     "from tests.unit.test_b import helper\nfrom tests.api_fakes import x\n")
+    assert _test_module_imports([sample], tmp_path) == [
+        "tests/unit/test_a.py:1 imports tests.unit.test_b",
+        "tests/unit/test_a.py:1 imports tests.unit.test_b.helper"]
