@@ -5,6 +5,7 @@ and the throttling group of each endpoint.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -47,14 +48,17 @@ def throttled(retry_after: str | None = "2", group: str | None = "Light") -> htt
     return json_response(429, error_body("CMN-301", "Request rate exceeded"), headers)
 
 
+def _stamped(sent_at: list[float], resp: httpx.Response) -> object:
+    """A scripted answer that notes (in ``sent_at``) when its request went out."""
+    def f(_req: httpx.Request) -> httpx.Response:
+        sent_at.append(trio.current_time())
+        return resp
+    return f
+
+
 async def test_get_429_waits_out_the_penalty_then_retries(autojump_clock: MockClock) -> None:
     sent_at: list[float] = []
-
-    def stamp(resp: httpx.Response) -> object:
-        def f(_req: httpx.Request) -> httpx.Response:
-            sent_at.append(trio.current_time())
-            return resp
-        return f
+    stamp = functools.partial(_stamped, sent_at)
 
     fake = FakeRC(script=[stamp(throttled("2")), stamp(json_response(200, {"ok": 1}))])
     async with client(fake) as c:
@@ -308,12 +312,7 @@ async def test_get_429_resend_waits_retry_after_even_in_a_pinned_group(
     resend of that very request still waits out Retry-After (it went out 0.03 s later), and
     the route's next request (same pinned group) waits for the penalty too."""
     sent_at: list[float] = []
-
-    def stamp(resp: httpx.Response) -> object:
-        def f(_req: httpx.Request) -> httpx.Response:
-            sent_at.append(trio.current_time())
-            return resp
-        return f
+    stamp = functools.partial(_stamped, sent_at)
 
     fake = FakeRC(script=[stamp(throttled("3", "Light")), stamp(json_response(200, {"ok": 1})),
                           stamp(json_response(200, {"ok": 2}))])
@@ -331,12 +330,7 @@ async def test_get_429_resend_waits_retry_after_even_in_a_pinned_group(
 async def test_get_429_without_rate_headers_resend_waits_retry_after(
         autojump_clock: MockClock) -> None:
     sent_at: list[float] = []
-
-    def stamp(resp: httpx.Response) -> object:
-        def f(_req: httpx.Request) -> httpx.Response:
-            sent_at.append(trio.current_time())
-            return resp
-        return f
+    stamp = functools.partial(_stamped, sent_at)
 
     fake = FakeRC(script=[stamp(throttled("3", None)), stamp(json_response(200, {"ok": 1}))])
     async with client(fake) as c:
