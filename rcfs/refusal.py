@@ -1,7 +1,8 @@
 """Requests refused for a reason the user can fix, said by what is wrong, not by errno.
 
-The outbox and the namespace's plugins (exports, pins) refuse requests: a file of a type
-that cannot be faxed, a name already taken, a folder that is not empty. They raise a
+The outbox, the namespace view and the namespace's plugins (exports, pins) refuse
+requests: a file of a type that cannot be faxed, a name already taken, a folder that is not
+empty, a read status other than Read or Unread. They raise a
 ``Refused`` subclass whose ``kind`` says what is wrong and whose message says it in words
 for the log. Which errno a program then sees is decided in one place, the FUSE layer's
 table (``rcfs.fs.errors.ERRNO_TABLE``), so no layer below FUSE picks errno values.

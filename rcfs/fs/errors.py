@@ -2,8 +2,8 @@
 
 Every error a request can end with below the FUSE layer is a row here: the API client's
 (``rcfs.api.errors``), the content engine's (``rcfs.content.errors``), and the refusals of
-the outbox and the namespace's plugins (``rcfs.refusal``: each says what is wrong, never
-an errno). ``tests/unit/test_fs_errno_table.py`` builds an error for every row.
+the outbox, the namespace view (a message's read status) and the namespace's plugins
+(``rcfs.refusal``: each says what is wrong, never an errno). ``tests/unit/test_fs_errno_table.py`` builds an error for every row.
 
 Besides this table, the FUSE layer answers EINTR itself when the reading process is
 interrupted or killed while it waits (``rcfs.fs.waits``), and ENOENT/EROFS/EXDEV/EBADF...
@@ -86,7 +86,8 @@ ERRNO_TABLE: tuple[Row, ...] = (
     Row(ContentUnavailableError, errno.EIO),
     Row(ApiError, errno.EIO),
     Row(RcError, errno.EIO),
-    # Requests the outbox or a plugin refuses (what close/mkdir/rename/setxattr return).
+    # Requests the outbox, the namespace view or a plugin refuses (what close/mkdir/rename/
+    # setxattr return).
     Row(Refusal.INVALID, errno.EINVAL),
     Row(Refusal.TOO_BIG, errno.EFBIG),
     Row(Refusal.TOO_MANY_PARTS, errno.E2BIG),

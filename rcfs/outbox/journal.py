@@ -152,6 +152,10 @@ class Store:
         self._fh: Any = None
         self._lock = trio.Lock()
         self.appends = 0
+        # Appends begun and not yet durable: until they are, the jobs in memory may already
+        # have let go of a file the journal on disk still refers to.
+        self._appending = 0
+        self._doomed: set[str] = set()  # spool files to delete once no append is pending
         # Told of every job saved or deleted, before the journal write (the outbox's index
         # of where jobs are shown: a job moves only by being saved).
         self.on_change: Callable[[Job], None] = lambda job: None
@@ -239,11 +243,17 @@ class Store:
 
     async def _append(self, *records: dict[str, Any]) -> None:
         lines = [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records]
-        async with self._lock:
-            # Shielded: a record half-written by a cancelled thread call would be lost.
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._append_sync, lines)
-        self.appends += 1
+        self._appending += 1
+        try:
+            async with self._lock:
+                # Shielded: a record half-written by a cancelled thread call would be lost.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._append_sync, lines)
+            self.appends += 1
+        finally:
+            self._appending -= 1
+            if not self._appending and self._doomed:
+                self._delete_doomed()
 
     async def save(self, *jobs: Job) -> None:
         """Persist the jobs' current state (durable when this returns)."""
@@ -279,16 +289,28 @@ class Store:
         """Delete those of the spool files ``file_ids`` (None: every one, at open) that no job
         refers to any more; the only place a spool file is removed. A file may be shared (a
         failed job copied to send again keeps its documents), so a job's going is not enough.
-        Called once the journal no longer refers to them (or never did): a crash before the
-        unlink leaves a file the next open sweeps away, never a job whose file is gone."""
+        Called once the journal no longer refers to them (or never did). Another task's
+        change may be in memory and not yet on disk (its append still pending, and the
+        journal still naming the file), so the files are deleted only once no append is
+        pending: a crash before that leaves a file the next open sweeps away, never a job
+        whose file is gone."""
+        if file_ids is None:
+            referenced = self._referenced()
+            for f in self.files.iterdir():
+                if f.name not in referenced:
+                    log.info("outbox: removing unreferenced spool file %s", f.name)
+                    f.unlink(missing_ok=True)
+            return
+        self._doomed.update(file_ids)
+        if not self._appending:
+            self._delete_doomed()
+
+    def _delete_doomed(self) -> None:
+        """The spool files asked to go that no job refers to (memory and disk agree now)."""
         referenced = self._referenced()
-        sweep = file_ids is None
-        candidates = [f.name for f in self.files.iterdir()] if file_ids is None else file_ids
-        for file_id in candidates:
-            if file_id not in referenced:
-                if sweep:
-                    log.info("outbox: removing unreferenced spool file %s", file_id)
-                self.file_path(file_id).unlink(missing_ok=True)
+        for file_id in self._doomed - referenced:
+            self.file_path(file_id).unlink(missing_ok=True)
+        self._doomed.clear()
 
     def new_tmp(self) -> Path:
         return self.tmp / new_id()

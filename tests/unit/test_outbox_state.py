@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from rcfs.fs.errors import to_errno
 from rcfs.outbox import Outbox
@@ -163,3 +165,48 @@ def test_drop_unreferenced_keeps_a_shared_file(tmp_path: Path) -> None:
                           docs=[Doc("a.pdf", "shared", 1, "", "application/pdf")])
     store.drop_unreferenced(["shared", "alone", "never-there"])
     assert store.file_path("shared").exists() and not store.file_path("alone").exists()
+
+
+async def test_a_shared_file_outlives_an_append_that_still_names_it(tmp_path: Path) -> None:
+    """A failed job is being deleted (its append on the way) when a draft that shares its
+    file lets go of it (the draft's append waits its turn). Once the deletion is durable,
+    memory says nobody needs the file, but the journal on disk still names it in the draft:
+    it must stay until the draft's append is durable too (a crash in between would leave a
+    job whose file is gone)."""
+    store, _index = _store(tmp_path)
+    store.file_path("shared").write_bytes(b"x")
+    doc = Doc("a.pdf", "shared", 1, "", "application/pdf")
+    draft = Job("d", "101", "Fax", FAX[1], "a.pdf", state="draft", docs=[doc])
+    failed = Job("f", "101", "Fax", FAX[1], "a.pdf", state="failed", docs=[doc])
+    await store.save(draft, failed)
+    gates = {b'"del"': threading.Event(), b'"d"': threading.Event()}
+    real = store._append_sync
+
+    def gated_append(lines: list[bytes]) -> None:
+        for mark, gate in gates.items():
+            if mark in lines[0]:
+                gate.wait(10)
+        real(lines)
+
+    store._append_sync = gated_append  # type: ignore[method-assign]
+    deleted = trio.Event()
+
+    async def delete_failed() -> None:
+        await store.delete(failed)
+        deleted.set()
+
+    async with trio.open_nursery() as nursery:
+        try:
+            nursery.start_soon(delete_failed)
+            await trio.sleep(0.05)  # the deletion's append holds the journal
+            draft.docs = []
+            nursery.start_soon(store.save, draft)
+            await trio.sleep(0.05)  # the draft's change: in memory, its append waiting
+            gates[b'"del"'].set()
+            await deleted.wait()
+            await trio.sleep(0.05)
+            assert store.file_path("shared").exists()  # the journal still names it
+        finally:
+            for gate in gates.values():
+                gate.set()  # (a failed assertion must not leave a thread waiting)
+    assert not store.file_path("shared").exists()  # both changes durable: now it goes
