@@ -3,7 +3,8 @@
 Every error a request can end with below the FUSE layer is a row here: the API client's
 (``rcfs.api.errors``), the content engine's (``rcfs.content.errors``), and the refusals of
 the outbox, the namespace view (a message's read status) and the namespace's plugins
-(``rcfs.refusal``: each says what is wrong, never an errno). ``tests/unit/test_fs_errno_table.py`` builds an error for every row.
+(``rcfs.refusal``: each says what is wrong, never an errno).
+``tests/unit/test_fs_errno_table.py`` builds an error for every row.
 
 Besides this table, the FUSE layer answers EINTR itself when the reading process is
 interrupted or killed while it waits (``rcfs.fs.waits``), and ENOENT/EROFS/EXDEV/EBADF...

@@ -1,10 +1,9 @@
 """The error boundary of every FUSE handler: no exception escapes to pyfuse3.
 
 Domain errors and refusals (the outbox's, the namespace view's, the plugins':
-``rcfs.refusal``) become their
-errno through ``errors.ERRNO_TABLE`` (one log line, naming the operation); anything
-unexpected becomes EIO with a logged traceback, so a bug costs one failed request, never
-the mount.
+``rcfs.refusal``) become their errno through ``errors.ERRNO_TABLE`` (one log line, naming
+the operation); anything unexpected becomes EIO with a logged traceback, so a bug costs one
+failed request, never the mount.
 """
 
 from __future__ import annotations
