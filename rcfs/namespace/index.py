@@ -466,9 +466,7 @@ class MetadataIndex(CallLogIndex):
 
         out: dict[str, Any] = {}
         for ext_id, box in self.states.items():
-            counts = {area: sum(n for d, (n, _m) in box.dirs.items()
-                                if d == area or d.startswith(area + "/"))
-                      for area in layout.AREAS}
+            counts = dict(box.area_files)
             out[ext_id] = {
                 "folder": self.folder_name(ext_id),
                 "files": counts,

@@ -15,7 +15,7 @@ from rcfs.api.models import CallLogRecord, Extension, Greeting, Message
 from rcfs.namespace import layout
 from rcfs.namespace.store import Row, row
 
-_RUNTIME = {"dirs", "tree", "progress", "last_error", "calls_error", "loading"}
+_RUNTIME = {"dirs", "tree", "area_files", "progress", "last_error", "calls_error", "loading"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Mailbox:
     calls_due: bool = False  # an event said this mailbox had a call since the last sync
     dirs: dict[str, tuple[int, float]] = field(default_factory=dict)  # folder -> files, mtime
     tree: dict[str, dict[str, float]] = field(default_factory=dict)  # folder -> subfolders
+    area_files: dict[str, int] = field(default_factory=dict)  # area -> files (status.json)
     progress: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     calls_error: str | None = None
@@ -46,6 +47,7 @@ class Mailbox:
     def __post_init__(self) -> None:
         if not self.tree:
             self.tree = skeleton(self.dirs)
+        self.area_files = files_per_area(self.dirs)
 
     def persisted(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _RUNTIME}
@@ -67,12 +69,24 @@ class Mailbox:
     def set_dirs(self, dirs: dict[str, tuple[int, float]]) -> None:
         self.dirs = {d: v for d, v in dirs.items() if v[0] > 0}
         self.tree = skeleton(self.dirs)
+        self.area_files = files_per_area(self.dirs)
 
     def own(self) -> set[str]:
         own = set(self.own_numbers)
         if self.ext.number:
             own.add(self.ext.number)
         return own
+
+
+def files_per_area(dirs: dict[str, tuple[int, float]]) -> dict[str, int]:
+    """Files below each area (``Voicemail``, ``Fax``...), counted once per change of the
+    folders rather than on every read of ``.rcfs/status.json``, which tools poll."""
+    counts = dict.fromkeys(layout.AREAS, 0)
+    for folder, (files, _mtime) in dirs.items():
+        area = folder.split("/", 1)[0]
+        if area in counts:
+            counts[area] += files
+    return counts
 
 
 def skeleton(dirs: dict[str, tuple[int, float]]) -> dict[str, dict[str, float]]:

@@ -13,7 +13,8 @@ import pytest
 from rcfs.api.models import Extension
 from rcfs.content.source import ContentRef
 from rcfs.namespace.entries import Entry
-from rcfs.namespace.mailbox import Mailbox, skeleton
+from rcfs.namespace import layout
+from rcfs.namespace.mailbox import Mailbox, files_per_area, skeleton
 from rcfs.namespace.store import SCHEMA_VERSION, Row, Store, row
 from rcfs.namespace.tree import TreeView
 
@@ -75,6 +76,20 @@ def test_tree_view_lists_a_folder_with_one_query_and_drops_changed_folders(
     view.listing(box, ("Fax", "2026-11"))
     assert view.queries == before + 3
     store.close()
+
+
+def test_files_per_area_counts_each_folder_under_its_area_once() -> None:
+    dirs = {"Voicemail": (2, 1.0), "Voicemail/2026-10": (3, 5.0), "Fax/2026/11": (4, 2.0),
+            "Faxes/x": (9, 1.0), "Recordings/2026-11-02": (1, 3.0)}
+    counts = files_per_area(dirs)
+    assert counts == {area: sum(n for d, (n, _m) in dirs.items()
+                                if d == area or d.startswith(area + "/"))
+                      for area in layout.AREAS}
+    assert counts["Voicemail"] == 5 and counts["Fax"] == 4 and counts["Recordings"] == 1
+    box = Mailbox(Extension(EXT, "101", "Alice", "User", "Enabled", False))
+    assert box.area_files == dict.fromkeys(layout.AREAS, 0)
+    box.set_dirs(dirs)
+    assert box.area_files == counts  # kept current with the folders
 
 
 def test_skeleton_has_every_area_and_newest_mtimes() -> None:
