@@ -12,8 +12,8 @@ import pytest
 
 from rcfs.api.models import Extension
 from rcfs.content.source import ContentRef
-from rcfs.namespace.entries import Entry
 from rcfs.namespace import layout
+from rcfs.namespace.entries import Entry
 from rcfs.namespace.mailbox import Mailbox, files_per_area, skeleton
 from rcfs.namespace.store import SCHEMA_VERSION, Row, Store, row
 from rcfs.namespace.tree import TreeView
