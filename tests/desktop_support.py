@@ -39,6 +39,8 @@ def require_factory() -> None:
     """GNOME's thumbnail factory through the system python3 (gir1.2-gnomedesktop-3.0)."""
     require_programs("bwrap", "evince-thumbnailer", "gdk-pixbuf-thumbnailer",
                      "totem-video-thumbnailer")
+    # A Python module of the system's python3 and, below, kernel namespaces: not programs on
+    # PATH, so plain skips (a desktop test is a mount test: conftest fails its skip under CI).
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GnomeDesktop', '3.0'); "
          "from gi.repository import GnomeDesktop"],

@@ -1,6 +1,7 @@
-"""Fakes for the fs-API tests (``tests/fs_api/test_fs_api.py``): request contexts, a fixed
-metadata index, an outbox that records calls, an in-memory content source, and ``Fs``, which
-wires them to a real ``RcfsOperations`` with a real content reader and block cache.
+"""Fakes for the fs-API tests (``tests/fs_api/``): request contexts, a fixed metadata
+index, an outbox that records calls, an in-memory content source, and ``Fs``, which wires
+them to a real ``RcfsOperations`` with a real content reader and block cache; and the two
+helpers both modules use (``fuse_errno``, ``wait_until``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyfuse3
+import pytest
 import trio
 
 from rcfs.api.scheduler import Priority
@@ -279,3 +281,17 @@ async def readdir(ops: RcfsOperations, fh: int, start: int = 0) -> Reply:
     got: Reply = []
     await ops.readdir(fh, start, cast(pyfuse3.ReaddirToken, got))
     return got
+
+
+async def fuse_errno(call: Any) -> int:
+    """The errno of the ``FUSEError`` that awaiting ``call`` raises (it must raise one)."""
+    with pytest.raises(pyfuse3.FUSEError) as err:
+        await call
+    return err.value.errno
+
+
+async def wait_until(cond: Any) -> None:
+    """Until ``cond()`` holds (what the operations do in their nursery), at most 5 s."""
+    with trio.fail_after(5):
+        while not cond():
+            await trio.sleep(0.01)

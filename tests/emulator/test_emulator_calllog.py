@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ import pytest
 
 from tests.emulator_proc import EmulatorProc, api_client, limited_client
 from tests.emulator_support import assert_error, emu_now
+from tests.programs import require_programs
 
 BIG = "Light=100000,Medium=100000,Heavy=100000,Auth=100000"
 LAG = 20.0  # call_log_lag of the shared emulator
@@ -100,10 +100,8 @@ def ids(body: dict[str, Any]) -> list[str]:
 
 
 def ffprobe_duration(path: Path) -> float:
-    tool = shutil.which("ffprobe")
-    if tool is None:
-        pytest.skip("ffprobe not installed")
-    res = subprocess.run([tool, "-v", "error", "-show_entries", "format=duration",
+    (ffprobe,) = require_programs("ffprobe")
+    res = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration",
                           "-of", "csv=p=0", str(path)],
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr

@@ -409,7 +409,7 @@ def test_preset_uris_resolve_in_the_dictionary(rest: httpx.Client) -> None:
 
 def test_zz_exchanges_conform_to_spec(emu: EmulatorProc) -> None:
     """Every exchange of this module validates against spec46 (denser than the teardown
-    sample; the report task's startTime/finishTime are in openapi_check's ALLOW)."""
+    sample; the report task's startTime/finishTime are in ALLOW, tests/openapi_rules.py)."""
     from tests.openapi_check import ExchangeChecker
     from tests.openapi_spec import format_problems
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.emulator_proc import EmulatorProc
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +28,13 @@ SCRIPT = Path(__file__).resolve().parents[1] / "rcex" / "subscriber.mjs"
 
 @pytest.fixture(scope="module")
 def sdk() -> Iterator[Path]:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run RingCentral's JavaScript SDK")
+    _, npm = require_programs("node", "npm")  # RingCentral's JavaScript SDK runs on them
     work = Path(tempfile.mkdtemp(prefix="rcfs-rcex-"))
     try:
-        res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent",
+        res = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent",
                               *PACKAGES], cwd=work, capture_output=True, text=True,
                              timeout=300, check=False)
-        if res.returncode != 0:
+        if res.returncode != 0:  # the npm registry, not a program: unreachable offline
             pytest.skip(f"npm could not install {PACKAGES}: {res.stderr[-500:]}")
         shutil.copy(SCRIPT, work / SCRIPT.name)  # ES modules resolve next to the script
         yield work

@@ -15,8 +15,11 @@ from tests.mount_helper import Mounted
 def healthy(request: pytest.FixtureRequest) -> Iterator[None]:
     """After a test, its module's mount (the ``mnt`` fixture, when the test used it) is still
     alive and rcfs logged no exception that escaped a FUSE handler: the test that broke a
-    shared mount fails, not the next one. Modules whose tests share one mount apply it with
-    ``pytest.mark.usefixtures("healthy")``."""
+    shared mount fails, not the next one. Every module here whose tests share one mount as
+    ``mnt`` (``module_mount``) applies it with ``pytest.mark.usefixtures("healthy")``;
+    test_mount_faults_matrix shares its mount as ``world`` and checks the same inline after
+    each row, once the fault it provoked on purpose is over. (tests/desktop does not see
+    this conftest: its mounts' logs are checked at unmount, as every mount's is.)"""
     yield
     if "mnt" in request.fixturenames:
         mnt: Mounted = request.getfixturevalue("mnt")

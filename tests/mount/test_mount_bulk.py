@@ -30,7 +30,7 @@ from tests.mount_helper import (
     rcfs_cli,
 )
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 YEAR = 2023
 COUNT = 520

@@ -22,7 +22,7 @@ import pytest
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import Mounted, RequestLog, module_mount, wait_for
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 HEADER = ["time", "direction", "from", "to", "name", "duration", "result", "recording"]
 

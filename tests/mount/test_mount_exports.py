@@ -22,7 +22,7 @@ import pytest
 from tests.emulator_proc import ROOT, EmulatorProc
 from tests.mount_helper import REAL_LIMITS, Mounted, RequestLog, module_mount, run, wait_for
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 ARCHIVE_TTL = 120
 

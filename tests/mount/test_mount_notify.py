@@ -5,7 +5,6 @@ sync raises none; without a session bus nothing is attempted."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from rcfs.notify import DesktopNotifier, describe, render
 from tests.emulator_proc import EmulatorProc
 from tests.mount_helper import Mounted, require_fuse, wait_for
 from tests.notify_standin import NotificationService, PrivateBus, fake_opener, path_with
+from tests.programs import require_programs
 
 BURST = 20
 
@@ -26,8 +26,7 @@ BURST = 20
 
 @pytest.fixture
 def bus() -> Iterator[PrivateBus]:
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed (scripts/bootstrap installs dbus)")
+    require_programs("dbus-daemon")  # PrivateBus starts one
     b = PrivateBus()
     try:
         yield b

@@ -34,7 +34,7 @@ from tests.outbox_support import (
 )
 from tests.programs import require_programs
 
-pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults")]
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("no_faults", "healthy")]
 
 LAG = 3.0  # seconds the message store lags behind a send
 SETTLE = 2 * LAG  # the mount's outbox_settle_time: longer than the lag, as it must be

@@ -31,7 +31,7 @@ from tests.mount_helper import (
     wait_for,
 )
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 CACHE = 24 << 20
 

@@ -37,7 +37,7 @@ from tests.mount_helper import (
 )
 from tests.programs import require_programs
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 HEAVY = 10  # RingCentral's default Heavy requests per window
 

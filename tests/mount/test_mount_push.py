@@ -33,7 +33,7 @@ from tests.mount_helper import (
     wait_for,
 )
 
-pytestmark = pytest.mark.mount
+pytestmark = [pytest.mark.mount, pytest.mark.usefixtures("healthy")]
 
 SCALE = 10  # emulator window and mount intervals are 1/10 of RingCentral's
 REFRESH = 60 / SCALE

@@ -33,6 +33,7 @@ from tests.mount_helper import (
     require_fuse,
     wait_for,
 )
+from tests.programs import require_programs
 
 pytestmark = pytest.mark.mount
 
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.mount
 def _thumbnailer(tmp_path: Path) -> Path:
     exe = tmp_path / "bin" / "gdk-pixbuf-thumbnailer"
     exe.parent.mkdir()
-    shutil.copy(shutil.which("cat") or "/bin/cat", exe)
+    shutil.copy(require_programs("cat")[0], exe)
     return exe
 
 

@@ -25,6 +25,7 @@ from rcfs.content.blockcache import (
 )
 from rcfs.content.blocklayout import MAGIC, MAGIC_C, WRITE_MAGIC
 from tests.api_fakes import payload
+from tests.programs import require_programs
 
 BS = 64 * 1024
 
@@ -319,16 +320,18 @@ async def test_reading_a_block_writes_nothing(tmp_path: Path) -> None:
 
 def _resident_bytes(path: Path) -> int:
     """Bytes of ``path`` in the page cache (util-linux's fincore)."""
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+    (fincore,) = require_programs("fincore")
+    out = subprocess.run([fincore, "--bytes", "--noheadings", "--output", "RES", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return int(out.strip())
 
 
 async def test_a_block_read_leaves_no_copy_in_the_page_cache(tmp_path: Path) -> None:
     """The reader keeps the bytes it loaded; the value file's pages would be a second copy."""
-    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True,
+    stat, _ = require_programs("stat", "fincore")
+    fs = subprocess.run([stat, "-f", "-c", "%T", str(tmp_path)], capture_output=True,
                         text=True, check=True).stdout.strip()
-    if fs == "tmpfs":
+    if fs == "tmpfs":  # a property of the filesystem, not a missing program: skipped in CI too
         pytest.skip("tmpfs keeps its pages: they are the files themselves")
     cache = await BlockCache.open(tmp_path, budget="64 MiB", block_size=BS)
     await fill(cache, "rec/1", 2)

@@ -18,6 +18,7 @@ import pytest
 from rcfs.content.blockcache import BlockCache
 from rcfs.private import private_dir, tighten, tighten_all
 from rcfs.storeheal import move_aside, open_healing, sqlite_problem
+from tests.programs import require_programs
 
 BS = 64 * 1024
 DB = Path("v1") / "db" / "cache.db"
@@ -201,7 +202,8 @@ async def test_another_uid_cannot_read_cached_blocks(tmp_path: Path, loose_umask
         os.chmod(control, 0o644)
         await _filled(base / "cache", 4)
         val = sorted((base / "cache").rglob("*.val"))[0]
-        nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "cat"]
+        setpriv, cat = require_programs("setpriv", "cat")
+        nobody = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", cat]
         ok = subprocess.run([*nobody, str(control)], capture_output=True, timeout=30)
         assert ok.returncode == 0 and ok.stdout == b"readable"
         denied = subprocess.run([*nobody, str(val)], capture_output=True, timeout=30)
