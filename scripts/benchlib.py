@@ -355,6 +355,18 @@ def wait_settled(status_file: Path, timeout: float = 120.0) -> None:
         time.sleep(0.002)
 
 
+def wait_cached(path: Path, timeout: float = 120.0) -> None:
+    """Wait (bounded) until every block of ``path`` is in rcfs's block cache on disk (its
+    ``user.rc.cached`` says ``full``: the cache's record, committed with the blocks). One
+    getxattr per poll: polling ``.rcfs/status.json`` instead renders the whole status (2-3
+    times per read, about 1.2 ms) every few milliseconds while the timed read runs."""
+    deadline = time.monotonic() + timeout
+    while os.getxattr(path, "user.rc.cached") != b"full":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} not fully cached after {timeout:.0f} s")
+        time.sleep(0.002)
+
+
 def find(root: Path, pattern: str, timeout: float = 30.0) -> Path:
     """The first match; a folder listed for the first time may fill in a little later
     (``lookup_deadline``), so this looks again until ``timeout``."""
