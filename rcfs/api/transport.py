@@ -68,6 +68,12 @@ TOKEN_REJECTED = frozenset({"OAU-128", "OAU-129", "OAU-213", "TokenInvalid", "OA
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Worth another attempt for idempotent requests; anything else httpx raises is a bug/config.
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+REFUSED_MEMORY_S = 60.0
+"""A host that refused a connection (or could not be resolved or reached) this recently is
+taken as down: a request that finds it so again fails at once instead of backing off and
+retrying. Offline, every uncached read otherwise waited through the retries of its token
+and content requests (6-12 s each) before failing with ENETUNREACH. The first refusal
+after a connection that worked is still retried (a blip), and any answer clears it."""
 
 
 def _version() -> str:
@@ -231,6 +237,7 @@ class HttpCore:
         self.backoff_cap = backoff_cap
         self._rng = rng or random.Random()
         self._learned: dict[str, str] = {}  # route key -> group the server reported
+        self._refused: dict[Origin, float] = {}  # origin -> when it last refused to connect
         if isinstance(verify, str):  # a CA bundle path (the emulator's TLS mode)
             verify = ssl.create_default_context(cafile=verify)
         self._http = httpx.AsyncClient(
@@ -359,6 +366,10 @@ class HttpCore:
                                 idempotent: bool, deadline: float) -> bool:
         """No answer (timeout, network, protocol error): back off and say to resend, when
         the request is safe to repeat and the wait fits the deadline."""
+        if isinstance(exc, httpx.ConnectError) and self._refused_again(exc):
+            log.info("%s failed (%s): its host refused a connection moments ago too, not "
+                     "retried", shown, type(exc).__name__)
+            return False
         delay = self._backoff(attempt)
         if idempotent and attempt < self.max_attempts and self._fits(delay, deadline):
             log.info("%s failed (%s), retry %d in %.1f s", shown, type(exc).__name__,
@@ -366,6 +377,18 @@ class HttpCore:
             await trio.sleep(delay)
             return True
         return False
+
+    def _refused_again(self, exc: httpx.ConnectError) -> bool:
+        """Note that the request's host refused a connection; True when it had already done
+        so within ``REFUSED_MEMORY_S`` (see there)."""
+        try:
+            origin = origin_of(exc.request.url)
+        except RuntimeError:  # an error raised without its request: nothing to remember
+            return False
+        now = trio.current_time()
+        last = self._refused.get(origin)
+        self._refused[origin] = now
+        return last is not None and now - last < REFUSED_MEMORY_S
 
     async def _wait_out_429(self, response: httpx.Response, shown: str, guess: str,
                             actual: str, deadline: float, may_retry: bool) -> None:
@@ -428,6 +451,8 @@ class HttpCore:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
                 self.scheduler.refund(slot)  # never reached the server
                 raise
+            if self._refused and not cs.cancelled_caught:
+                self._refused.pop(origin_of(request.url), None)  # it answers again
             if cs.cancelled_caught:
                 raise DeadlineExceededError(f"{shown}: no response before the deadline")
         log.debug("%s -> %d", shown, response.status_code)

@@ -25,6 +25,8 @@ from rcfs.api import (
     TransportError,
     group_for,
 )
+from rcfs.api.errors import NotSentError
+from rcfs.api.transport import REFUSED_MEMORY_S
 from tests.api_fakes import (
     CONTENT,
     MSG,
@@ -183,10 +185,35 @@ async def test_get_network_errors_retried_then_transport_error(autojump_clock: M
                           httpx.RemoteProtocolError("eof"), json_response(200, {"ok": 3})])
     async with client(fake, max_attempts=4) as c:
         assert (await c.request("GET", MSG, priority=Priority.LISTING)).json() == {"ok": 3}
-        fake.script = [httpx.ConnectError("refused")] * 4
-        with pytest.raises(TransportError, match="ConnectError"):
+        fake.script = [httpx.ReadError("reset")] * 4
+        with pytest.raises(TransportError, match="ReadError"):
             await c.request("GET", MSG, priority=Priority.LISTING)
     assert len(fake.api_requests()) == 8
+
+
+async def test_a_host_that_refused_moments_ago_is_not_retried(autojump_clock: MockClock) -> None:
+    """Offline, a refused connection is not worth a backoff per request: the first refusal
+    after a connection that worked is retried (a blip), one that follows another within
+    REFUSED_MEMORY_S fails at once, and any answer clears the memory."""
+    refused = [httpx.ConnectError("refused")] * 8
+    fake = FakeRC(script=list(refused))
+    async with client(fake, max_attempts=4) as c:
+        with pytest.raises(NotSentError, match="ConnectError"):
+            await c.request("GET", MSG, priority=Priority.LISTING)
+        assert len(fake.api_requests()) == 2  # one retry, then taken as down
+        t0 = trio.current_time()
+        with pytest.raises(NotSentError, match="ConnectError"):
+            await c.request("GET", MSG, priority=Priority.LISTING)
+        assert len(fake.api_requests()) == 3 and trio.current_time() == t0  # at once
+        fake.script = [json_response(200, {"ok": 1}), *refused]
+        assert (await c.request("GET", MSG)).json() == {"ok": 1}  # one attempt: it answers
+        with pytest.raises(NotSentError):
+            await c.request("GET", MSG, priority=Priority.LISTING)
+        assert len(fake.api_requests()) == 6  # the answer cleared it: retried once more
+        await trio.sleep(REFUSED_MEMORY_S)
+        with pytest.raises(NotSentError):
+            await c.request("GET", MSG, priority=Priority.LISTING)
+        assert len(fake.api_requests()) == 8  # long ago: a blip again
 
 
 async def test_refused_connections_spend_no_budget(autojump_clock: MockClock) -> None:
