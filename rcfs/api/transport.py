@@ -451,10 +451,10 @@ class HttpCore:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
                 self.scheduler.refund(slot)  # never reached the server
                 raise
-            if self._refused and not cs.cancelled_caught:
-                self._refused.pop(origin_of(request.url), None)  # it answers again
             if cs.cancelled_caught:
                 raise DeadlineExceededError(f"{shown}: no response before the deadline")
+            if self._refused:
+                self._refused.pop(origin_of(request.url), None)  # it answers again
         log.debug("%s -> %d", shown, response.status_code)
         if stream and response.status_code < 400:
             return response, slot
