@@ -97,6 +97,9 @@ class AttrMaker:
         cached = self._cache.get(inode)
         if cached is not None and cached[0] == entry:
             self._cache.move_to_end(inode)
+            # Given to the kernel again: after a forget (memory pressure) the open that
+            # follows this lookup must see the size as given, or it reads with direct I/O.
+            self.reported[inode] = cached[1].st_size
             return cached[1]
         attr = self._base(inode, entry.mtime)
         if entry.is_dir:
