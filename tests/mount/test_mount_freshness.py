@@ -164,6 +164,35 @@ def test_inodes_stable_while_referenced_and_dropped_once_forgotten(
     assert mnt.alive
 
 
+def test_a_file_the_kernel_forgot_is_served_from_the_page_cache_again(mnt: Mounted) -> None:
+    """Once the kernel has forgotten a file (memory pressure; here drop_caches), the next
+    open keeps the page cache, so a second read asks rcfs for nothing. It went to direct
+    I/O, every read a FUSE request, when the lookup was answered from rcfs's attribute
+    cache (README, Benchmarks: "A file the kernel forgot keeps the page cache")."""
+    if os.geteuid() != 0:
+        pytest.skip("making the kernel forget inodes (drop_caches) needs root")
+    fax = sorted(files_under(mnt.folder() / "Fax"))[0]
+    data = fax.read_bytes()  # cached (the open may have learned the size: direct I/O)
+    assert fax.read_bytes() == data  # the size is proven: the page cache fills
+
+    def content_bytes_read() -> int:
+        return _fs_status(mnt)["read_bytes"]  # rcfs's content reads (not status.json's)
+
+    before = content_bytes_read()
+    assert fax.read_bytes() == data
+    assert content_bytes_read() == before  # from the page cache
+    forgets = _fs_status(mnt)["forgets"]
+    Path("/proc/sys/vm/drop_caches").write_text("2\n")  # its inode, and so its pages
+    wait_for(lambda: _fs_status(mnt)["forgets"] > forgets, 10, "the kernel to forget inodes")
+    before = content_bytes_read()
+    assert fax.read_bytes() == data
+    assert content_bytes_read() > before  # the pages went with the inode: read from rcfs
+    before = content_bytes_read()
+    assert fax.read_bytes() == data
+    assert content_bytes_read() == before  # and the page cache is used again
+    assert mnt.alive
+
+
 def test_unreachable_api_serves_the_last_known_listing(mnt: Mounted, emu: EmulatorProc,
                                                        tmp_path: Path) -> None:
     require_programs("ls")
