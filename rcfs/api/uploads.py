@@ -43,6 +43,7 @@ __all__ = [
     "UploadFile",
     "get_message",
     "is_final",
+    "safe_upload_name",
     "send_fax",
     "send_mms",
     "send_sms",
@@ -90,7 +91,9 @@ class FaxRecipient:
     name: str | None = None  # printed on the cover page
 
 
-def _safe_name(name: str, fallback: str) -> str:
+def safe_upload_name(name: str, fallback: str) -> str:
+    """The name a file is sent under (its Content-Disposition filename), ``fallback`` when
+    nothing is left; the outbox matches sent messages by it too."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip().strip(".")
     return cleaned or fallback
 
@@ -117,7 +120,7 @@ def _json_part(body: dict[str, Any]) -> tuple[str, tuple[str, bytes, str]]:
 
 def _file_parts(files: Sequence[UploadFile], field: str = "attachment"
                 ) -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [(field, (_safe_name(f.file_name, f"file{i}"), f.content, f.content_type))
+    return [(field, (safe_upload_name(f.file_name, f"file{i}"), f.content, f.content_type))
             for i, f in enumerate(files, 1)]
 
 

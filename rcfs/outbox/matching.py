@@ -8,8 +8,8 @@ comparison, kept apart so it can be read, and tested, on its own.
 from __future__ import annotations
 
 from rcfs.api.models import Message
+from rcfs.api.uploads import safe_upload_name
 from rcfs.outbox.journal import Job
-from rcfs.outbox.validate import safe_upload_name
 
 
 def text_of(job: Job) -> str | None:

@@ -57,6 +57,7 @@ from rcfs.api.uploads import (
     SendValidationError,
     UploadFile,
     is_final,
+    safe_upload_name,
     send_fax,
     send_mms,
     send_sms,
@@ -65,7 +66,7 @@ from rcfs.api.uploads import (
 from rcfs.outbox.journal import Job, Store
 from rcfs.outbox.matching import matches, text_of
 from rcfs.outbox.names import shown_name
-from rcfs.outbox.validate import greeting_type, safe_upload_name
+from rcfs.outbox.validate import greeting_type
 
 log = logging.getLogger(__name__)
 

@@ -46,10 +46,6 @@ GREETING_MAX_BYTES = 20 * 1024 * 1024
 GREETING_TYPES = ("Introductory", "Announcement", "ConnectingMessage", "ConnectingAudio",
                   "Voicemail", "Unavailable", "HoldMusic", "TemplateGreeting")
 FILENAME_MAX = 255
-# Replaced in upload names: the fax service refuses ``&@#$%^*`` in file names
-# (docs/ringcentral.md §7.1); quotes, slashes and control characters go too, as they do not
-# belong in a Content-Disposition filename.
-_UNSAFE_NAME = re.compile(r"[&@#$%^*\"\\/\x00-\x1f]")
 
 
 # -- phone numbers ------------------------------------------------------------------------
@@ -345,13 +341,6 @@ def check_name(name: str) -> None:
         raise OutboxError(Refusal.NAME_TOO_LONG, f"file name longer than {FILENAME_MAX} bytes")
     if name.endswith(".status.txt"):
         raise OutboxError(Refusal.INVALID, f"{name!r}: names ending .status.txt are reserved")
-
-
-def safe_upload_name(name: str, fallback: str) -> str:
-    """The name sent in Content-Disposition (the fax service refuses ``&@#$%^*``,
-    docs/ringcentral.md §7.1)."""
-    cleaned = _UNSAFE_NAME.sub("_", name).strip().strip(".")
-    return cleaned or fallback
 
 
 def _typed(data: bytes, name: str, what: str) -> str:
