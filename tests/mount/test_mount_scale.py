@@ -152,6 +152,10 @@ def _find_then_idle(m: Mounted, big: EmulatorProc, boxes: list[Path], pid: int) 
 def _remount_offline(m: Mounted, listing: dict[str, list[str]]) -> None:
     """Remounted with RingCentral failing every request: everything known lists at once."""
     m.start(timeout=60)
+    # rcfs times its own start once its probe of the mountpoint is answered, which may come
+    # a moment after the first answer this helper got.
+    wait_for(lambda: "answer_s" in m.status()["startup"], 10,
+             "rcfs to record when its mount answered")
     startup = m.status()["startup"]
     # From the loaded program to the mount answering (Python's own start-up excluded).
     assert startup["answer_s"] < 1.0, startup
