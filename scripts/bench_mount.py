@@ -11,8 +11,9 @@ HTTP remote, and curl reads the same URLs: the limit row. In one run:
     --vfs-cache-mode full``, the order rotating file by file; rcfs's time runs until its
     download has finished writing the block cache (status.json: no active stream). curl
     also saves each file to the disk rcfs caches on: what storing the bytes costs here;
-  * the first reread of each file through rcfs (served by rcfs: that file's first open used
-    direct I/O, so the kernel kept no pages) and through rclone: half of the files right
+  * the first reread of each file through rcfs (from the mount's page cache: the first open
+    proved the size with the download's first response, a 206 to ``bytes=0-``, and read
+    through the page cache; nginx honours ranges) and through rclone: half of the files right
     after their cold read, the other half once all cold reads are done (a minute or more
     later); the page cache is not dropped (the block files just written are in it), as the
     rows of both say;
@@ -194,7 +195,7 @@ def cold_rows(t: Table, ctx: dict[str, Any], web: Nginx, soon: Rereads) -> float
 
 
 def reread_rows(t: Table, ctx: dict[str, Any], web: Nginx, curl: float, soon: Rereads) -> None:
-    """First rereads (no page cache for rcfs's: that file's first open was direct I/O):
+    """First rereads (rcfs's from the page cache its first open filled, see the docstring):
     ``soon``, files 0, 2, 4... right after their cold read (``cold_rows``), and here files
     1, 3, 5... once every cold read is done, rcfs and rclone alternating. The page cache is
     not dropped; the rows count the content requests nginx logged during the rereads."""

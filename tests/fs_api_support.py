@@ -70,6 +70,7 @@ class Body:
     start: int
     total_size: int | None = None
     size_proven: bool = False  # a 200's Content-Length: proved once the body has ended
+    #  (True: a 206's Content-Range total, proof with the first response)
     content_type: str | None = "audio/mpeg"
     requests: int = 1
     last_piece: trio.Event | None = None  # set: the last piece may go (held till then)
@@ -86,17 +87,20 @@ class Body:
             last = pos + 16 * 1024 >= len(self.data)
             if last and self.last_piece is not None:
                 await self.last_piece.wait()
-            self.size_proven = last
+            self.size_proven = self.size_proven or last
             yield pos, self.data[pos:pos + 16 * 1024]
 
 
 @dataclass
 class Source:
-    """Serves ``BLOBS``; ``fail`` is raised by every open (the request's error)."""
+    """Serves ``BLOBS``; ``fail`` is raised by every open (the request's error). Answers
+    as a server without range support (200: the size a claim until the body ends) unless
+    ``ranges`` (206: the Content-Range total proves it at once)."""
 
     fail: BaseException | None = None
     opens: list[tuple[str, int]] = field(default_factory=list)
     last_piece: trio.Event | None = None  # holds every body's last piece until set
+    ranges: bool = False
 
     @asynccontextmanager
     async def open(self, ref: ContentRef, start: int, *, priority: Priority,
@@ -104,7 +108,7 @@ class Source:
         self.opens.append((ref.key, start))
         if self.fail is not None:
             raise self.fail
-        yield Body(BLOBS[ref.key], start, last_piece=self.last_piece)
+        yield Body(BLOBS[ref.key], start, size_proven=self.ranges, last_piece=self.last_piece)
 
     def spare(self, group: str) -> int:
         return 0

@@ -3,17 +3,18 @@
 Why this exists: media downloads are the scarce resource of rcfs (Medium 40/min for
 attachments, Heavy 10/min for recordings and greetings, every ranged GET counted,
 docs/ringcentral.md §6.3), and RingCentral's media host is loosely specified (§6.2, §11.1):
-it may answer a Range request with a 200 of the whole file, answer a plain GET with a 206 of
-the first chunk, omit ``Content-Length``, stop early, or reset the connection. Whatever the
-server does, this module has one invariant:
+it may answer a Range request with a 200 of the whole file or with a 206 shorter than asked,
+omit ``Content-Length``, stop early, or reset the connection. Every request carries a Range,
+a whole download's too (``bytes=0-``: a 206's Content-Range total proves the size at once).
+Whatever the server does, this module has one invariant:
 
     every ``(offset, chunk)`` it yields is exactly ``object[offset:offset + len(chunk)]``,
     the pieces are contiguous from the requested start, and nothing past the requested end
     (or the object's end) is ever yielded.
 
-When a response stops short (a short 206, a 206 to a plain GET, an early EOF, a reset), it
-continues with a new ranged request from the first missing byte, a bounded number of times
-(each continuation costs one request of the group's budget). The caller sees the pieces
+When a response stops short (a short 206, an early EOF, a reset), it continues with a new
+ranged request from the first missing byte, a bounded number of times (each continuation
+costs one request of the group's budget). The caller sees the pieces
 and, at the end, the object's total size if any response revealed it.
 
 Usage::
@@ -279,11 +280,12 @@ class RangeReader:
 
     # -- requests ------------------------------------------------------------------------
 
-    def _range_header(self) -> str | None:
-        if self.position == 0 and self.end is None:
-            # A plain GET: servers without Range support answer it normally, and a 200 tells
-            # Content-Length. A 206 to it is handled like any short answer.
-            return None
+    def _range_header(self) -> str:
+        # Always a Range, even for a whole download (``bytes=0-``): a server that honours it
+        # answers 206, whose Content-Range total proves the size with the first response
+        # (a 200's Content-Length is only a claim), so the first open of a file whose size
+        # the API does not give can use the page cache. A server that ignores Range
+        # answers 200 with the whole object, as to a plain GET.
         last = "" if self.end is None else str(self.end)
         return f"bytes={self.position}-{last}"
 
@@ -307,10 +309,7 @@ class RangeReader:
     async def _open(self) -> None:
         self._spend_attempt("content stopped short")
         self._position_at_open = self.position
-        headers = {"Accept-Encoding": "identity"}
-        rng = self._range_header()
-        if rng is not None:
-            headers["Range"] = rng
+        headers = {"Accept-Encoding": "identity", "Range": self._range_header()}
         stack = contextlib.AsyncExitStack()
         self.requests += 1
         try:
@@ -320,7 +319,7 @@ class RangeReader:
         except ApiError as exc:
             await stack.aclose()
             if exc.status == 416:
-                self._range_not_satisfiable(exc, ranged=rng is not None)
+                self._range_not_satisfiable(exc)
                 return
             raise
         except (httpx.TransportError, TransportError) as exc:
@@ -339,11 +338,11 @@ class RangeReader:
             raise
         self._body = response.aiter_raw()
 
-    def _range_not_satisfiable(self, exc: ApiError, *, ranged: bool) -> None:
+    def _range_not_satisfiable(self, exc: ApiError) -> None:
         """416: the requested start (``position``) is at or beyond the object's end."""
         cr = parse_content_range(_headers_of(exc).get("content-range"))
         total = cr[2] if cr is not None else None
-        if total is None and (self.position > self.start or self.position == 0 or not ranged):
+        if total is None and (self.position > self.start or self.position == 0):
             # Every byte before `position` exists (we received it, or there is none), and the
             # server says none exists at `position`: the object ends exactly there.
             total = self.position
@@ -456,7 +455,7 @@ class RangeReader:
             self._learn_total(self._rpos, authoritative=True)
             self.complete = True
             return
-        # Short 206, 206 to a plain GET, early EOF, reset: continue from `position`.
+        # Short 206, early EOF, reset: continue from `position`.
 
     async def _close_response(self) -> None:
         """Close the open response (if any).

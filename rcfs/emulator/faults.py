@@ -18,7 +18,8 @@ Kinds:
                connection.
   short206     content: answer a 206 with only ``bytes`` (default: half) of what was asked.
   ignore_range content: answer 200 with the whole body, ignoring Range.
-  partial_200  content: answer a plain GET with a 206 of the first ``bytes`` only (H6b).
+  partial_200  content: answer a request for the whole object (a plain GET or ``bytes=0-``)
+               with a 206 of the first ``bytes`` only (H6b).
   no_length    content: omit Content-Length (chunked transfer).
   bandwidth    content: cap the body at ``bytes_per_second``.
   revoke       revoke the caller's session before handling (token revoked mid-session).

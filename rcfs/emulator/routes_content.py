@@ -15,9 +15,10 @@ the platform host is a gateway 404 (``AGW-404``) unless ``recording_content_on_p
 the company greeting path serves any greeting id of the account; recording content needs
 only the ``ReadCallRecording`` app scope (no per-extension check).
 
-Faults (faults.py): ``short206`` applies to ranged requests only, ``partial_200`` to plain
-ones; ``reset``/``lie_length`` end the body by raising ``ConnectionDropped`` inside the
-streaming iterator, which makes uvicorn close the socket mid-body.
+Faults (faults.py): ``short206`` applies to ranged requests only, ``partial_200`` to
+requests for the whole object (plain, or ``bytes=0-``); ``reset``/``lie_length`` end the
+body by raising ``ConnectionDropped`` inside the streaming iterator, which makes uvicorn
+close the socket mid-body.
 """
 
 from __future__ import annotations
@@ -185,7 +186,10 @@ def serve_blob(request: Request, blob: Blob, *, filename: str, group: str) -> Re
     except _Unsatisfiable:
         raise rc_error(416, "CMN-107", "Requested range not satisfiable",
                        headers={"Content-Range": f"bytes */{size}"}) from None
-    if rng is None and "partial_200" in faults and size > 0 and not asked:
+    # A request for the whole object (a plain GET, or ``bytes=0-`` as rcfs asks) may get a
+    # 206 of a first chunk only (H6b).
+    whole = not asked or asked.replace(" ", "").lower() == "bytes=0-"
+    if "partial_200" in faults and size > 0 and whole and rng in (None, (0, size - 1)):
         part = _int(faults["partial_200"], "bytes", (size + 1) // 2)
         rng = (0, max(1, min(part, size)) - 1)
     elif rng is not None and "short206" in faults:

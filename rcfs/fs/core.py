@@ -136,13 +136,15 @@ class OpsCore(pyfuse3.Operations):
         if parent_ino is not None:
             self._forget_entry(parent_ino, path[-1])
 
-    async def _attrs_stale(self, inode: int) -> None:
+    async def _attrs_stale(self, inode: int) -> bool:
         """The attributes the kernel holds for ``inode`` are stale (an open learned the
-        exact size; the outbox refused the file at close): gone before the caller replies."""
+        exact size; the outbox refused the file at close): gone before the caller replies.
+        True when the kernel confirmed it dropped them (its next read asks for new ones)."""
         self.attrs.drop(inode)
         # Attributes only (no page locks): safe to wait for from open or flush, in a thread.
         with trio.move_on_after(2):
-            await self._invalidate_inode(inode)
+            return await self._invalidate_inode(inode)
+        return False
 
     def _invalidate_path(self, path: Path) -> None:
         inode = self.inodes.known(path)
@@ -154,12 +156,14 @@ class OpsCore(pyfuse3.Operations):
             self._nursery.start_soon(self._invalidate_inode, inode)
 
     @staticmethod
-    async def _invalidate_inode(inode: int) -> None:
+    async def _invalidate_inode(inode: int) -> bool:
         try:
             await trio.to_thread.run_sync(pyfuse3.invalidate_inode, inode, True,
                                           abandon_on_cancel=True)
         except OSError as exc:
             log.debug("invalidate_inode(%d): %s", inode, exc)
+            return False
+        return True
 
     def _forget_entry(self, parent_ino: int, name: str) -> None:
         try:

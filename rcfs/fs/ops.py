@@ -178,18 +178,19 @@ class RcfsOperations(XattrOps, WriteOps):
         # Immutable content keeps the page cache across opens; a live file (status.json,
         # the outbox's status files, the Calls/ CSVs) needs direct I/O so reads never see
         # an older version.
-        # A size learned just now may still be stale in the kernel's attribute cache (an
-        # estimate), which would clamp page-cache reads: this one open uses direct I/O, so
-        # reads run to the true end of file; later opens use the page cache.
         live = self.view.is_live(path, entry)
-        # So may one given to the kernel before another open learned the size: the page
-        # cache only when the kernel's last size is the exact one (else it clamps reads to
-        # an estimate: a cp got 148012 of 148128 bytes without an error, in the soak).
+        # The page cache only when the kernel's size is the exact one, else it clamps reads
+        # to an estimate (a cp got 148012 of 148128 bytes without an error, in the soak):
+        # the size last given to it is the proven one, or this open proved it and the
+        # kernel dropped the estimate it held (``fresh``: its next read asks for the new
+        # size). A size learned without proof (a 200's Content-Length) reads directly.
         size = self.view.size(entry)
         stale = (self.attrs.reported.get(inode) != size
                  or not self.view.size_proven(entry, size))
-        info.keep_cache = handle.page_cache = not learned and not live and not stale
-        info.direct_io = learned or live or stale
+        fresh = opened is not None and opened.fresh
+        handle.page_cache = not live and (fresh if learned else not stale)
+        info.keep_cache = handle.page_cache and not learned  # no page of an estimate
+        info.direct_io = not handle.page_cache
         return info
 
     @guard("read")

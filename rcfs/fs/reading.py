@@ -48,13 +48,14 @@ class OpenContent:
     reader: Reader  # who opened it
     deadline: float  # the open's operation deadline, shared with its first reads
     learned: bool  # the open had to learn the size (the kernel's may be an estimate)
+    fresh: bool = False  # ... proved it, and the kernel dropped the estimate it held
 
 
 class ContentIo:
     """Opens, reads and closes content files for the FUSE layer."""
 
     def __init__(self, view: NamespaceView, options: MountOptions,
-                 attrs_stale: Callable[[int], Awaitable[None]]) -> None:
+                 attrs_stale: Callable[[int], Awaitable[bool]]) -> None:
         self.view = view
         self.reader = view.reader
         self.options = options
@@ -110,26 +111,31 @@ class ContentIo:
         self.opens_by_class[who.cls.value] += 1
         deadline = trio.current_time() + self._timeout(who)
         await self.thumbnails.admit(who, ref, path, self.reader)
-        learned = False
-        if await self.reader.probe_size(ref) is None:
-            await self._learn_size(inode, entry, who, path, deadline)
-            learned = True
-        return OpenContent(self.reader.open(ref), who, deadline, learned)
+        if await self.reader.probe_size(ref) is not None:
+            return OpenContent(self.reader.open(ref), who, deadline, learned=False)
+        fresh = await self._learn_size(inode, entry, who, path, deadline)
+        return OpenContent(self.reader.open(ref), who, deadline, learned=True, fresh=fresh)
 
     async def _learn_size(self, inode: int, entry: Entry, who: Reader, path: Path,
-                          deadline: float) -> None:
+                          deadline: float) -> bool:
         """An open must not return before the exact size is known: ``fstat`` of the open
         file is what ``cp``, ``rsync`` and ``tar`` copy, and readers such as ``pdfinfo`` seek
         to the end first. The first response of the download that the open starts anyway
         tells it (no extra request, no HEAD); if it cannot be known by the operation's
-        deadline the open fails with that error (EAGAIN when throttled)."""
+        deadline the open fails with that error (EAGAIN when throttled).
+
+        True when the size is proven (a 206's Content-Range total, the usual answer to the
+        download's ``bytes=0-``) and the kernel dropped the estimate it held: mounted with
+        ``auto_inval_data`` (libfuse's default), its next page-cache read then asks for the
+        new attributes first, so the open may use the page cache."""
         assert entry.content is not None
         ref = entry.content
         size = await self._waiting(who, path, ref, functools.partial(
             self.reader.size, ref, deadline=deadline, priority=who.priority))
         self.counters["sizes_learned_at_open"] += 1
         self.view.learned(entry, size)
-        await self._attrs_stale(inode)  # they hold the estimate
+        dropped = await self._attrs_stale(inode)  # they hold the estimate
+        return dropped and self.view.size_proven(entry, size)
 
     async def read(self, opened: OpenContent, path: Path, off: int, size: int) -> bytes:
         who = opened.reader

@@ -438,6 +438,13 @@ def test_fault_partial_200(emu: EmulatorProc, rest: httpx.Client,
     r = rest.get(voicemail.uri)
     half = (voicemail.size + 1) // 2
     assert r.status_code == 206 and r.content == voicemail.data[:half]
+    # So is rcfs's request for the whole object, ``bytes=0-``; other ranges are not.
+    _fault(emu, voicemail, "partial_200", count=2)
+    r = rest.get(voicemail.uri, headers={"Range": "bytes=0-"})
+    assert r.status_code == 206 and r.content == voicemail.data[:half]
+    assert r.headers["content-range"] == f"bytes 0-{half - 1}/{voicemail.size}"
+    r = rest.get(voicemail.uri, headers={"Range": "bytes=1-"})
+    assert r.status_code == 206 and r.content == voicemail.data[1:]
 
 
 def test_fault_no_length(emu: EmulatorProc, rest: httpx.Client,

@@ -282,6 +282,43 @@ async def test_open_of_an_unknown_size_learns_it_and_uses_direct_io(fs: Fs) -> N
     assert fs.source.opens == [("vm/1", 0)]
 
 
+async def test_open_whose_first_response_proves_the_size_uses_the_page_cache(
+        fs: Fs) -> None:
+    """The download's first response is a 206 whose Content-Range total proves the size:
+    the open drops the estimate the kernel holds (its next read asks for the size first)
+    and reads through the page cache, so a second read of the file costs rcfs nothing.
+    No page of the estimate is kept (keep_cache off for this open only)."""
+    fs.source.ranges = True
+    path = (ALICE, "Voicemail", "vm1.mp3")
+    assert (await fs.lookup(*path)).st_size != len(VM1)
+    ino, info = await open_read(fs, *path)
+    assert (info.direct_io, info.keep_cache) == (False, False)
+    assert ino in fs.kernel.inodes
+    assert fs.index.recorded == {"vm/1": len(VM1)}  # proved: listings show it at once
+    assert (await fs.ops.getattr(ino, CTX)).st_size == len(VM1)
+    assert await read_all(fs, info.fh) == VM1
+    await fs.ops.release(info.fh)
+    _, again = await open_read(fs, *path)
+    assert (again.direct_io, again.keep_cache) == (False, True)
+    await fs.ops.release(again.fh)
+    assert fs.source.opens == [("vm/1", 0)]
+
+
+async def test_open_that_proved_the_size_reads_directly_if_the_kernel_kept_the_estimate(
+        fs: Fs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel did not confirm it dropped the estimate (the invalidation failed): page-
+    cache reads could stop at it, so this open reads directly (to the true end)."""
+    def refuse(inode: int, attr_only: bool = False) -> None:
+        raise OSError(errno.ENOENT, "no such inode")
+
+    monkeypatch.setattr(pyfuse3, "invalidate_inode", refuse)
+    fs.source.ranges = True
+    _, info = await open_read(fs, ALICE, "Voicemail", "vm1.mp3")
+    assert (info.direct_io, info.keep_cache) == (True, False)
+    assert await read_all(fs, info.fh) == VM1
+    await fs.ops.release(info.fh)
+
+
 async def test_open_of_a_known_size_keeps_the_page_cache(fs: Fs) -> None:
     _, info = await open_read(fs, ALICE, "Voicemail", "vm2.pdf")
     assert (info.direct_io, info.keep_cache) == (False, True)

@@ -191,7 +191,7 @@ ROWS = [
     row("short-206", "Voicemail", {"kind": "short206", "count": 2}, "bytes", seek=True),
     row("range-ignored", "Voicemail", {"kind": "ignore_range", "count": 2}, "bytes",
         seek=True),
-    row("206-for-plain-get", "Voicemail", {"kind": "partial_200", "count": 1}, "bytes"),
+    row("206-of-a-first-chunk", "Voicemail", {"kind": "partial_200", "count": 1}, "bytes"),
     row("no-content-length", "Voicemail", {"kind": "no_length", "count": 2}, "bytes"),
     row("wrong-content-length", "Voicemail", {"kind": "lie_length", "count": 1}, "bytes",
         "EIO"),

@@ -25,6 +25,7 @@ from tests.mount_helper import (
     content_requests,
     files_under,
     find_by_id,
+    id_of,
     module_mount,
     require_fuse,
     run,
@@ -190,6 +191,48 @@ def test_a_file_the_kernel_forgot_is_served_from_the_page_cache_again(mnt: Mount
     before = content_bytes_read()
     assert fax.read_bytes() == data
     assert content_bytes_read() == before  # and the page cache is used again
+    assert mnt.alive
+
+
+def _read_without_stat(path: Path, step: int) -> bytes:
+    """The file read with read(2) alone: nothing asks the kernel for its size first."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = bytearray()
+        while chunk := os.read(fd, step):
+            out += chunk
+        return bytes(out)
+    finally:
+        os.close(fd)
+
+
+def test_the_first_open_proves_the_size_and_reads_through_the_page_cache(
+        mnt: Mounted, emu: EmulatorProc) -> None:
+    """Greetings have no size in the API: the listing shows an estimate, and the first open
+    learns the size from its download's first response (a 206 to ``bytes=0-``, whose
+    Content-Range total proves it). That open already reads through the page cache, so the
+    second read costs rcfs nothing. Read in 4 KiB pieces with read(2) alone (no fstat: the
+    kernel's next read is what asks for the size), a greeting smaller than its estimate and
+    one larger come out exact: no zeros past the end, nothing cut at the estimate."""
+    user = emu.user(admin=False)
+    top = mnt.folder(user)
+    os.listdir(top / "Greetings")  # loaded on first look
+    wait_for(lambda: all(e["greetings_loaded"] for e in mnt.status()["extensions"].values()
+                         if e["folder"] == top.name), 30, "greetings loaded")
+    greetings = {p: emu.content("greeting", id_of(p.name))
+                 for p in sorted(files_under(top / "Greetings"))}
+    smaller = [p for p, data in greetings.items() if len(data) < p.stat().st_size]
+    larger = [p for p, data in greetings.items() if len(data) > p.stat().st_size]
+    assert smaller and larger, {p.name: (p.stat().st_size, len(d)) for p, d in greetings.items()}
+    for path in (smaller[0], larger[0]):
+        data = greetings[path]
+        before = _fs_status(mnt)["read_bytes"]
+        assert _read_without_stat(path, 4096) == data, path.name
+        assert _fs_status(mnt)["read_bytes"] > before  # rcfs served it
+        before = _fs_status(mnt)["read_bytes"]
+        assert _read_without_stat(path, 4096) == data, path.name
+        assert _fs_status(mnt)["read_bytes"] == before, path.name  # the page cache did
+        assert path.stat().st_size == len(data)
     assert mnt.alive
 
 

@@ -80,7 +80,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 @dataclass
 class FaultyMedia:
     """A content server: correct by default; ``fault`` names one misbehaviour, applied to the
-    first ``count`` content responses it can apply to (``count=None``: always)."""
+    first ``count`` content responses it can apply to (``count=None``: always). The first
+    ``ignores_range`` requests are answered as if they had no Range (a server or a node
+    without range support): the faults of a 200 apply to those."""
 
     data: bytes
     fault: str = "none"
@@ -89,6 +91,7 @@ class FaultyMedia:
     etag: str | None = None
     applied: int = 0
     ranges: list[str | None] = field(default_factory=list)
+    ignores_range: int = 0
 
     def _use(self) -> bool:
         if self.count is not None and self.applied >= self.count:
@@ -100,7 +103,7 @@ class FaultyMedia:
         data, size = self.data, len(self.data)
         header = request.headers.get("range")
         self.ranges.append(header)
-        rng = parse_range(header, size)
+        rng = None if len(self.ranges) <= self.ignores_range else parse_range(header, size)
         base = {"Content-Type": "audio/x-wav",
                 "Content-Disposition": "inline;filename=4.wav"}
         if self.etag:
@@ -200,7 +203,7 @@ async def test_plain_download_and_metadata() -> None:
     assert reader.content_type == "audio/x-wav"
     assert reader.content_disposition == "inline;filename=4.wav"
     assert reader.etag == '"v1"' and reader.complete
-    assert server.ranges == [None], "a whole download starts with a plain GET"
+    assert server.ranges == ["bytes=0-"], "a whole download asks for a range too"
     assert client.sent[0].headers["accept-encoding"] == "identity"
     assert client.calls[0]["priority"] == Priority.INTERACTIVE
 
@@ -253,12 +256,30 @@ async def test_ignored_range_start_beyond_eof() -> None:
     assert got == b"" and reader.total_size == 300 and reader.complete
 
 
-async def test_partial_206_for_plain_get_continues() -> None:
+async def test_a_whole_download_proves_the_size_with_its_first_response() -> None:
+    """``bytes=0-`` is answered 206 by a server with range support: its Content-Range total
+    is proof before any byte of the body (what lets the first open use the page cache)."""
     data = payload(3000)
-    server = FaultyMedia(data, fault="partial_200", count=1)
+    async with fetch_range(FakeClient(FaultyMedia(data)), URI, 0, None) as reader:
+        assert (reader.total_size, reader.size_proven) == (3000, True)
+        assert b"".join([chunk async for _offset, chunk in reader]) == data
+    # A server that ignores Range answers 200: its Content-Length is a claim, as before.
+    server = FaultyMedia(data, ignores_range=1)
+    async with fetch_range(FakeClient(server), URI, 0, None) as reader:
+        assert (reader.total_size, reader.size_proven) == (3000, False)
+        assert b"".join([chunk async for _offset, chunk in reader]) == data
+        assert reader.size_proven
+    assert server.ranges == ["bytes=0-"]
+
+
+async def test_partial_206_for_plain_get_continues() -> None:
+    """A server that answers as to a plain GET with a 206 of a first chunk (RingCentral's
+    media docs allow it): the rest comes in a continuation."""
+    data = payload(3000)
+    server = FaultyMedia(data, fault="partial_200", count=1, ignores_range=1)
     got, reader = await collect(FakeClient(server))
     assert got == data
-    assert server.ranges == [None, "bytes=1000-"]
+    assert server.ranges == ["bytes=0-", "bytes=1000-"]
     assert reader.requests == 2 and reader.continuations == 1 and reader.total_size == 3000
 
 
@@ -273,10 +294,11 @@ async def test_short_206_continues(fault: str) -> None:
     assert all(r is not None and r.endswith("-4000") for r in server.ranges)
 
 
+@pytest.mark.parametrize("ignores", [0, 1])  # the reset body is a 206, or a 200
 @pytest.mark.parametrize("start", [0, 100])
-async def test_reset_mid_body_continues(start: int) -> None:
+async def test_reset_mid_body_continues(start: int, ignores: int) -> None:
     data = payload(2000)
-    server = FaultyMedia(data, fault="reset", count=1)
+    server = FaultyMedia(data, fault="reset", count=1, ignores_range=ignores)
     got, reader = await collect(FakeClient(server), start)
     assert got == data[start:]
     assert reader.continuations == 1 and reader.total_size == 2000
@@ -285,7 +307,7 @@ async def test_reset_mid_body_continues(start: int) -> None:
 
 async def test_lying_content_length_on_200_continues() -> None:
     data = payload(1001)
-    server = FaultyMedia(data, fault="lie_length", count=1)
+    server = FaultyMedia(data, fault="lie_length", count=1, ignores_range=1)
     got, reader = await collect(FakeClient(server))
     assert got == data and reader.continuations == 1 and reader.total_size == 1001
 
@@ -294,14 +316,15 @@ async def test_a_content_length_is_a_claim_until_its_bytes_have_arrived() -> Non
     """A 200's Content-Length may be larger than the body: ``size_proven`` only once every
     byte up to it was yielded, or a Content-Range total or 416 said it."""
     data = payload(3000)
-    async with fetch_range(FakeClient(FaultyMedia(data)), URI, 0, None) as reader:
+    server = FaultyMedia(data, ignores_range=1)
+    async with fetch_range(FakeClient(server), URI, 0, None) as reader:
         assert reader.total_size == 3000 and not reader.size_proven
         got = bytearray()
         async for _offset, chunk in reader:
             got += chunk
             assert reader.size_proven == (len(got) == 3000)
     # The body ends halfway: the continuation's Content-Range proves the size.
-    server = FaultyMedia(data, fault="lie_length", count=1)
+    server = FaultyMedia(data, fault="lie_length", count=1, ignores_range=1)
     async with fetch_range(FakeClient(server), URI, 0, None) as reader:
         assert (reader.total_size, reader.size_proven) == (3000, False)
         got = bytearray()
@@ -314,10 +337,12 @@ async def test_a_content_length_is_a_claim_until_its_bytes_have_arrived() -> Non
         assert (reader.total_size, reader.size_proven) == (3000, True)
 
 
+@pytest.mark.parametrize("ignores", [0, 1])
 @pytest.mark.parametrize("start", [0, 17])
-async def test_missing_content_length(start: int) -> None:
+async def test_missing_content_length(start: int, ignores: int) -> None:
     data = payload(777)
-    got, reader = await collect(FakeClient(FaultyMedia(data, fault="no_length")), start)
+    server = FaultyMedia(data, fault="no_length", ignores_range=ignores)
+    got, reader = await collect(FakeClient(server), start)
     assert got == data[start:] and reader.total_size == 777 and reader.continuations == 0
 
 
@@ -331,10 +356,13 @@ async def test_missing_content_length_and_total() -> None:
     assert reader.total_size == 777
 
 
+@pytest.mark.parametrize("ignores", [0, 1])
 @pytest.mark.parametrize("start,end", [(0, None), (10, 99), (10, None)])
-async def test_body_longer_than_announced_is_truncated(start: int, end: int | None) -> None:
+async def test_body_longer_than_announced_is_truncated(start: int, end: int | None,
+                                                       ignores: int) -> None:
     data = payload(100)
-    got, reader = await collect(FakeClient(FaultyMedia(data, fault="long_body")), start, end)
+    server = FaultyMedia(data, fault="long_body", ignores_range=ignores)
+    got, reader = await collect(FakeClient(server), start, end)
     assert got == data[start:(end + 1 if end is not None else None)]
     assert b"GARBAGE" not in got and b"EXTRA" not in got
     assert reader.total_size == 100
@@ -416,8 +444,7 @@ async def test_no_progress_gives_up_quickly() -> None:
     data = payload(100)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        rng = request.headers.get("range")
-        if rng is None:
+        if request.headers.get("range") == "bytes=0-":
             return httpx.Response(200, headers={"Content-Length": "100"},
                                   stream=ChunkStream(data, fail_after=40))
         return httpx.Response(200, headers={"Content-Length": "100"},
@@ -531,14 +558,15 @@ FAULTS = ["none", "ignore_range", "ignore_range_chunked", "partial_200", "short2
     count=st.one_of(st.none(), st.integers(1, 3)),
     chunk=st.integers(1, 1500),
     attach=st.booleans(),
+    ignores=st.integers(0, 2),
 )
 def test_property_bytes_equal_slice(size: int, start_frac: float, length: int | None,
                                     fault: str, count: int | None, chunk: int,
-                                    attach: bool) -> None:
+                                    attach: bool, ignores: int) -> None:
     data = payload(size, seed=size)
     start = int(size * start_frac)
     end = None if length is None else start + length - 1
-    server = FaultyMedia(data, fault=fault, count=count, chunk=chunk)
+    server = FaultyMedia(data, fault=fault, count=count, chunk=chunk, ignores_range=ignores)
     client = FakeClient(server, attach_headers=attach)
     expected = data[start:(end + 1 if end is not None else None)]
 
@@ -568,8 +596,8 @@ def test_property_bytes_equal_slice(size: int, start_frac: float, length: int | 
             # Unknown only when the download stopped at `end` without any response telling
             # the size (a chunked 200, or `bytes a-b/*`), or when a 416 for a start beyond
             # EOF came without its `Content-Range: bytes */N`.
-            stopped_at_end = end is not None and fault in ("ignore_range_chunked",
-                                                           "no_length_no_total")
+            chunked_200 = fault == "ignore_range_chunked" or (fault == "no_length" and ignores)
+            stopped_at_end = end is not None and (chunked_200 or fault == "no_length_no_total")
             assert stopped_at_end or (not attach and start >= size)
 
     trio.run(main)

@@ -54,13 +54,18 @@ class _Chunks(httpx.AsyncByteStream):
         return piece
 
 
-FAULTS = ["short206", "ignore_range", "reset", "no_length", "partial_200", "lie_length"]
+FAULTS = ["short206", "ignore_range", "reset", "no_length", "lie_length",
+          "ignore_range+partial_200", "ignore_range+reset", "ignore_range+no_length",
+          "ignore_range+lie_length"]
+"""The emulator's content faults; ``ignore_range+`` answers as a server without range support
+would (200, or for ``partial_200`` a 206 of a first chunk), the fault then applying to that."""
 
 
 @dataclass
 class FaultyMedia:
     """A ``StreamingClient`` serving ``files[url]`` with RFC 7233 ranges, applying the
-    emulator's content faults to the first requests (``faults`` is consumed in order)."""
+    emulator's content faults to the first requests (``faults`` is consumed in order; a fault
+    may combine kinds with ``+``)."""
 
     files: dict[str, bytes]
     faults: list[str | None]
@@ -77,14 +82,15 @@ class FaultyMedia:
         size = len(data)
         fault = self.faults.pop(0) if self.faults else None
         self.log.append((asked, fault))
+        kinds = set(fault.split("+")) if fault else set()
         hook = ON_SLOT.get()  # what RcClient's scheduler does as it grants the request
         if hook is not None:
             hook("heavy")
-        if fault == "fail":
+        if "fail" in kinds:
             return ApiError(500, "CMN-101", "fault: internal error")
         start, stop = 0, size
         ranged = False
-        if asked and fault != "ignore_range":
+        if asked and "ignore_range" not in kinds:
             lo, _, hi = asked.removeprefix("bytes=").partition("-")
             start = int(lo)
             if start >= size:
@@ -93,26 +99,47 @@ class FaultyMedia:
                 return exc
             stop = min(size, int(hi) + 1) if hi else size
             ranged = True
-        if fault == "partial_200" and not asked and size > 1:
+        if "partial_200" in kinds and not ranged and size > 1:
             stop, ranged = size // 2, True
-        if fault == "short206" and ranged and stop - start > 1:
+        if "short206" in kinds and ranged and stop - start > 1:
             stop = start + (stop - start) // 2
         h = {"Content-Type": "audio/mpeg"}
         if ranged:
             h["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
         body = data[start:stop]
         reset = None
-        if fault == "lie_length":
+        if "lie_length" in kinds:
             h["Content-Length"] = str(len(body) + 1000)
-        elif fault != "no_length":
+        elif "no_length" not in kinds:
             h["Content-Length"] = str(len(body))
-        if fault == "reset":
+        if "reset" in kinds:
             reset = len(body) // 2
         return httpx.Response(206 if ranged else 200, headers=h,
                               stream=_Chunks(body, self.chunk, reset))
 
 
 MEDIA_URL = "https://media.example.com/restapi/v1.0/account/1/recording/7/content"
+
+
+async def test_the_size_an_open_learns_is_proven_by_the_first_response(tmp_path: Path) -> None:
+    """A whole download asks for ``bytes=0-``: the 206's Content-Range total proves the size
+    as the first response arrives (an open may then use the page cache); a server without
+    range support answers 200, whose Content-Length stays a claim until its body ends."""
+    data = payload(3 * BS + 500, 6)
+    ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
+    media = FaultyMedia({MEDIA_URL: data}, [])
+    async with reader_on(tmp_path, ApiContentSource(media)) as reader:
+        assert await reader.size(ref) == len(data)
+        assert reader.proven_size(ref.key) == len(data)
+        assert await read_all(reader, ref) == data
+    assert media.log == [("bytes=0-", None)]
+    media = FaultyMedia({MEDIA_URL: data}, ["ignore_range"])
+    async with reader_on(tmp_path / "plain", ApiContentSource(media)) as reader:
+        assert await reader.size(ref) == len(data)
+        assert reader.proven_size(ref.key) is None
+        assert await read_all(reader, ref) == data
+        assert reader.proven_size(ref.key) == len(data)
+    assert media.log == [("bytes=0-", "ignore_range")]
 
 
 async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
@@ -123,7 +150,7 @@ async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
     with the API's size different, neither is proven. The next download proves and
     records the real one."""
     data = payload(3 * BS + 500, 3)
-    media = FaultyMedia({MEDIA_URL: data}, ["lie_length", "fail", "fail"])
+    media = FaultyMedia({MEDIA_URL: data}, ["ignore_range+lie_length", "fail", "fail"])
     ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
     with_api_size = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", len(data), None)
     async with reader_on(tmp_path, ApiContentSource(media)) as reader:
@@ -141,7 +168,7 @@ async def test_a_size_only_claimed_is_not_persisted_nor_preferred_to_the_apis(
         assert reader.proven_size(ref.key) == reader.known_size(ref) == len(data)
         info = await reader.cached_info(ref)
         assert info is not None and info.size == len(data)
-    assert [f for _asked, f in media.log] == ["lie_length", "fail", "fail", None]
+    assert [f for _asked, f in media.log] == ["ignore_range+lie_length", "fail", "fail", None]
 
 
 async def test_a_claim_does_not_replace_a_proven_size(tmp_path: Path) -> None:
@@ -149,7 +176,7 @@ async def test_a_claim_does_not_replace_a_proven_size(tmp_path: Path) -> None:
     bytes changes nothing: the file still ends at its proven size, so the download stops
     there (no continuation is asked for the 1,000 bytes that do not exist)."""
     data = payload(2 * BS + 300, 4)
-    media = FaultyMedia({MEDIA_URL: data}, [None, "lie_length", "fail"])
+    media = FaultyMedia({MEDIA_URL: data}, [None, "ignore_range+lie_length", "fail"])
     ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
     async with reader_on(tmp_path, ApiContentSource(media)) as reader:
         assert await reader.read(ref, 2 * BS, BS) == data[2 * BS:]
@@ -157,7 +184,7 @@ async def test_a_claim_does_not_replace_a_proven_size(tmp_path: Path) -> None:
         assert await read_all(reader, ref) == data
         await reader.settle(ref)
         assert reader.known_size(ref) == reader.proven_size(ref.key) == len(data)
-    assert media.log == [(f"bytes={2 * BS}-", None), (None, "lie_length")]
+    assert media.log == [(f"bytes={2 * BS}-", None), ("bytes=0-", "ignore_range+lie_length")]
 
 
 async def test_a_body_longer_than_the_proven_size_fails_and_unproves_it(
@@ -166,7 +193,9 @@ async def test_a_body_longer_than_the_proven_size_fails_and_unproves_it(
     past that size are never stored under the last block; the download fails, and the
     size is no longer taken as proven (the next response's counts)."""
     data = payload(3 * BS, 5)
-    media = FaultyMedia({MEDIA_URL: data}, [])
+    # A server without range support: its 200's Content-Length is only a claim, which does
+    # not replace the proven size (a 206's Content-Range total would, at once).
+    media = FaultyMedia({MEDIA_URL: data}, ["ignore_range"])
     ref = ContentRef("rec", ("7",), MEDIA_URL, "Heavy", None, None)
     async with reader_on(tmp_path, ApiContentSource(media)) as reader:
         await reader.cache.set_meta(ref.key, block_size=BS, size=2 * BS + 300,
