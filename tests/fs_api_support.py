@@ -69,8 +69,9 @@ class Body:
     data: bytes
     start: int
     total_size: int | None = None
-    size_proven: bool = False  # a 200's Content-Length: proved once the body has ended
-    #  (True: a 206's Content-Range total, proof with the first response)
+    # False: a 200's Content-Length, proved once the body has ended; True: a 206's
+    # Content-Range total, proof with the first response.
+    size_proven: bool = False
     content_type: str | None = "audio/mpeg"
     requests: int = 1
     last_piece: trio.Event | None = None  # set: the last piece may go (held till then)

@@ -14,8 +14,8 @@ Whatever the server does, this module has one invariant:
 
 When a response stops short (a short 206, an early EOF, a reset), it continues with a new
 ranged request from the first missing byte, a bounded number of times (each continuation
-costs one request of the group's budget). The caller sees the pieces
-and, at the end, the object's total size if any response revealed it.
+costs one request of the group's budget). The caller sees the pieces and, at the end, the
+object's total size if any response revealed it.
 
 Usage::
 
